@@ -1,0 +1,146 @@
+//! Northstar's DataFusion session: bounded memory that spills to disk, one target partition
+//! per core, JSON functions, and the `events` table of a data location.
+//!
+//! ```sql
+//! SELECT event, count(*) FROM events WHERE json_get_str(properties, 'plan') = 'pro' GROUP BY event;
+//! ```
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use datafusion::error::Result;
+use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
+use datafusion::execution::memory_pool::FairSpillPool;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::execution::SessionStateBuilder;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use northstar_storage::{DataLocation, EventStore, StorageError};
+
+/// Resource settings of a session.
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    /// Bytes the memory pool may hand out before operators spill (or fail, for the few that
+    /// cannot spill). `None`: half of the machine's memory.
+    pub memory_limit: Option<usize>,
+    /// Where spill files go. `None`: the OS temp directory.
+    pub spill_dir: Option<PathBuf>,
+    /// Parallelism of scans, joins and aggregates. `None`: the number of cores.
+    pub target_partitions: Option<usize>,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        Self { memory_limit: None, spill_dir: None, target_partitions: None }
+    }
+}
+
+impl EngineOptions {
+    pub fn effective_memory_limit(&self) -> usize {
+        self.memory_limit.unwrap_or_else(|| default_memory_limit(total_memory_bytes()))
+    }
+}
+
+/// Half of physical memory: leaves room for the OS page cache, which Parquet scans lean on,
+/// and for allocations DataFusion does not track.
+pub fn default_memory_limit(total: Option<u64>) -> usize {
+    const FALLBACK: u64 = 4 << 30;
+    (total.unwrap_or(FALLBACK * 2) / 2) as usize
+}
+
+/// Physical memory from /proc/meminfo. Read by hand: one line of one file, where a system-info
+/// crate would add a dependency tree for a single number.
+pub fn total_memory_bytes() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// Parses sizes such as `4GiB`, `512MB`, `1073741824`. Units are powers of 1024.
+pub fn parse_byte_size(text: &str) -> std::result::Result<usize, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let number: f64 =
+        number.parse().map_err(|_| format!("invalid size '{text}': expected e.g. 4GiB or 512MiB"))?;
+    let factor = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1u64,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        "t" | "tb" | "tib" => 1 << 40,
+        other => return Err(format!("invalid size '{text}': unknown unit '{other}'")),
+    };
+    Ok((number * factor as f64) as usize)
+}
+
+/// Builds a session with Northstar's functions and resource limits; no tables yet.
+pub fn new_context(options: &EngineOptions) -> Result<SessionContext> {
+    let partitions = options
+        .target_partitions
+        .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    let disk = match &options.spill_dir {
+        Some(dir) => DiskManagerMode::Directories(vec![dir.clone()]),
+        None => DiskManagerMode::OsTmpDirectory,
+    };
+    let runtime = RuntimeEnvBuilder::new()
+        .with_memory_pool(Arc::new(FairSpillPool::new(options.effective_memory_limit())))
+        .with_disk_manager_builder(DiskManagerBuilder::default().with_mode(disk))
+        .build_arc()?;
+    let config = SessionConfig::new()
+        .with_target_partitions(partitions)
+        .with_information_schema(true)
+        .set_str("datafusion.execution.time_zone", "UTC");
+    let mut state = SessionStateBuilder::new()
+        .with_config(config)
+        .with_runtime_env(runtime)
+        .with_default_features()
+        // Delta's planner knows the extension nodes its writes, optimize and merge plan with.
+        .with_query_planner(deltalake::delta_datafusion::planner::DeltaPlanner::new())
+        .build();
+    datafusion_functions_json::register_all(&mut state)?;
+    Ok(SessionContext::new_with_state(state))
+}
+
+/// A session over a data location, with `events` registered.
+pub async fn open_session(
+    location: &DataLocation,
+    options: &EngineOptions,
+) -> std::result::Result<SessionContext, StorageError> {
+    let ctx = new_context(options)?;
+    let store = EventStore::open(location).await?;
+    register_events(&ctx, &store).await?;
+    Ok(ctx)
+}
+
+/// Registers (or re-registers) the current version of `events` in `ctx`.
+pub async fn register_events(
+    ctx: &SessionContext,
+    store: &EventStore,
+) -> std::result::Result<(), StorageError> {
+    let provider = store.table_provider(&ctx.state()).await?;
+    ctx.deregister_table("events")?;
+    ctx.register_table("events", provider)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_sizes_with_binary_units() {
+        assert_eq!(parse_byte_size("1024").unwrap(), 1024);
+        assert_eq!(parse_byte_size("4GiB").unwrap(), 4 << 30);
+        assert_eq!(parse_byte_size("512mb").unwrap(), 512 << 20);
+        assert_eq!(parse_byte_size("1.5G").unwrap(), 3 << 29);
+        assert!(parse_byte_size("12 parsecs").unwrap_err().contains("unknown unit"));
+        assert!(parse_byte_size("lots").unwrap_err().contains("invalid size"));
+    }
+
+    #[test]
+    fn default_memory_limit_is_half_of_ram() {
+        assert_eq!(default_memory_limit(Some(24 << 30)), 12 << 30);
+        assert!(total_memory_bytes().unwrap_or(1) > 0);
+    }
+}

@@ -1,0 +1,141 @@
+//! Writing generated events as Parquet or NDJSON, a batch at a time.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use datafusion::arrow::array::{ArrayRef, StringBuilder, TimestampMicrosecondBuilder};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::parquet::arrow::ArrowWriter;
+use datafusion::parquet::basic::{Compression, ZstdLevel};
+use datafusion::parquet::file::properties::WriterProperties;
+
+use crate::model::{Event, EventGenerator, GeneratorConfig};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputFormat {
+    Parquet,
+    Ndjson,
+}
+
+#[derive(Debug, Clone)]
+pub struct WriteSummary {
+    pub events: u64,
+    pub users: u64,
+    pub bytes: u64,
+    pub elapsed: Duration,
+}
+
+const BATCH: usize = 64 * 1024;
+
+/// The columns of generated files: the core event columns plus platform and country.
+pub fn generated_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("event_time", DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), false),
+        Field::new("user_id", DataType::Utf8, false),
+        Field::new("event", DataType::Utf8, false),
+        Field::new("session_id", DataType::Utf8, false),
+        Field::new("platform", DataType::Utf8, false),
+        Field::new("country", DataType::Utf8, false),
+        Field::new("properties", DataType::Utf8, false),
+    ]))
+}
+
+fn user_id(user: u32) -> String {
+    format!("u{user:07}")
+}
+
+fn session_id(session: u32) -> String {
+    format!("s{session:09}")
+}
+
+fn properties(e: &Event) -> String {
+    if e.price_cents > 0 {
+        format!("{{\"plan\":\"{}\",\"price\":{}.{:02}}}", e.plan, e.price_cents / 100, e.price_cents % 100)
+    } else {
+        format!("{{\"plan\":\"{}\"}}", e.plan)
+    }
+}
+
+fn to_batch(events: &[Event]) -> datafusion::arrow::error::Result<RecordBatch> {
+    let mut time = TimestampMicrosecondBuilder::with_capacity(events.len());
+    let mut text: Vec<StringBuilder> = (0..6).map(|_| StringBuilder::with_capacity(events.len(), events.len() * 12)).collect();
+    for e in events {
+        time.append_value(e.micros);
+        text[0].append_value(user_id(e.user));
+        text[1].append_value(e.event);
+        text[2].append_value(session_id(e.session));
+        text[3].append_value(e.platform);
+        text[4].append_value(e.country);
+        text[5].append_value(properties(e));
+    }
+    let mut columns: Vec<ArrayRef> = vec![Arc::new(time.finish().with_timezone("UTC"))];
+    columns.extend(text.iter_mut().map(|b| Arc::new(b.finish()) as ArrayRef));
+    RecordBatch::try_new(generated_schema(), columns)
+}
+
+fn ndjson_line(out: &mut impl Write, e: &Event) -> std::io::Result<()> {
+    let ts = chrono::DateTime::from_timestamp_micros(e.micros).expect("in range").format("%Y-%m-%dT%H:%M:%S%.6fZ");
+    writeln!(
+        out,
+        "{{\"event_time\":\"{ts}\",\"user_id\":\"{}\",\"event\":\"{}\",\"session_id\":\"{}\",\"platform\":\"{}\",\"country\":\"{}\",\"properties\":{}}}",
+        user_id(e.user), e.event, session_id(e.session), e.platform, e.country, properties(e)
+    )
+}
+
+/// Generates `config.events` events into `path`. A partly written file is removed on error.
+pub fn generate_to_file(config: &GeneratorConfig, path: &Path, format: OutputFormat, mut on_progress: impl FnMut(u64)) -> Result<WriteSummary, String> {
+    let started = Instant::now();
+    let result = write_all(config, path, format, &mut on_progress);
+    if result.is_err() {
+        let _ = std::fs::remove_file(path);
+    }
+    let (events, users) = result?;
+    let bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    Ok(WriteSummary { events, users, bytes, elapsed: started.elapsed() })
+}
+
+fn write_all(config: &GeneratorConfig, path: &Path, format: OutputFormat, on_progress: &mut impl FnMut(u64)) -> Result<(u64, u64), String> {
+    let err = |e: &dyn std::fmt::Display| format!("{}: {e}", path.display());
+    let file = File::create(path).map_err(|e| err(&e))?;
+    let mut generator = EventGenerator::new(config.clone());
+    let mut chunk: Vec<Event> = Vec::with_capacity(BATCH);
+    let mut count = 0u64;
+    let mut max_user = 0u32;
+    match format {
+        OutputFormat::Parquet => {
+            let props = WriterProperties::builder()
+                .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).expect("level")))
+                .build();
+            let mut writer = ArrowWriter::try_new(BufWriter::new(file), generated_schema(), Some(props)).map_err(|e| err(&e))?;
+            loop {
+                chunk.clear();
+                chunk.extend(generator.by_ref().take(BATCH));
+                if chunk.is_empty() {
+                    break;
+                }
+                count += chunk.len() as u64;
+                max_user = chunk.iter().map(|e| e.user).fold(max_user, u32::max);
+                writer.write(&to_batch(&chunk).map_err(|e| err(&e))?).map_err(|e| err(&e))?;
+                on_progress(count);
+            }
+            writer.close().map_err(|e| err(&e))?;
+        }
+        OutputFormat::Ndjson => {
+            let mut out = BufWriter::with_capacity(1 << 20, file);
+            for e in generator {
+                ndjson_line(&mut out, &e).map_err(|e| err(&e))?;
+                count += 1;
+                max_user = max_user.max(e.user);
+                if count % BATCH as u64 == 0 {
+                    on_progress(count);
+                }
+            }
+            out.flush().map_err(|e| err(&e))?;
+        }
+    }
+    Ok((count, max_user as u64 + 1))
+}

@@ -1,0 +1,347 @@
+//! `northstar`: the command-line face of the Northstar crates.
+
+mod output;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use northstar_engine::{open_session, parse_byte_size, EngineOptions};
+use northstar_generate::{generate_to_file, GeneratorConfig, OutputFormat};
+use northstar_import::{FieldOverrides, Format, ImportOptions};
+use northstar_storage::{DataLocation, EventStore, WriterLayout};
+
+#[derive(Parser)]
+#[command(name = "northstar", version, about = "Product analytics with SQL over a Delta Lake event table")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Import NDJSON, CSV or Parquet files (or stdin) into the events table, in one commit.
+    Import(ImportArgs),
+    /// Run SQL against the events table.
+    Query(QueryArgs),
+    /// Write deterministic synthetic product events to a file.
+    Generate(GenerateArgs),
+    /// Generate and import sample data into an empty location, then show what to run.
+    Demo(DemoArgs),
+    /// Compact small files into large, Z-ordered ones (by user_id, event_time).
+    Optimize(MaintenanceArgs),
+    /// Delete data files no longer referenced by any version within the retention period.
+    Vacuum(VacuumArgs),
+}
+
+#[derive(Args, Clone)]
+struct DataArgs {
+    /// Data location: a directory, s3://bucket/prefix (AWS_* variables configure access) or memory://name.
+    #[arg(long, default_value = "./northstar-data", env = "NORTHSTAR_DATA")]
+    data: String,
+}
+
+#[derive(Args, Clone)]
+struct EngineArgs {
+    /// Memory the query engine may use before spilling, e.g. 4GiB (default: half of RAM).
+    #[arg(long, value_parser = parse_byte_size)]
+    memory_limit: Option<usize>,
+    /// Directory for spill files (default: the system temp directory).
+    #[arg(long)]
+    spill_dir: Option<PathBuf>,
+    /// Parallelism (default: number of cores).
+    #[arg(long)]
+    target_partitions: Option<usize>,
+}
+
+impl EngineArgs {
+    fn options(&self) -> EngineOptions {
+        EngineOptions {
+            memory_limit: self.memory_limit,
+            spill_dir: self.spill_dir.clone(),
+            target_partitions: self.target_partitions,
+        }
+    }
+}
+
+#[derive(Args)]
+struct ImportArgs {
+    #[command(flatten)]
+    data: DataArgs,
+    #[command(flatten)]
+    engine: EngineArgs,
+    /// Input format (default: from each file's extension; `.gz` is understood).
+    #[arg(long, value_parser = |s: &str| s.parse::<Format>())]
+    format: Option<Format>,
+    /// Take a core column from another field: --map user_id=uid (repeatable).
+    #[arg(long = "map", value_name = "TARGET=SOURCE")]
+    map: Vec<String>,
+    /// Write bad rows here (one JSON object per line, with the reason) and commit the good ones.
+    #[arg(long)]
+    rejects: Option<PathBuf>,
+    /// Records read ahead per text file to learn the types of new columns.
+    #[arg(long, default_value_t = 10_000)]
+    infer_rows: usize,
+    /// Files to import; `-` reads stdin (needs --format).
+    #[arg(required = true)]
+    files: Vec<String>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum QueryFormat {
+    Table,
+    Csv,
+    Json,
+}
+
+#[derive(Args)]
+struct QueryArgs {
+    #[command(flatten)]
+    data: DataArgs,
+    #[command(flatten)]
+    engine: EngineArgs,
+    #[arg(long, value_enum, default_value = "table")]
+    format: QueryFormat,
+    /// The SQL statement.
+    sql: String,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum GenFormat {
+    Parquet,
+    Ndjson,
+}
+
+#[derive(Args)]
+struct GenerateArgs {
+    /// Number of events.
+    #[arg(long, default_value_t = 1_000_000)]
+    events: u64,
+    /// Output file.
+    #[arg(long)]
+    out: PathBuf,
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Default: from the --out extension, else parquet.
+    #[arg(long, value_enum)]
+    format: Option<GenFormat>,
+    /// Days over which users arrive.
+    #[arg(long, default_value_t = 90)]
+    days: u32,
+}
+
+#[derive(Args)]
+struct DemoArgs {
+    /// Where the demo data lives.
+    #[arg(long, default_value = "./northstar-data")]
+    data: String,
+    /// Address to serve on (the Postgres endpoint arrives in a later release).
+    #[arg(long, default_value = "127.0.0.1:5433")]
+    listen: String,
+    /// Events to generate on an empty location.
+    #[arg(long, default_value_t = 1_000_000)]
+    events: u64,
+}
+
+#[derive(Args)]
+struct MaintenanceArgs {
+    #[command(flatten)]
+    data: DataArgs,
+    #[command(flatten)]
+    engine: EngineArgs,
+}
+
+#[derive(Args)]
+struct VacuumArgs {
+    #[command(flatten)]
+    data: DataArgs,
+    /// Keep files referenced by versions younger than this many hours.
+    #[arg(long, default_value_t = 168)]
+    retention_hours: u64,
+    /// List what would be deleted without deleting.
+    #[arg(long)]
+    dry_run: bool,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("NORTHSTAR_LOG").unwrap_or_else(|_| "warn,buoyant_kernel::snapshot::builder=off".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    match runtime.block_on(run(cli.command)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command) -> Result<()> {
+    match command {
+        Command::Import(args) => import(args).await,
+        Command::Query(args) => query(args).await,
+        Command::Generate(args) => generate(args),
+        Command::Demo(args) => demo(args).await,
+        Command::Optimize(args) => optimize(args).await,
+        Command::Vacuum(args) => vacuum(args).await,
+    }
+}
+
+async fn import(args: ImportArgs) -> Result<()> {
+    let location = DataLocation::parse(&args.data.data)?;
+    let options = ImportOptions {
+        format: args.format,
+        overrides: FieldOverrides::parse(&args.map)?,
+        rejects: args.rejects.clone(),
+        infer_rows: args.infer_rows,
+        progress: true,
+        layout: WriterLayout::default(),
+    };
+    let summary = import_into(&location, &args.engine.options(), &args.files, &options).await?;
+    eprintln!(
+        "imported {} rows ({} rejected) from {} in {:.2} s: {:.0} rows/s; table version {}",
+        summary.rows,
+        summary.rejected,
+        output::human_bytes(summary.input_bytes),
+        summary.elapsed.as_secs_f64(),
+        summary.rows_per_second(),
+        summary.version
+    );
+    if summary.rejected > 0 {
+        if let Some(path) = &args.rejects {
+            eprintln!("rejected rows and reasons: {}", path.display());
+        }
+    }
+    Ok(())
+}
+
+async fn import_into(
+    location: &DataLocation,
+    engine: &EngineOptions,
+    files: &[String],
+    options: &ImportOptions,
+) -> Result<northstar_import::ImportSummary> {
+    let ctx = northstar_engine::new_context(engine)?;
+    let mut store = EventStore::open(location).await?;
+    Ok(northstar_import::import(&mut store, &ctx, files, options).await?)
+}
+
+async fn query(args: QueryArgs) -> Result<()> {
+    let location = DataLocation::parse(&args.data.data)?;
+    let ctx = open_session(&location, &args.engine.options()).await?;
+    let frame = ctx.sql(&args.sql).await?;
+    let schema = std::sync::Arc::new(frame.schema().as_arrow().clone());
+    let mut batches = frame.collect().await?;
+    if batches.is_empty() {
+        // so that CSV output still has its header line
+        batches.push(datafusion::arrow::record_batch::RecordBatch::new_empty(schema));
+    }
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    match args.format {
+        QueryFormat::Table => output::write_table(&mut out, &batches)?,
+        QueryFormat::Csv => output::write_csv(&mut out, &batches)?,
+        QueryFormat::Json => output::write_json(&mut out, &batches)?,
+    }
+    Ok(())
+}
+
+fn generate(args: GenerateArgs) -> Result<()> {
+    let format = match args.format {
+        Some(GenFormat::Parquet) => OutputFormat::Parquet,
+        Some(GenFormat::Ndjson) => OutputFormat::Ndjson,
+        None => match args.out.extension().and_then(|e| e.to_str()) {
+            Some("ndjson" | "jsonl" | "json") => OutputFormat::Ndjson,
+            _ => OutputFormat::Parquet,
+        },
+    };
+    let config = GeneratorConfig { events: args.events, seed: args.seed, days: args.days, ..Default::default() };
+    let bar = indicatif::ProgressBar::with_draw_target(Some(args.events), indicatif::ProgressDrawTarget::stderr());
+    let summary = generate_to_file(&config, &args.out, format, |n| bar.set_position(n)).map_err(anyhow::Error::msg)?;
+    bar.finish_and_clear();
+    eprintln!(
+        "generated {} events of {} users into {} ({}) in {:.2} s",
+        summary.events,
+        summary.users,
+        args.out.display(),
+        output::human_bytes(summary.bytes),
+        summary.elapsed.as_secs_f64()
+    );
+    Ok(())
+}
+
+async fn demo(args: DemoArgs) -> Result<()> {
+    let location = DataLocation::parse(&args.data)?;
+    let store = EventStore::open(&location).await?;
+    if store.version().is_none() {
+        let dir = tempfile_dir()?;
+        let file = dir.join("demo-events.parquet");
+        eprintln!("generating {} sample events …", args.events);
+        let config = GeneratorConfig { events: args.events, ..Default::default() };
+        generate_to_file(&config, &file, OutputFormat::Parquet, |_| {}).map_err(anyhow::Error::msg)?;
+        let options = ImportOptions { progress: true, ..Default::default() };
+        let summary = import_into(&location, &EngineOptions::default(), &[file.display().to_string()], &options).await?;
+        std::fs::remove_dir_all(&dir).ok();
+        eprintln!("imported {} events in {:.1} s into {}", summary.rows, summary.elapsed.as_secs_f64(), args.data);
+    } else {
+        eprintln!("{} already holds events; using them", args.data);
+    }
+    let ctx = open_session(&location, &EngineOptions::default()).await?;
+    let started = Instant::now();
+    let batches = ctx
+        .sql("SELECT event, count(*) AS events, count(DISTINCT user_id) AS users FROM events GROUP BY event ORDER BY events DESC")
+        .await?
+        .collect()
+        .await?;
+    output::write_table(&mut std::io::stdout().lock(), &batches)?;
+    eprintln!("({:.2} s)", started.elapsed().as_secs_f64());
+    let d = &args.data;
+    println!("\nThe Postgres endpoint (serving on {}) is not part of this release yet. Try:", args.listen);
+    println!("  cargo run --release -- query --data {d} \"SELECT event_date, count(DISTINCT user_id) AS dau FROM events GROUP BY 1 ORDER BY 1\"");
+    println!("  cargo run --release -- query --data {d} \"SELECT platform, country, count(*) FROM events GROUP BY 1, 2 ORDER BY 3 DESC LIMIT 10\"");
+    println!("  cargo run --release -- query --data {d} --format csv \"SELECT json_get_str(properties, 'plan') AS plan, count(*) FROM events WHERE event = 'purchase' GROUP BY 1\"");
+    Ok(())
+}
+
+fn tempfile_dir() -> Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("northstar-demo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    Ok(dir)
+}
+
+async fn optimize(args: MaintenanceArgs) -> Result<()> {
+    let location = DataLocation::parse(&args.data.data)?;
+    let ctx = northstar_engine::new_context(&args.engine.options())?;
+    let mut store = EventStore::open(&location).await?;
+    let before = store.file_count();
+    let started = Instant::now();
+    let summary = store.optimize(ctx.state(), &WriterLayout::default()).await?;
+    eprintln!(
+        "optimized {} partitions: {} files → {} files ({} removed, {} added) in {:.2} s; table version {}",
+        summary.partitions_optimized,
+        before,
+        store.file_count(),
+        summary.files_removed,
+        summary.files_added,
+        started.elapsed().as_secs_f64(),
+        summary.version
+    );
+    Ok(())
+}
+
+async fn vacuum(args: VacuumArgs) -> Result<()> {
+    let location = DataLocation::parse(&args.data.data)?;
+    let mut store = EventStore::open(&location).await?;
+    if store.version().is_none() {
+        bail!("no events table at {}", args.data.data);
+    }
+    let summary = store.vacuum(Duration::from_secs(args.retention_hours * 3600), args.dry_run).await?;
+    let verb = if summary.dry_run { "would delete" } else { "deleted" };
+    eprintln!("{verb} {} unreferenced files older than {} h", summary.files_deleted, args.retention_hours);
+    Ok(())
+}
