@@ -167,7 +167,7 @@ struct VacuumArgs {
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("NORTHSTAR_LOG").unwrap_or_else(|_| "warn,buoyant_kernel::snapshot::builder=off".into()))
+        .with_env_filter(log_filter())
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
@@ -179,6 +179,13 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// NORTHSTAR_LOG (default `warn`), without the kernel's error line for a location that has no
+/// table yet: that case is normal before the first import and reported by Northstar itself.
+fn log_filter() -> tracing_subscriber::EnvFilter {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("NORTHSTAR_LOG").unwrap_or_else(|_| "warn".into());
+    filter.add_directive("buoyant_kernel::snapshot::builder=off".parse().expect("directive"))
 }
 
 async fn run(command: Command) -> Result<()> {

@@ -1,1 +1,9 @@
-fn main(){}
+//! Northstar's integration tests: one binary, so the dependency tree links once.
+
+mod bad_input;
+mod cli;
+mod crash;
+mod import;
+mod maintenance;
+mod object_store;
+mod query;

@@ -10,7 +10,7 @@ use datafusion::arrow::array::{
     TimestampMicrosecondArray,
 };
 use datafusion::arrow::compute::{cast, filter_record_batch};
-use datafusion::arrow::datatypes::{DataType, Float64Type, Int64Type, TimeUnit, TimestampMicrosecondType};
+use datafusion::arrow::datatypes::{DataType, Field, Float64Type, Schema, SchemaRef, Int64Type, TimeUnit, TimestampMicrosecondType};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::arrow::util::display::array_value_to_string;
 use datafusion::parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
@@ -67,9 +67,11 @@ impl ParquetProbe {
                 source_of[t] = Some(source);
             }
         }
+        let relaxed: Vec<Field> = target.schema.fields().iter().map(|f| f.as_ref().clone().with_nullable(true)).collect();
         Ok(ParquetSource {
             name: self.name,
             reader,
+            relaxed_schema: Arc::new(Schema::new(relaxed)),
             target,
             source_of,
             rows_read: 0,
@@ -84,6 +86,8 @@ pub struct ParquetSource {
     name: String,
     reader: ParquetRecordBatchReader,
     target: Arc<TargetSchema>,
+    /// The target schema with every column nullable.
+    relaxed_schema: SchemaRef,
     /// Source column index feeding each target column.
     source_of: Vec<Option<usize>>,
     rows_read: u64,
@@ -143,7 +147,9 @@ impl ParquetSource {
             }
             columns.push(array);
         }
-        let converted = RecordBatch::try_new(self.target.schema.clone(), columns)
+        // Bad rows may hold NULLs where the table allows none: assemble under a schema that
+        // allows them; `next_batch` filters them out before the batch takes the real schema.
+        let converted = RecordBatch::try_new(self.relaxed_schema.clone(), columns)
             .map_err(|e| ImportError::input(&self.name, e.to_string()))?;
         Ok((converted, problems))
     }
@@ -205,8 +211,12 @@ impl Source for ParquetSource {
         if self.total_rows > 0 {
             self.progress.add(self.file_bytes * batch.num_rows() as u64 / self.total_rows);
         }
+        let with_target_schema = |batch: RecordBatch| {
+            RecordBatch::try_new(self.target.schema.clone(), batch.columns().to_vec())
+                .map_err(|e| ImportError::input(&self.name, e.to_string()))
+        };
         if problems.0.is_empty() {
-            return Ok(Some(converted));
+            return with_target_schema(converted).map(Some);
         }
         let mut bad: Vec<_> = problems.0.into_iter().collect();
         bad.sort_by_key(|(row, _)| *row);
@@ -215,9 +225,9 @@ impl Source for ParquetSource {
             keep[row] = false;
             rejects.reject(&self.name, Position::Row(first_row + row as u64 + 1), reason, || Self::render_row(&batch, row))?;
         }
-        filter_record_batch(&converted, &BooleanArray::from(keep))
-            .map(Some)
-            .map_err(|e| ImportError::input(&self.name, e.to_string()))
+        let kept = filter_record_batch(&converted, &BooleanArray::from(keep))
+            .map_err(|e| ImportError::input(&self.name, e.to_string()))?;
+        with_target_schema(kept).map(Some)
     }
 }
 

@@ -1,0 +1,74 @@
+//! Running the `northstar` binary from tests.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub fn northstar() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_northstar"));
+    cmd.env_remove("NORTHSTAR_DATA").env("NORTHSTAR_LOG", "error");
+    cmd
+}
+
+/// Runs northstar with `args`; returns the output whatever the exit code.
+pub fn run(args: &[&str]) -> Output {
+    northstar().args(args).output().expect("run northstar")
+}
+
+/// Runs northstar and insists it succeeded.
+pub fn ok(args: &[&str]) -> String {
+    let out = run(args);
+    assert!(out.status.success(), "northstar {args:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).expect("utf-8 output")
+}
+
+/// Runs northstar and insists it failed; returns stderr.
+pub fn fails(args: &[&str]) -> String {
+    let out = run(args);
+    assert!(!out.status.success(), "northstar {args:?} should have failed; stdout:\n{}", String::from_utf8_lossy(&out.stdout));
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// A single value from a query, as CSV text.
+pub fn scalar(data: &str, sql: &str) -> String {
+    let out = ok(&["query", "--data", data, "--format", "csv", sql]);
+    let mut lines = out.lines();
+    lines.next().expect("header line");
+    lines.next().unwrap_or("").to_string()
+}
+
+pub fn count(data: &str) -> u64 {
+    scalar(data, "SELECT count(*) FROM events").parse().expect("a count")
+}
+
+/// Number of commits in a local table's Delta log: proves nothing was committed.
+pub fn log_entries(data: &Path) -> usize {
+    std::fs::read_dir(data.join("events/_delta_log"))
+        .map(|d| d.filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().ends_with(".json")).count())
+        .unwrap_or(0)
+}
+
+pub struct Scratch {
+    pub dir: tempfile::TempDir,
+}
+
+impl Scratch {
+    pub fn new() -> Self {
+        Self { dir: tempfile::tempdir().expect("temp dir") }
+    }
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+    pub fn data(&self) -> String {
+        self.path("data").display().to_string()
+    }
+    pub fn write(&self, name: &str, text: &str) -> String {
+        let path = self.path(name);
+        std::fs::write(&path, text).expect("write input");
+        path.display().to_string()
+    }
+    pub fn generate(&self, name: &str, events: u64, seed: u64) -> String {
+        let path = self.path(name);
+        ok(&["generate", "--events", &events.to_string(), "--seed", &seed.to_string(), "--out", path.to_str().unwrap()]);
+        path.display().to_string()
+    }
+}

@@ -1,0 +1,55 @@
+//! optimize and vacuum: fewer files, same answers, readers consistent.
+
+use crate::cli::{count, ok, scalar, Scratch};
+
+fn data_files(dir: &std::path::Path) -> usize {
+    walk(dir).into_iter().filter(|p| p.extension().is_some_and(|e| e == "parquet")).count()
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() { out.extend(walk(&path)) } else { out.push(path) }
+    }
+    out
+}
+
+#[test]
+fn optimize_compacts_small_imports_and_vacuum_removes_replaced_files() {
+    let s = Scratch::new();
+    let data = s.data();
+    let mut expected_users = std::collections::BTreeSet::new();
+    for i in 0..6 {
+        let lines: String = (0..50)
+            .map(|j| {
+                let user = format!("u{}", (i * 50 + j) % 37);
+                expected_users.insert(user.clone());
+                format!("{{\"event_time\":\"2024-05-0{}T{:02}:00:00Z\",\"user_id\":\"{user}\",\"event\":\"e{}\"}}\n", 1 + j % 3, j % 24, j % 4)
+            })
+            .collect();
+        let f = s.write(&format!("small{i}.ndjson"), &lines);
+        ok(&["import", "--data", &data, &f]);
+    }
+    let summary_before = ok(&["query", "--data", &data, "--format", "csv", "SELECT event, count(*), count(DISTINCT user_id) FROM events GROUP BY event ORDER BY event"]);
+    let files_before = data_files(&s.path("data/events"));
+    assert_eq!(files_before, 18, "6 imports × 3 days");
+
+    let out = crate::cli::run(&["optimize", "--data", &data]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let message = String::from_utf8_lossy(&out.stderr);
+    assert!(message.contains("18 files → 3 files"), "{message}");
+    assert_eq!(count(&data), 300);
+    let summary_after = ok(&["query", "--data", &data, "--format", "csv", "SELECT event, count(*), count(DISTINCT user_id) FROM events GROUP BY event ORDER BY event"]);
+    assert_eq!(summary_before, summary_after);
+    assert_eq!(scalar(&data, "SELECT count(DISTINCT user_id) FROM events"), expected_users.len().to_string());
+
+    // the replaced files stay until vacuum, which respects the retention period
+    assert_eq!(data_files(&s.path("data/events")), 21);
+    let kept = crate::cli::run(&["vacuum", "--data", &data]);
+    assert!(String::from_utf8_lossy(&kept.stderr).contains("deleted 0 unreferenced files"));
+    let gone = crate::cli::run(&["vacuum", "--data", &data, "--retention-hours", "0"]);
+    assert!(String::from_utf8_lossy(&gone.stderr).contains("deleted 18 unreferenced files"), "{}", String::from_utf8_lossy(&gone.stderr));
+    assert_eq!(data_files(&s.path("data/events")), 3);
+    assert_eq!(count(&data), 300);
+}

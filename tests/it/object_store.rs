@@ -1,0 +1,100 @@
+//! The same import/query round trip on object storage: `memory://` in-process and an
+//! S3-compatible server (moto, installed by scripts/setup-test-env.sh) on 127.0.0.1.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::cli::{northstar, Scratch};
+
+#[tokio::test]
+async fn memory_location_round_trip_in_process() {
+    let s = Scratch::new();
+    let file = s.generate("g.parquet", 3_000, 5);
+    let location = northstar_storage::DataLocation::parse("memory://roundtrip").unwrap();
+    let ctx = northstar_engine::new_context(&Default::default()).unwrap();
+    for _ in 0..2 {
+        let mut store = northstar_storage::EventStore::open(&location).await.unwrap();
+        let options = northstar_import::ImportOptions::default();
+        northstar_import::import(&mut store, &ctx, &[file.clone()], &options).await.unwrap();
+    }
+    let ctx = northstar_engine::open_session(&location, &Default::default()).await.unwrap();
+    let batches = ctx.sql("SELECT count(*) AS n, count(DISTINCT platform) AS p FROM events").await.unwrap().collect().await.unwrap();
+    let text = datafusion::arrow::util::pretty::pretty_format_batches(&batches).unwrap().to_string();
+    assert!(text.contains("| 6000 | 3 |"), "{text}");
+}
+
+/// The moto server binary from the project's venv.
+fn moto_server() -> PathBuf {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let path = std::env::var_os("NORTHSTAR_MOTO_SERVER").map(PathBuf::from).unwrap_or(root.join(".venv/bin/moto_server"));
+    assert!(path.exists(), "{} not found: run scripts/setup-test-env.sh (the README's test command does)", path.display());
+    path
+}
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Sends one bodiless HTTP request; returns the status line.
+fn http(port: u16, method: &str, path: &str) -> std::io::Result<String> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(stream, "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    Ok(response.lines().next().unwrap_or("").to_string())
+}
+
+#[test]
+fn s3_compatible_server_round_trip() {
+    let port = free_port();
+    let server = Server(
+        Command::new(moto_server())
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start moto_server"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while http(port, "GET", "/").is_err() {
+        assert!(Instant::now() < deadline, "moto_server did not start on 127.0.0.1:{port}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let created = http(port, "PUT", "/northstar-it").unwrap();
+    assert!(created.contains("200"), "create bucket: {created}");
+
+    let s = Scratch::new();
+    let file = s.generate("g.parquet", 4_000, 9);
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let run = |args: &[&str]| {
+        let out = northstar()
+            .args(args)
+            .env("AWS_ENDPOINT_URL", &endpoint)
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("AWS_REGION", "us-east-1")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "northstar {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let data = "s3://northstar-it/analytics";
+    run(&["import", "--data", data, &file]);
+    run(&["import", "--data", data, &file]);
+    let out = run(&["query", "--data", data, "--format", "csv", "SELECT count(*), count(DISTINCT country) FROM events"]);
+    assert_eq!(out.lines().nth(1), Some("8000,8"), "{out}");
+    drop(server);
+}
