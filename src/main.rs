@@ -66,12 +66,31 @@ impl EngineArgs {
     }
 }
 
+/// Parquet layout of written files (defaults chosen by measurement: docs/storage.md).
+#[derive(Args, Clone)]
+struct LayoutArgs {
+    /// Rows per Parquet row group.
+    #[arg(long, default_value_t = WriterLayout::default().row_group_rows)]
+    row_group_rows: usize,
+    /// zstd compression level (1-22).
+    #[arg(long, default_value_t = WriterLayout::default().zstd_level, value_parser = clap::value_parser!(i32).range(1..=22))]
+    zstd_level: i32,
+}
+
+impl LayoutArgs {
+    fn layout(&self) -> WriterLayout {
+        WriterLayout { row_group_rows: self.row_group_rows.max(1), zstd_level: self.zstd_level, ..WriterLayout::default() }
+    }
+}
+
 #[derive(Args)]
 struct ImportArgs {
     #[command(flatten)]
     data: DataArgs,
     #[command(flatten)]
     engine: EngineArgs,
+    #[command(flatten)]
+    layout: LayoutArgs,
     /// Input format (default: from each file's extension; `.gz` is understood).
     #[arg(long, value_parser = |s: &str| s.parse::<Format>())]
     format: Option<Format>,
@@ -151,6 +170,8 @@ struct MaintenanceArgs {
     data: DataArgs,
     #[command(flatten)]
     engine: EngineArgs,
+    #[command(flatten)]
+    layout: LayoutArgs,
 }
 
 #[derive(Args)]
@@ -207,7 +228,7 @@ async fn import(args: ImportArgs) -> Result<()> {
         rejects: args.rejects.clone(),
         infer_rows: args.infer_rows,
         progress: true,
-        layout: WriterLayout::default(),
+        layout: args.layout.layout(),
     };
     let summary = import_into(&location, &args.engine.options(), &args.files, &options).await?;
     eprintln!(
@@ -327,7 +348,7 @@ async fn optimize(args: MaintenanceArgs) -> Result<()> {
     let mut store = EventStore::open(&location).await?;
     let before = store.file_count();
     let started = Instant::now();
-    let summary = store.optimize(ctx.state(), &WriterLayout::default()).await?;
+    let summary = store.optimize(ctx.state(), &args.layout.layout()).await?;
     eprintln!(
         "optimized {} partitions: {} files → {} files ({} removed, {} added) in {:.2} s; table version {}",
         summary.partitions_optimized,

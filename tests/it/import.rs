@@ -92,3 +92,18 @@ fn stdin_import_with_explicit_format() {
     assert_eq!(count(&s.data()), 1000);
     assert_eq!(scalar(&s.data(), "SELECT count(DISTINCT user_id) FROM events"), "7");
 }
+
+#[test]
+fn committed_sample_is_exactly_what_the_generator_makes_and_imports() {
+    let s = Scratch::new();
+    let path = s.path("sample.ndjson");
+    ok(&["generate", "--events", "10000", "--seed", "42", "--format", "ndjson", "--out", path.to_str().unwrap()]);
+    let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/datasets/sample-10k.ndjson.gz");
+    let mut committed = String::new();
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(std::fs::File::open(sample).unwrap()), &mut committed).unwrap();
+    assert!(committed == std::fs::read_to_string(&path).unwrap(), "the generator no longer reproduces datasets/sample-10k.ndjson.gz");
+    ok(&["import", "--data", &s.data(), sample]);
+    assert_eq!(count(&s.data()), 10_000);
+    assert_eq!(scalar(&s.data(), "SELECT count(*) FROM events WHERE json_get_float(properties, 'price') > 0 AND event = 'purchase'"),
+        scalar(&s.data(), "SELECT count(*) FROM events WHERE event = 'purchase'"));
+}
