@@ -52,6 +52,7 @@ def main():
     p.add_argument("--small-events", type=int, default=10_000)
     p.add_argument("--work", default=os.environ.get("WORK", os.path.join(tempfile.gettempdir(), "northstar-bench")))
     p.add_argument("--runs", type=int, default=5)
+    p.add_argument("--layouts", action="store_true", help="also compare Parquet layouts (compression level, row-group size)")
     a = p.parse_args()
     ns = a.northstar
     shutil.rmtree(a.work, ignore_errors=True)
@@ -81,7 +82,29 @@ def main():
     results.update(duckdb_copy_s=secs, duckdb_copy_rss_mib=rss, duckdb_rows_per_s=a.events / secs, duckdb_bytes=os.path.getsize(duck_out))
 
     group_by = "SELECT event, count(*) FROM events GROUP BY event"
+    dau = "SELECT event_date, count(DISTINCT user_id) FROM events GROUP BY 1"
+    per_user = "SELECT count(*) FROM (SELECT user_id, count(*) FROM events GROUP BY user_id)"
     results["group_by_big_import_s"], _ = median_query_seconds(ns, data, group_by, a.runs)
+
+    # layout candidates: same source, one import each
+    layouts = []
+    for zstd, row_group in [(1, 1048576), (3, 1048576), (1, 131072), (6, 131072)]:
+        if not a.layouts:
+            break
+        d = os.path.join(a.work, f"layout-z{zstd}-rg{row_group}")
+        secs, rss, _ = timed([ns, "import", "--data", d, "--zstd-level", str(zstd), "--row-group-rows", str(row_group), src])
+        row = dict(zstd=zstd, row_group=row_group, import_s=secs, import_rss_mib=rss, bytes=dir_bytes(d))
+        for name, sql in [("group_by", group_by), ("dau", dau), ("per_user", per_user)]:
+            row[name + "_s"] = median_query_seconds(ns, d, sql, 3)[0]
+        optimize_s, optimize_rss, _ = timed([ns, "optimize", "--data", d, "--zstd-level", str(zstd), "--row-group-rows", str(row_group)])
+        timed([ns, "vacuum", "--data", d, "--retention-hours", "0"])
+        row.update(optimize_s=optimize_s, optimize_rss_mib=optimize_rss, optimized_bytes=dir_bytes(d))
+        for name, sql in [("group_by", group_by), ("dau", dau), ("per_user", per_user)]:
+            row[name + "_optimized_s"] = median_query_seconds(ns, d, sql, 3)[0]
+        layouts.append(row)
+        shutil.rmtree(d)
+        print(json.dumps(row), file=sys.stderr)
+    results["layouts"] = layouts
 
     # many small appends
     small = os.path.join(a.work, "small")

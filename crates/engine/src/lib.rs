@@ -99,6 +99,7 @@ pub fn new_context(options: &EngineOptions) -> Result<SessionContext> {
         .with_query_planner(deltalake::delta_datafusion::planner::DeltaPlanner::new())
         .build();
     datafusion_functions_json::register_all(&mut state)?;
+    northstar_functions::register_all(&mut state)?;
     Ok(SessionContext::new_with_state(state))
 }
 

@@ -1,0 +1,172 @@
+//! The state shared by the order-dependent functions (window_funnel, funnel_step_times,
+//! sequence_match, sequence_count): per group, the list of its events as (time, condition
+//! bitmask), appended in arrival order and sorted only when a result is computed — the
+//! arguments carry the time, so no ORDER BY is needed and input order does not matter.
+//!
+//! The intermediate state is two list columns, `times` (Int64) and `masks` (UInt32), so
+//! partial aggregates merge across partitions, spill, and travel to other executors.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, ArrayBuilder, ArrayRef, AsArray, BooleanArray, ListArray, PrimitiveArray};
+use datafusion::arrow::buffer::OffsetBuffer;
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Int64Type, UInt32Type};
+use datafusion::common::Result;
+use datafusion::logical_expr::{EmitTo, GroupsAccumulator};
+
+use crate::common::{time_values, ConditionRows, TimeKind};
+
+/// One stored row: its time and the bitmask of its true conditions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Event {
+    pub time: i64,
+    pub mask: u32,
+}
+
+/// Turns one group's events into its result.
+pub trait Finisher: Send + Sync + 'static {
+    type Builder: ArrayBuilder;
+    fn builder(&self, capacity: usize) -> Self::Builder;
+    /// `events` are in arrival order; the finisher sorts them as its semantics need.
+    fn finish(&self, events: &mut Vec<Event>, out: &mut Self::Builder) -> Result<()>;
+    /// Final touch on the finished column (e.g. giving list elements their SQL type).
+    fn output(&self, array: ArrayRef) -> Result<ArrayRef> {
+        Ok(array)
+    }
+}
+
+pub fn state_fields(name: &str) -> Vec<FieldRef> {
+    vec![
+        Arc::new(Field::new(format!("{name}[times]"), DataType::new_list(DataType::Int64, true), true)),
+        Arc::new(Field::new(format!("{name}[masks]"), DataType::new_list(DataType::UInt32, true), true)),
+    ]
+}
+
+pub struct EventListAccumulator<F: Finisher> {
+    groups: Vec<Vec<Event>>,
+    /// Bytes held by the groups' event vectors (their capacities), kept up to date so that
+    /// `size()` is O(1).
+    event_bytes: usize,
+    time_kind: TimeKind,
+    /// Index of the timestamp among the function's arguments (constant parameters such as a
+    /// window or pattern come first); the conditions follow it.
+    time_arg: usize,
+    /// Keep rows matching no condition (windowFunnel's strict_order needs them).
+    keep_unmatched: bool,
+    finisher: Arc<F>,
+}
+
+const EVENT_BYTES: usize = size_of::<Event>();
+
+impl<F: Finisher> EventListAccumulator<F> {
+    pub fn new(time_kind: TimeKind, time_arg: usize, keep_unmatched: bool, finisher: Arc<F>) -> Self {
+        Self { groups: Vec::new(), event_bytes: 0, time_kind, time_arg, keep_unmatched, finisher }
+    }
+
+    /// Per input row: whether it is stored, its time and its condition mask.
+    fn rows(&self, values: &[ArrayRef], opt_filter: Option<&BooleanArray>) -> Result<(ArrayRef, ConditionRows)> {
+        let times = self.time_kind.values(&values[self.time_arg])?;
+        let rows = ConditionRows::new(&times, &values[self.time_arg + 1..], opt_filter)?;
+        Ok((times, rows))
+    }
+
+    fn stored(&self, rows: &ConditionRows, row: usize) -> bool {
+        (rows.masks[row] != 0 || self.keep_unmatched) && rows.counts(row)
+    }
+
+    fn push(&mut self, group: usize, event: Event) {
+        let events = &mut self.groups[group];
+        let before = events.capacity();
+        events.push(event);
+        self.event_bytes += (events.capacity() - before) * EVENT_BYTES;
+    }
+
+    fn take(&mut self, emit_to: EmitTo) -> Vec<Vec<Event>> {
+        let taken = emit_to.take_needed(&mut self.groups);
+        let freed: usize = taken.iter().map(|g| g.capacity() * EVENT_BYTES).sum();
+        self.event_bytes -= freed;
+        taken
+    }
+
+    fn resize(&mut self, total_num_groups: usize) {
+        if self.groups.len() < total_num_groups {
+            self.groups.resize_with(total_num_groups, Vec::new);
+        }
+    }
+}
+
+/// Builds the (times, masks) list columns for a sequence of per-group event lists.
+fn lists<'a>(groups: impl Iterator<Item = &'a [Event]>) -> Vec<ArrayRef> {
+    let mut offsets = vec![0i32];
+    let mut times = Vec::new();
+    let mut masks = Vec::new();
+    for events in groups {
+        times.extend(events.iter().map(|e| e.time));
+        masks.extend(events.iter().map(|e| e.mask));
+        offsets.push(times.len() as i32);
+    }
+    let offsets = OffsetBuffer::new(offsets.into());
+    let times = PrimitiveArray::<Int64Type>::from(times);
+    let masks = PrimitiveArray::<UInt32Type>::from(masks);
+    vec![
+        Arc::new(ListArray::new(Arc::new(Field::new_list_field(DataType::Int64, true)), offsets.clone(), Arc::new(times), None)),
+        Arc::new(ListArray::new(Arc::new(Field::new_list_field(DataType::UInt32, true)), offsets, Arc::new(masks), None)),
+    ]
+}
+
+impl<F: Finisher> GroupsAccumulator for EventListAccumulator<F> {
+    fn update_batch(&mut self, values: &[ArrayRef], group_indices: &[usize], opt_filter: Option<&BooleanArray>, total_num_groups: usize) -> Result<()> {
+        self.resize(total_num_groups);
+        let (times, rows) = self.rows(values, opt_filter)?;
+        let times = time_values(&times);
+        for (row, &group) in group_indices.iter().enumerate() {
+            if self.stored(&rows, row) {
+                self.push(group, Event { time: times[row], mask: rows.masks[row] });
+            }
+        }
+        Ok(())
+    }
+
+    fn evaluate(&mut self, emit_to: EmitTo) -> Result<ArrayRef> {
+        let mut groups = self.take(emit_to);
+        let mut out = self.finisher.builder(groups.len());
+        for events in groups.iter_mut() {
+            self.finisher.finish(events, &mut out)?;
+        }
+        self.finisher.output(out.finish())
+    }
+
+    fn state(&mut self, emit_to: EmitTo) -> Result<Vec<ArrayRef>> {
+        let groups = self.take(emit_to);
+        Ok(lists(groups.iter().map(|g| g.as_slice())))
+    }
+
+    fn merge_batch(&mut self, values: &[ArrayRef], group_indices: &[usize], total_num_groups: usize) -> Result<()> {
+        self.resize(total_num_groups);
+        let (times, masks) = (values[0].as_list::<i32>(), values[1].as_list::<i32>());
+        let (time_values, mask_values) = (times.values().as_primitive::<Int64Type>().values(), masks.values().as_primitive::<UInt32Type>().values());
+        let offsets = times.value_offsets();
+        for (row, &group) in group_indices.iter().enumerate() {
+            if times.is_null(row) {
+                continue;
+            }
+            for i in offsets[row] as usize..offsets[row + 1] as usize {
+                self.push(group, Event { time: time_values[i], mask: mask_values[i] });
+            }
+        }
+        Ok(())
+    }
+
+    fn convert_to_state(&self, values: &[ArrayRef], opt_filter: Option<&BooleanArray>) -> Result<Vec<ArrayRef>> {
+        let (times, rows) = self.rows(values, opt_filter)?;
+        let times = time_values(&times);
+        let events: Vec<Option<Event>> = (0..times.len())
+            .map(|row| self.stored(&rows, row).then_some(Event { time: times[row], mask: rows.masks[row] }))
+            .collect();
+        Ok(lists(events.iter().map(|e| e.as_slice())))
+    }
+
+    fn size(&self) -> usize {
+        self.event_bytes + self.groups.capacity() * size_of::<Vec<Event>>()
+    }
+}

@@ -1,0 +1,143 @@
+//! `retention`: which of several conditions a group satisfied, relative to the first.
+//!
+//! ```sql
+//! -- users who came back on day 1 and day 7 after their first day in the period
+//! SELECT sum(r[1]) AS cohort, sum(r[2]) AS day_1, sum(r[3]) AS day_7
+//! FROM (SELECT user_id,
+//!              retention(event_date = DATE '2025-01-01',
+//!                        event_date = DATE '2025-01-02',
+//!                        event_date = DATE '2025-01-08') AS r
+//!       FROM events GROUP BY user_id);
+//! ```
+//!
+//! ClickHouse's `retention(cond1, …, condN)`: `[c1, c1 AND c2, …, c1 AND cN]`, each 0 or 1,
+//! where `ci` is whether any row of the group satisfied condition i. Time order plays no part.
+//! 2 to 32 conditions; a row with a NULL condition is skipped.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Int32Builder, ListBuilder, UInt32Array};
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef, UInt32Type};
+use datafusion::common::Result;
+use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
+use datafusion::logical_expr::{Accumulator, AggregateUDFImpl, EmitTo, GroupsAccumulator, Signature, Volatility};
+
+use crate::common::{check_conditions, ConditionRows, SingleGroup};
+
+const NAME: &str = "retention";
+const USAGE: &str = "retention(cond1, cond2, ..., condN)";
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct Retention {
+    signature: Signature,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Self { signature: Signature::user_defined(Volatility::Immutable) }
+    }
+}
+
+fn output_type() -> DataType {
+    DataType::new_list(DataType::Int32, true)
+}
+
+impl AggregateUDFImpl for Retention {
+    fn name(&self) -> &str {
+        NAME
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
+        check_conditions(NAME, arg_types, 0, 2, USAGE)?;
+        Ok(arg_types.to_vec())
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
+        Ok(output_type())
+    }
+
+    fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
+        Ok(vec![Arc::new(Field::new(format!("{}[mask]", args.name), DataType::UInt32, true))])
+    }
+
+    fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
+        let conditions = args.exprs.len();
+        Ok(Box::new(SingleGroup::new(Arc::new(move || Box::new(RetentionAccumulator::new(conditions)) as _))))
+    }
+
+    fn groups_accumulator_supported(&self, _args: AccumulatorArgs) -> bool {
+        true
+    }
+
+    fn create_groups_accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn GroupsAccumulator>> {
+        Ok(Box::new(RetentionAccumulator::new(args.exprs.len())))
+    }
+}
+
+/// Per group, the OR of its rows' condition bitmasks.
+pub struct RetentionAccumulator {
+    conditions: usize,
+    masks: Vec<u32>,
+}
+
+impl RetentionAccumulator {
+    pub fn new(conditions: usize) -> Self {
+        Self { conditions, masks: Vec::new() }
+    }
+
+    fn row_masks(values: &[ArrayRef], opt_filter: Option<&BooleanArray>) -> Result<Vec<Option<u32>>> {
+        let rows = ConditionRows::new(&values[0], values, opt_filter)?;
+        Ok((0..rows.masks.len()).map(|r| rows.counts(r).then_some(rows.masks[r])).collect())
+    }
+}
+
+impl GroupsAccumulator for RetentionAccumulator {
+    fn update_batch(&mut self, values: &[ArrayRef], group_indices: &[usize], opt_filter: Option<&BooleanArray>, total_num_groups: usize) -> Result<()> {
+        self.masks.resize(total_num_groups, 0);
+        for (mask, &group) in Self::row_masks(values, opt_filter)?.into_iter().zip(group_indices) {
+            self.masks[group] |= mask.unwrap_or(0);
+        }
+        Ok(())
+    }
+
+    fn evaluate(&mut self, emit_to: EmitTo) -> Result<ArrayRef> {
+        let masks = emit_to.take_needed(&mut self.masks);
+        let mut out = ListBuilder::with_capacity(Int32Builder::with_capacity(masks.len() * self.conditions), masks.len());
+        for mask in masks {
+            let first = mask & 1;
+            for i in 0..self.conditions {
+                out.values().append_value((first & (mask >> i)) as i32);
+            }
+            out.append(true);
+        }
+        Ok(Arc::new(out.finish()))
+    }
+
+    fn state(&mut self, emit_to: EmitTo) -> Result<Vec<ArrayRef>> {
+        Ok(vec![Arc::new(UInt32Array::from(emit_to.take_needed(&mut self.masks)))])
+    }
+
+    fn merge_batch(&mut self, values: &[ArrayRef], group_indices: &[usize], total_num_groups: usize) -> Result<()> {
+        self.masks.resize(total_num_groups, 0);
+        let states = values[0].as_primitive::<UInt32Type>();
+        for (row, &group) in group_indices.iter().enumerate() {
+            if states.is_valid(row) {
+                self.masks[group] |= states.value(row);
+            }
+        }
+        Ok(())
+    }
+
+    fn convert_to_state(&self, values: &[ArrayRef], opt_filter: Option<&BooleanArray>) -> Result<Vec<ArrayRef>> {
+        let masks: UInt32Array = Self::row_masks(values, opt_filter)?.into_iter().map(|m| Some(m.unwrap_or(0))).collect();
+        Ok(vec![Arc::new(masks)])
+    }
+
+    fn size(&self) -> usize {
+        self.masks.capacity() * size_of::<u32>()
+    }
+}

@@ -1,0 +1,137 @@
+//! `sequence_match` and `sequence_count`: whether, and how many non-overlapping times, a
+//! group's events contain a pattern.
+//!
+//! ```sql
+//! -- per user: did an add-to-cart lead to a purchase within an hour, and how often
+//! SELECT user_id,
+//!        sequence_match('(?1)(?t<=3600)(?2)', event_time, event = 'add_to_cart', event = 'purchase') AS converted,
+//!        sequence_count('(?1)(?t<=3600)(?2)', event_time, event = 'add_to_cart', event = 'purchase') AS times
+//! FROM events GROUP BY user_id;
+//! ```
+//!
+//! ClickHouse's `sequenceMatch(pattern)(ts, cond1, …)` and `sequenceCount`; see
+//! [`crate::sequence`] for the pattern language.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{BooleanBuilder, Int64Builder};
+use datafusion::arrow::datatypes::{DataType, FieldRef};
+use datafusion::common::Result;
+use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
+use datafusion::logical_expr::{Accumulator, AggregateUDFImpl, GroupsAccumulator, Signature, Volatility};
+
+use crate::common::SingleGroup;
+use crate::event_list::{state_fields, Event, Finisher};
+use crate::sequence::{accumulator_factory, check_arguments, sort_by_time, Pattern};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Kind {
+    Match,
+    Count,
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct SequenceFunction {
+    signature: Signature,
+    kind: Kind,
+}
+
+impl SequenceFunction {
+    pub fn sequence_match() -> Self {
+        Self { signature: Signature::user_defined(Volatility::Immutable), kind: Kind::Match }
+    }
+
+    pub fn sequence_count() -> Self {
+        Self { signature: Signature::user_defined(Volatility::Immutable), kind: Kind::Count }
+    }
+
+    /// Parses the pattern once; accumulators are then made on demand.
+    fn factory(&self, args: &AccumulatorArgs) -> Result<Arc<dyn Fn() -> Box<dyn GroupsAccumulator> + Send + Sync>> {
+        match self.kind {
+            Kind::Match => accumulator_factory(self.static_name(), args, MatchFinisher),
+            Kind::Count => accumulator_factory(self.static_name(), args, CountFinisher),
+        }
+    }
+
+    fn static_name(&self) -> &'static str {
+        match self.kind {
+            Kind::Match => "sequence_match",
+            Kind::Count => "sequence_count",
+        }
+    }
+}
+
+struct MatchFinisher(Pattern);
+
+impl Finisher for MatchFinisher {
+    type Builder = BooleanBuilder;
+    fn builder(&self, capacity: usize) -> BooleanBuilder {
+        BooleanBuilder::with_capacity(capacity)
+    }
+    fn finish(&self, events: &mut Vec<Event>, out: &mut BooleanBuilder) -> Result<()> {
+        sort_by_time(events);
+        out.append_value(self.0.matches(events)?);
+        Ok(())
+    }
+}
+
+struct CountFinisher(Pattern);
+
+impl Finisher for CountFinisher {
+    type Builder = Int64Builder;
+    fn builder(&self, capacity: usize) -> Int64Builder {
+        Int64Builder::with_capacity(capacity)
+    }
+    fn finish(&self, events: &mut Vec<Event>, out: &mut Int64Builder) -> Result<()> {
+        sort_by_time(events);
+        out.append_value(self.0.count(events)?);
+        Ok(())
+    }
+}
+
+impl AggregateUDFImpl for SequenceFunction {
+    fn name(&self) -> &str {
+        self.static_name()
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
+        let usage = format!("{}('(?1)(?t<=3600)(?2)', timestamp, cond1, cond2, ...)", self.name());
+        check_arguments(self.static_name(), arg_types, &usage)?;
+        Ok(arg_types.to_vec())
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
+        Ok(match self.kind {
+            Kind::Match => DataType::Boolean,
+            Kind::Count => DataType::Int64,
+        })
+    }
+
+    fn is_nullable(&self) -> bool {
+        false
+    }
+
+    fn default_value(&self, data_type: &DataType) -> Result<datafusion::common::ScalarValue> {
+        datafusion::common::ScalarValue::new_zero(data_type).or_else(|_| Ok(datafusion::common::ScalarValue::Boolean(Some(false))))
+    }
+
+    fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
+        Ok(state_fields(args.name))
+    }
+
+    fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
+        Ok(Box::new(SingleGroup::new(self.factory(&args)?)))
+    }
+
+    fn groups_accumulator_supported(&self, _args: AccumulatorArgs) -> bool {
+        true
+    }
+
+    fn create_groups_accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn GroupsAccumulator>> {
+        Ok(self.factory(&args)?())
+    }
+}
