@@ -3,6 +3,7 @@
 mod bad_input;
 mod cli;
 mod crash;
+mod functions;
 mod import;
 mod maintenance;
 mod object_store;

@@ -198,9 +198,13 @@ impl SingleGroup {
         Self { inner: std::sync::Mutex::new(make()), make }
     }
 
-    /// The current state, left in place.
+    /// The current state as exactly one row per state column, left in place.
     fn snapshot(&mut self) -> Result<Vec<ArrayRef>> {
         let inner = self.inner_mut();
+        // An accumulator that saw no rows has no group yet: merging its (empty) state with
+        // one group creates group 0, so the state below has its one row.
+        let state = inner.state(EmitTo::All)?;
+        inner.merge_batch(&state, &single_group(&state), 1)?;
         let state = inner.state(EmitTo::All)?;
         inner.merge_batch(&state, &[0], 1)?;
         Ok(state)
@@ -213,14 +217,13 @@ impl SingleGroup {
 
 impl Accumulator for SingleGroup {
     fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
-        let groups = vec![0; values.first().map(|v| v.len()).unwrap_or(0)];
-        self.inner_mut().update_batch(values, &groups, None, 1)
+        self.inner_mut().update_batch(values, &single_group(values), None, 1)
     }
 
     fn evaluate(&mut self) -> Result<ScalarValue> {
         let state = self.snapshot()?;
         let mut fresh = (self.make)();
-        fresh.merge_batch(&state, &[0], 1)?;
+        fresh.merge_batch(&state, &single_group(&state), 1)?;
         ScalarValue::try_from_array(&fresh.evaluate(EmitTo::All)?, 0)
     }
 
@@ -233,7 +236,12 @@ impl Accumulator for SingleGroup {
     }
 
     fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
-        let groups = vec![0; states.first().map(|v| v.len()).unwrap_or(0)];
-        self.inner_mut().merge_batch(states, &groups, 1)
+        self.inner_mut().merge_batch(states, &single_group(states), 1)
     }
+}
+
+/// Group indices putting every row of `arrays` in group 0 (there may be no rows: an
+/// accumulator that saw nothing has an empty state).
+fn single_group(arrays: &[ArrayRef]) -> Vec<usize> {
+    vec![0; arrays.first().map(|a| a.len()).unwrap_or(0)]
 }
