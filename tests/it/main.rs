@@ -4,6 +4,7 @@ mod bad_input;
 mod cli;
 mod crash;
 mod functions;
+mod goldens;
 mod import;
 mod maintenance;
 mod object_store;

@@ -102,6 +102,12 @@ pub fn literal_arg<'a>(function: &str, what: &str, expr: &'a Arc<dyn PhysicalExp
     }
 }
 
+/// Whether any argument from `from` on can be NULL (ClickHouse then answers NULL for a group
+/// with no usable row).
+pub fn any_nullable(args: &datafusion::logical_expr::function::AccumulatorArgs, from: usize) -> bool {
+    args.expr_fields.iter().skip(from).any(|f| f.is_nullable())
+}
+
 /// Text of a literal argument.
 pub fn literal_text(function: &str, what: &str, expr: &Arc<dyn PhysicalExpr>) -> Result<String> {
     match literal_arg(function, what, expr)? {

@@ -3,8 +3,12 @@
 //! bitmask), appended in arrival order and sorted only when a result is computed — the
 //! arguments carry the time, so no ORDER BY is needed and input order does not matter.
 //!
-//! The intermediate state is two list columns, `times` (Int64) and `masks` (UInt32), so
-//! partial aggregates merge across partitions, spill, and travel to other executors.
+//! The intermediate state is two list columns, `times` (Int64) and `masks` (UInt32), and
+//! `seen` (whether the group had a row with no NULL argument), so partial aggregates merge
+//! across partitions, spill, and travel to other executors.
+//!
+//! As in ClickHouse (its Null combinator), when any argument is nullable, a group none of
+//! whose rows had all arguments non-NULL yields NULL instead of the empty answer.
 
 use std::sync::Arc;
 
@@ -29,6 +33,7 @@ pub trait Finisher: Send + Sync + 'static {
     fn builder(&self, capacity: usize) -> Self::Builder;
     /// `events` are in arrival order; the finisher sorts them as its semantics need.
     fn finish(&self, events: &mut Vec<Event>, out: &mut Self::Builder) -> Result<()>;
+    fn append_null(&self, out: &mut Self::Builder);
     /// Final touch on the finished column (e.g. giving list elements their SQL type).
     fn output(&self, array: ArrayRef) -> Result<ArrayRef> {
         Ok(array)
@@ -39,11 +44,16 @@ pub fn state_fields(name: &str) -> Vec<FieldRef> {
     vec![
         Arc::new(Field::new(format!("{name}[times]"), DataType::new_list(DataType::Int64, true), true)),
         Arc::new(Field::new(format!("{name}[masks]"), DataType::new_list(DataType::UInt32, true), true)),
+        Arc::new(Field::new(format!("{name}[seen]"), DataType::Boolean, true)),
     ]
 }
 
 pub struct EventListAccumulator<F: Finisher> {
     groups: Vec<Vec<Event>>,
+    /// Per group: whether any row had no NULL argument.
+    seen: Vec<bool>,
+    /// Some argument is nullable: groups that saw no usable row yield NULL.
+    null_when_unseen: bool,
     /// Bytes held by the groups' event vectors (their capacities), kept up to date so that
     /// `size()` is O(1).
     event_bytes: usize,
@@ -59,8 +69,8 @@ pub struct EventListAccumulator<F: Finisher> {
 const EVENT_BYTES: usize = size_of::<Event>();
 
 impl<F: Finisher> EventListAccumulator<F> {
-    pub fn new(time_kind: TimeKind, time_arg: usize, keep_unmatched: bool, finisher: Arc<F>) -> Self {
-        Self { groups: Vec::new(), event_bytes: 0, time_kind, time_arg, keep_unmatched, finisher }
+    pub fn new(time_kind: TimeKind, time_arg: usize, keep_unmatched: bool, null_when_unseen: bool, finisher: Arc<F>) -> Self {
+        Self { groups: Vec::new(), seen: Vec::new(), null_when_unseen, event_bytes: 0, time_kind, time_arg, keep_unmatched, finisher }
     }
 
     /// Per input row: whether it is stored, its time and its condition mask.
@@ -81,22 +91,23 @@ impl<F: Finisher> EventListAccumulator<F> {
         self.event_bytes += (events.capacity() - before) * EVENT_BYTES;
     }
 
-    fn take(&mut self, emit_to: EmitTo) -> Vec<Vec<Event>> {
+    fn take(&mut self, emit_to: EmitTo) -> (Vec<Vec<Event>>, Vec<bool>) {
         let taken = emit_to.take_needed(&mut self.groups);
         let freed: usize = taken.iter().map(|g| g.capacity() * EVENT_BYTES).sum();
         self.event_bytes -= freed;
-        taken
+        (taken, emit_to.take_needed(&mut self.seen))
     }
 
     fn resize(&mut self, total_num_groups: usize) {
         if self.groups.len() < total_num_groups {
             self.groups.resize_with(total_num_groups, Vec::new);
+            self.seen.resize(total_num_groups, false);
         }
     }
 }
 
-/// Builds the (times, masks) list columns for a sequence of per-group event lists.
-fn lists<'a>(groups: impl Iterator<Item = &'a [Event]>) -> Vec<ArrayRef> {
+/// Builds the state columns for a sequence of per-group event lists and seen flags.
+fn state_columns<'a>(groups: impl Iterator<Item = &'a [Event]>, seen: Vec<bool>) -> Vec<ArrayRef> {
     let mut offsets = vec![0i32];
     let mut times = Vec::new();
     let mut masks = Vec::new();
@@ -111,6 +122,7 @@ fn lists<'a>(groups: impl Iterator<Item = &'a [Event]>) -> Vec<ArrayRef> {
     vec![
         Arc::new(ListArray::new(Arc::new(Field::new_list_field(DataType::Int64, true)), offsets.clone(), Arc::new(times), None)),
         Arc::new(ListArray::new(Arc::new(Field::new_list_field(DataType::UInt32, true)), offsets, Arc::new(masks), None)),
+        Arc::new(BooleanArray::from(seen)),
     ]
 }
 
@@ -120,6 +132,9 @@ impl<F: Finisher> GroupsAccumulator for EventListAccumulator<F> {
         let (times, rows) = self.rows(values, opt_filter)?;
         let times = time_values(&times);
         for (row, &group) in group_indices.iter().enumerate() {
+            if rows.counts(row) {
+                self.seen[group] = true;
+            }
             if self.stored(&rows, row) {
                 self.push(group, Event { time: times[row], mask: rows.masks[row] });
             }
@@ -128,17 +143,21 @@ impl<F: Finisher> GroupsAccumulator for EventListAccumulator<F> {
     }
 
     fn evaluate(&mut self, emit_to: EmitTo) -> Result<ArrayRef> {
-        let mut groups = self.take(emit_to);
+        let (mut groups, seen) = self.take(emit_to);
         let mut out = self.finisher.builder(groups.len());
-        for events in groups.iter_mut() {
-            self.finisher.finish(events, &mut out)?;
+        for (events, seen) in groups.iter_mut().zip(seen) {
+            if self.null_when_unseen && !seen {
+                self.finisher.append_null(&mut out);
+            } else {
+                self.finisher.finish(events, &mut out)?;
+            }
         }
         self.finisher.output(out.finish())
     }
 
     fn state(&mut self, emit_to: EmitTo) -> Result<Vec<ArrayRef>> {
-        let groups = self.take(emit_to);
-        Ok(lists(groups.iter().map(|g| g.as_slice())))
+        let (groups, seen) = self.take(emit_to);
+        Ok(state_columns(groups.iter().map(|g| g.as_slice()), seen))
     }
 
     fn merge_batch(&mut self, values: &[ArrayRef], group_indices: &[usize], total_num_groups: usize) -> Result<()> {
@@ -146,10 +165,12 @@ impl<F: Finisher> GroupsAccumulator for EventListAccumulator<F> {
         let (times, masks) = (values[0].as_list::<i32>(), values[1].as_list::<i32>());
         let (time_values, mask_values) = (times.values().as_primitive::<Int64Type>().values(), masks.values().as_primitive::<UInt32Type>().values());
         let offsets = times.value_offsets();
+        let seen = values[2].as_boolean();
         for (row, &group) in group_indices.iter().enumerate() {
             if times.is_null(row) {
                 continue;
             }
+            self.seen[group] |= seen.value(row);
             for i in offsets[row] as usize..offsets[row + 1] as usize {
                 self.push(group, Event { time: time_values[i], mask: mask_values[i] });
             }
@@ -163,10 +184,11 @@ impl<F: Finisher> GroupsAccumulator for EventListAccumulator<F> {
         let events: Vec<Option<Event>> = (0..times.len())
             .map(|row| self.stored(&rows, row).then_some(Event { time: times[row], mask: rows.masks[row] }))
             .collect();
-        Ok(lists(events.iter().map(|e| e.as_slice())))
+        let seen = (0..times.len()).map(|row| rows.counts(row)).collect();
+        Ok(state_columns(events.iter().map(|e| e.as_slice()), seen))
     }
 
     fn size(&self) -> usize {
-        self.event_bytes + self.groups.capacity() * size_of::<Vec<Event>>()
+        self.event_bytes + self.groups.capacity() * size_of::<Vec<Event>>() + self.seen.capacity()
     }
 }

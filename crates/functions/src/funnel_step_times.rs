@@ -22,7 +22,7 @@ use datafusion::common::Result;
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::{Accumulator, AggregateUDFImpl, GroupsAccumulator, Signature, Volatility};
 
-use crate::common::{SingleGroup, TimeKind};
+use crate::common::{any_nullable, SingleGroup, TimeKind};
 use crate::event_list::{state_fields, Event, EventListAccumulator, Finisher};
 use crate::funnel::{Funnel, FunnelLayout};
 
@@ -59,6 +59,9 @@ impl Finisher for StepTimesFinisher {
     fn builder(&self, capacity: usize) -> Self::Builder {
         ListBuilder::with_capacity(Int64Builder::new(), capacity)
     }
+    fn append_null(&self, out: &mut Self::Builder) {
+        out.append_null();
+    }
     fn finish(&self, events: &mut Vec<Event>, out: &mut Self::Builder) -> Result<()> {
         let mut scratch = self.scratch.lock().expect("scratch");
         let result = self.funnel.run(events, &mut scratch, true);
@@ -83,8 +86,9 @@ impl FunnelStepTimes {
     fn make(args: &AccumulatorArgs) -> Result<Arc<dyn Fn() -> Box<dyn GroupsAccumulator> + Send + Sync>> {
         let (funnel, kind, layout) = FunnelLayout::funnel(NAME, args)?;
         let finisher = Arc::new(StepTimesFinisher { funnel, kind, scratch: Default::default() });
+        let nullable = any_nullable(args, layout.time_index());
         Ok(Arc::new(move || {
-            Box::new(EventListAccumulator::new(kind, layout.time_index(), funnel.keeps_unmatched(), finisher.clone())) as Box<dyn GroupsAccumulator>
+            Box::new(EventListAccumulator::new(kind, layout.time_index(), funnel.keeps_unmatched(), nullable, finisher.clone())) as Box<dyn GroupsAccumulator>
         }))
     }
 }

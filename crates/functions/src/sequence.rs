@@ -21,7 +21,7 @@ use datafusion::common::{exec_err, plan_err, Result};
 use datafusion::logical_expr::function::AccumulatorArgs;
 use datafusion::logical_expr::GroupsAccumulator;
 
-use crate::common::{check_conditions, check_time, literal_text, TimeKind};
+use crate::common::{any_nullable, check_conditions, check_time, literal_text, TimeKind};
 use crate::event_list::{Event, EventListAccumulator, Finisher};
 
 /// Backtracking steps one match attempt may take before giving up (ClickHouse's limit).
@@ -319,7 +319,8 @@ pub fn accumulator_factory<F: Finisher>(
     let text = literal_text(function, "pattern", &args.exprs[0])?;
     let pattern = Pattern::parse(function, &text, types.len() - 2, kind.per_second())?;
     let finisher = Arc::new(finisher(pattern));
-    Ok(Arc::new(move || Box::new(EventListAccumulator::new(kind, 1, false, finisher.clone())) as Box<dyn GroupsAccumulator>))
+    let nullable = any_nullable(args, 1);
+    Ok(Arc::new(move || Box::new(EventListAccumulator::new(kind, 1, false, nullable, finisher.clone())) as Box<dyn GroupsAccumulator>))
 }
 
 /// Orders a group's events by time, ties in arrival order.

@@ -68,6 +68,9 @@ impl Finisher for MatchFinisher {
     fn builder(&self, capacity: usize) -> BooleanBuilder {
         BooleanBuilder::with_capacity(capacity)
     }
+    fn append_null(&self, out: &mut BooleanBuilder) {
+        out.append_null();
+    }
     fn finish(&self, events: &mut Vec<Event>, out: &mut BooleanBuilder) -> Result<()> {
         sort_by_time(events);
         out.append_value(self.0.matches(events)?);
@@ -81,6 +84,9 @@ impl Finisher for CountFinisher {
     type Builder = Int64Builder;
     fn builder(&self, capacity: usize) -> Int64Builder {
         Int64Builder::with_capacity(capacity)
+    }
+    fn append_null(&self, out: &mut Int64Builder) {
+        out.append_null();
     }
     fn finish(&self, events: &mut Vec<Event>, out: &mut Int64Builder) -> Result<()> {
         sort_by_time(events);
@@ -109,14 +115,6 @@ impl AggregateUDFImpl for SequenceFunction {
             Kind::Match => DataType::Boolean,
             Kind::Count => DataType::Int64,
         })
-    }
-
-    fn is_nullable(&self) -> bool {
-        false
-    }
-
-    fn default_value(&self, data_type: &DataType) -> Result<datafusion::common::ScalarValue> {
-        datafusion::common::ScalarValue::new_zero(data_type).or_else(|_| Ok(datafusion::common::ScalarValue::Boolean(Some(false))))
     }
 
     fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {

@@ -20,7 +20,7 @@ use datafusion::common::Result;
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::{Accumulator, AggregateUDFImpl, GroupsAccumulator, Signature, Volatility};
 
-use crate::common::SingleGroup;
+use crate::common::{any_nullable, SingleGroup};
 use crate::event_list::{state_fields, Event, EventListAccumulator, Finisher};
 use crate::funnel::{Funnel, FunnelLayout};
 
@@ -48,6 +48,9 @@ impl Finisher for LevelFinisher {
     fn builder(&self, capacity: usize) -> Int32Builder {
         Int32Builder::with_capacity(capacity)
     }
+    fn append_null(&self, out: &mut Int32Builder) {
+        out.append_null();
+    }
     fn finish(&self, events: &mut Vec<Event>, out: &mut Int32Builder) -> Result<()> {
         let mut scratch = self.scratch.lock().expect("scratch");
         out.append_value(self.funnel.run(events, &mut scratch, false).level as i32);
@@ -59,8 +62,9 @@ impl WindowFunnel {
     fn make(args: &AccumulatorArgs) -> Result<Arc<dyn Fn() -> Box<dyn GroupsAccumulator> + Send + Sync>> {
         let (funnel, kind, layout) = FunnelLayout::funnel(NAME, args)?;
         let finisher = Arc::new(LevelFinisher { funnel, scratch: Default::default() });
+        let nullable = any_nullable(args, layout.time_index());
         Ok(Arc::new(move || {
-            Box::new(EventListAccumulator::new(kind, layout.time_index(), funnel.keeps_unmatched(), finisher.clone())) as Box<dyn GroupsAccumulator>
+            Box::new(EventListAccumulator::new(kind, layout.time_index(), funnel.keeps_unmatched(), nullable, finisher.clone())) as Box<dyn GroupsAccumulator>
         }))
     }
 }
@@ -81,14 +85,6 @@ impl AggregateUDFImpl for WindowFunnel {
 
     fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
         Ok(DataType::Int32)
-    }
-
-    fn is_nullable(&self) -> bool {
-        false
-    }
-
-    fn default_value(&self, _data_type: &DataType) -> Result<datafusion::common::ScalarValue> {
-        Ok(datafusion::common::ScalarValue::Int32(Some(0)))
     }
 
     fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
