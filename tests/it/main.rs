@@ -8,4 +8,5 @@ mod goldens;
 mod import;
 mod maintenance;
 mod object_store;
+mod properties;
 mod query;

@@ -1,0 +1,282 @@
+//! Property tests: on random small event sets, the engine (SQL, GROUP BY, partial and final
+//! aggregation over 1, 2 and 8 partitions, and with spilling forced) agrees with naive
+//! reference implementations written from the rules in docs/functions.md.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, AsArray, StringArray, TimestampMicrosecondArray};
+use datafusion::arrow::datatypes::{DataType, Field, Int32Type, Int64Type, Schema, TimeUnit};
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::datasource::MemTable;
+use datafusion::prelude::SessionContext;
+use northstar_engine::{new_context, EngineOptions};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+const LETTERS: [&str; 5] = ["A", "B", "C", "D", "X"];
+const MODES: [&str; 4] = ["strict_order", "strict_deduplication", "strict_increase", "strict_once"];
+
+/// user → events (seconds, letter)
+type Users = BTreeMap<String, Vec<(i64, &'static str)>>;
+
+/// Random users with up to 8 events each over 30 seconds; with `distinct_times`, no two events
+/// of a user share a time (ClickHouse leaves the order of equal times unspecified for the
+/// sequence functions).
+fn random_users(rng: &mut ChaCha8Rng, users: usize, distinct_times: bool) -> Users {
+    (0..users)
+        .map(|u| {
+            let n = rng.random_range(0..9);
+            let mut times: Vec<i64> = Vec::new();
+            while times.len() < n {
+                let t = rng.random_range(0..30i64);
+                if !distinct_times || !times.contains(&t) {
+                    times.push(t);
+                }
+            }
+            let events = times.into_iter().map(|t| (t, LETTERS[rng.random_range(0..LETTERS.len())])).collect();
+            (format!("u{u:04}"), events)
+        })
+        .collect()
+}
+
+/// The table, its rows dealt round-robin over `partitions` partitions in shuffled order.
+fn table(users: &Users, partitions: usize, rng: &mut ChaCha8Rng) -> MemTable {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("u", DataType::Utf8, false),
+        Field::new("ts", DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), false),
+        Field::new("e", DataType::Utf8, false),
+    ]));
+    let mut rows: Vec<(&str, i64, &str)> = users.iter().flat_map(|(u, es)| es.iter().map(move |(t, e)| (u.as_str(), *t, *e))).collect();
+    for i in (1..rows.len()).rev() {
+        rows.swap(i, rng.random_range(0..=i));
+    }
+    let mut parts = vec![Vec::new(); partitions];
+    for (p, chunk) in rows.chunks(rows.len().div_ceil(partitions).max(1)).enumerate() {
+        let batch = RecordBatch::try_new(schema.clone(), vec![
+            Arc::new(StringArray::from(chunk.iter().map(|r| r.0).collect::<Vec<_>>())),
+            Arc::new(TimestampMicrosecondArray::from(chunk.iter().map(|r| r.1 * 1_000_000).collect::<Vec<_>>()).with_timezone("UTC")),
+            Arc::new(StringArray::from(chunk.iter().map(|r| r.2).collect::<Vec<_>>())),
+        ]).unwrap();
+        parts[p].push(batch);
+    }
+    MemTable::try_new(schema, parts).unwrap()
+}
+
+fn context(partitions: usize, memory: Option<usize>) -> SessionContext {
+    new_context(&EngineOptions { target_partitions: Some(partitions), memory_limit: memory, ..Default::default() }).unwrap()
+}
+
+/// user → first column as i64 (booleans as 0/1).
+async fn per_user(ctx: &SessionContext, sql: &str) -> BTreeMap<String, i64> {
+    let batches = ctx.sql(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}")).collect().await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+    let mut out = BTreeMap::new();
+    for b in batches {
+        let users = b.column(0).as_string::<i32>();
+        let values = b.column(1);
+        for row in 0..b.num_rows() {
+            let v = match values.data_type() {
+                DataType::Int32 => values.as_primitive::<Int32Type>().value(row) as i64,
+                DataType::Int64 => values.as_primitive::<Int64Type>().value(row),
+                DataType::Boolean => values.as_boolean().value(row) as i64,
+                t => panic!("{t}"),
+            };
+            out.insert(users.value(row).to_string(), v);
+        }
+    }
+    out
+}
+
+// ---- naive references, written from the rules (not from the engine's code) ----
+
+/// windowFunnel: entries (time, step) per matching condition (step 0 for a non-matching row
+/// under strict_order), stably sorted by (time, step), scanned once.
+fn reference_funnel(events: &[(i64, &str)], steps: usize, window: i64, modes: &[&str]) -> i64 {
+    let has = |m: &str| modes.contains(&m);
+    let mut entries: Vec<(i64, usize, usize)> = Vec::new();
+    for (row, (t, e)) in events.iter().enumerate() {
+        let step = LETTERS[..steps].iter().position(|l| l == e).map(|p| p + 1);
+        match step {
+            Some(s) => entries.push((*t, s, row)),
+            None if has("strict_order") => entries.push((*t, 0, row)),
+            None => {}
+        }
+    }
+    entries.sort_by_key(|&(t, s, _)| (t, s));
+    if entries.is_empty() {
+        return 0;
+    }
+    if !has("strict_order") && steps == 1 {
+        return 1;
+    }
+    let highest = |set: &dyn Fn(usize) -> bool| (0..steps).rev().find(|&k| set(k)).map_or(0, |k| k as i64 + 1);
+    if has("strict_once") {
+        // all chains, each a list of rows; a row serves one step of a chain
+        let mut chains: Vec<Vec<(i64, i64, Vec<usize>)>> = vec![Vec::new(); steps];
+        let mut started = false;
+        for (t, s, row) in entries {
+            if s == 0 {
+                if started { break } else { continue }
+            }
+            let i = s - 1;
+            if i == 0 {
+                chains[0].push((t, t, vec![row]));
+                started = true;
+            } else if has("strict_deduplication") && !chains[i].is_empty() {
+                return highest(&|k| !chains[k].is_empty());
+            } else if has("strict_order") && started && chains[i - 1].is_empty() {
+                if has("allow_reentry") { continue }
+                return (0..steps).find(|&k| chains[k].is_empty()).unwrap_or(steps) as i64;
+            } else if !chains[i - 1].is_empty() {
+                // chains whose start is out of the window are dropped, but one always stays
+                let mut k = 0;
+                let mut new = Vec::new();
+                while k < chains[i - 1].len() {
+                    let (first, last, rows) = chains[i - 1][k].clone();
+                    let in_window = t <= first + window;
+                    if !in_window && chains[i - 1].len() > 1 {
+                        chains[i - 1].remove(k);
+                        continue;
+                    }
+                    if in_window && !rows.contains(&row) && (!has("strict_increase") || last < t) {
+                        let mut r = rows;
+                        r.push(row);
+                        new.push((first, t, r));
+                    }
+                    k += 1;
+                }
+                let reached = !new.is_empty();
+                chains[i].extend(new);
+                if reached && i + 1 == steps {
+                    return steps as i64;
+                }
+            }
+        }
+        return highest(&|k| !chains[k].is_empty());
+    }
+    let mut level: Vec<Option<(i64, i64)>> = vec![None; steps];
+    let mut started = false;
+    for (t, s, _) in entries {
+        if s == 0 {
+            if started { break } else { continue }
+        }
+        let i = s - 1;
+        if i == 0 {
+            level[0] = Some((t, t));
+            started = true;
+        } else if has("strict_deduplication") && level[i].is_some() {
+            return highest(&|k| level[k].is_some());
+        } else if has("strict_order") && started && level[i - 1].is_none() {
+            if has("allow_reentry") { continue }
+            return (0..steps).find(|&k| level[k].is_none()).unwrap_or(steps) as i64;
+        } else if let Some((first, last)) = level[i - 1] {
+            if t <= first + window && (!has("strict_increase") || last < t) {
+                level[i] = Some((first, t));
+                if i + 1 == steps {
+                    return steps as i64;
+                }
+            }
+        }
+    }
+    highest(&|k| level[k].is_some())
+}
+
+/// retention: [c1, c1 AND c2, …] as a number with bit i set for element i.
+fn reference_retention(events: &[(i64, &str)], conditions: usize) -> i64 {
+    let seen = |l: &str| events.iter().any(|(_, e)| *e == l);
+    (0..conditions).filter(|&i| seen(LETTERS[0]) && seen(LETTERS[i])).map(|i| 1 << i).sum()
+}
+
+/// sequence_count / sequence_match without time gates, as a regular expression over the
+/// letters of the events in time order (every event here matches exactly one condition; events
+/// matching none are not events). Stars are lazy: ClickHouse tries the shortest first.
+fn reference_sequence(events: &[(i64, &str)], pattern: &str, conditions: usize, count: bool) -> i64 {
+    let mut sorted: Vec<_> = events.iter().filter(|(_, e)| LETTERS[..conditions].contains(e)).collect();
+    sorted.sort_by_key(|(t, _)| *t);
+    let text: String = sorted.iter().map(|(_, e)| *e).collect();
+    let regex = pattern.replace(".*", "_").replace('.', "[A-Z]").replace('_', "[A-Z]*?");
+    let regex = regex::Regex::new(&(1..=conditions).fold(regex, |r, i| r.replace(&format!("(?{i})"), LETTERS[i - 1]))).unwrap();
+    if count { regex.find_iter(&text).count() as i64 } else { regex.is_match(&text) as i64 }
+}
+
+fn mode_sets() -> Vec<Vec<&'static str>> {
+    let mut sets = Vec::new();
+    for bits in 0..16u32 {
+        let modes: Vec<&str> = (0..4).filter(|b| bits & (1 << b) != 0).map(|b| MODES[b]).collect();
+        if modes.contains(&"strict_order") {
+            let mut with_reentry = modes.clone();
+            with_reentry.push("allow_reentry");
+            sets.push(with_reentry);
+        }
+        sets.push(modes);
+    }
+    sets
+}
+
+#[tokio::test]
+async fn window_funnel_matches_reference_for_every_mode_combination_and_partitioning() {
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    for modes in mode_sets() {
+        let users = random_users(&mut rng, 60, false);
+        let steps = rng.random_range(1..=4);
+        let window = [0, 2, 5, 10, 40][rng.random_range(0..5)];
+        let conds: Vec<String> = LETTERS[..steps].iter().map(|l| format!("e = '{l}'")).collect();
+        let sql = format!("SELECT u, window_funnel({window}, '{}', ts, {}) FROM t GROUP BY u", modes.join(","), conds.join(", "));
+        let expected: BTreeMap<String, i64> = users.iter().filter(|(_, e)| !e.is_empty()).map(|(u, e)| (u.clone(), reference_funnel(e, steps, window, &modes))).collect();
+        for partitions in [1, 2, 8] {
+            let ctx = context(partitions, None);
+            ctx.register_table("t", Arc::new(table(&users, partitions, &mut rng))).unwrap();
+            let got = per_user(&ctx, &sql).await;
+            let differing: Vec<String> = got.iter().filter(|(u, v)| expected.get(*u) != Some(v)).map(|(u, v)| format!("{u}: engine {v}, reference {:?}, events {:?}", expected.get(u), users[u])).collect();
+            assert!(differing.is_empty(), "{sql} with {partitions} partitions:\n{}", differing.join("\n"));
+            assert_eq!(got.len(), expected.len());
+        }
+    }
+}
+
+#[tokio::test]
+async fn retention_and_sequences_match_reference() {
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    let patterns = ["(?1)(?2)", "(?1).*(?2)", "(?1).(?2)", "(?2)(?1)", "(?1).*(?2).*(?3)", "(?1)(?1)", "(?3)", ".(?2)", "(?1).*.(?3)"];
+    for (i, pattern) in patterns.iter().enumerate() {
+        let users = random_users(&mut rng, 80, true);
+        let conditions = 3 + i % 2;
+        let conds: Vec<String> = LETTERS[..conditions].iter().map(|l| format!("e = '{l}'")).collect();
+        let partitions = [1, 2, 8][i % 3];
+        let ctx = context(partitions, None);
+        ctx.register_table("t", Arc::new(table(&users, partitions, &mut rng))).unwrap();
+        let present = |e: &&Vec<(i64, &str)>| !e.is_empty();
+        for (function, count) in [("sequence_match", false), ("sequence_count", true)] {
+            let sql = format!("SELECT u, {function}('{pattern}', ts, {}) FROM t GROUP BY u", conds.join(", "));
+            let expected: BTreeMap<String, i64> = users.iter().filter(|(_, e)| present(e)).map(|(u, e)| (u.clone(), reference_sequence(e, pattern, conditions, count))).collect();
+            assert_eq!(per_user(&ctx, &sql).await, expected, "{sql} with {partitions} partitions");
+        }
+        let sql = format!("SELECT u, retention({}) AS r FROM t GROUP BY u", conds.join(", "));
+        let batches = ctx.sql(&sql).await.unwrap().collect().await.unwrap();
+        for b in batches {
+            let users_col = b.column(0).as_string::<i32>();
+            let lists = b.column(1).as_list::<i32>();
+            for row in 0..b.num_rows() {
+                let value = lists.value(row);
+                let bits: i64 = value.as_primitive::<Int32Type>().iter().enumerate().map(|(k, v)| (v.unwrap() as i64) << k).sum();
+                let u = users_col.value(row);
+                assert_eq!(bits, reference_retention(&users[u], conditions), "{sql}: user {u}");
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn funnel_with_spilling_forced_matches_unlimited_run() {
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    let users = random_users(&mut rng, 20_000, false);
+    let sql = "SELECT u, window_funnel(10, 'strict_order', ts, e = 'A', e = 'B', e = 'C') FROM t GROUP BY u";
+    let expected: BTreeMap<String, i64> = users.iter().filter(|(_, e)| !e.is_empty()).map(|(u, e)| (u.clone(), reference_funnel(e, 3, 10, &["strict_order"]))).collect();
+    let ctx = context(2, Some(2 << 20));
+    ctx.register_table("t", Arc::new(table(&users, 4, &mut rng))).unwrap();
+    let analyzed = ctx.sql(&format!("EXPLAIN ANALYZE {sql}")).await.unwrap().collect().await.unwrap();
+    let plan = datafusion::arrow::util::pretty::pretty_format_batches(&analyzed).unwrap().to_string();
+    let spills: usize = regex::Regex::new(r"spill_count=(\d+)").unwrap().captures_iter(&plan).map(|c| c[1].parse::<usize>().unwrap()).sum();
+    assert!(spills > 0, "a 2 MiB pool must make the aggregation spill:\n{plan}");
+    assert_eq!(per_user(&ctx, sql).await, expected);
+}
