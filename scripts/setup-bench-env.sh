@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Installs the benchmark peers (DuckDB from PyPI) into the project's venv (.venv).
+# Installs the benchmark peers (DuckDB and chdb, ClickHouse embedded, from PyPI) into the project's venv (.venv).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup-test-env.sh >/dev/null
-if ! .venv/bin/python -c "import duckdb" 2>/dev/null; then
+if ! .venv/bin/python -c "import duckdb, chdb" 2>/dev/null; then
   .venv/bin/pip install --quiet --disable-pip-version-check -r scripts/requirements-bench.txt
 fi
 echo "bench environment ready: $(.venv/bin/python -c 'import duckdb; print("duckdb", duckdb.__version__)')"
