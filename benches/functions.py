@@ -15,6 +15,8 @@ import subprocess
 import sys
 import tempfile
 
+from common import timed
+
 FUNNEL_STEPS = ["app_open", "view_item", "add_to_cart", "purchase"]
 
 
@@ -38,15 +40,6 @@ def queries(src):
             f"SELECT sum(c), countIf(c > 0) FROM (SELECT user_id, sequenceCount('(?1)(?t<=3600)(?2)')(toDateTime(event_time), event = 'add_to_cart', event = 'purchase') AS c FROM {ch_src} GROUP BY user_id)",
         ),
     }
-
-
-def timed(cmd):
-    out = subprocess.run(["/usr/bin/time", "-f", "@@%e %M", "--"] + cmd, capture_output=True, text=True)
-    if out.returncode != 0:
-        sys.exit(f"failed: {' '.join(cmd)}\n{out.stderr}")
-    line = [l for l in out.stderr.splitlines() if l.startswith("@@")][-1]
-    seconds, kib = line[2:].split()
-    return float(seconds), int(kib) / 1024, out.stdout
 
 
 def rows(text):

@@ -1,12 +1,15 @@
 //! The funnel scan behind `window_funnel` and `funnel_step_times`, with ClickHouse 26.9's
 //! windowFunnel semantics (see docs/functions.md for the rules and their edge cases).
 
+use std::sync::Arc;
+
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::{plan_err, Result};
 use datafusion::logical_expr::function::AccumulatorArgs;
+use datafusion::logical_expr::GroupsAccumulator;
 
-use crate::common::{check_conditions, check_time, literal_arg, literal_text, TimeKind};
-use crate::event_list::Event;
+use crate::common::{any_nullable, check_conditions, check_time, literal_arg, literal_text, TimeKind};
+use crate::event_list::{Event, EventListAccumulator, Finisher};
 
 /// Where a funnel function's arguments are: `(window, [mode,] ts, cond1, …)`.
 #[derive(Debug, Clone, Copy)]
@@ -47,6 +50,22 @@ impl FunnelLayout {
         };
         let steps = types.len() - layout.first_condition();
         Ok((Funnel { steps, window, modes }, kind, layout))
+    }
+
+    /// The accumulator factory of a funnel function: reads the constant window and mode once,
+    /// then makes event-list accumulators finished by `finisher`.
+    pub fn accumulator_factory<F: Finisher>(
+        function: &str,
+        args: &AccumulatorArgs,
+        finisher: impl FnOnce(Funnel, TimeKind) -> F,
+    ) -> Result<Arc<dyn Fn() -> Box<dyn GroupsAccumulator> + Send + Sync>> {
+        let (funnel, kind, layout) = Self::funnel(function, args)?;
+        let finisher = Arc::new(finisher(funnel, kind));
+        let nullable = any_nullable(args, layout.time_index());
+        let (time_arg, keep_unmatched) = (layout.time_index(), funnel.keeps_unmatched());
+        Ok(Arc::new(move || {
+            Box::new(EventListAccumulator::new(kind, time_arg, keep_unmatched, nullable, finisher.clone())) as Box<dyn GroupsAccumulator>
+        }))
     }
 }
 

@@ -20,8 +20,8 @@ use datafusion::common::Result;
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::{Accumulator, AggregateUDFImpl, GroupsAccumulator, Signature, Volatility};
 
-use crate::common::{any_nullable, SingleGroup};
-use crate::event_list::{state_fields, Event, EventListAccumulator, Finisher};
+use crate::common::SingleGroup;
+use crate::event_list::{state_fields, Event, Finisher};
 use crate::funnel::{Funnel, FunnelLayout};
 
 const NAME: &str = "window_funnel";
@@ -60,12 +60,7 @@ impl Finisher for LevelFinisher {
 
 impl WindowFunnel {
     fn make(args: &AccumulatorArgs) -> Result<Arc<dyn Fn() -> Box<dyn GroupsAccumulator> + Send + Sync>> {
-        let (funnel, kind, layout) = FunnelLayout::funnel(NAME, args)?;
-        let finisher = Arc::new(LevelFinisher { funnel, scratch: Default::default() });
-        let nullable = any_nullable(args, layout.time_index());
-        Ok(Arc::new(move || {
-            Box::new(EventListAccumulator::new(kind, layout.time_index(), funnel.keeps_unmatched(), nullable, finisher.clone())) as Box<dyn GroupsAccumulator>
-        }))
+        FunnelLayout::accumulator_factory(NAME, args, |funnel, _| LevelFinisher { funnel, scratch: Default::default() })
     }
 }
 
