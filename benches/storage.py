@@ -56,7 +56,7 @@ def main():
 
     import duckdb
     con = duckdb.connect()
-    want_rows, want_users = con.sql(f"SELECT count(*), count(DISTINCT user_id) FROM read_parquet('{src}')").fetchone()
+    want_rows, want_users = con.sql(f"SELECT count(*), count(DISTINCT user_id) FROM read_parquet('{src}')").fetchall()[0]
 
     data = os.path.join(a.work, "data")
     secs, rss, _ = timed([ns, "import", "--data", data, src])

@@ -88,8 +88,6 @@ struct ImportArgs {
     #[command(flatten)]
     data: DataArgs,
     #[command(flatten)]
-    engine: EngineArgs,
-    #[command(flatten)]
     layout: LayoutArgs,
     /// Input format (default: from each file's extension; `.gz` is understood).
     #[arg(long, value_parser = |s: &str| s.parse::<Format>())]
@@ -230,7 +228,7 @@ async fn import(args: ImportArgs) -> Result<()> {
         progress: true,
         layout: args.layout.layout(),
     };
-    let summary = import_into(&location, &args.engine.options(), &args.files, &options).await?;
+    let summary = import_into(&location, &args.files, &options).await?;
     eprintln!(
         "imported {} rows ({} rejected) from {} in {:.2} s: {:.0} rows/s; table version {}",
         summary.rows,
@@ -248,15 +246,9 @@ async fn import(args: ImportArgs) -> Result<()> {
     Ok(())
 }
 
-async fn import_into(
-    location: &DataLocation,
-    engine: &EngineOptions,
-    files: &[String],
-    options: &ImportOptions,
-) -> Result<northstar_import::ImportSummary> {
-    let ctx = northstar_engine::new_context(engine)?;
+async fn import_into(location: &DataLocation, files: &[String], options: &ImportOptions) -> Result<northstar_import::ImportSummary> {
     let mut store = EventStore::open(location).await?;
-    Ok(northstar_import::import(&mut store, &ctx, files, options).await?)
+    Ok(northstar_import::import(&mut store, files, options).await?)
 }
 
 async fn query(args: QueryArgs) -> Result<()> {
@@ -313,7 +305,7 @@ async fn demo(args: DemoArgs) -> Result<()> {
         let config = GeneratorConfig { events: args.events, ..Default::default() };
         generate_to_file(&config, &file, OutputFormat::Parquet, |_| {}).map_err(anyhow::Error::msg)?;
         let options = ImportOptions { progress: true, ..Default::default() };
-        let summary = import_into(&location, &EngineOptions::default(), &[file.display().to_string()], &options).await?;
+        let summary = import_into(&location, &[file.display().to_string()], &options).await?;
         std::fs::remove_dir_all(&dir).ok();
         eprintln!("imported {} events in {:.1} s into {}", summary.rows, summary.elapsed.as_secs_f64(), args.data);
     } else {

@@ -14,11 +14,10 @@ async fn memory_location_round_trip_in_process() {
     let s = Scratch::new();
     let file = s.generate("g.parquet", 3_000, 5);
     let location = northstar_storage::DataLocation::parse("memory://roundtrip").unwrap();
-    let ctx = northstar_engine::new_context(&Default::default()).unwrap();
     for _ in 0..2 {
         let mut store = northstar_storage::EventStore::open(&location).await.unwrap();
         let options = northstar_import::ImportOptions::default();
-        northstar_import::import(&mut store, &ctx, &[file.clone()], &options).await.unwrap();
+        northstar_import::import(&mut store, &[file.clone()], &options).await.unwrap();
     }
     let ctx = northstar_engine::open_session(&location, &Default::default()).await.unwrap();
     let batches = ctx.sql("SELECT count(*) AS n, count(DISTINCT platform) AS p FROM events").await.unwrap().collect().await.unwrap();

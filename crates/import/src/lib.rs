@@ -2,7 +2,8 @@
 //! atomic Delta commit.
 //!
 //! Inputs are read on a blocking thread and handed to the Delta writer through a channel of
-//! two batches, so memory stays bounded whatever the input size. A bad row either ends the
+//! two batches; the writer finishes its files every few million rows, so memory stays bounded
+//! whatever the input size. A bad row either ends the
 //! import (naming file and line or row, nothing committed) or, with a rejects file, is written
 //! there while the good rows are committed.
 
@@ -18,20 +19,12 @@ mod rows;
 mod target;
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::arrow::datatypes::DataType;
 use datafusion::arrow::record_batch::RecordBatch;
-use datafusion::catalog::streaming::StreamingTable;
-use datafusion::datasource::provider_as_source;
-use datafusion::error::DataFusionError;
-use datafusion::execution::{SendableRecordBatchStream, TaskContext};
-use datafusion::logical_expr::LogicalPlanBuilder;
-use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
-use datafusion::physical_plan::streaming::PartitionStream;
-use datafusion::prelude::SessionContext;
-use northstar_storage::{EventStore, StorageError, WriterLayout};
+use northstar_storage::{AppendError, EventStore, StorageError, WriterLayout};
 use tokio::sync::mpsc;
 
 pub use convert::parse_timestamp_text;
@@ -156,7 +149,6 @@ fn merge_new_columns(probes: &[Probe]) -> Vec<(String, DataType)> {
 /// Imports `inputs` into the store's events table in one commit.
 pub async fn import(
     store: &mut EventStore,
-    ctx: &SessionContext,
     inputs: &[String],
     options: &ImportOptions,
 ) -> Result<ImportSummary, ImportError> {
@@ -184,10 +176,9 @@ pub async fn import(
         Some(path) => rejects::Rejects::to_file(path)?,
         None => rejects::Rejects::fail_fast(),
     };
-    let (sender, receiver) = mpsc::channel::<Result<RecordBatch, DataFusionError>>(2);
-    let failure: Arc<Mutex<Option<ImportError>>> = Arc::default();
+    let (sender, receiver) = mpsc::channel::<Result<RecordBatch, ImportError>>(2);
     let producer = {
-        let (target, counter, failure) = (target.clone(), counter.clone(), failure.clone());
+        let (target, counter) = (target.clone(), counter.clone());
         std::thread::spawn(move || -> (u64, u64) {
             let mut rows = 0u64;
             let outcome = (|| -> Result<(), ImportError> {
@@ -203,9 +194,7 @@ pub async fn import(
                 rejects.finish()
             })();
             if let Err(e) = outcome {
-                let message = e.to_string();
-                *failure.lock().expect("failure slot") = Some(e);
-                let _ = sender.blocking_send(Err(DataFusionError::Execution(message)));
+                let _ = sender.blocking_send(Err(e));
             }
             (rows, rejects.count)
         })
@@ -222,12 +211,8 @@ pub async fn import(
         })
     });
 
-    let stream = Arc::new(ChannelPartition::new(target.schema.clone(), receiver));
-    let table = StreamingTable::try_new(target.schema.clone(), vec![stream]).map_err(StorageError::from)?;
-    let plan = LogicalPlanBuilder::scan("import", provider_as_source(Arc::new(table)), None)
-        .and_then(|b| b.build())
-        .map_err(StorageError::from)?;
-    let appended = store.append(plan, ctx.state(), &options.layout).await;
+    let batches = futures::stream::unfold(receiver, |mut receiver| async move { receiver.recv().await.map(|item| (item, receiver)) });
+    let appended = store.append(target.schema.clone(), Box::pin(batches), &options.layout).await;
 
     if let Some(t) = ticker {
         t.abort();
@@ -236,10 +221,10 @@ pub async fn import(
         bar.finish_and_clear();
     }
     let (rows, rejected) = producer.join().map_err(|_| ImportError::Usage("input reader panicked".into()))?;
-    if let Some(e) = failure.lock().expect("failure slot").take() {
-        return Err(e);
-    }
-    let summary = appended?;
+    let summary = appended.map_err(|e| match e {
+        AppendError::Input(e) => e,
+        AppendError::Storage(e) => ImportError::Storage(e),
+    })?;
     Ok(ImportSummary { rows, rejected, input_bytes: counter.get().max(total_bytes), elapsed: started.elapsed(), version: summary.version })
 }
 
@@ -251,43 +236,6 @@ fn progress_bar(total: u64) -> indicatif::ProgressBar {
             .progress_chars("=> "),
     );
     bar
-}
-
-/// A stream partition fed by the reader thread. It can be executed once: an import reads its
-/// inputs a single time.
-struct ChannelPartition {
-    schema: SchemaRef,
-    receiver: Mutex<Option<mpsc::Receiver<Result<RecordBatch, DataFusionError>>>>,
-}
-
-impl ChannelPartition {
-    fn new(schema: SchemaRef, receiver: mpsc::Receiver<Result<RecordBatch, DataFusionError>>) -> Self {
-        Self { schema, receiver: Mutex::new(Some(receiver)) }
-    }
-}
-
-impl std::fmt::Debug for ChannelPartition {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("ChannelPartition")
-    }
-}
-
-impl PartitionStream for ChannelPartition {
-    fn schema(&self) -> &SchemaRef {
-        &self.schema
-    }
-
-    fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
-        let Some(receiver) = self.receiver.lock().expect("receiver slot").take() else {
-            let err = DataFusionError::Internal("import input can be read only once".into());
-            let stream = futures::stream::once(async move { Err(err) });
-            return Box::pin(RecordBatchStreamAdapter::new(self.schema.clone(), stream));
-        };
-        let stream = futures::stream::unfold(receiver, |mut receiver| async move {
-            receiver.recv().await.map(|item| (item, receiver))
-        });
-        Box::pin(RecordBatchStreamAdapter::new(self.schema.clone(), stream))
-    }
 }
 
 /// The first 60 characters of a value, for messages.

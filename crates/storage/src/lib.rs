@@ -16,7 +16,7 @@ pub use schema::{
     core_schema, event_date_from_micros, is_core_column, CORE_COLUMNS, EVENT_DATE, EVENT_TIME,
     PARTITION_COLUMNS,
 };
-pub use table::{AppendSummary, EventStore, OptimizeSummary, VacuumSummary, WriterLayout};
+pub use table::{AppendError, AppendSummary, EventStore, OptimizeSummary, VacuumSummary, WriterLayout};
 
 /// Errors of the event store. Messages name the location and what went wrong.
 #[derive(Debug, thiserror::Error)]

@@ -4,13 +4,21 @@ use std::num::NonZeroU64;
 use std::sync::Arc;
 use std::time::Duration;
 
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::TableProvider;
 use datafusion::execution::SessionState;
-use datafusion::logical_expr::LogicalPlan;
+use deltalake::datafile::writer::{DeltaWriter, WriterConfig};
+use deltalake::kernel::engine::arrow_conversion::TryIntoKernel as _;
+use deltalake::kernel::transaction::CommitBuilder;
+use deltalake::kernel::{Action, Add, MetadataExt, StructType};
+use delta_kernel::table_properties::DataSkippingNumIndexedCols;
+use deltalake::operations::create::CreateBuilder;
+use deltalake::protocol::DeltaOperation;
+use futures::StreamExt;
 use datafusion::parquet::basic::{Compression, ZstdLevel};
 use datafusion::parquet::file::properties::{EnabledStatistics, WriterProperties, WriterVersion};
 use deltalake::operations::optimize::OptimizeType;
-use deltalake::operations::write::SchemaMode;
 use deltalake::protocol::SaveMode;
 use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
 
@@ -26,11 +34,13 @@ pub struct WriterLayout {
     pub row_group_rows: usize,
     /// Roll to a new file once a file reaches this many bytes.
     pub target_file_bytes: u64,
+    /// Rows written before every open file is finished (bounds an import's memory).
+    pub chunk_rows: usize,
 }
 
 impl Default for WriterLayout {
     fn default() -> Self {
-        Self { zstd_level: 1, row_group_rows: 1024 * 1024, target_file_bytes: 256 << 20 }
+        Self { zstd_level: 1, row_group_rows: 1024 * 1024, target_file_bytes: 256 << 20, chunk_rows: 2 << 20 }
     }
 }
 
@@ -46,6 +56,13 @@ impl WriterLayout {
             .set_max_row_group_row_count(Some(self.row_group_rows))
             .build()
     }
+}
+
+/// Why an append failed: the input stream's own error, or the store's. Nothing was committed.
+#[derive(Debug)]
+pub enum AppendError<E> {
+    Input(E),
+    Storage(StorageError),
 }
 
 /// What one append committed.
@@ -135,32 +152,85 @@ impl EventStore {
         self.table.table_provider().await.map_err(StorageError::from)
     }
 
-    /// Appends everything `plan` produces in one Delta commit. New columns in the plan's
-    /// schema are added to the table schema in that same commit. If the plan fails (bad input,
-    /// I/O error, the process is killed), nothing is committed: files already written stay
-    /// unreferenced until `vacuum` removes them.
-    pub async fn append(
+    /// Appends every batch of `batches` (all of schema `schema`) in one Delta commit. New
+    /// columns in `schema` are added to the table schema in that same commit.
+    ///
+    /// Batches are written in chunks of [`WriterLayout::chunk_rows`] rows: every data file
+    /// of a chunk is finished and uploaded before the next chunk starts, so memory holds one
+    /// chunk whatever the input size (delta-rs's own streaming write keeps every partition's
+    /// file open until the end, which grows with the input). Nothing is visible until the
+    /// commit: if the stream fails or the process dies, the table stays as it was, and the
+    /// files already written stay unreferenced until `vacuum` removes them.
+    pub async fn append<E>(
         &mut self,
-        plan: LogicalPlan,
-        state: SessionState,
+        schema: SchemaRef,
+        mut batches: impl futures::Stream<Item = Result<RecordBatch, E>> + Unpin,
         layout: &WriterLayout,
-    ) -> Result<AppendSummary> {
-        let table = self
-            .table
-            .clone()
-            .write(Vec::new())
-            .with_input_plan(plan)
-            .with_session_state(Arc::new(state))
-            .with_save_mode(SaveMode::Append)
-            .with_schema_mode(SchemaMode::Merge)
-            .with_partition_columns(PARTITION_COLUMNS)
-            .with_writer_properties(layout.writer_properties())
-            .with_target_file_size(NonZeroU64::new(layout.target_file_bytes))
-            .with_table_name("events")
+    ) -> std::result::Result<AppendSummary, AppendError<E>> {
+        let new_writer = || {
+            let config = WriterConfig::new(
+                schema.clone(),
+                PARTITION_COLUMNS.iter().map(|c| c.to_string()).collect(),
+                Some(layout.writer_properties()),
+                NonZeroU64::new(layout.target_file_bytes),
+                None,
+                DataSkippingNumIndexedCols::NumColumns(32),
+                None,
+            );
+            DeltaWriter::new(self.table.object_store(), config)
+        };
+        let storage = |source| AppendError::Storage(self.delta_error("writing to", source));
+        let mut adds = Vec::new();
+        let mut writer = new_writer();
+        let mut chunk_rows = 0usize;
+        while let Some(batch) = batches.next().await {
+            let batch = batch.map_err(AppendError::Input)?;
+            chunk_rows += batch.num_rows();
+            writer.write(&batch).await.map_err(storage)?;
+            if chunk_rows >= layout.chunk_rows {
+                adds.extend(writer.close().await.map_err(storage)?);
+                writer = new_writer();
+                chunk_rows = 0;
+            }
+        }
+        adds.extend(writer.close().await.map_err(storage)?);
+        self.commit(schema, adds).await.map_err(AppendError::Storage)
+    }
+
+    /// Commits written files (and, when the schema grew, the new schema) as one version.
+    async fn commit(&mut self, schema: SchemaRef, adds: Vec<Add>) -> Result<AppendSummary> {
+        let kernel_schema: StructType = schema.as_ref().try_into_kernel().map_err(|e| self.delta_error("converting the schema of", e.into()))?;
+        let actions: Vec<Action> = adds.into_iter().map(Action::Add).collect();
+        let Ok(snapshot) = self.table.snapshot() else {
+            let table = CreateBuilder::new()
+                .with_log_store(self.table.log_store())
+                .with_table_name("events")
+                .with_columns(kernel_schema.fields().cloned())
+                .with_partition_columns(PARTITION_COLUMNS)
+                .with_actions(actions)
+                .await
+                .map_err(|source| self.delta_error("creating", source))?;
+            self.table = table;
+            return Ok(AppendSummary { version: self.version().unwrap_or(0) });
+        };
+        let mut all = Vec::with_capacity(actions.len() + 1);
+        if snapshot.snapshot().arrow_schema().fields().len() != schema.fields().len() {
+            let metadata = MetadataExt::with_schema(snapshot.metadata().clone(), &kernel_schema).map_err(|source| self.delta_error("evolving the schema of", source.into()))?;
+            all.push(Action::Metadata(metadata));
+        }
+        all.extend(actions);
+        let operation = DeltaOperation::Write {
+            mode: SaveMode::Append,
+            partition_by: Some(PARTITION_COLUMNS.iter().map(|c| c.to_string()).collect()),
+            predicate: None,
+        };
+        let committed = CommitBuilder::default()
+            .with_actions(all)
+            .build(Some(snapshot), self.table.log_store(), operation)
             .await
-            .map_err(|source| self.delta_error("appending to", source))?;
-        self.table = table;
-        Ok(AppendSummary { version: self.version().unwrap_or(0) })
+            .map_err(|source| self.delta_error("committing to", source))?;
+        self.table.update_state().await.map_err(|source| self.delta_error("reloading", source))?;
+        Ok(AppendSummary { version: committed.version })
     }
 
     /// Rewrites small files of each day into large ones, Z-ordered by user and time so that a
