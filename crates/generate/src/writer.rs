@@ -104,7 +104,7 @@ fn write_all(config: &GeneratorConfig, path: &Path, format: OutputFormat, on_pro
     let mut generator = EventGenerator::new(config.clone());
     let mut chunk: Vec<Event> = Vec::with_capacity(BATCH);
     let mut count = 0u64;
-    let mut max_user = 0u32;
+    let mut users = DistinctUsers::default();
     match format {
         OutputFormat::Parquet => {
             let props = WriterProperties::builder()
@@ -118,7 +118,7 @@ fn write_all(config: &GeneratorConfig, path: &Path, format: OutputFormat, on_pro
                     break;
                 }
                 count += chunk.len() as u64;
-                max_user = chunk.iter().map(|e| e.user).fold(max_user, u32::max);
+                chunk.iter().for_each(|e| users.add(e.user));
                 writer.write(&to_batch(&chunk).map_err(|e| err(&e))?).map_err(|e| err(&e))?;
                 on_progress(count);
             }
@@ -129,7 +129,7 @@ fn write_all(config: &GeneratorConfig, path: &Path, format: OutputFormat, on_pro
             for e in generator {
                 ndjson_line(&mut out, &e).map_err(|e| err(&e))?;
                 count += 1;
-                max_user = max_user.max(e.user);
+                users.add(e.user);
                 if count % BATCH as u64 == 0 {
                     on_progress(count);
                 }
@@ -137,5 +137,25 @@ fn write_all(config: &GeneratorConfig, path: &Path, format: OutputFormat, on_pro
             out.flush().map_err(|e| err(&e))?;
         }
     }
-    Ok((count, max_user as u64 + 1))
+    Ok((count, users.count))
+}
+
+/// Users that have at least one event in the output (user ids are dense, so a bit per id).
+#[derive(Default)]
+struct DistinctUsers {
+    seen: Vec<bool>,
+    count: u64,
+}
+
+impl DistinctUsers {
+    fn add(&mut self, user: u32) {
+        let i = user as usize;
+        if i >= self.seen.len() {
+            self.seen.resize(i + 1, false);
+        }
+        if !self.seen[i] {
+            self.seen[i] = true;
+            self.count += 1;
+        }
+    }
 }
