@@ -10,7 +10,7 @@ use datafusion::catalog::TableProvider;
 use datafusion::execution::SessionState;
 use deltalake::datafile::writer::{DeltaWriter, WriterConfig};
 use deltalake::kernel::engine::arrow_conversion::TryIntoKernel as _;
-use deltalake::kernel::transaction::CommitBuilder;
+use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
 use deltalake::kernel::{Action, Add, MetadataExt, StructType};
 use delta_kernel::table_properties::DataSkippingNumIndexedCols;
 use deltalake::operations::create::CreateBuilder;
@@ -224,7 +224,10 @@ impl EventStore {
             partition_by: Some(PARTITION_COLUMNS.iter().map(|c| c.to_string()).collect()),
             predicate: None,
         };
-        let committed = CommitBuilder::default()
+        // CommitProperties' defaults include the post-commit hook that writes a checkpoint
+        // every `delta.checkpointInterval` (100) commits; without it every reader would replay
+        // the whole log, and many small imports would slow every query down.
+        let committed = CommitBuilder::from(CommitProperties::default())
             .with_actions(all)
             .build(Some(snapshot), self.table.log_store(), operation)
             .await
