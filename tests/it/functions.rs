@@ -99,3 +99,26 @@ async fn planning_errors_say_what_was_expected() {
         assert!(message.contains(expected), "{sql}\n  expected: {expected}\n  got: {message}");
     }
 }
+
+/// Every complete SQL example in docs/functions.md runs on the sample data set.
+#[tokio::test]
+async fn documented_examples_run_on_the_sample_data() {
+    let location = northstar_storage::DataLocation::parse("memory://doc-examples").unwrap();
+    let mut store = northstar_storage::EventStore::open(&location).await.unwrap();
+    let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/datasets/sample-10k.ndjson.gz").to_string();
+    northstar_import::import(&mut store, &[sample], &Default::default()).await.unwrap();
+    let ctx = northstar_engine::open_session(&location, &EngineOptions::default()).await.unwrap();
+    let docs = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/functions.md")).unwrap();
+    let examples: Vec<&str> = docs
+        .split("```sql")
+        .skip(1)
+        .map(|block| block.split("```").next().unwrap().trim())
+        .filter(|sql| sql.starts_with("SELECT") || sql.starts_with("--"))
+        .filter(|sql| !sql.contains('…'))
+        .collect();
+    assert!(examples.len() >= 5, "found {} examples", examples.len());
+    for sql in examples {
+        let rows: usize = ctx.sql(sql).await.unwrap_or_else(|e| panic!("{sql}\n{e}")).collect().await.unwrap_or_else(|e| panic!("{sql}\n{e}")).iter().map(|b| b.num_rows()).sum();
+        assert!(rows > 0, "{sql} returned nothing on the sample");
+    }
+}
