@@ -321,7 +321,7 @@ async fn demo(args: DemoArgs) -> Result<()> {
     output::write_table(&mut std::io::stdout().lock(), &batches)?;
     eprintln!("({:.2} s)", started.elapsed().as_secs_f64());
     let d = &args.data;
-    println!("\nThe Postgres endpoint (serving on {}) is not part of this release yet. Try:", args.listen);
+    println!("\nThe Postgres endpoint (--listen {}) comes in a later release; until then, try:", args.listen);
     println!("  cargo run --release -- query --data {d} \"SELECT event_date, count(DISTINCT user_id) AS dau FROM events GROUP BY 1 ORDER BY 1\"");
     println!("  cargo run --release -- query --data {d} \"SELECT platform, country, count(*) FROM events GROUP BY 1, 2 ORDER BY 3 DESC LIMIT 10\"");
     println!("  cargo run --release -- query --data {d} --format csv \"SELECT json_get_str(properties, 'plan') AS plan, count(*) FROM events WHERE event = 'purchase' GROUP BY 1\"");
