@@ -1,15 +1,95 @@
 //! The funnel scan behind `window_funnel` and `funnel_step_times`, with ClickHouse 26.9's
 //! windowFunnel semantics (see docs/functions.md for the rules and their edge cases).
 
+use std::marker::PhantomData;
 use std::sync::Arc;
 
-use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::datatypes::{DataType, FieldRef};
 use datafusion::common::{plan_err, Result};
-use datafusion::logical_expr::function::AccumulatorArgs;
-use datafusion::logical_expr::GroupsAccumulator;
+use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
+use datafusion::logical_expr::{Accumulator, AggregateUDFImpl, GroupsAccumulator, Signature, Volatility};
 
-use crate::common::{any_nullable, check_conditions, check_time, literal_arg, literal_text, TimeKind};
-use crate::event_list::{Event, EventListAccumulator, Finisher};
+use crate::common::{any_nullable, check_conditions, check_time, literal_arg, literal_text, SingleGroup, TimeKind};
+use crate::event_list::{state_fields, Event, EventListAccumulator, Finisher};
+
+/// What a funnel function returns: `window_funnel` the level, `funnel_step_times` the times
+/// of the steps. Everything else about the two functions is shared by [`FunnelFunction`].
+pub trait FunnelOutput: std::fmt::Debug + Send + Sync + 'static {
+    const NAME: &'static str;
+    const USAGE: &'static str;
+    type Finisher: Finisher;
+    fn return_type(kind: TimeKind) -> DataType;
+    fn finisher(funnel: Funnel, kind: TimeKind) -> Self::Finisher;
+}
+
+/// The SQL aggregate of a funnel function with output `O`.
+#[derive(Debug)]
+pub struct FunnelFunction<O> {
+    signature: Signature,
+    output: PhantomData<O>,
+}
+
+impl<O> Default for FunnelFunction<O> {
+    fn default() -> Self {
+        Self { signature: Signature::user_defined(Volatility::Immutable), output: PhantomData }
+    }
+}
+
+impl<O> PartialEq for FunnelFunction<O> {
+    fn eq(&self, other: &Self) -> bool {
+        self.signature == other.signature
+    }
+}
+
+impl<O> Eq for FunnelFunction<O> {}
+
+impl<O> std::hash::Hash for FunnelFunction<O> {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.signature.hash(state);
+    }
+}
+
+impl<O: FunnelOutput> FunnelFunction<O> {
+    fn factory(args: &AccumulatorArgs) -> Result<Arc<dyn Fn() -> Box<dyn GroupsAccumulator> + Send + Sync>> {
+        FunnelLayout::accumulator_factory(O::NAME, args, O::finisher)
+    }
+}
+
+impl<O: FunnelOutput> AggregateUDFImpl for FunnelFunction<O> {
+    fn name(&self) -> &str {
+        O::NAME
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
+        FunnelLayout::check(O::NAME, arg_types, O::USAGE)?;
+        Ok(arg_types.to_vec())
+    }
+
+    fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
+        let (_, kind) = FunnelLayout::check(O::NAME, arg_types, O::USAGE)?;
+        Ok(O::return_type(kind))
+    }
+
+    fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
+        Ok(state_fields(args.name))
+    }
+
+    fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
+        Ok(Box::new(SingleGroup::new(Self::factory(&args)?)))
+    }
+
+    fn groups_accumulator_supported(&self, _args: AccumulatorArgs) -> bool {
+        true
+    }
+
+    fn create_groups_accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn GroupsAccumulator>> {
+        Ok(Self::factory(&args)?())
+    }
+}
 
 /// Where a funnel function's arguments are: `(window, [mode,] ts, cond1, …)`.
 #[derive(Debug, Clone, Copy)]

@@ -17,26 +17,30 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, Date32Array, Int64Builder, ListArray, ListBuilder, TimestampMicrosecondArray};
-use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Int64Type, TimeUnit};
+use datafusion::arrow::datatypes::{DataType, Field, Int64Type, TimeUnit};
 use datafusion::common::Result;
-use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
-use datafusion::logical_expr::{Accumulator, AggregateUDFImpl, GroupsAccumulator, Signature, Volatility};
 
-use crate::common::{SingleGroup, TimeKind};
-use crate::event_list::{state_fields, Event, Finisher};
-use crate::funnel::{Funnel, FunnelLayout};
+use crate::common::TimeKind;
+use crate::event_list::{Event, Finisher};
+use crate::funnel::{Funnel, FunnelFunction, FunnelOutput};
 
-const NAME: &str = "funnel_step_times";
-const USAGE: &str = "funnel_step_times(window, [mode,] timestamp, cond1, ..., condN)";
+/// `funnel_step_times`'s output: the times of the steps.
+#[derive(Debug)]
+pub struct StepTimes;
 
-#[derive(Debug, PartialEq, Eq, Hash)]
-pub struct FunnelStepTimes {
-    signature: Signature,
-}
+pub type FunnelStepTimes = FunnelFunction<StepTimes>;
 
-impl Default for FunnelStepTimes {
-    fn default() -> Self {
-        Self { signature: Signature::user_defined(Volatility::Immutable) }
+impl FunnelOutput for StepTimes {
+    const NAME: &'static str = "funnel_step_times";
+    const USAGE: &'static str = "funnel_step_times(window, [mode,] timestamp, cond1, ..., condN)";
+    type Finisher = StepTimesFinisher;
+
+    fn return_type(kind: TimeKind) -> DataType {
+        DataType::new_list(element_type(kind), true)
+    }
+
+    fn finisher(funnel: Funnel, kind: TimeKind) -> StepTimesFinisher {
+        StepTimesFinisher { funnel, kind, scratch: Default::default() }
     }
 }
 
@@ -48,7 +52,7 @@ fn element_type(kind: TimeKind) -> DataType {
     }
 }
 
-struct StepTimesFinisher {
+pub struct StepTimesFinisher {
     funnel: Funnel,
     kind: TimeKind,
     scratch: std::sync::Mutex<Vec<(i64, u8, u32)>>,
@@ -82,44 +86,3 @@ impl Finisher for StepTimesFinisher {
     }
 }
 
-impl FunnelStepTimes {
-    fn make(args: &AccumulatorArgs) -> Result<Arc<dyn Fn() -> Box<dyn GroupsAccumulator> + Send + Sync>> {
-        FunnelLayout::accumulator_factory(NAME, args, |funnel, kind| StepTimesFinisher { funnel, kind, scratch: Default::default() })
-    }
-}
-
-impl AggregateUDFImpl for FunnelStepTimes {
-    fn name(&self) -> &str {
-        NAME
-    }
-
-    fn signature(&self) -> &Signature {
-        &self.signature
-    }
-
-    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
-        FunnelLayout::check(NAME, arg_types, USAGE)?;
-        Ok(arg_types.to_vec())
-    }
-
-    fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
-        let (_, kind) = FunnelLayout::check(NAME, arg_types, USAGE)?;
-        Ok(DataType::new_list(element_type(kind), true))
-    }
-
-    fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
-        Ok(state_fields(args.name))
-    }
-
-    fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
-        Ok(Box::new(SingleGroup::new(Self::make(&args)?)))
-    }
-
-    fn groups_accumulator_supported(&self, _args: AccumulatorArgs) -> bool {
-        true
-    }
-
-    fn create_groups_accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn GroupsAccumulator>> {
-        Ok(Self::make(&args)?())
-    }
-}
