@@ -17,7 +17,7 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use northstar_storage::{DataLocation, EventStore, StorageError};
 
 /// Resource settings of a session.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct EngineOptions {
     /// Bytes the memory pool may hand out before operators spill (or fail, for the few that
     /// cannot spill). `None`: half of the machine's memory.
@@ -26,12 +26,6 @@ pub struct EngineOptions {
     pub spill_dir: Option<PathBuf>,
     /// Parallelism of scans, joins and aggregates. `None`: the number of cores.
     pub target_partitions: Option<usize>,
-}
-
-impl Default for EngineOptions {
-    fn default() -> Self {
-        Self { memory_limit: None, spill_dir: None, target_partitions: None }
-    }
 }
 
 impl EngineOptions {

@@ -118,7 +118,7 @@ pub fn from_text(text: &str, kind: Kind) -> Result<Cell, String> {
     if text.is_empty() {
         return Ok(Cell::Null);
     }
-    let wrong = || format!("expected {}, got '{}'", kind.sql_name(), truncate(text));
+    let wrong = || format!("expected {}, got '{}'", kind.sql_name(), crate::excerpt(text));
     Ok(match kind {
         Kind::Timestamp => Cell::Micros(parse_timestamp_text(text).ok_or_else(wrong)?),
         Kind::Utf8 | Kind::Other => Cell::Text(text.to_string()),
@@ -143,15 +143,7 @@ fn parse_date(text: &str) -> Option<i32> {
 }
 
 fn short(value: &Value) -> String {
-    truncate(&value.to_string())
-}
-
-fn truncate(s: &str) -> String {
-    if s.chars().count() > 60 {
-        format!("{}…", s.chars().take(60).collect::<String>())
-    } else {
-        s.to_string()
-    }
+    crate::excerpt(&value.to_string())
 }
 
 /// Running type inference for a new column: the narrowest type every value seen fits.

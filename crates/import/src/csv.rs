@@ -7,7 +7,7 @@ use std::sync::Arc;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::arrow::record_batch::RecordBatch;
 
-use crate::convert::{from_text, Cell, Inferred};
+use crate::convert::{from_text, Inferred};
 use crate::mapping::{check_required, resolve_fields, target_name, FieldOverrides};
 use crate::rejects::{Position, Rejects};
 use crate::rows::{RowBatcher, BATCH_ROWS};
@@ -121,7 +121,7 @@ impl Source for CsvSource {
                 }
             };
             if let Err(reason) = outcome {
-                self.batcher.row.iter_mut().for_each(|c| *c = Cell::Null);
+                self.batcher.discard_row();
                 rejects.reject(&self.name, Position::Line(line), reason, || raw)?;
             }
         }

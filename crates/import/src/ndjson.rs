@@ -148,7 +148,7 @@ impl Source for NdjsonSource {
             };
             let outcome = outcome.and_then(|()| self.batcher.commit_row());
             if let Err(reason) = outcome {
-                self.batcher.row.iter_mut().for_each(|c| *c = crate::convert::Cell::Null);
+                self.batcher.discard_row();
                 let raw = String::from_utf8_lossy(text).into_owned();
                 rejects.reject(&self.name, Position::Line(self.line_number), reason, || raw)?;
             }

@@ -114,7 +114,7 @@ impl RowBatcher {
                 builder.append(cell);
             }
         }
-        self.row.iter_mut().for_each(|c| *c = Cell::Null);
+        self.discard_row();
         result
     }
 
@@ -136,6 +136,11 @@ impl RowBatcher {
         }
         self.row[EVENT_DATE_IDX] = Cell::Days(event_date_from_micros(micros));
         Ok(())
+    }
+
+    /// Drops the row being assembled (it was rejected before it could be committed).
+    pub fn discard_row(&mut self) {
+        self.row.iter_mut().for_each(|c| *c = Cell::Null);
     }
 
     pub fn buffered_rows(&self) -> usize {
