@@ -61,7 +61,7 @@ async fn many_small_imports_write_log_checkpoints() {
     let file = s.write("one.ndjson", "{\"event_time\":\"2024-05-01T00:00:00Z\",\"user_id\":\"u\",\"event\":\"e\"}\n");
     let mut store = northstar_storage::EventStore::open(&location).await.unwrap();
     for _ in 0..101 {
-        northstar_import::import(&mut store, &[file.clone()], &Default::default()).await.unwrap();
+        northstar_import::import(&mut store, std::slice::from_ref(&file), &Default::default()).await.unwrap();
     }
     let checkpoint = s.path("data/events/_delta_log/00000000000000000099.checkpoint.parquet");
     assert!(checkpoint.exists(), "version 99 (every 100th commit) must write a checkpoint, so readers need not replay the whole log");

@@ -17,7 +17,7 @@ async fn memory_location_round_trip_in_process() {
     for _ in 0..2 {
         let mut store = northstar_storage::EventStore::open(&location).await.unwrap();
         let options = northstar_import::ImportOptions::default();
-        northstar_import::import(&mut store, &[file.clone()], &options).await.unwrap();
+        northstar_import::import(&mut store, std::slice::from_ref(&file), &options).await.unwrap();
     }
     let ctx = northstar_engine::open_session(&location, &Default::default()).await.unwrap();
     let batches = ctx.sql("SELECT count(*) AS n, count(DISTINCT platform) AS p FROM events").await.unwrap().collect().await.unwrap();

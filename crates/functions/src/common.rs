@@ -69,10 +69,10 @@ impl TimeKind {
                 return plan_err!("{function}: with an integer timestamp the window must be an integer, got {value}")
             }
             (kind, ScalarValue::IntervalMonthDayNano(Some(i))) if i.months == 0 => {
-                kind.from_day_nanos(function, i.days as i64, i.nanoseconds)?
+                kind.days_and_nanos_in_units(function, i.days as i64, i.nanoseconds)?
             }
             (kind, ScalarValue::IntervalDayTime(Some(i))) => {
-                kind.from_day_nanos(function, i.days as i64, i.milliseconds as i64 * 1_000_000)?
+                kind.days_and_nanos_in_units(function, i.days as i64, i.milliseconds as i64 * 1_000_000)?
             }
             (_, ScalarValue::IntervalYearMonth(_) | ScalarValue::IntervalMonthDayNano(_)) => {
                 return plan_err!("{function}: a window in months or years has no fixed length; use days")
@@ -85,7 +85,7 @@ impl TimeKind {
         Ok(window)
     }
 
-    fn from_day_nanos(self, function: &str, days: i64, nanos: i64) -> Result<i64> {
+    fn days_and_nanos_in_units(self, function: &str, days: i64, nanos: i64) -> Result<i64> {
         match self {
             TimeKind::Timestamp => Ok(days * 86_400_000_000 + nanos / 1_000),
             TimeKind::Date if nanos == 0 => Ok(days),

@@ -130,7 +130,7 @@ fn write_all(config: &GeneratorConfig, path: &Path, format: OutputFormat, on_pro
                 ndjson_line(&mut out, &e).map_err(|e| err(&e))?;
                 count += 1;
                 users.add(e.user);
-                if count % BATCH as u64 == 0 {
+                if count.is_multiple_of(BATCH as u64) {
                     on_progress(count);
                 }
             }

@@ -41,8 +41,16 @@ pub enum ImportError {
     Input { input: String, reason: String },
     #[error("{0}")]
     Usage(String),
+    /// Boxed: the store's error is large, and import errors travel through every batch's
+    /// `Result` on the hot path.
     #[error(transparent)]
-    Storage(#[from] StorageError),
+    Storage(Box<StorageError>),
+}
+
+impl From<StorageError> for ImportError {
+    fn from(e: StorageError) -> Self {
+        ImportError::Storage(Box::new(e))
+    }
 }
 
 impl ImportError {
@@ -223,7 +231,7 @@ pub async fn import(
     let (rows, rejected) = producer.join().map_err(|_| ImportError::Usage("input reader panicked".into()))?;
     let summary = appended.map_err(|e| match e {
         AppendError::Input(e) => e,
-        AppendError::Storage(e) => ImportError::Storage(e),
+        AppendError::Storage(e) => e.into(),
     })?;
     Ok(ImportSummary { rows, rejected, input_bytes: counter.get().max(total_bytes), elapsed: started.elapsed(), version: summary.version })
 }

@@ -208,8 +208,8 @@ impl Source for ParquetSource {
         let (converted, problems) = self.convert(&batch)?;
         let first_row = self.rows_read;
         self.rows_read += batch.num_rows() as u64;
-        if self.total_rows > 0 {
-            self.progress.add(self.file_bytes * batch.num_rows() as u64 / self.total_rows);
+        if let Some(share) = (self.file_bytes * batch.num_rows() as u64).checked_div(self.total_rows) {
+            self.progress.add(share);
         }
         let with_target_schema = |batch: RecordBatch| {
             RecordBatch::try_new(self.target.schema.clone(), batch.columns().to_vec())
