@@ -28,8 +28,13 @@ enum Command {
     Query(QueryArgs),
     /// Write deterministic synthetic product events to a file.
     Generate(GenerateArgs),
-    /// Generate and import sample data into an empty location, then show what to run.
+    /// Generate and import sample data into an empty location, then serve it over the
+    /// PostgreSQL protocol.
     Demo(DemoArgs),
+    /// Serve the events table over the PostgreSQL wire protocol (psql, BI tools, drivers).
+    Serve(ServeArgs),
+    /// Print a SCRAM-SHA-256 verifier line for a users file (reads the password from stdin).
+    HashPassword(HashPasswordArgs),
     /// Compact small files into large, Z-ordered ones (by user_id, event_time).
     Optimize(MaintenanceArgs),
     /// Delete data files no longer referenced by any version within the retention period.
@@ -154,12 +159,67 @@ struct DemoArgs {
     /// Where the demo data lives.
     #[arg(long, default_value = "./northstar-data")]
     data: String,
-    /// Address to serve on (the Postgres endpoint arrives in a later release).
+    /// Address to serve on.
     #[arg(long, default_value = "127.0.0.1:5433")]
-    listen: String,
+    listen: std::net::SocketAddr,
     /// Events to generate on an empty location.
     #[arg(long, default_value_t = 1_000_000)]
     events: u64,
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    data: DataArgs,
+    #[command(flatten)]
+    engine: EngineArgs,
+    #[command(flatten)]
+    server: ServerArgs,
+}
+
+#[derive(Args, Clone)]
+struct ServerArgs {
+    /// Address to listen on. Anything but loopback needs users (--users or --user).
+    #[arg(long, default_value = "127.0.0.1:5433", env = "NORTHSTAR_LISTEN")]
+    listen: std::net::SocketAddr,
+    /// Users file: one `NAME ROLE VERIFIER` per line (role writer or reader; verifier from
+    /// `northstar hash-password`).
+    #[arg(long, env = "NORTHSTAR_USERS_FILE")]
+    users: Option<PathBuf>,
+    /// A user that may read and write, as NAME:PASSWORD (only its verifier is kept).
+    #[arg(long = "user", env = "NORTHSTAR_USER", value_name = "NAME:PASSWORD")]
+    writers: Vec<String>,
+    /// A read-only user, as NAME:PASSWORD.
+    #[arg(long = "read-only-user", env = "NORTHSTAR_READ_ONLY_USER", value_name = "NAME:PASSWORD")]
+    readers: Vec<String>,
+    /// PEM certificate chain for TLS.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key for TLS.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Refuse connections that do not use TLS.
+    #[arg(long)]
+    require_tls: bool,
+    /// Connections served at once; more are refused with SQLSTATE 53300.
+    #[arg(long, default_value_t = 100)]
+    max_connections: usize,
+    /// Memory one running statement may use before it spills or fails, e.g. 2GiB
+    /// (default: half of --memory-limit).
+    #[arg(long, value_parser = parse_byte_size)]
+    query_memory: Option<usize>,
+    /// Default statement_timeout of each connection, in milliseconds (0: none).
+    #[arg(long, default_value_t = 0)]
+    statement_timeout_ms: u64,
+}
+
+#[derive(Args)]
+struct HashPasswordArgs {
+    /// The user name to print in the line.
+    user: String,
+    /// Role: writer or reader.
+    #[arg(long, default_value = "writer")]
+    role: String,
 }
 
 #[derive(Args)]
@@ -213,6 +273,8 @@ async fn run(command: Command) -> Result<()> {
         Command::Query(args) => query(args).await,
         Command::Generate(args) => generate(args),
         Command::Demo(args) => demo(args).await,
+        Command::Serve(args) => serve(args).await,
+        Command::HashPassword(args) => hash_password(args),
         Command::Optimize(args) => optimize(args).await,
         Command::Vacuum(args) => vacuum(args).await,
     }
@@ -320,11 +382,85 @@ async fn demo(args: DemoArgs) -> Result<()> {
         .await?;
     output::write_table(&mut std::io::stdout().lock(), &batches)?;
     eprintln!("({:.2} s)", started.elapsed().as_secs_f64());
-    let d = &args.data;
-    println!("\nThe Postgres endpoint (--listen {}) comes in a later release; until then, try:", args.listen);
-    println!("  cargo run --release -- query --data {d} \"SELECT event_date, count(DISTINCT user_id) AS dau FROM events GROUP BY 1 ORDER BY 1\"");
-    println!("  cargo run --release -- query --data {d} \"SELECT platform, country, count(*) FROM events GROUP BY 1, 2 ORDER BY 3 DESC LIMIT 10\"");
-    println!("  cargo run --release -- query --data {d} --format csv \"SELECT json_get_str(properties, 'plan') AS plan, count(*) FROM events WHERE event = 'purchase' GROUP BY 1\"");
+    let server = ServerArgs {
+        listen: args.listen,
+        users: None,
+        writers: vec![],
+        readers: vec![],
+        tls_cert: None,
+        tls_key: None,
+        require_tls: false,
+        max_connections: 100,
+        query_memory: None,
+        statement_timeout_ms: 0,
+    };
+    let server = bind_server(&location, &EngineOptions::default(), &server).await?;
+    let port = server.local_addr().port();
+    println!("\nServing {} over the PostgreSQL protocol on {} (Ctrl-C stops). Try:", args.data, server.local_addr());
+    println!("  psql -h 127.0.0.1 -p {port} -U northstar northstar");
+    println!("  northstar=> SELECT event_date, count(DISTINCT user_id) AS dau FROM events GROUP BY 1 ORDER BY 1 LIMIT 7;");
+    println!("  northstar=> SELECT level, count(*) FROM (SELECT user_id, window_funnel(INTERVAL '1 day', event_time, event = 'signup', event = 'view_item', event = 'add_to_cart', event = 'purchase') AS level FROM events GROUP BY user_id) GROUP BY level ORDER BY level;");
+    run_until_ctrl_c(server).await
+}
+
+async fn bind_server(location: &DataLocation, engine: &EngineOptions, args: &ServerArgs) -> Result<northstar_server::Server> {
+    let mut users = northstar_server::Users::default();
+    if let Some(path) = &args.users {
+        users.load_file(path).map_err(anyhow::Error::msg)?;
+    }
+    for spec in &args.writers {
+        users.add_from_spec(spec, northstar_server::Role::Writer).map_err(anyhow::Error::msg)?;
+    }
+    for spec in &args.readers {
+        users.add_from_spec(spec, northstar_server::Role::Reader).map_err(anyhow::Error::msg)?;
+    }
+    let mut options = northstar_server::ServerOptions::new(args.listen, engine.clone());
+    options.tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(northstar_server::TlsFiles { cert: cert.clone(), key: key.clone() }),
+        _ => None,
+    };
+    options.require_tls = args.require_tls;
+    options.max_connections = args.max_connections;
+    if let Some(bytes) = args.query_memory {
+        options.query_memory = bytes;
+    }
+    options.statement_timeout = (args.statement_timeout_ms > 0).then(|| Duration::from_millis(args.statement_timeout_ms));
+    Ok(northstar_server::Server::bind(location, users, options).await?)
+}
+
+async fn run_until_ctrl_c(server: northstar_server::Server) -> Result<()> {
+    tokio::select! {
+        _ = server.run() => Ok(()),
+        _ = tokio::signal::ctrl_c() => {
+            eprintln!("stopping");
+            Ok(())
+        }
+    }
+}
+
+async fn serve(args: ServeArgs) -> Result<()> {
+    let location = DataLocation::parse(&args.data.data)?;
+    let server = bind_server(&location, &args.engine.options(), &args.server).await?;
+    // The address line is what scripts and tests wait for.
+    println!("listening on {}", server.local_addr());
+    use std::io::Write as _;
+    std::io::stdout().flush().ok();
+    run_until_ctrl_c(server).await
+}
+
+fn hash_password(args: HashPasswordArgs) -> Result<()> {
+    let role = northstar_server::Role::parse(&args.role).map_err(anyhow::Error::msg)?;
+    let mut password = String::new();
+    std::io::stdin().read_line(&mut password).context("reading the password from stdin")?;
+    let password = password.trim_end_matches(['\n', '\r']);
+    if password.is_empty() {
+        bail!("empty password on stdin");
+    }
+    let role = match role {
+        northstar_server::Role::Writer => "writer",
+        northstar_server::Role::Reader => "reader",
+    };
+    println!("{} {role} {}", args.user, northstar_server::Verifier::generate(password));
     Ok(())
 }
 

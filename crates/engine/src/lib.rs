@@ -84,6 +84,8 @@ pub fn new_context(options: &EngineOptions) -> Result<SessionContext> {
     let config = SessionConfig::new()
         .with_target_partitions(partitions)
         .with_information_schema(true)
+        // PostgreSQL clients see the catalog as the database: `current_database()` is "northstar".
+        .with_default_catalog_and_schema("northstar", "public")
         .set_str("datafusion.execution.time_zone", "UTC");
     let mut state = SessionStateBuilder::new()
         .with_config(config)

@@ -5,7 +5,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
-use northstar_storage::{core_schema, is_core_column};
 
 use crate::convert::Kind;
 use crate::ImportError;
@@ -28,14 +27,7 @@ impl TargetSchema {
     /// in first-seen order, with their types. Existing columns keep their types: inputs are
     /// converted to them.
     pub fn build(existing: Option<&Schema>, new_columns: &[(String, DataType)]) -> Result<Self, ImportError> {
-        let mut fields: Vec<Field> = core_schema().fields().iter().map(|f| f.as_ref().clone()).collect();
-        if let Some(existing) = existing {
-            for field in existing.fields() {
-                if !is_core_column(field.name()) {
-                    fields.push(field.as_ref().clone().with_nullable(true));
-                }
-            }
-        }
+        let mut fields = northstar_storage::write_fields(existing);
         for (name, data_type) in new_columns {
             if !fields.iter().any(|f| f.name() == name) {
                 fields.push(Field::new(name, data_type.clone(), true));

@@ -13,7 +13,7 @@ mod table;
 
 pub use location::DataLocation;
 pub use schema::{
-    core_schema, event_date_from_micros, is_core_column, CORE_COLUMNS, EVENT_DATE, EVENT_TIME,
+    core_schema, event_date_from_micros, is_core_column, write_fields, CORE_COLUMNS, EVENT_DATE, EVENT_TIME,
     PARTITION_COLUMNS,
 };
 pub use table::{AppendError, AppendSummary, EventStore, OptimizeSummary, VacuumSummary, WriterLayout};

@@ -34,6 +34,18 @@ pub fn core_schema() -> SchemaRef {
     ]))
 }
 
+/// The fields a write produces: the core columns, then the table's other columns (nullable),
+/// in table order.
+pub fn write_fields(existing: Option<&datafusion::arrow::datatypes::Schema>) -> Vec<Field> {
+    let mut fields: Vec<Field> = core_schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+    for field in existing.iter().flat_map(|s| s.fields()) {
+        if !is_core_column(field.name()) {
+            fields.push(field.as_ref().clone().with_nullable(true));
+        }
+    }
+    fields
+}
+
 /// Days since the Unix epoch of a UTC timestamp in microseconds (floor, so times before 1970
 /// fall on the right day too).
 pub fn event_date_from_micros(micros: i64) -> i32 {

@@ -122,6 +122,20 @@ impl EventStore {
         Ok(Self { location: location.clone(), table })
     }
 
+    /// The schema an append must produce: core columns, then the table's other columns.
+    pub fn write_schema(&self) -> SchemaRef {
+        let existing = self.table.snapshot().ok().map(|s| s.snapshot().arrow_schema());
+        Arc::new(datafusion::arrow::datatypes::Schema::new(crate::schema::write_fields(existing.as_deref())))
+    }
+
+    /// Loads the newest committed version (commits by other processes included).
+    pub async fn reload(&mut self) -> Result<()> {
+        match self.table.load().await {
+            Ok(()) | Err(DeltaTableError::NotATable(_)) => Ok(()),
+            Err(source) => Err(self.delta_error("reloading", source)),
+        }
+    }
+
     pub fn location(&self) -> &DataLocation {
         &self.location
     }

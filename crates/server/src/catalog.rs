@@ -1,0 +1,258 @@
+//! What every connection's session starts from: Northstar's engine session, the `events`
+//! table kept current, `pg_catalog` from datafusion-pg-catalog, and the few PostgreSQL
+//! functions that crate leaves out (`version`, `current_setting`, `pg_typeof`,
+//! `col_description`, `obj_description`, `pg_get_indexdef`).
+
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use datafusion::arrow::array::{Array, ArrayRef, StringArray};
+use datafusion::arrow::datatypes::DataType;
+use datafusion::catalog::MemTable;
+use datafusion::common::{exec_err, Result as DfResult, ScalarValue};
+use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility};
+use datafusion::prelude::SessionContext;
+use datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
+use northstar_engine::EngineOptions;
+use northstar_storage::{core_schema, DataLocation, EventStore, StorageError};
+use tokio::sync::Mutex;
+
+use crate::settings::{Settings, PG_VERSION};
+
+/// The database name clients connect to and `current_database()` returns.
+pub const DATABASE: &str = "northstar";
+
+/// How stale `events` may be for readers when another process writes to the table: its Delta
+/// log is listed at most this often.
+const REFRESH_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The events table shared by every connection: one writer handle (appends are serialized in
+/// this process; Delta's commit protocol orders them against other processes) and the table
+/// version sessions currently read.
+pub struct EventsTable {
+    store: Mutex<EventStore>,
+    checked: std::sync::Mutex<Instant>,
+}
+
+impl EventsTable {
+    pub async fn open(location: &DataLocation) -> Result<Self, StorageError> {
+        Ok(EventsTable { store: Mutex::new(EventStore::open(location).await?), checked: std::sync::Mutex::new(Instant::now()) })
+    }
+
+    /// Registers the current version in `ctx`'s catalog (shared by all sessions). Before the
+    /// first write there is no Delta table: an empty table with the core columns stands in,
+    /// so clients can introspect and query it.
+    pub async fn register(&self, ctx: &SessionContext) -> Result<(), StorageError> {
+        let store = self.store.lock().await;
+        if store.version().is_some() {
+            northstar_engine::register_events(ctx, &store).await
+        } else {
+            let empty = MemTable::try_new(core_schema(), vec![vec![]])?;
+            ctx.deregister_table("events")?;
+            ctx.register_table("events", Arc::new(empty))?;
+            Ok(())
+        }
+    }
+
+    /// Picks up commits made by other processes, at most once per [`REFRESH_INTERVAL`].
+    pub async fn refresh(&self, ctx: &SessionContext) -> Result<(), StorageError> {
+        {
+            let mut checked = self.checked.lock().unwrap();
+            if checked.elapsed() < REFRESH_INTERVAL {
+                return Ok(());
+            }
+            *checked = Instant::now();
+        }
+        let changed = {
+            let mut store = self.store.lock().await;
+            let before = store.version();
+            store.reload().await?;
+            store.version() != before
+        };
+        if changed {
+            self.register(ctx).await?;
+        }
+        Ok(())
+    }
+
+    /// The schema writes must produce (see [`EventStore::write_schema`]).
+    pub async fn write_schema(&self) -> datafusion::arrow::datatypes::SchemaRef {
+        self.store.lock().await.write_schema()
+    }
+
+    /// Runs a write with exclusive use of the store, then makes its commit visible.
+    pub async fn write<T>(
+        &self,
+        ctx: &SessionContext,
+        f: impl AsyncFnOnce(&mut EventStore) -> pgwire::error::PgWireResult<T>,
+    ) -> pgwire::error::PgWireResult<T> {
+        let out = {
+            let mut store = self.store.lock().await;
+            f(&mut store).await?
+        };
+        self.register(ctx).await.map_err(|e| crate::errors::error(crate::errors::INTERNAL_ERROR, e.to_string()))?;
+        Ok(out)
+    }
+}
+
+/// The session every connection's session is cloned from.
+pub async fn template_session(events: &EventsTable, engine: &EngineOptions) -> Result<SessionContext, StorageError> {
+    let ctx = northstar_engine::new_context(engine)?;
+    events.register(&ctx).await?;
+    let catalog = ctx.state().config().options().catalog.default_catalog.clone();
+    datafusion_pg_catalog::setup_pg_catalog(&ctx, &catalog, EmptyContextProvider).map_err(|e| StorageError::DataFusion(*e))?;
+    ctx.register_udf(constant("version", ScalarValue::Utf8(Some(version_string())), 0..=0));
+    // No comments are stored; PostgreSQL returns NULL for objects without one.
+    ctx.register_udf(constant("col_description", ScalarValue::Utf8(None), 2..=2));
+    ctx.register_udf(constant("obj_description", ScalarValue::Utf8(None), 1..=2));
+    ctx.register_udf(constant("shobj_description", ScalarValue::Utf8(None), 2..=2));
+    ctx.register_udf(constant("pg_get_indexdef", ScalarValue::Utf8(None), 1..=3));
+    ctx.register_udf(ScalarUDF::from(PgTypeof { signature: Signature::any(1, Volatility::Immutable) }));
+    Ok(ctx)
+}
+
+/// `version()` in PostgreSQL's shape: SQLAlchemy and others parse the number after "PostgreSQL".
+pub fn version_string() -> String {
+    format!(
+        "PostgreSQL {PG_VERSION} (Northstar {}) on {}-pc-linux-gnu, compiled by rustc, 64-bit",
+        env!("CARGO_PKG_VERSION"),
+        std::env::consts::ARCH
+    )
+}
+
+/// A function of fixed arity range that always returns the same value.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct Constant {
+    name: &'static str,
+    value: ScalarValue,
+    signature: Signature,
+}
+
+fn constant(name: &'static str, value: ScalarValue, arity: std::ops::RangeInclusive<usize>) -> ScalarUDF {
+    let signatures = arity.map(|n| if n == 0 { datafusion::logical_expr::TypeSignature::Nullary } else { datafusion::logical_expr::TypeSignature::Any(n) }).collect();
+    ScalarUDF::from(Constant { name, value, signature: Signature::one_of(signatures, Volatility::Stable) })
+}
+
+impl ScalarUDFImpl for Constant {
+    fn name(&self) -> &str {
+        self.name
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _: &[DataType]) -> DfResult<DataType> {
+        Ok(self.value.data_type())
+    }
+    fn invoke_with_args(&self, _: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        Ok(ColumnarValue::Scalar(self.value.clone()))
+    }
+}
+
+/// `pg_typeof(x)`: the PostgreSQL type name of the argument's type.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct PgTypeof {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for PgTypeof {
+    fn name(&self) -> &str {
+        "pg_typeof"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _: &[DataType]) -> DfResult<DataType> {
+        Ok(DataType::Utf8)
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let data_type = args.arg_fields[0].data_type();
+        let name = match arrow_pg::datatypes::into_pg_type(data_type) {
+            Ok(t) => pg_type_display_name(t.name()),
+            Err(_) => data_type.to_string(),
+        };
+        Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(name))))
+    }
+}
+
+/// PostgreSQL's display names for the internal ones pg_type uses (`int8` → `bigint`).
+fn pg_type_display_name(internal: &str) -> String {
+    match internal {
+        "int2" => "smallint",
+        "int4" => "integer",
+        "int8" => "bigint",
+        "float4" => "real",
+        "float8" => "double precision",
+        "bool" => "boolean",
+        "varchar" => "character varying",
+        "timestamptz" => "timestamp with time zone",
+        "timestamp" => "timestamp without time zone",
+        other => other,
+    }
+    .to_string()
+}
+
+/// `current_setting(name [, missing_ok])` over one connection's settings.
+#[derive(Debug)]
+pub struct CurrentSetting {
+    settings: Arc<Settings>,
+    signature: Signature,
+}
+
+impl CurrentSetting {
+    pub fn udf(settings: Arc<Settings>) -> ScalarUDF {
+        let signature = Signature::one_of(
+            vec![
+                datafusion::logical_expr::TypeSignature::Exact(vec![DataType::Utf8]),
+                datafusion::logical_expr::TypeSignature::Exact(vec![DataType::Utf8, DataType::Boolean]),
+            ],
+            Volatility::Stable,
+        );
+        ScalarUDF::from(CurrentSetting { settings, signature })
+    }
+}
+
+impl PartialEq for CurrentSetting {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.settings, &other.settings)
+    }
+}
+impl Eq for CurrentSetting {}
+impl Hash for CurrentSetting {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        "current_setting".hash(state)
+    }
+}
+
+impl ScalarUDFImpl for CurrentSetting {
+    fn name(&self) -> &str {
+        "current_setting"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _: &[DataType]) -> DfResult<DataType> {
+        Ok(DataType::Utf8)
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let missing_ok = matches!(args.args.get(1), Some(ColumnarValue::Scalar(ScalarValue::Boolean(Some(true)))));
+        let lookup = |name: &str| -> DfResult<Option<String>> {
+            match self.settings.get(name) {
+                Some(v) => Ok(Some(v)),
+                None if missing_ok => Ok(None),
+                None => exec_err!("unrecognized configuration parameter \"{name}\""),
+            }
+        };
+        match &args.args[0] {
+            ColumnarValue::Scalar(ScalarValue::Utf8(Some(name))) => Ok(ColumnarValue::Scalar(ScalarValue::Utf8(lookup(name)?))),
+            ColumnarValue::Scalar(_) => Ok(ColumnarValue::Scalar(ScalarValue::Utf8(None))),
+            ColumnarValue::Array(names) => {
+                let names = names.as_any().downcast_ref::<StringArray>().expect("Utf8 by signature");
+                let values = (0..names.len())
+                    .map(|i| if names.is_null(i) { Ok(None) } else { lookup(names.value(i)) })
+                    .collect::<DfResult<StringArray>>()?;
+                Ok(ColumnarValue::Array(Arc::new(values) as ArrayRef))
+            }
+        }
+    }
+}

@@ -1,0 +1,283 @@
+//! One client connection: its startup (TLS requirement, SCRAM), its own DataFusion session
+//! and settings, and the pgwire handler traits, all on one per-connection object. A session
+//! per connection is what makes `SET` change only that connection.
+
+use std::collections::HashMap;
+use std::fmt::Debug;
+use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::execution::SessionStateBuilder;
+use datafusion::prelude::SessionContext;
+use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
+use futures::{Sink, SinkExt};
+use pgwire::api::auth::{finish_authentication, protocol_negotiation, save_startup_parameters_to_metadata, ServerParameterProvider, StartupHandler};
+use pgwire::api::cancel::CancelHandler;
+use pgwire::api::{ClientInfo, ErrorHandler, PgWireConnectionState, PgWireServerHandlers, METADATA_DATABASE, METADATA_USER};
+use pgwire::error::{PgWireError, PgWireResult};
+use pgwire::messages::cancel::CancelRequest;
+use pgwire::messages::startup::{Authentication, SecretKey};
+use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
+use tokio::sync::Mutex;
+
+use crate::auth::{Role, ScramExchange, Users, Verifier};
+use crate::catalog::{CurrentSetting, EventsTable, DATABASE};
+use crate::errors::{fatal, INVALID_AUTHORIZATION, INVALID_PASSWORD, PROTOCOL_VIOLATION, TOO_MANY_CONNECTIONS};
+use crate::limits::{CancelSignal, CappedPool};
+use crate::settings::Settings;
+use crate::write::CopyIn;
+use crate::ServerOptions;
+
+/// State shared by every connection of a server.
+pub struct Shared {
+    pub template: SessionContext,
+    pub events: EventsTable,
+    pub users: Users,
+    pub options: ServerOptions,
+    pub parser: PostgresCompatibilityParser,
+    cancels: std::sync::Mutex<HashMap<i32, (Bytes, Arc<CancelSignal>)>>,
+    next_pid: AtomicI32,
+    active: AtomicUsize,
+}
+
+impl Shared {
+    pub fn new(template: SessionContext, events: EventsTable, users: Users, options: ServerOptions) -> Self {
+        Shared {
+            template,
+            events,
+            users,
+            options,
+            parser: PostgresCompatibilityParser::new(),
+            cancels: Default::default(),
+            next_pid: AtomicI32::new(1000),
+            active: AtomicUsize::new(0),
+        }
+    }
+}
+
+/// The logged-in user's session.
+pub struct Session {
+    pub ctx: SessionContext,
+    pub settings: Arc<Settings>,
+    pub user: String,
+    pub role: Role,
+}
+
+enum Startup {
+    AwaitingStartup,
+    /// SASL offered, waiting for the client-first-message; `None` verifier: unknown user,
+    /// who goes through the exchange and fails at the end, as in PostgreSQL.
+    AwaitingScramFirst(Option<Verifier>),
+    AwaitingScramFinal(ScramExchange, bool),
+    Done,
+}
+
+pub struct Connection {
+    pub shared: Arc<Shared>,
+    pid: i32,
+    secret: i32,
+    pub cancel: Arc<CancelSignal>,
+    /// Set when the server is full: the startup is answered with an error.
+    over_limit: bool,
+    startup: Mutex<Startup>,
+    session: Arc<OnceLock<Session>>,
+    pub parser: Arc<crate::query::StatementParser>,
+    pub copy_in: Mutex<Option<CopyIn>>,
+}
+
+impl Connection {
+    /// Admits a connection, counting it against `max_connections` until it is dropped.
+    pub fn admit(shared: Arc<Shared>) -> Arc<Connection> {
+        let active = shared.active.fetch_add(1, Ordering::SeqCst) + 1;
+        let over_limit = active > shared.options.max_connections;
+        let pid = shared.next_pid.fetch_add(1, Ordering::Relaxed);
+        let secret = {
+            use ring::rand::SecureRandom;
+            let mut b = [0u8; 4];
+            ring::rand::SystemRandom::new().fill(&mut b).expect("system randomness");
+            i32::from_ne_bytes(b)
+        };
+        let cancel = Arc::new(CancelSignal::default());
+        let session = Arc::new(OnceLock::new());
+        let parser = Arc::new(crate::query::StatementParser { shared: shared.clone(), session: session.clone() });
+        shared.cancels.lock().unwrap().insert(pid, (SecretKey::I32(secret).to_bytes(), cancel.clone()));
+        Arc::new(Connection {
+            shared,
+            pid,
+            secret,
+            cancel,
+            over_limit,
+            startup: Mutex::new(Startup::AwaitingStartup),
+            session,
+            parser,
+            copy_in: Mutex::new(None),
+        })
+    }
+
+    /// The session, once authentication finished (handlers run only after it).
+    pub fn session(&self) -> PgWireResult<&Session> {
+        self.session.get().ok_or_else(|| fatal(PROTOCOL_VIOLATION, "query before authentication finished"))
+    }
+
+    fn open_session(&self, user: &str, role: Role, application_name: &str) -> PgWireResult<()> {
+        let settings = Arc::new(Settings::new(user, DATABASE, application_name, role == Role::Reader));
+        let template = self.shared.template.state();
+        let pool = Arc::new(CappedPool::new(template.runtime_env().memory_pool.clone(), self.shared.options.query_memory));
+        let runtime = RuntimeEnvBuilder::from_runtime_env(template.runtime_env())
+            .with_memory_pool(pool)
+            .build_arc()
+            .map_err(crate::errors::from_datafusion)?;
+        let state = SessionStateBuilder::new_from_existing(template).with_runtime_env(runtime).build();
+        let ctx = SessionContext::new_with_state(state);
+        ctx.register_udf(CurrentSetting::udf(settings.clone()));
+        if let Some(timeout) = self.shared.options.statement_timeout {
+            settings.set("statement_timeout", &timeout.as_millis().to_string())?;
+        }
+        let _ = self.session.set(Session { ctx, settings, user: user.to_string(), role });
+        Ok(())
+    }
+
+    async fn finish_startup<C>(&self, client: &mut C, user: &str, role: Role) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let application_name = client.metadata().get("application_name").cloned().unwrap_or_default();
+        self.open_session(user, role, &application_name)?;
+        client.set_pid_and_secret_key(self.pid, SecretKey::I32(self.secret));
+        finish_authentication(client, &StartupParameters(self.session()?.settings.clone())).await
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        self.shared.cancels.lock().unwrap().remove(&self.pid);
+        self.shared.active.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// ParameterStatus values sent after authentication, from the connection's settings.
+struct StartupParameters(Arc<Settings>);
+
+impl ServerParameterProvider for StartupParameters {
+    fn server_parameters<C: ClientInfo>(&self, _client: &C) -> Option<HashMap<String, String>> {
+        let names = [
+            "server_version", "server_encoding", "client_encoding", "DateStyle", "IntervalStyle", "TimeZone",
+            "integer_datetimes", "standard_conforming_strings", "is_superuser", "session_authorization",
+            "application_name", "default_transaction_read_only",
+        ];
+        Some(names.iter().filter_map(|n| self.0.get(n).map(|v| (n.to_string(), v))).collect())
+    }
+}
+
+#[async_trait]
+impl StartupHandler for Connection {
+    async fn on_startup<C>(&self, client: &mut C, message: PgWireFrontendMessage) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let mut state = self.startup.lock().await;
+        match (std::mem::replace(&mut *state, Startup::Done), message) {
+            (Startup::AwaitingStartup, PgWireFrontendMessage::Startup(startup)) => {
+                protocol_negotiation(client, &startup).await?;
+                save_startup_parameters_to_metadata(client, &startup);
+                if self.over_limit {
+                    return Err(fatal(TOO_MANY_CONNECTIONS, format!("sorry, too many clients already (max_connections is {})", self.shared.options.max_connections)));
+                }
+                if self.shared.options.require_tls && !client.is_secure() {
+                    return Err(fatal(INVALID_AUTHORIZATION, "this server requires TLS: connect with sslmode=require"));
+                }
+                let user = client.metadata().get(METADATA_USER).cloned().unwrap_or_else(|| DATABASE.to_string());
+                let database = client.metadata().get(METADATA_DATABASE).cloned().unwrap_or_else(|| user.clone());
+                if database != DATABASE {
+                    return Err(fatal("3D000", format!("database \"{database}\" does not exist (this server has one database: {DATABASE})")));
+                }
+                if self.shared.users.is_empty() {
+                    // Trust: only possible on a loopback listener (checked when the server starts).
+                    return self.finish_startup(client, &user, Role::Writer).await;
+                }
+                client.set_state(PgWireConnectionState::AuthenticationInProgress);
+                client.send(PgWireBackendMessage::Authentication(Authentication::SASL(vec!["SCRAM-SHA-256".into()]))).await?;
+                *state = Startup::AwaitingScramFirst(self.shared.users.get(&user).map(|u| u.verifier.clone()));
+                Ok(())
+            }
+            (Startup::AwaitingScramFirst(verifier), PgWireFrontendMessage::PasswordMessageFamily(message)) => {
+                let initial = message.into_sasl_initial_response()?;
+                if initial.auth_method != "SCRAM-SHA-256" {
+                    return Err(fatal(INVALID_PASSWORD, format!("unsupported authentication method {}: use SCRAM-SHA-256", initial.auth_method)));
+                }
+                let known = verifier.is_some();
+                // An unknown user gets a throwaway verifier so the exchange looks the same.
+                let verifier = verifier.unwrap_or_else(|| Verifier::generate(&format!("{:x}", self.secret)));
+                let data = initial.data.unwrap_or_default();
+                let (exchange, server_first) = ScramExchange::start(&data, verifier).map_err(|e| fatal(PROTOCOL_VIOLATION, e))?;
+                client.send(PgWireBackendMessage::Authentication(Authentication::SASLContinue(Bytes::from(server_first)))).await?;
+                *state = Startup::AwaitingScramFinal(exchange, known);
+                Ok(())
+            }
+            (Startup::AwaitingScramFinal(exchange, known), PgWireFrontendMessage::PasswordMessageFamily(message)) => {
+                let response = message.into_sasl_response()?;
+                let user = client.metadata().get(METADATA_USER).cloned().unwrap_or_default();
+                let refused = || fatal(INVALID_PASSWORD, format!("password authentication failed for user \"{user}\""));
+                let server_final = exchange.finish(&response.data).map_err(|_| refused())?;
+                if !known {
+                    return Err(refused());
+                }
+                client.send(PgWireBackendMessage::Authentication(Authentication::SASLFinal(Bytes::from(server_final)))).await?;
+                let role = self.shared.users.get(&user).map(|u| u.role).unwrap_or(Role::Reader);
+                self.finish_startup(client, &user, role).await
+            }
+            (_, _) => Err(fatal(PROTOCOL_VIOLATION, "unexpected message during authentication")),
+        }
+    }
+}
+
+#[async_trait]
+impl CancelHandler for Connection {
+    async fn on_cancel_request(&self, request: CancelRequest) {
+        let signal = {
+            let cancels = self.shared.cancels.lock().unwrap();
+            cancels.get(&request.pid).filter(|(secret, _)| *secret == request.secret_key.to_bytes()).map(|(_, s)| s.clone())
+        };
+        if let Some(signal) = signal {
+            tracing::info!(pid = request.pid, "cancel request");
+            signal.fire();
+        }
+    }
+}
+
+impl ErrorHandler for Connection {
+    fn on_error<C: ClientInfo>(&self, _client: &C, error: &mut PgWireError) {
+        tracing::debug!(pid = self.pid, "error sent to client: {error}");
+    }
+}
+
+/// The handler set pgwire asks for; every role is played by the one connection object.
+pub struct Handlers(pub Arc<Connection>);
+
+impl PgWireServerHandlers for Handlers {
+    fn simple_query_handler(&self) -> Arc<impl pgwire::api::query::SimpleQueryHandler> {
+        self.0.clone()
+    }
+    fn extended_query_handler(&self) -> Arc<impl pgwire::api::query::ExtendedQueryHandler> {
+        self.0.clone()
+    }
+    fn startup_handler(&self) -> Arc<impl StartupHandler> {
+        self.0.clone()
+    }
+    fn copy_handler(&self) -> Arc<impl pgwire::api::copy::CopyHandler> {
+        self.0.clone()
+    }
+    fn error_handler(&self) -> Arc<impl ErrorHandler> {
+        self.0.clone()
+    }
+    fn cancel_handler(&self) -> Arc<impl CancelHandler> {
+        self.0.clone()
+    }
+}

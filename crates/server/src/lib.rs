@@ -1,0 +1,142 @@
+//! Northstar's PostgreSQL wire endpoint.
+//!
+//! pgwire 0.41 speaks the protocol; arrow-pg encodes Arrow results; datafusion-pg-catalog
+//! provides `pg_catalog` and the SQL rewrites client introspection needs. The handlers are
+//! Northstar's own (not datafusion-postgres's `serve`): a DataFusion session per connection,
+//! SCRAM over stored verifiers, TLS that fails closed, limits that stop running scans, and
+//! writes that are single Delta commits. See `docs/clients.md`.
+
+mod auth;
+mod catalog;
+mod connection;
+mod errors;
+mod limits;
+mod query;
+mod settings;
+mod write;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use northstar_engine::EngineOptions;
+use northstar_storage::DataLocation;
+use pgwire::tokio::process_socket;
+use tokio::net::TcpListener;
+use tokio_rustls::rustls;
+use tokio_rustls::TlsAcceptor;
+
+pub use auth::{Role, User, Users, Verifier};
+pub use catalog::{version_string, DATABASE};
+use connection::{Connection, Handlers, Shared};
+
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    pub listen: SocketAddr,
+    pub engine: EngineOptions,
+    pub tls: Option<TlsFiles>,
+    /// Refuse connections that did not negotiate TLS.
+    pub require_tls: bool,
+    pub max_connections: usize,
+    /// Memory one connection's running statement may use before spilling or failing.
+    pub query_memory: usize,
+    /// Default `statement_timeout` of new connections.
+    pub statement_timeout: Option<Duration>,
+}
+
+impl ServerOptions {
+    pub fn new(listen: SocketAddr, engine: EngineOptions) -> Self {
+        let query_memory = engine.effective_memory_limit() / 2;
+        ServerOptions { listen, engine, tls: None, require_tls: false, max_connections: 100, query_memory, statement_timeout: None }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("{0}")]
+    Config(String),
+    #[error("TLS: {0}")]
+    Tls(String),
+    #[error("cannot listen on {0}: {1}")]
+    Listen(SocketAddr, std::io::Error),
+    #[error(transparent)]
+    Storage(#[from] northstar_storage::StorageError),
+}
+
+pub struct Server {
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    shared: Arc<Shared>,
+}
+
+impl Server {
+    /// Checks the configuration, opens the data location and binds the listener. Fails
+    /// rather than serve less securely than configured.
+    pub async fn bind(location: &DataLocation, users: Users, options: ServerOptions) -> Result<Server, ServerError> {
+        if users.is_empty() && !options.listen.ip().is_loopback() {
+            return Err(ServerError::Config(format!(
+                "refusing to listen on {} without authentication: add users (--users FILE or --user NAME:PASSWORD) or listen on 127.0.0.1",
+                options.listen
+            )));
+        }
+        if options.require_tls && options.tls.is_none() {
+            return Err(ServerError::Config("--require-tls needs --tls-cert and --tls-key".into()));
+        }
+        let tls = options.tls.as_ref().map(load_tls).transpose()?;
+        let events = catalog::EventsTable::open(location).await?;
+        let template = catalog::template_session(&events, &options.engine).await?;
+        let listener = TcpListener::bind(options.listen).await.map_err(|e| ServerError::Listen(options.listen, e))?;
+        Ok(Server { listener, tls, shared: Arc::new(Shared::new(template, events, users, options)) })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("bound listener has an address")
+    }
+
+    /// Serves until the task is dropped. A failing connection never stops the others.
+    pub async fn run(self) {
+        loop {
+            let (socket, peer) = match self.listener.accept().await {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let handlers = Handlers(Connection::admit(self.shared.clone()));
+            let tls = self.tls.clone();
+            tokio::spawn(async move {
+                if let Err(e) = process_socket(socket, tls, handlers).await {
+                    tracing::debug!(%peer, "connection ended with an error: {e}");
+                }
+            });
+        }
+    }
+}
+
+fn load_tls(files: &TlsFiles) -> Result<TlsAcceptor, ServerError> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let certs = CertificateDer::pem_file_iter(&files.cert)
+        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| ServerError::Tls(format!("{}: {e}", files.cert.display())))?;
+    if certs.is_empty() {
+        return Err(ServerError::Tls(format!("{}: no certificate found", files.cert.display())));
+    }
+    let key = PrivateKeyDer::from_pem_file(&files.key).map_err(|e| ServerError::Tls(format!("{}: {e}", files.key.display())))?;
+    let mut config = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| ServerError::Tls(format!("{} and {}: {e}", files.cert.display(), files.key.display())))?;
+    config.alpn_protocols = vec![b"postgresql".to_vec()];
+    Ok(TlsAcceptor::from(Arc::new(config)))
+}

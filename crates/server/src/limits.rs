@@ -1,0 +1,162 @@
+//! Per-connection limits on running statements: cancel requests, `statement_timeout`, and a
+//! memory cap.
+//!
+//! DataFusion plans lazily and does its work while the result stream is polled, so a limit
+//! that only wraps planning (as datafusion-postgres 0.19 does) never stops a long scan. Here
+//! every await of a statement, and every poll of its result stream, races the connection's
+//! cancel signal and the statement's deadline. Dropping the stream drops DataFusion's tasks.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use datafusion::common::{resources_datafusion_err, Result as DfResult};
+use datafusion::execution::memory_pool::{MemoryLimit, MemoryPool, MemoryReservation};
+use futures::{Stream, StreamExt};
+use pgwire::error::PgWireError;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use crate::errors::canceled;
+
+/// One connection's cancel signal, fired by a CancelRequest carrying its pid and secret.
+#[derive(Debug, Default)]
+pub struct CancelSignal {
+    fired: AtomicBool,
+    notify: Notify,
+}
+
+impl CancelSignal {
+    /// Forgets a cancel that arrived between statements (PostgreSQL ignores those too).
+    pub fn reset(&self) {
+        self.fired.store(false, Ordering::SeqCst);
+    }
+
+    pub fn fire(&self) {
+        self.fired.store(true, Ordering::SeqCst);
+        self.notify.notify_waiters();
+    }
+
+    async fn fired(&self) {
+        loop {
+            let notified = self.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.fired.load(Ordering::SeqCst) {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+/// The limits of one running statement.
+#[derive(Clone)]
+pub struct StatementLimits {
+    cancel: Arc<CancelSignal>,
+    deadline: Option<Instant>,
+}
+
+impl StatementLimits {
+    pub fn start(cancel: Arc<CancelSignal>, timeout: Option<Duration>) -> Self {
+        cancel.reset();
+        StatementLimits { cancel, deadline: timeout.map(|t| Instant::now() + t) }
+    }
+
+    /// Awaits `work` unless the statement is canceled or times out first.
+    pub async fn run<T>(&self, work: impl Future<Output = Result<T, PgWireError>>) -> Result<T, PgWireError> {
+        let deadline = async {
+            match self.deadline {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            biased;
+            _ = self.cancel.fired() => Err(canceled("user request")),
+            _ = deadline => Err(canceled("statement timeout")),
+            out = work => out,
+        }
+    }
+
+    /// Wraps a stream so that each item is subject to the limits; the stream ends after the
+    /// first error.
+    pub fn stream<S, T>(self, inner: S) -> impl Stream<Item = Result<T, PgWireError>> + Send
+    where
+        S: Stream<Item = Result<T, PgWireError>> + Send + Unpin + 'static,
+        T: Send + 'static,
+    {
+        futures::stream::unfold(Some((inner, self)), |state| async move {
+            let (mut inner, limits) = state?;
+            match limits.run(async { Ok(inner.next().await) }).await {
+                Ok(Some(Ok(item))) => Some((Ok(item), Some((inner, limits)))),
+                Ok(Some(Err(e))) | Err(e) => Some((Err(e), None)),
+                Ok(None) => None,
+            }
+        })
+    }
+}
+
+/// A memory pool that gives one connection at most `cap` bytes of a shared pool. Hand-written
+/// because DataFusion's pools each own their whole budget; this one layers a per-query cap on
+/// the server-wide pool, so spilling operators spill at the cap and the rest fail with a
+/// clear error instead of the process growing until the OS kills it.
+#[derive(Debug)]
+pub struct CappedPool {
+    inner: Arc<dyn MemoryPool>,
+    cap: usize,
+    used: AtomicUsize,
+}
+
+impl CappedPool {
+    pub fn new(inner: Arc<dyn MemoryPool>, cap: usize) -> Self {
+        CappedPool { inner, cap, used: AtomicUsize::new(0) }
+    }
+}
+
+impl std::fmt::Display for CappedPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "query cap {} MiB over {}", self.cap >> 20, self.inner)
+    }
+}
+
+impl MemoryPool for CappedPool {
+    fn name(&self) -> &str {
+        "northstar-query-cap"
+    }
+    fn register(&self, consumer: &datafusion::execution::memory_pool::MemoryConsumer) {
+        self.inner.register(consumer)
+    }
+    fn unregister(&self, consumer: &datafusion::execution::memory_pool::MemoryConsumer) {
+        self.inner.unregister(consumer)
+    }
+    fn grow(&self, reservation: &MemoryReservation, additional: usize) {
+        self.used.fetch_add(additional, Ordering::Relaxed);
+        self.inner.grow(reservation, additional)
+    }
+    fn shrink(&self, reservation: &MemoryReservation, shrink: usize) {
+        self.used.fetch_sub(shrink, Ordering::Relaxed);
+        self.inner.shrink(reservation, shrink)
+    }
+    fn try_grow(&self, reservation: &MemoryReservation, additional: usize) -> DfResult<()> {
+        let used = self.used.fetch_add(additional, Ordering::Relaxed);
+        if used + additional > self.cap {
+            self.used.fetch_sub(additional, Ordering::Relaxed);
+            return Err(resources_datafusion_err!(
+                "query memory limit of {} MiB reached by {} (set with serve --query-memory)",
+                self.cap >> 20,
+                reservation.consumer().name()
+            ));
+        }
+        self.inner.try_grow(reservation, additional).inspect_err(|_| {
+            self.used.fetch_sub(additional, Ordering::Relaxed);
+        })
+    }
+    fn reserved(&self) -> usize {
+        self.used.load(Ordering::Relaxed)
+    }
+    fn memory_limit(&self) -> MemoryLimit {
+        MemoryLimit::Finite(self.cap)
+    }
+}
