@@ -10,3 +10,4 @@ mod maintenance;
 mod object_store;
 mod properties;
 mod query;
+mod server;

@@ -121,6 +121,11 @@ impl StatementParser {
     /// Fills in parameter types and the result schema (for Describe).
     async fn describe(&self, prepared: &mut Prepared) -> PgWireResult<()> {
         let session = self.session()?;
+        // Refused at Parse already, so a client's prepare fails cleanly (PostgreSQL refuses at
+        // execution; the SQLSTATE is the same).
+        if session.role == Role::Reader && is_write(prepared) {
+            return Err(read_only(&command_tag(&prepared.sql)));
+        }
         match prepared.kind {
             Kind::Query | Kind::Ddl => {
                 let plan = plan(session, prepared).await?;
@@ -137,6 +142,13 @@ impl StatementParser {
                 if let Some(source) = source {
                     let plan = session.ctx.state().statement_to_plan(DfStatement::Statement(Box::new(Statement::Query(source.clone())))).await.map_err(from_datafusion)?;
                     prepared.param_types = parameter_types(&plan)?;
+                    // `VALUES ($1, $2)`: a parameter takes the type of the column it fills.
+                    let targets = crate::write::insert_column_types(&self.shared.events, prepared).await;
+                    for (n, data_type) in targets {
+                        if let Some(slot) = prepared.param_types.get_mut(n - 1) {
+                            slot.get_or_insert(data_type);
+                        }
+                    }
                 }
             }
             Kind::Show => prepared.schema = Some(show_schema(&show_target(&prepared.sql))),
@@ -163,8 +175,9 @@ impl QueryParser for StatementParser {
         Ok(Some(prepared))
     }
 
+    /// A parameter whose type nothing determines is text, as PostgreSQL resolves `unknown`.
     fn get_parameter_types(&self, prepared: &Prepared) -> PgWireResult<Vec<Type>> {
-        prepared.param_types.iter().map(|t| t.as_ref().map(into_pg_type).unwrap_or(Ok(Type::UNKNOWN))).collect()
+        prepared.param_types.iter().map(|t| t.as_ref().map(into_pg_type).unwrap_or(Ok(Type::TEXT))).collect()
     }
 
     fn get_result_schema(&self, prepared: &Prepared, format: Option<&Format>) -> PgWireResult<Vec<FieldInfo>> {
@@ -208,6 +221,15 @@ async fn plan(session: &Session, prepared: &Prepared) -> PgWireResult<LogicalPla
         None => return Err(error(SYNTAX_ERROR, format!("cannot plan '{}'", prepared.sql))),
     };
     session.ctx.state().statement_to_plan(statement).await.map_err(from_datafusion)
+}
+
+/// Statements a read-only user may not run, known before planning.
+fn is_write(prepared: &Prepared) -> bool {
+    match prepared.kind {
+        Kind::Ddl | Kind::Insert => true,
+        Kind::Copy => matches!(&prepared.ast, Some(Statement::Copy { to: false, .. })),
+        _ => false,
+    }
 }
 
 fn returns_rows(plan: &LogicalPlan) -> bool {

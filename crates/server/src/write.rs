@@ -59,6 +59,32 @@ fn target_columns(schema: &SchemaRef, named: Vec<String>) -> PgWireResult<Vec<St
     Ok(named)
 }
 
+/// For `INSERT INTO events (cols) VALUES ($1, …)`: the parameter number and the type of the
+/// column each placeholder fills.
+pub async fn insert_column_types(events: &crate::catalog::EventsTable, prepared: &Prepared) -> Vec<(usize, DataType)> {
+    use datafusion::sql::sqlparser::ast::{Expr as SqlExpr, SetExpr, Value};
+    let Some(Statement::Insert(insert)) = &prepared.ast else { return vec![] };
+    let Some(source) = &insert.source else { return vec![] };
+    let SetExpr::Values(values) = source.body.as_ref() else { return vec![] };
+    let schema = events.write_schema().await;
+    let Ok(columns) = target_columns(&schema, insert.columns.iter().map(|c| c.to_string().trim_matches('"').to_string()).collect()) else {
+        return vec![];
+    };
+    let mut out = vec![];
+    for row in &values.rows {
+        for (expr, column) in row.iter().zip(&columns) {
+            if let SqlExpr::Value(v) = expr {
+                if let Value::Placeholder(p) = &v.value {
+                    if let (Ok(n), Ok(field)) = (p.trim_start_matches('$').parse::<usize>(), schema.field_with_name(column)) {
+                        out.push((n, field.data_type().clone()));
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
 fn check_not_null(schema: &SchemaRef, batch: &RecordBatch) -> PgWireResult<()> {
     for (field, column) in schema.fields().iter().zip(batch.columns()) {
         if !field.is_nullable() && column.null_count() > 0 {

@@ -1,0 +1,247 @@
+//! Protocol behaviour with tokio-postgres: extended and simple queries, parameters, binary
+//! results, COPY, INSERT, cancel, statement_timeout, SQLSTATEs.
+
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, NaiveDate, Utc};
+use futures::{SinkExt, StreamExt};
+use tokio_postgres::{NoTls, SimpleQueryMessage};
+
+use super::{count, message, sqlstate, TestServer, SAMPLE_ROWS};
+
+/// A query that runs for many seconds on the sample (10k × 10k × 10k rows).
+const LONG_QUERY: &str = "SELECT count(*) FROM events a CROSS JOIN events b CROSS JOIN events c WHERE a.user_id < b.user_id";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binary_results_for_every_column_type_match_the_text_protocol() {
+    let server = TestServer::start().await;
+    let client = server.connect().await;
+    let sql = "SELECT event_time, user_id, event, session_id, properties, event_date, platform, country FROM events ORDER BY event_time, user_id, event LIMIT 50";
+    // tokio-postgres's query() is the extended protocol with binary results.
+    let binary = client.query(sql, &[]).await.unwrap();
+    let text = client.simple_query(sql).await.unwrap();
+    let text_rows: Vec<_> = text.iter().filter_map(|m| if let SimpleQueryMessage::Row(r) = m { Some(r) } else { None }).collect();
+    assert_eq!(binary.len(), 50);
+    assert_eq!(text_rows.len(), 50);
+    for (b, t) in binary.iter().zip(text_rows) {
+        let time: DateTime<Utc> = b.get("event_time");
+        let text_time = t.get("event_time").unwrap();
+        assert_eq!(DateTime::parse_from_str(&format!("{text_time}00"), "%Y-%m-%d %H:%M:%S%.f%z").unwrap(), time, "{text_time}");
+        let date: NaiveDate = b.get("event_date");
+        assert_eq!(date.to_string(), t.get("event_date").unwrap());
+        assert_eq!(date, time.date_naive());
+        for column in ["user_id", "event", "session_id", "properties", "platform", "country"] {
+            assert_eq!(b.get::<_, Option<String>>(column).as_deref(), t.get(column), "{column}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parameters_bind_strings_timestamps_and_numbers() {
+    let server = TestServer::start().await;
+    let client = server.connect().await;
+    let since: DateTime<Utc> = "2025-01-15T00:00:00Z".parse().unwrap();
+    let by_params: i64 = client
+        .query_one("SELECT count(*) FROM events WHERE event = $1 AND event_time >= $2", &[&"purchase", &since])
+        .await
+        .unwrap()
+        .get(0);
+    let literal: i64 = client
+        .query_one("SELECT count(*) FROM events WHERE event = 'purchase' AND event_time >= TIMESTAMP '2025-01-15 00:00:00Z'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(by_params, literal);
+    assert!(literal > 0);
+    let statement = client.prepare("SELECT count(*) FROM events WHERE event = $1").await.unwrap();
+    let total: i64 = ["purchase", "signup", "no_such_event"]
+        .iter()
+        .map(|e| futures::executor::block_on(client.query_one(&statement, &[e])).unwrap().get::<_, i64>(0))
+        .sum::<i64>();
+    assert!(total > literal);
+    let after: i64 = client.query_one("SELECT count(*) FROM events HAVING count(*) > $1", &[&0i64]).await.unwrap().get(0);
+    assert_eq!(after, SAMPLE_ROWS);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behavioural_functions_over_the_wire() {
+    let server = TestServer::start().await;
+    let client = server.connect().await;
+    let rows = client
+        .query(
+            "SELECT level, count(*) AS users FROM (SELECT user_id, window_funnel(INTERVAL '1 day', event_time, event = 'signup', event = 'view_item', event = 'purchase') AS level FROM events GROUP BY user_id) GROUP BY level ORDER BY level",
+            &[],
+        )
+        .await
+        .unwrap();
+    let users: i64 = rows.iter().map(|r| r.get::<_, i64>("users")).sum();
+    let distinct: i64 = client.query_one("SELECT count(DISTINCT user_id) FROM events", &[]).await.unwrap().get(0);
+    assert_eq!(users, distinct);
+    let retention = client.query_one("SELECT retention(event = 'signup', event = 'purchase') FROM events WHERE user_id = (SELECT min(user_id) FROM events)", &[]).await.unwrap();
+    let values: Vec<i32> = retention.get(0);
+    assert_eq!(values.len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copy_in_csv_and_text_commit_atomically_and_copy_out_streams() {
+    let server = TestServer::start().await;
+    let client = server.connect().await;
+
+    let sink = client.copy_in("COPY events (event_time, user_id, event, properties) FROM STDIN WITH (FORMAT csv, HEADER)").await.unwrap();
+    futures::pin_mut!(sink);
+    sink.send(bytes::Bytes::from_static(b"event_time,user_id,event,properties\n2026-01-01 10:00:00,copy-u1,signup,\"{\"\"plan\"\":\"\"pro\"\"}\"\n")).await.unwrap();
+    sink.send(bytes::Bytes::from_static(b"2026-01-01 10:05:00,copy-u1,purchase,\n")).await.unwrap();
+    assert_eq!(sink.finish().await.unwrap(), 2);
+    assert_eq!(count(&client).await, SAMPLE_ROWS + 2);
+    let plan: String = client.query_one("SELECT json_get_str(properties, 'plan') FROM events WHERE user_id = 'copy-u1' AND event = 'signup'", &[]).await.unwrap().get(0);
+    assert_eq!(plan, "pro");
+    let date: NaiveDate = client.query_one("SELECT event_date FROM events WHERE user_id = 'copy-u1' AND event = 'purchase'", &[]).await.unwrap().get(0);
+    assert_eq!(date, NaiveDate::from_ymd_opt(2026, 1, 1).unwrap());
+
+    // Text format: tab-separated, \N for NULL, backslash escapes.
+    let sink = client.copy_in("COPY events (event_time, user_id, event, session_id) FROM STDIN").await.unwrap();
+    futures::pin_mut!(sink);
+    sink.send(bytes::Bytes::from_static(b"2026-01-02 00:00:00\tcopy-u2\tsignup\t\\N\n2026-01-02 00:00:01\tcopy-u2\tlog\\tin\ts-1\n")).await.unwrap();
+    assert_eq!(sink.finish().await.unwrap(), 2);
+    let event: String = client.query_one("SELECT event FROM events WHERE user_id = 'copy-u2' AND session_id = 's-1'", &[]).await.unwrap().get(0);
+    assert_eq!(event, "log\tin");
+
+    // A bad row: an error naming the line, and nothing committed.
+    let sink = client.copy_in("COPY events (event_time, user_id, event) FROM STDIN WITH (FORMAT csv)").await.unwrap();
+    futures::pin_mut!(sink);
+    sink.send(bytes::Bytes::from_static(b"2026-01-03 00:00:00,copy-u3,signup\nnot a time,copy-u3,signup\n")).await.unwrap();
+    let err = sink.finish().await.unwrap_err();
+    assert!(message(&err).contains("line 2"), "{}", message(&err));
+    assert_eq!(count(&client).await, SAMPLE_ROWS + 4);
+
+    // COPY out, CSV with header, and the connection still works after it.
+    let stream = client.copy_out("COPY (SELECT user_id, event FROM events WHERE user_id LIKE 'copy-%' ORDER BY event_time) TO STDOUT WITH (FORMAT csv, HEADER)").await.unwrap();
+    let chunks: Vec<bytes::Bytes> = stream.map(|c| c.unwrap()).collect().await;
+    let text = String::from_utf8(chunks.concat()).unwrap();
+    assert_eq!(text, "user_id,event\ncopy-u1,signup\ncopy-u1,purchase\ncopy-u2,signup\ncopy-u2,log\tin\n");
+    let stream = client.copy_out("COPY events (user_id, session_id) TO STDOUT").await.unwrap();
+    let lines = String::from_utf8(stream.map(|c| c.unwrap()).collect::<Vec<_>>().await.concat()).unwrap();
+    assert_eq!(lines.lines().count() as i64, SAMPLE_ROWS + 4);
+    assert!(lines.contains("copy-u2\t\\N\n"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn insert_commits_and_checks_columns() {
+    let server = TestServer::start().await;
+    let client = server.connect().await;
+    let at: DateTime<Utc> = "2026-02-01T12:00:00.123456Z".parse().unwrap();
+    let n = client.execute("INSERT INTO events (event_time, user_id, event, platform) VALUES ($1, $2, 'signup', 'ios'), ($1, $2, 'purchase', NULL)", &[&at, &"ins-1"]).await.unwrap();
+    assert_eq!(n, 2);
+    let row = client.query_one("SELECT event_time, event_date, platform FROM events WHERE user_id = 'ins-1' AND event = 'signup'", &[]).await.unwrap();
+    assert_eq!(row.get::<_, DateTime<Utc>>(0), at);
+    assert_eq!(row.get::<_, NaiveDate>(1), at.date_naive());
+    assert_eq!(row.get::<_, Option<String>>(2).as_deref(), Some("ios"));
+    let n = client.execute("INSERT INTO events SELECT event_time + INTERVAL '1 day', user_id, event, session_id, properties, platform, country FROM events WHERE user_id = 'ins-1'", &[]).await.unwrap();
+    assert_eq!(n, 2);
+    assert_eq!(count(&client).await, SAMPLE_ROWS + 4);
+
+    let missing = client.execute("INSERT INTO events (event_time, event) VALUES (now(), 'x')", &[]).await.unwrap_err();
+    assert_eq!(sqlstate(&missing), "23502", "{}", super::message(&missing));
+    let unknown = client.execute("INSERT INTO events (event_time, user_id, event, nope) VALUES (now(), 'u', 'x', 1)", &[]).await.unwrap_err();
+    assert_eq!(sqlstate(&unknown), "42703", "{}", super::message(&unknown));
+    assert_eq!(count(&client).await, SAMPLE_ROWS + 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_stops_a_running_scan_within_a_second() {
+    let server = TestServer::start().await;
+    let client = server.connect().await;
+    let token = client.cancel_token();
+    let running = tokio::spawn(async move {
+        let out = client.query_one(LONG_QUERY, &[]).await;
+        (out, client)
+    });
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert!(!running.is_finished(), "the long query finished before the cancel");
+    let sent = Instant::now();
+    token.cancel_query(NoTls).await.unwrap();
+    let (out, client) = running.await.unwrap();
+    let took = sent.elapsed();
+    let err = out.unwrap_err();
+    assert_eq!(sqlstate(&err), "57014", "{}", super::message(&err));
+    assert!(took < Duration::from_secs(1), "cancel took {took:?}");
+    // The connection serves the next statement.
+    assert_eq!(client.query_one("SELECT 1::BIGINT", &[]).await.unwrap().get::<_, i64>(0), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statement_timeout_is_per_connection_and_stops_execution() {
+    let server = TestServer::start().await;
+    let limited = server.connect().await;
+    let other = server.connect().await;
+    limited.batch_execute("SET statement_timeout = '300ms'").await.unwrap();
+    let started = Instant::now();
+    let err = limited.query_one(LONG_QUERY, &[]).await.unwrap_err();
+    assert_eq!(sqlstate(&err), "57014", "{}", super::message(&err));
+    assert!(err.as_db_error().unwrap().message().contains("statement timeout"));
+    assert!(started.elapsed() < Duration::from_millis(1500), "took {:?}", started.elapsed());
+    let shown = other.simple_query("SHOW statement_timeout").await.unwrap();
+    let SimpleQueryMessage::Row(row) = &shown[1] else { panic!("{shown:?}") };
+    assert_eq!(row.get(0), Some("0"));
+    assert_eq!(limited.query_one("SELECT current_setting('statement_timeout')", &[]).await.unwrap().get::<_, String>(0), "300ms");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_carry_postgres_sqlstates_and_the_server_keeps_serving() {
+    let server = TestServer::start().await;
+    let client = server.connect().await;
+    for (sql, code) in [
+        ("SELEC 1", "42601"),
+        ("SELECT * FROM no_such_table", "42P01"),
+        ("SELECT no_such_function(1)", "42883"),
+        ("SELECT no_such_column FROM events", "42703"),
+        ("SHOW no_such_setting", "42704"),
+    ] {
+        let err = client.query(sql, &[]).await.unwrap_err();
+        assert_eq!(sqlstate(&err), code, "{sql}: {err}");
+        let err = client.simple_query(sql).await.unwrap_err();
+        assert_eq!(sqlstate(&err), code, "{sql} (simple): {err}");
+    }
+    assert_eq!(count(&client).await, SAMPLE_ROWS);
+    // BEGIN/COMMIT/ROLLBACK are accepted; version() and SHOW answer like PostgreSQL.
+    client.batch_execute("BEGIN; SELECT 1; COMMIT; BEGIN; ROLLBACK").await.unwrap();
+    let version: String = client.query_one("SELECT version()", &[]).await.unwrap().get(0);
+    assert!(version.starts_with("PostgreSQL 16."), "{version}");
+    let other = server.connect().await;
+    client.batch_execute("SET application_name = 'first'").await.unwrap();
+    let name: String = other.query_one("SELECT current_setting('application_name')", &[]).await.unwrap().get(0);
+    assert_ne!(name, "first");
+    let kind: String = client.query_one("SELECT pg_typeof(event_time) FROM events LIMIT 1", &[]).await.unwrap().get(0);
+    assert_eq!(kind, "timestamp with time zone");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_connections_refuses_with_a_clear_error() {
+    let server = TestServer::start_with(Default::default(), |o| o.max_connections = 2).await;
+    let _a = server.connect().await;
+    let _b = server.connect().await;
+    let err = super::connect(&server.url("northstar")).await.unwrap_err();
+    assert_eq!(sqlstate(&err), "53300", "{}", super::message(&err));
+    drop(_a);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let c = server.connect().await;
+    assert_eq!(count(&c).await, SAMPLE_ROWS);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn query_memory_limit_spills_or_fails_clearly() {
+    let server = TestServer::start_with(Default::default(), |o| o.query_memory = 256 << 10).await;
+    let client = server.connect().await;
+    let sql = "SELECT user_id, array_agg(properties ORDER BY event_time) AS p FROM events GROUP BY user_id ORDER BY user_id";
+    match client.query(sql, &[]).await {
+        Ok(rows) => {
+            let users: i64 = client.query_one("SELECT count(DISTINCT user_id) FROM events", &[]).await.unwrap().get(0);
+            assert_eq!(rows.len() as i64, users);
+        }
+        Err(e) => {
+            assert_eq!(sqlstate(&e), "53200", "{}", super::message(&e));
+            assert!(message(&e).contains("query memory limit"), "{}", message(&e));
+        }
+    }
+    assert_eq!(count(&client).await, SAMPLE_ROWS);
+}
