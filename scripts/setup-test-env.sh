@@ -1,12 +1,23 @@
 #!/usr/bin/env bash
-# Installs what the tests need besides Rust: a Python venv (.venv) with the moto S3 server.
-# Idempotent: a venv that already has everything is left alone.
+# Installs what the tests need besides Rust: a Python venv (.venv) with the moto S3 server,
+# psycopg 3, psycopg2 and SQLAlchemy 2; and, from Debian's packages, psql, the pgjdbc driver,
+# a Java runtime and openssl. Idempotent: what is already there is left alone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+missing=()
+command -v psql >/dev/null || missing+=(postgresql-client)
+command -v java >/dev/null || missing+=(openjdk-17-jre-headless)
+command -v openssl >/dev/null || missing+=(openssl)
+[ -f /usr/share/java/postgresql.jar ] || missing+=(libpostgresql-jdbc-java)
+if [ ${#missing[@]} -gt 0 ]; then
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
-if ! .venv/bin/python -c "import moto.server, flask_cors" 2>/dev/null; then
+if ! .venv/bin/python -c "import moto.server, flask_cors, psycopg, psycopg2, sqlalchemy" 2>/dev/null; then
   .venv/bin/pip install --quiet --disable-pip-version-check -r scripts/requirements-test.txt
 fi
 echo "test environment ready: $(.venv/bin/python -c 'import moto; print("moto", moto.__version__)')"

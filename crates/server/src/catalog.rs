@@ -108,6 +108,9 @@ pub async fn template_session(events: &EventsTable, engine: &EngineOptions) -> R
     ctx.register_udf(constant("obj_description", ScalarValue::Utf8(None), 1..=2));
     ctx.register_udf(constant("shobj_description", ScalarValue::Utf8(None), 2..=2));
     ctx.register_udf(constant("pg_get_indexdef", ScalarValue::Utf8(None), 1..=3));
+    // Every type and function lives in pg_catalog, which is always on the search path.
+    ctx.register_udf(constant("pg_type_is_visible", ScalarValue::Boolean(Some(true)), 1..=1));
+    ctx.register_udf(constant("pg_function_is_visible", ScalarValue::Boolean(Some(true)), 1..=1));
     ctx.register_udf(ScalarUDF::from(PgTypeof { signature: Signature::any(1, Volatility::Immutable) }));
     Ok(ctx)
 }

@@ -188,25 +188,36 @@ impl QueryParser for StatementParser {
     }
 }
 
-/// SQLAlchemy's reflection selects `generate_subscripts(conkey, 1)` next to `unnest(conkey)`;
-/// DataFusion has no set-returning functions in the select list but zips `unnest`s the same
-/// way, so it becomes `unnest(generate_series(1, cardinality(arr)))` (one-dimensional arrays).
+/// SQLAlchemy's reflection selects `generate_subscripts(indkey, 1)` next to
+/// `unnest(indkey)`. DataFusion has no set-returning functions in the select list but zips
+/// `unnest`s the same way, so it becomes `unnest(generate_series(1, cardinality(arr)))`
+/// (one-dimensional arrays). datafusion-pg-catalog stores the int2vector/oidvector columns
+/// (`indkey`, `indclass`, `indoption`) as space-separated text; they are split into arrays.
 fn rewrite_generate_subscripts(mut statement: Statement) -> Statement {
     use datafusion::sql::sqlparser::ast::{visit_expressions_mut, Expr, FunctionArguments};
+    let parse = |sql: &str| {
+        datafusion::sql::sqlparser::parser::Parser::new(&datafusion::sql::sqlparser::dialect::PostgreSqlDialect {})
+            .try_with_sql(sql)
+            .and_then(|mut p| p.parse_expr())
+            .ok()
+    };
     let _ = visit_expressions_mut(&mut statement, |expr| {
-        let first = match &*expr {
-            Expr::Function(f) if f.name.to_string().eq_ignore_ascii_case("generate_subscripts") => match &f.args {
-                FunctionArguments::List(list) => list.args.first().cloned(),
+        let call = match &*expr {
+            Expr::Function(f) => match &f.args {
+                FunctionArguments::List(list) => list.args.first().map(|a| (f.name.to_string().to_ascii_lowercase(), a.to_string())),
                 _ => None,
             },
             _ => None,
         };
-        if let Some(first) = first {
-            let replacement = format!("unnest(generate_series(1, cardinality({first})))");
-            if let Ok(parsed) = datafusion::sql::sqlparser::parser::Parser::new(&datafusion::sql::sqlparser::dialect::PostgreSqlDialect {})
-                .try_with_sql(&replacement)
-                .and_then(|mut p| p.parse_expr())
-            {
+        if let Some((name, first)) = call {
+            let vector = ["indkey", "indclass", "indoption", "indcollation"].iter().any(|c| first.to_ascii_lowercase().ends_with(c));
+            let array = if vector { format!("string_to_array(CAST({first} AS TEXT), ' ')") } else { first.clone() };
+            let replacement = match name.as_str() {
+                "generate_subscripts" | "pg_catalog.generate_subscripts" => Some(format!("unnest(generate_series(1, cardinality({array})))")),
+                "unnest" if vector => Some(format!("unnest({array})")),
+                _ => None,
+            };
+            if let Some(parsed) = replacement.as_deref().and_then(parse) {
                 *expr = parsed;
             }
         }
