@@ -224,10 +224,10 @@ mod tests {
     fn rfc7677_exchange() {
         let salt = B64.decode("W22ZaJ0SNY7soEsUEjb6gQ==").unwrap();
         let verifier = Verifier::from_password("pencil", &salt, 4096);
-        let client_first = b"n,,n=user,r=rNprcQRkm7SkZy7q7cAMwqN4";
+        let client_first = b"n,,n=user,r=rOprNGfwEbeRWgbNEkqO";
         let (mut exchange, _) = ScramExchange::start(client_first, verifier).unwrap();
         // Replay the RFC's server nonce so its proof applies.
-        exchange.nonce = "rNprcQRkm7SkZy7q7cAMwqN4%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0".into();
+        exchange.nonce = "rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0".into();
         exchange.server_first = format!("r={},s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096", exchange.nonce);
         let final_msg = format!("c=biws,r={},p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=", exchange.nonce);
         assert_eq!(exchange.finish(final_msg.as_bytes()).unwrap(), "v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=");

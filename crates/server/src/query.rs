@@ -324,14 +324,14 @@ fn parse_set(sql: &str) -> PgWireResult<Option<(String, String)>> {
 }
 
 fn command_tag(sql: &str) -> String {
-    let words: Vec<String> = sql.split_whitespace().take(3).map(|w| w.to_ascii_uppercase()).collect();
+    let words: Vec<String> = sql.split_whitespace().take(6).map(|w| w.to_ascii_uppercase()).collect();
     match words.first().map(String::as_str) {
         Some("CREATE" | "DROP" | "ALTER") => {
-            let object = words.get(1).map(String::as_str).unwrap_or("");
-            let object = match object {
-                "OR" | "EXTERNAL" | "TEMP" | "TEMPORARY" | "UNLOGGED" => words.get(2).map(String::as_str).unwrap_or(""),
-                other => other,
-            };
+            let object = words[1..]
+                .iter()
+                .find(|w| !matches!(w.as_str(), "OR" | "REPLACE" | "EXTERNAL" | "TEMP" | "TEMPORARY" | "UNLOGGED"))
+                .map(String::as_str)
+                .unwrap_or("");
             format!("{} {}", words[0], object)
         }
         Some(first) => first.to_string(),
