@@ -39,7 +39,7 @@ assert columns["user_id"] == "TEXT" and columns["event_date"] == "DATE", columns
 print("sqlalchemy reflection ok", sorted(columns))
 inspector.get_pk_constraint("events")
 inspector.get_foreign_keys("events")
-# get_indexes is not checked: datafusion-pg-catalog's pg_class lacks `reloptions` (docs/clients.md).
+assert inspector.get_indexes("events") == []
 print("sqlalchemy constraints ok")
 with engine.connect() as c:
     users = c.execute(text("SELECT count(DISTINCT user_id) FROM events WHERE event = :e"), {"e": "signup"}).scalar()

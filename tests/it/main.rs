@@ -10,4 +10,5 @@ mod maintenance;
 mod object_store;
 mod properties;
 mod query;
+mod reports;
 mod server;

@@ -96,7 +96,9 @@ pub fn new_context(options: &EngineOptions) -> Result<SessionContext> {
         .build();
     datafusion_functions_json::register_all(&mut state)?;
     northstar_functions::register_all(&mut state)?;
-    Ok(SessionContext::new_with_state(state))
+    let ctx = SessionContext::new_with_state(state);
+    northstar_reports::register_all(&ctx);
+    Ok(ctx)
 }
 
 /// A session over a data location, with `events` registered.

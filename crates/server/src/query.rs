@@ -96,7 +96,7 @@ impl StatementParser {
             Ok(statements) => Ok(statements
                 .into_iter()
                 .map(|s| {
-                    let s = rewrite_generate_subscripts(s);
+                    let s = rewrite_missing_catalog_columns(rewrite_generate_subscripts(s));
                     prepared(s.to_string(), Some(s))
                 })
                 .collect()),
@@ -223,6 +223,46 @@ fn rewrite_generate_subscripts(mut statement: Statement) -> Statement {
         }
         std::ops::ControlFlow::<()>::Continue(())
     });
+    statement
+}
+
+/// datafusion-pg-catalog's `pg_class` has no `reloptions` (storage parameters; Northstar has
+/// none), which SQLAlchemy's index reflection selects: a selected `….reloptions` becomes a NULL
+/// column of that name.
+fn rewrite_missing_catalog_columns(mut statement: Statement) -> Statement {
+    use datafusion::sql::sqlparser::ast::{Expr, Ident, Query, SelectItem, SetExpr, TableFactor};
+    fn query(q: &mut Query) {
+        set_expr(&mut q.body);
+    }
+    fn set_expr(body: &mut SetExpr) {
+        match body {
+            SetExpr::Select(select) => {
+                for item in select.projection.iter_mut() {
+                    if let SelectItem::UnnamedExpr(Expr::CompoundIdentifier(parts)) = item {
+                        if parts.last().is_some_and(|p| p.value.eq_ignore_ascii_case("reloptions")) {
+                            *item = SelectItem::ExprWithAlias { expr: Expr::Value(datafusion::sql::sqlparser::ast::Value::Null.into()), alias: Ident::new("reloptions") };
+                        }
+                    }
+                }
+                for table in select.from.iter_mut() {
+                    for factor in std::iter::once(&mut table.relation).chain(table.joins.iter_mut().map(|j| &mut j.relation)) {
+                        if let TableFactor::Derived { subquery, .. } = factor {
+                            query(subquery);
+                        }
+                    }
+                }
+            }
+            SetExpr::Query(q) => query(q),
+            SetExpr::SetOperation { left, right, .. } => {
+                set_expr(left);
+                set_expr(right);
+            }
+            _ => {}
+        }
+    }
+    if let Statement::Query(q) = &mut statement {
+        query(q);
+    }
     statement
 }
 

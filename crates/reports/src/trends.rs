@@ -1,0 +1,73 @@
+//! `trends(options)`: events and active users per period, and for daily trends the rolling
+//! WAU (7 days) and MAU (30 days) ending each day, with an optional breakdown.
+//!
+//! ```sql
+//! SELECT period, dau_or_active_users, wau, mau FROM trends('interval=day; from=2025-01-01; to=2025-03-31');
+//! ```
+
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::common::{plan_err, Result};
+use datafusion::logical_expr::Expr;
+
+use crate::options::{condition, keys, text_arg, Options};
+use crate::table::ReportSql;
+use crate::Report;
+
+#[derive(Debug)]
+pub struct Trends;
+
+impl Report for Trends {
+    fn name(&self) -> &'static str {
+        "trends"
+    }
+
+    fn build(&self, args: &[Expr]) -> Result<ReportSql> {
+        if args.len() > 1 {
+            return plan_err!("trends takes one options argument: trends('interval=day|week|month; event=name or condition; breakdown=expr; from=…; to=…')");
+        }
+        let text = args.first().map(|a| text_arg("trends", a, "options")).transpose()?.unwrap_or_default();
+        let o = Options::parse("trends", &text, &keys(&["interval", "event", "breakdown"]))?;
+        let interval = o.choice("interval", &["day", "week", "month"])?;
+        let event = o.get("event").map(condition).unwrap_or_else(|| "TRUE".into());
+        let breakdown = o.get("breakdown").map(|b| format!("CAST(({b}) AS TEXT)")).unwrap_or_else(|| "CAST(NULL AS TEXT)".into());
+        let source = o.source()?;
+        let mut ctes = vec![
+            source.cte(),
+            format!("picked AS (SELECT user_id, event_time, {breakdown} AS breakdown FROM base WHERE {event})"),
+            format!("per AS (SELECT date_trunc('{interval}', event_time) AS period, breakdown, count(*) AS events, count(DISTINCT user_id) AS users FROM picked GROUP BY 1, 2)"),
+        ];
+        let rolling = if interval == "day" {
+            // Each active user-day counts towards the 7 (30) days that end on or after it.
+            ctes.push("user_days AS (SELECT DISTINCT user_id, breakdown, CAST(CAST(date_trunc('day', event_time) AS DATE) AS INT) AS day FROM picked)".into());
+            for (name, days) in [("wau", 7), ("mau", 30)] {
+                ctes.push(format!(
+                    "{name} AS (SELECT day + CAST(k AS INT) AS day, breakdown, count(DISTINCT user_id) AS users FROM user_days CROSS JOIN (SELECT unnest(range(0, {days})) AS k) GROUP BY 1, 2)"
+                ));
+            }
+            "LEFT JOIN wau ON wau.day = CAST(CAST(per.period AS DATE) AS INT) AND (wau.breakdown IS NOT DISTINCT FROM per.breakdown) \
+             LEFT JOIN mau ON mau.day = CAST(CAST(per.period AS DATE) AS INT) AND (mau.breakdown IS NOT DISTINCT FROM per.breakdown)"
+        } else {
+            ""
+        };
+        let (wau, mau) = if interval == "day" { ("wau.users", "mau.users") } else { ("NULL", "NULL") };
+        let sql = format!(
+            "WITH {} SELECT CAST(per.period AS DATE) AS period, CAST(per.breakdown AS TEXT) AS breakdown, CAST(per.events AS BIGINT) AS events, \
+             CAST(per.users AS BIGINT) AS active_users, CAST({wau} AS BIGINT) AS wau, CAST({mau} AS BIGINT) AS mau \
+             FROM per {rolling} ORDER BY period, breakdown NULLS FIRST",
+            ctes.join(",\n")
+        );
+        Ok(ReportSql {
+            sql,
+            schema: Arc::new(Schema::new(vec![
+                Field::new("period", DataType::Date32, true),
+                Field::new("breakdown", DataType::Utf8, true),
+                Field::new("events", DataType::Int64, true),
+                Field::new("active_users", DataType::Int64, true),
+                Field::new("wau", DataType::Int64, true),
+                Field::new("mau", DataType::Int64, true),
+            ])),
+        })
+    }
+}

@@ -1,0 +1,342 @@
+//! Reports (`funnel`, `retention`, `trends`, `lifecycle`, `stickiness`, `paths`) against
+//! independent computations: plain SQL with the behavioural functions, or small reference
+//! implementations here, on the committed sample (10k events, 300 users, 90 days), plus edge
+//! cases on hand-made tables.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray, TimestampMicrosecondArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use datafusion::arrow::util::display::array_value_to_string;
+use datafusion::catalog::MemTable;
+use datafusion::prelude::SessionContext;
+use northstar_engine::{new_context, open_session, EngineOptions};
+use northstar_storage::{DataLocation, EventStore};
+
+const DAY: i64 = 86_400_000_000;
+
+struct Sample {
+    ctx: SessionContext,
+    _dir: tempfile::TempDir,
+}
+
+async fn sample() -> Sample {
+    let dir = tempfile::tempdir().unwrap();
+    let location = DataLocation::parse(dir.path().to_str().unwrap()).unwrap();
+    let mut store = EventStore::open(&location).await.unwrap();
+    let file = concat!(env!("CARGO_MANIFEST_DIR"), "/datasets/sample-10k.ndjson.gz").to_string();
+    northstar_import::import(&mut store, &[file], &Default::default()).await.unwrap();
+    Sample { ctx: open_session(&location, &EngineOptions::default()).await.unwrap(), _dir: dir }
+}
+
+async fn rows(ctx: &SessionContext, sql: &str) -> Vec<Vec<String>> {
+    let batches = ctx.sql(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}")).collect().await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+    let mut out = vec![];
+    for b in batches {
+        for r in 0..b.num_rows() {
+            out.push(b.columns().iter().map(|c| array_value_to_string(c, r).unwrap()).collect());
+        }
+    }
+    out
+}
+
+async fn error(ctx: &SessionContext, sql: &str) -> String {
+    match ctx.sql(sql).await {
+        Err(e) => e.to_string(),
+        Ok(df) => df.collect().await.err().map(|e| e.to_string()).unwrap_or_else(|| panic!("{sql} should fail")),
+    }
+}
+
+#[derive(Clone, Debug)]
+struct Ev {
+    t: i64,
+    user: String,
+    event: String,
+    platform: String,
+}
+
+async fn events(ctx: &SessionContext) -> Vec<Ev> {
+    rows(ctx, "SELECT CAST(event_time AS BIGINT) AS t, user_id, event, coalesce(platform, '') AS p FROM events ORDER BY user_id, t, event")
+        .await
+        .into_iter()
+        .map(|r| Ev { t: r[0].parse().unwrap(), user: r[1].clone(), event: r[2].clone(), platform: r[3].clone() })
+        .collect()
+}
+
+fn by_user(evs: &[Ev]) -> BTreeMap<String, Vec<Ev>> {
+    let mut m: BTreeMap<String, Vec<Ev>> = BTreeMap::new();
+    for e in evs {
+        m.entry(e.user.clone()).or_default().push(e.clone());
+    }
+    m
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn funnel_matches_window_funnel_sql_with_breakdown_and_times() {
+    let s = sample().await;
+    let steps = ["signup", "view_item", "add_to_cart", "purchase"];
+    for (order, mode) in [("ordered", ""), ("strict", "'strict_order', ")] {
+        let report = rows(&s.ctx, &format!("SELECT step, users, drop_off FROM funnel(['signup', 'view_item', 'add_to_cart', 'purchase'], 'window=1 day; order={order}')")).await;
+        let levels = rows(
+            &s.ctx,
+            &format!("SELECT window_funnel(INTERVAL '1 day', {mode}event_time, event = 'signup', event = 'view_item', event = 'add_to_cart', event = 'purchase') FROM events GROUP BY user_id"),
+        )
+        .await;
+        let levels: Vec<i64> = levels.iter().map(|r| r[0].parse().unwrap()).collect();
+        let mut previous = None;
+        for k in 1..=steps.len() {
+            let reached = levels.iter().filter(|&&l| l >= k as i64).count() as i64;
+            assert_eq!(report[k - 1][1], reached.to_string(), "{order} step {k}");
+            assert_eq!(report[k - 1][2], previous.map(|p: i64| p - reached).unwrap_or(0).to_string(), "{order} drop-off {k}");
+            previous = Some(reached);
+        }
+    }
+
+    // Breakdown by the platform of the user's first signup (first touch).
+    let report = rows(&s.ctx, "SELECT breakdown, users FROM funnel(['signup', 'purchase'], 'window=7 days; breakdown=platform') WHERE step = 1").await;
+    let mut expected: BTreeMap<String, i64> = BTreeMap::new();
+    for (_, evs) in by_user(&events(&s.ctx).await) {
+        if let Some(first) = evs.iter().filter(|e| e.event == "signup").min_by_key(|e| e.t) {
+            *expected.entry(first.platform.clone()).or_default() += 1;
+        }
+    }
+    let got: BTreeMap<String, i64> = report.iter().map(|r| (r[0].clone(), r[1].parse().unwrap())).collect();
+    assert_eq!(got, expected);
+
+    // Median and p90 time from the previous step, from the chains' own timestamps.
+    let report = rows(&s.ctx, "SELECT median_seconds_from_previous, p90_seconds_from_previous FROM funnel(['view_item', 'add_to_cart'], 'window=1 day') WHERE step = 2").await;
+    let chains = rows(&s.ctx, "SELECT CAST(t[2] AS BIGINT) - CAST(t[1] AS BIGINT) FROM (SELECT funnel_step_times(INTERVAL '1 day', event_time, event = 'view_item', event = 'add_to_cart') AS t FROM events GROUP BY user_id) WHERE cardinality(t) = 2").await;
+    let mut seconds: Vec<f64> = chains.iter().map(|r| r[0].parse::<f64>().unwrap() / 1e6).collect();
+    seconds.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let quantile = |q: f64| {
+        let pos = q * (seconds.len() - 1) as f64;
+        let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
+        seconds[lo] + (seconds[hi] - seconds[lo]) * (pos - lo as f64)
+    };
+    assert!((report[0][0].parse::<f64>().unwrap() - quantile(0.5)).abs() < 1e-3, "{report:?}");
+    assert!((report[0][1].parse::<f64>().unwrap() - quantile(0.9)).abs() < 1e-3, "{report:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unordered_funnel_matches_a_sliding_window_reference() {
+    let s = sample().await;
+    let steps = ["purchase", "search", "signup"];
+    let report = rows(&s.ctx, "SELECT users FROM funnel(['purchase', 'search', 'signup'], 'window=2 days; order=unordered') ORDER BY step").await;
+    let mut reached = [0i64; 3];
+    for (_, evs) in by_user(&events(&s.ctx).await) {
+        let hits: Vec<&Ev> = evs.iter().filter(|e| steps.contains(&e.event.as_str())).collect();
+        let best = hits
+            .iter()
+            .map(|start| steps.iter().filter(|s| hits.iter().any(|e| e.event == **s && e.t >= start.t && e.t <= start.t + 2 * DAY)).count())
+            .max()
+            .unwrap_or(0);
+        for k in 0..best {
+            reached[k] += 1;
+        }
+    }
+    let got: Vec<i64> = report.iter().map(|r| r[0].parse().unwrap()).collect();
+    assert_eq!(got, reached);
+}
+
+/// A hand-made events table; times in hours from 2025-01-01.
+async fn tiny(rows_: &[(&str, i64, &str)]) -> SessionContext {
+    let ctx = new_context(&EngineOptions::default()).unwrap();
+    let base = 1_735_689_600_000_000i64;
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("user_id", DataType::Utf8, false),
+        Field::new("event_time", DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), false),
+        Field::new("event", DataType::Utf8, false),
+    ]));
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from(rows_.iter().map(|r| r.0).collect::<Vec<_>>())),
+        Arc::new(TimestampMicrosecondArray::from(rows_.iter().map(|r| base + r.1 * 3_600_000_000).collect::<Vec<_>>()).with_timezone("UTC")),
+        Arc::new(StringArray::from(rows_.iter().map(|r| r.2).collect::<Vec<_>>())),
+    ];
+    let batch = RecordBatch::try_new(schema.clone(), columns).unwrap();
+    ctx.register_table("events", Arc::new(MemTable::try_new(schema, vec![vec![batch]]).unwrap())).unwrap();
+    ctx
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn funnel_edge_cases() {
+    let ctx = tiny(&[
+        ("one_event", 0, "signup"),
+        ("boundary", 0, "signup"),
+        ("boundary", 24, "purchase"), // exactly one window later: inside (windowFunnel's <=)
+        ("late", 0, "signup"),
+        ("late", 25, "purchase"),
+        ("excluded", 0, "signup"),
+        ("excluded", 1, "refund"),
+        ("excluded", 2, "purchase"),
+        ("after", 0, "signup"),
+        ("after", 1, "purchase"),
+        ("after", 2, "refund"), // after the chain: not excluded
+    ])
+    .await;
+    let users = |r: Vec<Vec<String>>| r.iter().map(|r| r[0].parse::<i64>().unwrap()).collect::<Vec<_>>();
+    assert_eq!(users(rows(&ctx, "SELECT users FROM funnel(['signup', 'purchase'], 'window=1 day')").await), vec![5, 3]);
+    assert_eq!(users(rows(&ctx, "SELECT users FROM funnel(['signup', 'purchase'], 'window=1 day; exclude=refund')").await), vec![4, 2]);
+    // Unknown events: zeros, not errors; an empty date range likewise.
+    assert_eq!(users(rows(&ctx, "SELECT users FROM funnel(['signup', 'no_such_event'])").await), vec![5, 0]);
+    assert_eq!(users(rows(&ctx, "SELECT users FROM funnel(['signup', 'purchase'], 'from=2030-01-01; to=2030-01-31')").await), vec![0, 0]);
+    // Bad arguments: clear errors.
+    assert!(error(&ctx, "SELECT * FROM funnel('signup')").await.contains("steps must be a list"));
+    assert!(error(&ctx, "SELECT * FROM funnel(['a'], 'window=forever')").await.contains("window must be an interval"));
+    assert!(error(&ctx, "SELECT * FROM funnel(['a'], 'order=sideways')").await.contains("order must be one of"));
+    assert!(error(&ctx, "SELECT * FROM funnel(['a'], 'from=2025-13-01')").await.contains("from must be a date"));
+    assert!(error(&ctx, "SELECT * FROM retention('periods=0')").await.contains("periods must be a whole number"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_matrix_matches_a_reference() {
+    let s = sample().await;
+    let evs = events(&s.ctx).await;
+    let users = by_user(&evs);
+    let last_day = evs.iter().map(|e| e.t.div_euclid(DAY)).max().unwrap();
+    // Weekly, first-time cohorts on signup, any return event, "on week k".
+    let week_of = |t: i64| (t.div_euclid(DAY) + 3).div_euclid(7); // ISO weeks start on Monday (1970-01-05 is one)
+    let mut sizes: BTreeMap<i64, i64> = BTreeMap::new();
+    let mut retained: BTreeMap<(i64, i64), i64> = BTreeMap::new();
+    for evs in users.values() {
+        let Some(start) = evs.iter().filter(|e| e.event == "signup").map(|e| e.t).min() else { continue };
+        let cohort = week_of(start);
+        *sizes.entry(cohort).or_default() += 1;
+        let weeks: BTreeSet<i64> = evs.iter().filter(|e| week_of(e.t) >= cohort).map(|e| week_of(e.t) - cohort).filter(|k| (1..=4).contains(k)).collect();
+        for k in weeks {
+            *retained.entry((cohort, k)).or_default() += 1;
+        }
+    }
+    let report = rows(&s.ctx, "SELECT CAST(cohort_start AS INT), cohort_size, period, retained FROM retention('start=signup; period=week; periods=4')").await;
+    let mut expected = vec![];
+    for (&cohort, &size) in &sizes {
+        for k in 0..=4 {
+            if cohort + k <= week_of(last_day * DAY) {
+                let n = if k == 0 { size } else { retained.get(&(cohort, k)).copied().unwrap_or(0) };
+                expected.push(vec![(cohort * 7 - 3).to_string(), size.to_string(), k.to_string(), n.to_string()]);
+            }
+        }
+    }
+    assert_eq!(report, expected);
+
+    // Daily, recurring cohorts, rolling 24-hour windows, purchase returns, "on or after".
+    let report = rows(&s.ctx, "SELECT CAST(cohort_start AS INT), cohort_size, period, retained FROM retention('start=app_open; return=purchase; periods=3; cohort=recurring; windows=rolling; criterion=on_or_after')").await;
+    let last_t = evs.iter().map(|e| e.t).max().unwrap();
+    let mut sizes: BTreeMap<i64, i64> = BTreeMap::new();
+    let mut reached: BTreeMap<(i64, i64), i64> = BTreeMap::new();
+    for evs in users.values() {
+        let mut starts: BTreeMap<i64, i64> = BTreeMap::new();
+        for e in evs.iter().filter(|e| e.event == "app_open") {
+            let v = starts.entry(e.t.div_euclid(DAY)).or_insert(e.t);
+            *v = (*v).min(e.t);
+        }
+        for (&day, &start) in &starts {
+            *sizes.entry(day).or_default() += 1;
+            let max_k = evs.iter().filter(|e| e.event == "purchase" && e.t >= start).map(|e| (e.t - start).div_euclid(DAY)).max();
+            for k in 1..=max_k.unwrap_or(0).min(3) {
+                *reached.entry((day, k)).or_default() += 1;
+            }
+        }
+    }
+    let mut expected = vec![];
+    for (&day, &size) in &sizes {
+        for k in 0..=3i64 {
+            if (day + k) * DAY <= last_t {
+                let n = if k == 0 { size } else { reached.get(&(day, k)).copied().unwrap_or(0) };
+                expected.push(vec![day.to_string(), size.to_string(), k.to_string(), n.to_string()]);
+            }
+        }
+    }
+    assert_eq!(report, expected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trends_lifecycle_and_stickiness_match_references() {
+    let s = sample().await;
+    let evs = events(&s.ctx).await;
+    // Daily events, DAU, rolling WAU and MAU.
+    let mut day_users: BTreeMap<i64, BTreeSet<&str>> = BTreeMap::new();
+    let mut day_events: BTreeMap<i64, i64> = BTreeMap::new();
+    for e in &evs {
+        day_users.entry(e.t.div_euclid(DAY)).or_default().insert(&e.user);
+        *day_events.entry(e.t.div_euclid(DAY)).or_default() += 1;
+    }
+    let rolling = |day: i64, n: i64| day_users.range(day - n + 1..=day).flat_map(|(_, u)| u.iter()).collect::<BTreeSet<_>>().len();
+    let expected: Vec<Vec<String>> = day_users
+        .iter()
+        .map(|(&d, u)| vec![d.to_string(), day_events[&d].to_string(), u.len().to_string(), rolling(d, 7).to_string(), rolling(d, 30).to_string()])
+        .collect();
+    assert_eq!(rows(&s.ctx, "SELECT CAST(period AS INT), events, active_users, wau, mau FROM trends()").await, expected);
+
+    // Weekly lifecycle.
+    let week_of = |t: i64| (t.div_euclid(DAY) + 3).div_euclid(7);
+    let mut active: HashMap<&str, BTreeSet<i64>> = HashMap::new();
+    for e in &evs {
+        active.entry(&e.user).or_default().insert(week_of(e.t));
+    }
+    let last = evs.iter().map(|e| week_of(e.t)).max().unwrap();
+    let mut counts: BTreeMap<(i64, usize), i64> = BTreeMap::new();
+    for weeks in active.values() {
+        let first = *weeks.iter().next().unwrap();
+        for &w in weeks {
+            let status = if w == first { 0 } else if weeks.contains(&(w - 1)) { 1 } else { 2 };
+            *counts.entry((w, status)).or_default() += 1;
+            if !weeks.contains(&(w + 1)) && w + 1 <= last {
+                *counts.entry((w + 1, 3)).or_default() -= 1;
+            }
+        }
+    }
+    let names = ["new", "returning", "resurrecting", "dormant"];
+    let expected: Vec<Vec<String>> = counts.iter().map(|(&(w, s), &n)| vec![(w * 7 - 3).to_string(), names[s].to_string(), n.to_string()]).collect();
+    assert_eq!(rows(&s.ctx, "SELECT CAST(period AS INT), status, users FROM lifecycle('period=week')").await, expected);
+
+    // Monthly stickiness of purchases.
+    let month = |t: i64| {
+        let d = chrono::DateTime::from_timestamp_micros(t).unwrap().date_naive();
+        d.format("%Y-%m-01").to_string()
+    };
+    let mut days: BTreeMap<(String, &str), BTreeSet<i64>> = BTreeMap::new();
+    for e in evs.iter().filter(|e| e.event == "purchase") {
+        days.entry((month(e.t), &e.user)).or_default().insert(e.t.div_euclid(DAY));
+    }
+    let mut hist: BTreeMap<(String, usize), i64> = BTreeMap::new();
+    for ((m, _), d) in &days {
+        *hist.entry((m.clone(), d.len())).or_default() += 1;
+    }
+    let expected: Vec<Vec<String>> = hist.iter().map(|((m, d), n)| vec![m.clone(), d.to_string(), n.to_string()]).collect();
+    assert_eq!(rows(&s.ctx, "SELECT period, days_active, users FROM stickiness('period=month; event=purchase')").await, expected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paths_match_a_sessionizing_reference() {
+    let s = sample().await;
+    let evs = events(&s.ctx).await;
+    let gap = 30 * 60 * 1_000_000i64;
+    let mut transitions: HashMap<(String, String), (i64, BTreeSet<String>)> = HashMap::new();
+    for (user, evs) in by_user(&evs) {
+        let mut sessions: Vec<Vec<&Ev>> = vec![];
+        for e in &evs {
+            match sessions.last_mut() {
+                Some(s) if e.t - s.last().unwrap().t <= gap => s.push(e),
+                _ => sessions.push(vec![e]),
+            }
+        }
+        for session in sessions {
+            let mut collapsed: Vec<&str> = vec![];
+            for e in session {
+                if collapsed.last() != Some(&e.event.as_str()) {
+                    collapsed.push(&e.event);
+                }
+            }
+            for w in collapsed.windows(2) {
+                let entry = transitions.entry((w[0].to_string(), w[1].to_string())).or_default();
+                entry.0 += 1;
+                entry.1.insert(user.clone());
+            }
+        }
+    }
+    let mut expected: Vec<(i64, String, String, usize)> = transitions.into_iter().map(|((f, t), (n, u))| (n, f, t, u.len())).collect();
+    expected.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
+    let expected: Vec<Vec<String>> = expected.into_iter().take(15).map(|(n, f, t, u)| vec![f, t, n.to_string(), u.to_string()]).collect();
+    assert_eq!(rows(&s.ctx, "SELECT * FROM paths('top=15')").await, expected);
+}
