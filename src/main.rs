@@ -316,7 +316,8 @@ async fn import_into(location: &DataLocation, files: &[String], options: &Import
 async fn query(args: QueryArgs) -> Result<()> {
     let location = DataLocation::parse(&args.data.data)?;
     let ctx = open_session(&location, &args.engine.options()).await?;
-    let frame = ctx.sql(&args.sql).await?;
+    let store = EventStore::open(&location).await?;
+    let frame = northstar_engine::execute_sql(&ctx, &store, &args.sql).await?;
     let schema = std::sync::Arc::new(frame.schema().as_arrow().clone());
     let mut batches = frame.collect().await?;
     if batches.is_empty() {

@@ -340,3 +340,20 @@ async fn paths_match_a_sessionizing_reference() {
     let expected: Vec<Vec<String>> = expected.into_iter().take(15).map(|(n, f, t, u)| vec![f, t, n.to_string(), u.to_string()]).collect();
     assert_eq!(rows(&s.ctx, "SELECT * FROM paths('top=15')").await, expected);
 }
+
+#[test]
+fn views_made_with_the_cli_persist_and_feed_reports() {
+    use crate::cli::{ok, scalar, Scratch};
+    let scratch = Scratch::new();
+    let data = scratch.path("data");
+    let data = data.to_str().unwrap();
+    ok(&["import", "--data", data, concat!(env!("CARGO_MANIFEST_DIR"), "/datasets/sample-10k.ndjson.gz")]);
+    ok(&["query", "--data", data, "CREATE VIEW ios_users AS SELECT DISTINCT user_id FROM events WHERE platform = 'ios'"]);
+    let users = scalar(data, "SELECT count(*) FROM ios_users");
+    assert_eq!(users, scalar(data, "SELECT count(DISTINCT user_id) FROM events WHERE platform = 'ios'"));
+    let in_report = scalar(data, "SELECT sum(events) FROM trends('where=user_id IN (SELECT user_id FROM ios_users)')");
+    assert_eq!(in_report, scalar(data, "SELECT count(*) FROM events WHERE user_id IN (SELECT user_id FROM events WHERE platform = 'ios')"));
+    ok(&["query", "--data", data, "DROP VIEW ios_users"]);
+    let err = crate::cli::fails(&["query", "--data", data, "SELECT * FROM ios_users"]);
+    assert!(err.contains("ios_users"), "{err}");
+}

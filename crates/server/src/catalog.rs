@@ -76,6 +76,12 @@ impl EventsTable {
         Ok(())
     }
 
+    /// Saves or removes a view definition after CREATE/DROP VIEW ran.
+    pub async fn persist_view_change(&self, statement: &datafusion::sql::sqlparser::ast::Statement) -> Result<(), StorageError> {
+        let store = self.store.lock().await;
+        northstar_engine::persist_view_change(&store, statement).await
+    }
+
     /// The schema writes must produce (see [`EventStore::write_schema`]).
     pub async fn write_schema(&self) -> datafusion::arrow::datatypes::SchemaRef {
         self.store.lock().await.write_schema()
@@ -100,6 +106,7 @@ impl EventsTable {
 pub async fn template_session(events: &EventsTable, engine: &EngineOptions) -> Result<SessionContext, StorageError> {
     let ctx = northstar_engine::new_context(engine)?;
     events.register(&ctx).await?;
+    northstar_engine::load_views(&ctx, &*events.store.lock().await).await?;
     let catalog = ctx.state().config().options().catalog.default_catalog.clone();
     datafusion_pg_catalog::setup_pg_catalog(&ctx, &catalog, EmptyContextProvider).map_err(|e| StorageError::DataFusion(*e))?;
     ctx.register_udf(constant("version", ScalarValue::Utf8(Some(version_string())), 0..=0));

@@ -476,6 +476,9 @@ impl Connection {
             self.stream_with(limits, df, format, Some(format_options)).await
         } else {
             limits.run(async { df.collect().await.map_err(from_datafusion) }).await?;
+            if let Some(ast) = &prepared.ast {
+                self.shared.events.persist_view_change(ast).await.map_err(|e| error(errors::INTERNAL_ERROR, e.to_string()))?;
+            }
             Ok(Response::Execution(Tag::new(&command_tag(&prepared.sql))))
         }
     }

@@ -10,6 +10,7 @@
 mod location;
 mod schema;
 mod table;
+mod views;
 
 pub use location::DataLocation;
 pub use schema::{

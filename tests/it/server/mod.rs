@@ -46,6 +46,18 @@ impl TestServer {
         TestServer { port, _dir: dir, task: tokio::spawn(server.run()) }
     }
 
+    /// The data location this server serves.
+    pub fn location(&self) -> DataLocation {
+        DataLocation::parse(self._dir.path().join("data").to_str().unwrap()).unwrap()
+    }
+
+    /// A second server over the same data location, as after a restart.
+    pub async fn restarted(&self) -> (u16, tokio::task::JoinHandle<()>) {
+        let options = ServerOptions::new("127.0.0.1:0".parse().unwrap(), Default::default());
+        let server = Server::bind(&self.location(), Users::default(), options).await.unwrap();
+        (server.local_addr().port(), tokio::spawn(server.run()))
+    }
+
     pub fn url(&self, user: &str) -> String {
         format!("host=127.0.0.1 port={} user={user} dbname=northstar", self.port)
     }

@@ -245,3 +245,35 @@ async fn query_memory_limit_spills_or_fails_clearly() {
     }
     assert_eq!(count(&client).await, SAMPLE_ROWS);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn views_persist_across_restarts_and_show_in_pg_catalog() {
+    let server = TestServer::start().await;
+    let client = server.connect().await;
+    client
+        .batch_execute("CREATE VIEW repeat_buyers AS SELECT user_id FROM events GROUP BY user_id HAVING sequence_match('(?1)(?t<=604800)(?2)', event_time, event = 'purchase', event = 'purchase')")
+        .await
+        .unwrap();
+    let before: i64 = client.query_one("SELECT count(*) FROM repeat_buyers", &[]).await.unwrap().get(0);
+    assert!(before > 0);
+    drop(client);
+    let (port, task) = server.restarted().await;
+    let other = super::connect(&format!("host=127.0.0.1 port={port} user=northstar dbname=northstar")).await.unwrap();
+    let after: i64 = other.query_one("SELECT count(*) FROM repeat_buyers", &[]).await.unwrap().get(0);
+    assert_eq!(after, before);
+    let kind: String = other.query_one("SELECT CAST(relkind AS TEXT) FROM pg_catalog.pg_class WHERE relname = 'repeat_buyers'", &[]).await.unwrap().get(0);
+    assert_eq!(kind, "v");
+    // A report over the saved cohort.
+    let users: i64 = other
+        .query_one("SELECT users FROM funnel(['signup', 'purchase'], 'where=user_id IN (SELECT user_id FROM repeat_buyers)') WHERE step = 1", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(users <= before);
+    other.batch_execute("DROP VIEW repeat_buyers").await.unwrap();
+    task.abort();
+    let (port, task) = server.restarted().await;
+    let third = super::connect(&format!("host=127.0.0.1 port={port} user=northstar dbname=northstar")).await.unwrap();
+    assert_eq!(sqlstate(&third.query("SELECT * FROM repeat_buyers", &[]).await.unwrap_err()), "42P01");
+    task.abort();
+}
