@@ -42,7 +42,10 @@ impl TableProvider for ReportTable {
 
     async fn scan(&self, session: &dyn Session, projection: Option<&Vec<usize>>, _filters: &[Expr], limit: Option<usize>) -> Result<Arc<dyn ExecutionPlan>> {
         let state = session.as_any().downcast_ref::<SessionState>().ok_or_else(|| internal_datafusion_err!("report scanned outside a DataFusion session"))?;
-        if std::env::var_os("NORTHSTAR_REPORT_SQL").is_some() { eprintln!("{}", self.report.sql); }
+        // Shows users (and benches/reports.py) the SQL a report stands for.
+        if std::env::var_os("NORTHSTAR_REPORT_SQL").is_some() {
+            eprintln!("{}", self.report.sql);
+        }
         let plan = state.create_logical_plan(&self.report.sql).await?;
         if plan.schema().fields().len() != self.report.schema.fields().len() {
             return plan_err!("report SQL produced {} columns, expected {}", plan.schema().fields().len(), self.report.schema.fields().len());
