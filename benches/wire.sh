@@ -47,18 +47,18 @@ trap cleanup EXIT
 if [ ! -d "$WORK/pg" ]; then
   mkdir -p "$WORK/pg" && [ "$(id -u)" -eq 0 ] && chown postgres "$WORK/pg" "$WORK"
   as_pg "$PG_BIN/initdb" -D "$WORK/pg" -U postgres --auth=trust >/dev/null
-  NEW_PG=1
 fi
 as_pg "$PG_BIN/pg_ctl" -D "$WORK/pg" -o "-p $PG_PORT -k /tmp -c listen_addresses=127.0.0.1 -c shared_buffers=2GB -c max_connections=50" -l "$WORK/pg/server.log" -w start >/dev/null
 for _ in $(seq 300); do grep -q "listening on" "$WORK/northstar.log" && break; sleep 0.2; done
 PG="host=127.0.0.1 port=$PG_PORT user=postgres dbname=postgres"
 NORTHSTAR="host=127.0.0.1 port=$NS_PORT user=northstar dbname=northstar"
-if [ "${NEW_PG:-0}" = 1 ]; then
+if [ ! -f "$WORK/pg-loaded-$EVENTS" ]; then
   echo "loading $EVENTS events into PostgreSQL (COPY out of Northstar, COPY into PostgreSQL) …" >&2
-  psql -X -q "$PG" -c "CREATE TABLE events (event_time timestamptz NOT NULL, user_id text NOT NULL, event text NOT NULL, session_id text, properties text, event_date date NOT NULL)"
+  psql -X -q "$PG" -c "DROP TABLE IF EXISTS events" -c "CREATE TABLE events (event_time timestamptz NOT NULL, user_id text NOT NULL, event text NOT NULL, session_id text, properties text, event_date date NOT NULL)"
   psql -X -q "$NORTHSTAR" -c "\\copy (SELECT event_time, user_id, event, session_id, properties, event_date FROM events) to stdout" \
     | psql -X -q "$PG" -c "\\copy events from stdin"
-  psql -X -q "$PG" -c "CREATE INDEX ON events (event_date); VACUUM ANALYZE events"
+  psql -X -q "$PG" -c "CREATE INDEX ON events (event_date)" -c "VACUUM ANALYZE events"
+  touch "$WORK/pg-loaded-$EVENTS"
 fi
 
 STREAM="SELECT event_time, user_id, event, session_id FROM events LIMIT $EVENTS"
