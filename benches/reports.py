@@ -32,6 +32,7 @@ def main():
     p.add_argument("--events", type=int, default=int(os.environ.get("EVENTS", 20_000_000)))
     p.add_argument("--work", default=os.environ.get("WORK", os.path.join(tempfile.gettempdir(), "northstar-bench-functions")))
     p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--only", default="", help="run only the reports whose name contains this")
     a = p.parse_args()
     ns = a.northstar
     os.makedirs(a.work, exist_ok=True)
@@ -43,6 +44,8 @@ def main():
         subprocess.run([ns, "import", "--data", data, src], check=True)
     results = []
     for name, call in REPORTS.items():
+        if a.only not in name:
+            continue
         shown = subprocess.run([ns, "query", "--data", data, "--format", "csv", call],
                                capture_output=True, text=True, env=dict(os.environ, NORTHSTAR_REPORT_SQL="1"), check=True)
         sql = shown.stderr.strip()

@@ -39,15 +39,19 @@ impl Report for Trends {
             format!("per AS (SELECT date_trunc('{interval}', event_time) AS period, breakdown, count(*) AS events, count(DISTINCT user_id) AS users FROM picked GROUP BY 1, 2)"),
         ];
         let rolling = if interval == "day" {
-            // Each active user-day counts towards the 7 (30) days that end on or after it.
-            ctes.push("user_days AS (SELECT DISTINCT user_id, breakdown, CAST(CAST(date_trunc('day', event_time) AS DATE) AS INT) AS day FROM picked)".into());
+            // A user active on day d is in the rolling window of every day d .. d+n-1. Counting
+            // each (user, window day) once without DISTINCT: a day adds the window days its
+            // predecessor (the user's previous active day p) did not already cover,
+            // max(d, p+n) .. d+n-1.
+            ctes.push("user_days AS (SELECT DISTINCT user_id, breakdown, CAST(CAST(date_trunc('day', event_time) AS DATE) AS BIGINT) AS day FROM picked)".into());
+            ctes.push("spans AS (SELECT breakdown, day, lag(day) OVER (PARTITION BY user_id, breakdown ORDER BY day) AS previous FROM user_days)".into());
             for (name, days) in [("wau", 7), ("mau", 30)] {
                 ctes.push(format!(
-                    "{name} AS (SELECT day + CAST(k AS INT) AS day, breakdown, count(DISTINCT user_id) AS users FROM user_days CROSS JOIN (SELECT unnest(range(0, {days})) AS k) GROUP BY 1, 2)"
+                    "{name} AS (SELECT d AS day, breakdown, count(*) AS users FROM (SELECT breakdown, unnest(range(greatest(day, coalesce(previous + {days}, day)), day + {days})) AS d FROM spans) GROUP BY 1, 2)"
                 ));
             }
-            "LEFT JOIN wau ON wau.day = CAST(CAST(per.period AS DATE) AS INT) AND (wau.breakdown IS NOT DISTINCT FROM per.breakdown) \
-             LEFT JOIN mau ON mau.day = CAST(CAST(per.period AS DATE) AS INT) AND (mau.breakdown IS NOT DISTINCT FROM per.breakdown)"
+            "LEFT JOIN wau ON wau.day = CAST(CAST(per.period AS DATE) AS BIGINT) AND (wau.breakdown IS NOT DISTINCT FROM per.breakdown) \
+             LEFT JOIN mau ON mau.day = CAST(CAST(per.period AS DATE) AS BIGINT) AND (mau.breakdown IS NOT DISTINCT FROM per.breakdown)"
         } else {
             ""
         };
