@@ -36,7 +36,10 @@ impl Report for Paths {
         let source = o.source()?;
         let mut ctes = vec![
             source.cte(),
-            format!("sessions AS (SELECT user_id, event, event_time, session_number(event_time, {gap}) OVER (PARTITION BY user_id ORDER BY event_time, event) AS session FROM base)"),
+            // Plain Utf8 rather than string views: DataFusion 55's sort charges each view
+            // batch for the whole data buffers it points into, which at 20M events asks the
+            // memory pool for hundreds of gigabytes.
+            format!("sessions AS (SELECT arrow_cast(user_id, 'Utf8') AS user_id, arrow_cast(event, 'Utf8') AS event, event_time, session_number(event_time, {gap}) OVER (PARTITION BY user_id ORDER BY event_time, event) AS session FROM base)"),
             "collapsed AS (SELECT user_id, session, event, event_time FROM (SELECT *, lag(event) OVER (PARTITION BY user_id, session ORDER BY event_time, event) AS previous FROM sessions) WHERE previous IS NULL OR previous <> event)".into(),
         ];
         let mut bounded = "collapsed".to_string();
