@@ -1,0 +1,150 @@
+"""The macro benchmark suite (issue 6), run through benches/suite.sh.
+
+Generates N events (parquet), imports them into Northstar, and asks the fixed set of
+product-analytics questions of Northstar (`northstar query` on the Delta table), ClickHouse
+(chdb) and DuckDB over the same Parquet file, each engine in its own process per run under
+/usr/bin/time (wall time and peak RSS; ClickHouse and DuckDB are also timed in-process, their
+library load excluded). Answers are normalised (dates as YYYY-MM-DD, numbers rounded to 6
+digits) and compared. Prints one JSON document: medians, ratios to the best peer, peak RSS.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+
+from common import timed
+
+STEPS = ["app_open", "view_item", "add_to_cart", "purchase"]
+
+
+def questions(src):
+    conds = ", ".join(f"event = '{e}'" for e in STEPS)
+    ch = f"file('{src}', Parquet)"
+    dk = f"read_parquet('{src}')"
+    cohort = ["2025-01-10", "2025-01-11", "2025-01-17", "2025-02-09"]
+    ret_ns = ", ".join(f"event_date = DATE '{d}'" for d in cohort)
+    ret_ch = ", ".join(f"toDate(event_time) = toDate('{d}')" for d in cohort)
+    return [
+        ("DAU per day", {
+            "northstar": "SELECT event_date, count(DISTINCT user_id) FROM events GROUP BY 1 ORDER BY 1",
+            "clickhouse": f"SELECT toDate(event_time) AS d, uniqExact(user_id) FROM {ch} GROUP BY d ORDER BY d",
+            "duckdb": f"SELECT CAST(event_time AS DATE) AS d, count(DISTINCT user_id) FROM {dk} GROUP BY 1 ORDER BY 1",
+        }),
+        ("events by event x platform", {
+            "northstar": "SELECT event, platform, count(*) FROM events GROUP BY 1, 2 ORDER BY 1, 2",
+            "clickhouse": f"SELECT event, platform, count() FROM {ch} GROUP BY event, platform ORDER BY event, platform",
+            "duckdb": f"SELECT event, platform, count(*) FROM {dk} GROUP BY 1, 2 ORDER BY 1, 2",
+        }),
+        ("4-step funnel, 1 day", {
+            "northstar": f"SELECT level, count(*) FROM (SELECT window_funnel(INTERVAL '1 day', event_time, {conds}) AS level FROM events GROUP BY user_id) GROUP BY level ORDER BY level",
+            "clickhouse": f"SELECT level, count() FROM (SELECT windowFunnel(86400)(toDateTime(event_time), {conds}) AS level FROM {ch} GROUP BY user_id) GROUP BY level ORDER BY level",
+        }),
+        ("retention day 1/7/30", {
+            "northstar": f"SELECT sum(r[1]), sum(r[2]), sum(r[3]), sum(r[4]) FROM (SELECT retention({ret_ns}) AS r FROM events GROUP BY user_id)",
+            "clickhouse": f"SELECT sum(r[1]), sum(r[2]), sum(r[3]), sum(r[4]) FROM (SELECT retention({ret_ch}) AS r FROM {ch} GROUP BY user_id)",
+        }),
+        ("sequence_count with a time gate", {
+            "northstar": "SELECT sum(c), count(*) FILTER (WHERE c > 0) FROM (SELECT sequence_count('(?1)(?t<=3600)(?2)', event_time, event = 'add_to_cart', event = 'purchase') AS c FROM events GROUP BY user_id)",
+            "clickhouse": f"SELECT sum(c), countIf(c > 0) FROM (SELECT sequenceCount('(?1)(?t<=3600)(?2)')(toDateTime(event_time), event = 'add_to_cart', event = 'purchase') AS c FROM {ch} GROUP BY user_id)",
+        }),
+        ("weekly cohort matrix", {
+            "northstar": "WITH f AS (SELECT user_id, date_trunc('week', min(event_time)) AS c FROM events GROUP BY user_id), "
+                         "a AS (SELECT DISTINCT user_id, date_trunc('week', event_time) AS w FROM events) "
+                         "SELECT CAST(f.c AS DATE), CAST((date_part('epoch', a.w) - date_part('epoch', f.c)) / 604800 AS BIGINT) AS k, count(*) "
+                         "FROM f JOIN a ON f.user_id = a.user_id GROUP BY 1, 2 ORDER BY 1, 2",
+            "clickhouse": f"WITH f AS (SELECT user_id, toMonday(min(event_time)) AS c FROM {ch} GROUP BY user_id), "
+                          f"a AS (SELECT DISTINCT user_id, toMonday(event_time) AS w FROM {ch}) "
+                          "SELECT f.c, intDiv(dateDiff('day', f.c, a.w), 7) AS k, count() FROM f INNER JOIN a ON f.user_id = a.user_id GROUP BY f.c, k ORDER BY f.c, k",
+            "duckdb": f"WITH f AS (SELECT user_id, date_trunc('week', min(event_time)) AS c FROM {dk} GROUP BY user_id), "
+                      f"a AS (SELECT DISTINCT user_id, date_trunc('week', event_time) AS w FROM {dk}) "
+                      "SELECT CAST(f.c AS DATE), CAST(date_diff('day', f.c, a.w) / 7 AS BIGINT) AS k, count(*) FROM f JOIN a ON f.user_id = a.user_id GROUP BY 1, 2 ORDER BY 1, 2",
+        }),
+        ("report: funnel", {"northstar": "SELECT * FROM funnel(['app_open', 'view_item', 'add_to_cart', 'purchase'], 'window=1 day')"}),
+        ("report: retention", {"northstar": "SELECT * FROM retention('start=signup; period=week; periods=8')"}),
+        ("report: trends", {"northstar": "SELECT * FROM trends()"}),
+        ("report: lifecycle", {"northstar": "SELECT * FROM lifecycle('period=week')"}),
+        ("report: stickiness", {"northstar": "SELECT * FROM stickiness('period=month')"}),
+        ("report: paths", {"northstar": "SELECT * FROM paths('top=20')"}),
+    ]
+
+
+def normalise(text, header):
+    """CSV text → rows of normalised cells; `header`: the first line names the columns."""
+    out = []
+    for line in text.strip().splitlines():
+        if not line or line.startswith("##"):
+            continue
+        cells = []
+        for cell in line.replace('"', "").split(","):
+            cell = cell.strip()
+            if len(cell) >= 10 and cell[4] == "-" and cell[7] == "-":
+                cell = cell[:10]
+            else:
+                try:
+                    cell = repr(round(float(cell), 6))
+                except ValueError:
+                    pass
+            cells.append(cell)
+        out.append(cells)
+    return out[1:] if header else out
+
+
+def peer_script(engine, sql):
+    if engine == "clickhouse":
+        run = f"import chdb; r = chdb.query({sql!r}, 'CSV').bytes().decode()"
+    else:
+        run = (f"import duckdb; c = duckdb.connect(); c.execute(\"SET TimeZone = 'UTC'\"); "
+               f"rows = c.execute({sql!r}).fetchall(); r = '\\n'.join(','.join(str(v) for v in row) for row in rows)")
+    return f"import sys, time; t = time.perf_counter(); {run}; sys.stdout.write(r + f'\\n##{{time.perf_counter() - t}}\\n')"
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--northstar", required=True)
+    p.add_argument("--python", default=sys.executable, help="a Python with chdb and duckdb")
+    p.add_argument("--events", type=int, default=int(os.environ.get("EVENTS", 20_000_000)))
+    p.add_argument("--work", default=os.environ.get("WORK", os.path.join(tempfile.gettempdir(), "northstar-bench-functions")))
+    p.add_argument("--runs", type=int, default=3)
+    a = p.parse_args()
+    ns = a.northstar
+    os.makedirs(a.work, exist_ok=True)
+    src = os.path.join(a.work, f"events-{a.events}.parquet")
+    data = os.path.join(a.work, f"data-{a.events}")
+    if not os.path.exists(src):
+        subprocess.run([ns, "generate", "--events", str(a.events), "--out", src], check=True)
+    imported = None
+    if not os.path.exists(data):
+        seconds, rss, _ = timed([ns, "import", "--data", data, src])
+        imported = {"seconds": seconds, "peak_rss_mib": rss}
+    results = []
+    for name, sqls in questions(src):
+        row = {"question": name}
+        answers = {}
+        for engine, sql in sqls.items():
+            if engine == "northstar":
+                runs = [timed([ns, "query", "--data", data, "--format", "csv", sql]) for _ in range(a.runs)]
+                row["northstar_s"] = statistics.median(r[0] for r in runs)
+            else:
+                runs = [timed([a.python, "-c", peer_script(engine, sql)]) for _ in range(a.runs)]
+                row[f"{engine}_s"] = statistics.median(float(r[2].rsplit("##", 1)[1]) for r in runs)
+                row[f"{engine}_process_s"] = statistics.median(r[0] for r in runs)
+            row[f"{engine}_rss_mib"] = max(r[1] for r in runs)
+            answers[engine] = normalise(runs[0][2], header=engine == "northstar")
+        peers = [row[f"{e}_s"] for e in ("clickhouse", "duckdb") if f"{e}_s" in row]
+        if peers:
+            row["ratio_to_best_peer"] = row["northstar_s"] / min(peers)
+            row["answers_agree"] = all(v == answers["northstar"] for v in answers.values())
+            if not row["answers_agree"]:
+                row["answers"] = {k: v[:5] for k, v in answers.items()}
+        row["rows"] = len(answers["northstar"])
+        results.append(row)
+        print(json.dumps(row), file=sys.stderr)
+    print(json.dumps({"events": a.events, "import": imported, "results": results}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
