@@ -97,7 +97,7 @@ def peer_script(engine, sql):
     if engine == "clickhouse":
         run = f"import chdb; r = chdb.query({sql!r}, 'CSV').bytes().decode()"
     else:
-        run = (f"import duckdb; c = duckdb.connect(); c.execute(\"SET TimeZone = 'UTC'\"); "
+        run = (f"import duckdb; c = duckdb.connect(); c.execute(\"SET TimeZone = 'UTC'\"); c.execute('SET enable_progress_bar = false'); "
                f"rows = c.execute({sql!r}).fetchall(); r = '\\n'.join(','.join(str(v) for v in row) for row in rows)")
     return f"import sys, time; t = time.perf_counter(); {run}; sys.stdout.write(r + f'\\n##{{time.perf_counter() - t}}\\n')"
 
@@ -109,6 +109,7 @@ def main():
     p.add_argument("--events", type=int, default=int(os.environ.get("EVENTS", 20_000_000)))
     p.add_argument("--work", default=os.environ.get("WORK", os.path.join(tempfile.gettempdir(), "northstar-bench-functions")))
     p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--only", default="", help="ask only the questions whose name contains this")
     a = p.parse_args()
     ns = a.northstar
     os.makedirs(a.work, exist_ok=True)
@@ -122,6 +123,8 @@ def main():
         imported = {"seconds": seconds, "peak_rss_mib": rss}
     results = []
     for name, sqls in questions(src):
+        if a.only not in name:
+            continue
         row = {"question": name}
         answers = {}
         for engine, sql in sqls.items():
