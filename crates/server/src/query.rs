@@ -396,15 +396,16 @@ impl Connection {
             Kind::Set => self.set(client, session, prepared).await,
             Kind::Reset => {
                 let name = prepared.sql.trim()[5..].trim().trim_end_matches(';').trim();
-                if name.eq_ignore_ascii_case("all") {
-                    let fresh = crate::settings::Settings::new(&session.user, crate::catalog::DATABASE, "", session.role == Role::Reader);
-                    for (name, _) in fresh.all() {
-                        let _ = session.settings.reset(&name, &fresh);
-                    }
-                } else {
-                    let fresh = crate::settings::Settings::new(&session.user, crate::catalog::DATABASE, "", session.role == Role::Reader);
-                    if let Some((name, value)) = session.settings.reset(name, &fresh)? {
-                        client.send(PgWireBackendMessage::ParameterStatus(ParameterStatus::new(name, value))).await?;
+                let fresh = crate::settings::Settings::new(&session.user, crate::catalog::DATABASE, "", session.role == Role::Reader);
+                let all = name.eq_ignore_ascii_case("all");
+                let names: Vec<String> = if all { fresh.all().into_iter().map(|(n, _)| n).collect() } else { vec![name.to_string()] };
+                for name in names {
+                    match session.settings.reset(&name, &fresh) {
+                        Ok(Some((name, value))) => client.send(PgWireBackendMessage::ParameterStatus(ParameterStatus::new(name, value))).await?,
+                        Ok(None) => {}
+                        // RESET ALL passes over the parameters that cannot be set.
+                        Err(_) if all => {}
+                        Err(e) => return Err(e),
                     }
                 }
                 Ok(Response::Execution(Tag::new("RESET")))

@@ -27,6 +27,7 @@ use pgwire::messages::PgWireBackendMessage;
 
 use crate::auth::Role;
 use crate::connection::{Connection, Session};
+use crate::limits::StatementLimits;
 use crate::errors::{error, from_datafusion, read_only, BAD_COPY_FORMAT, FEATURE_NOT_SUPPORTED, INTERNAL_ERROR, NOT_NULL_VIOLATION, SYNTAX_ERROR, UNDEFINED_COLUMN};
 use crate::query::Prepared;
 
@@ -239,8 +240,6 @@ impl Connection {
     }
 }
 
-use crate::limits::StatementLimits;
-
 /// An import error as COPY reports it, with the line of the client's data.
 fn copy_error(e: ImportError, header_lines: u64) -> PgWireError {
     match e {
@@ -370,11 +369,7 @@ impl CopyFormat {
             }
             let len = data.get_i32();
             if len < 0 {
-                if !self.csv {
-                    out.extend_from_slice(self.null.as_bytes());
-                } else {
-                    out.extend_from_slice(self.null.as_bytes());
-                }
+                out.extend_from_slice(self.null.as_bytes());
                 continue;
             }
             let value = data.split_to(len as usize);

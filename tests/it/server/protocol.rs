@@ -211,6 +211,7 @@ async fn errors_carry_postgres_sqlstates_and_the_server_keeps_serving() {
     client.batch_execute("SET application_name = 'first'").await.unwrap();
     let name: String = other.query_one("SELECT current_setting('application_name')", &[]).await.unwrap().get(0);
     assert_ne!(name, "first");
+    client.batch_execute("RESET application_name; RESET ALL").await.unwrap();
     let kind: String = client.query_one("SELECT pg_typeof(event_time) FROM events LIMIT 1", &[]).await.unwrap().get(0);
     assert_eq!(kind, "timestamp with time zone");
 }
