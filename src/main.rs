@@ -400,7 +400,8 @@ async fn demo(args: DemoArgs) -> Result<()> {
     println!("\nServing {} over the PostgreSQL protocol on {} (Ctrl-C stops). Try:", args.data, server.local_addr());
     println!("  psql -h 127.0.0.1 -p {port} -U northstar northstar");
     println!("  northstar=> SELECT event_date, count(DISTINCT user_id) AS dau FROM events GROUP BY 1 ORDER BY 1 LIMIT 7;");
-    println!("  northstar=> SELECT level, count(*) FROM (SELECT user_id, window_funnel(INTERVAL '1 day', event_time, event = 'signup', event = 'view_item', event = 'add_to_cart', event = 'purchase') AS level FROM events GROUP BY user_id) GROUP BY level ORDER BY level;");
+    println!("  northstar=> SELECT * FROM funnel(['signup', 'view_item', 'add_to_cart', 'purchase'], 'window=1 day');");
+    println!("  northstar=> SELECT * FROM retention('start=signup; period=week; periods=4');");
     run_until_ctrl_c(server).await
 }
 
