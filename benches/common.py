@@ -1,5 +1,6 @@
 """Helpers shared by the benchmark drivers."""
 
+import os
 import subprocess
 import sys
 
@@ -12,3 +13,18 @@ def timed(cmd, env=None):
     line = [l for l in out.stderr.splitlines() if l.startswith("@@")][-1]
     seconds, kib = line[2:].split()
     return float(seconds), int(kib) / 1024, out.stdout
+
+
+def prepare(northstar, events, work):
+    """The generated Parquet file and the Northstar data location for `events` events under
+    `work`, made if missing. Returns (parquet path, data path, import timing or None)."""
+    os.makedirs(work, exist_ok=True)
+    src = os.path.join(work, f"events-{events}.parquet")
+    data = os.path.join(work, f"data-{events}")
+    if not os.path.exists(src):
+        subprocess.run([northstar, "generate", "--events", str(events), "--out", src], check=True)
+    imported = None
+    if not os.path.exists(data):
+        seconds, rss, _ = timed([northstar, "import", "--data", data, src])
+        imported = {"seconds": seconds, "peak_rss_mib": rss}
+    return src, data, imported

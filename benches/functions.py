@@ -11,11 +11,10 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 
-from common import timed
+from common import prepare, timed
 
 FUNNEL_STEPS = ["app_open", "view_item", "add_to_cart", "purchase"]
 
@@ -58,13 +57,7 @@ def main():
     p.add_argument("--runs", type=int, default=3)
     a = p.parse_args()
     ns = a.northstar
-    os.makedirs(a.work, exist_ok=True)
-    src = os.path.join(a.work, f"events-{a.events}.parquet")
-    data = os.path.join(a.work, f"data-{a.events}")
-    if not os.path.exists(src):
-        subprocess.run([ns, "generate", "--events", str(a.events), "--out", src], check=True)
-    if not os.path.exists(data):
-        subprocess.run([ns, "import", "--data", data, src], check=True)
+    src, data, _ = prepare(ns, a.events, a.work)
     results = []
     for name, (ours, theirs) in queries(src).items():
         ns_runs = [timed([ns, "query", "--data", data, "--format", "csv", ours]) for _ in range(a.runs)]

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import tempfile
 
-from common import timed
+from common import prepare, timed
 
 REPORTS = {
     "funnel, 4 steps, 1 day, breakdown": "SELECT * FROM funnel(['app_open', 'view_item', 'add_to_cart', 'purchase'], 'window=1 day; breakdown=platform')",
@@ -35,13 +35,7 @@ def main():
     p.add_argument("--only", default="", help="run only the reports whose name contains this")
     a = p.parse_args()
     ns = a.northstar
-    os.makedirs(a.work, exist_ok=True)
-    src = os.path.join(a.work, f"events-{a.events}.parquet")
-    data = os.path.join(a.work, f"data-{a.events}")
-    if not os.path.exists(src):
-        subprocess.run([ns, "generate", "--events", str(a.events), "--out", src], check=True)
-    if not os.path.exists(data):
-        subprocess.run([ns, "import", "--data", data, src], check=True)
+    _, data, _ = prepare(ns, a.events, a.work)
     results = []
     for name, call in REPORTS.items():
         if a.only not in name:

@@ -12,11 +12,10 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 
-from common import timed
+from common import prepare, timed
 
 STEPS = ["app_open", "view_item", "add_to_cart", "purchase"]
 
@@ -112,15 +111,7 @@ def main():
     p.add_argument("--only", default="", help="ask only the questions whose name contains this")
     a = p.parse_args()
     ns = a.northstar
-    os.makedirs(a.work, exist_ok=True)
-    src = os.path.join(a.work, f"events-{a.events}.parquet")
-    data = os.path.join(a.work, f"data-{a.events}")
-    if not os.path.exists(src):
-        subprocess.run([ns, "generate", "--events", str(a.events), "--out", src], check=True)
-    imported = None
-    if not os.path.exists(data):
-        seconds, rss, _ = timed([ns, "import", "--data", data, src])
-        imported = {"seconds": seconds, "peak_rss_mib": rss}
+    src, data, imported = prepare(ns, a.events, a.work)
     results = []
     for name, sqls in questions(src):
         if a.only not in name:

@@ -9,10 +9,10 @@
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
-use datafusion::common::{plan_err, Result};
+use datafusion::common::Result;
 use datafusion::logical_expr::Expr;
 
-use crate::options::{condition, keys, text_arg, Options};
+use crate::options::{condition, single_options_arg};
 use crate::table::ReportSql;
 use crate::Report;
 
@@ -25,11 +25,7 @@ impl Report for Lifecycle {
     }
 
     fn build(&self, args: &[Expr]) -> Result<ReportSql> {
-        if args.len() > 1 {
-            return plan_err!("lifecycle takes one options argument: lifecycle('period=day|week|month; event=name or condition; from=…; to=…')");
-        }
-        let text = args.first().map(|a| text_arg("lifecycle", a, "options")).transpose()?.unwrap_or_default();
-        let o = Options::parse("lifecycle", &text, &keys(&["period", "event"]))?;
+        let o = single_options_arg("lifecycle", args, "lifecycle('period=day|week|month; event=name or condition; from=…; to=…')", &["period", "event"])?;
         let p = o.choice("period", &["day", "week", "month"])?;
         let event = o.get("event").map(condition).unwrap_or_else(|| "TRUE".into());
         let source = o.source()?;

@@ -42,6 +42,16 @@ pub fn text_list_arg(report: &str, expr: &Expr, what: &str) -> Result<Vec<String
     }
 }
 
+/// The options of a report that takes only an options text: checks the argument count
+/// (`usage` is shown when it is wrong) and parses the keys `own` plus the source keys.
+pub fn single_options_arg(report: &'static str, args: &[Expr], usage: &str, own: &[&'static str]) -> Result<Options> {
+    if args.len() > 1 {
+        return plan_err!("{report} takes one options argument: {usage}");
+    }
+    let text = args.first().map(|a| text_arg(report, a, "options")).transpose()?.unwrap_or_default();
+    Options::parse(report, &text, &keys(own))
+}
+
 impl Options {
     /// Parses `text` and checks every key is one of `allowed`.
     pub fn parse(report: &'static str, text: &str, allowed: &[&str]) -> Result<Self> {

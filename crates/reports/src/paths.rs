@@ -10,10 +10,10 @@
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
-use datafusion::common::{plan_err, Result};
+use datafusion::common::Result;
 use datafusion::logical_expr::Expr;
 
-use crate::options::{condition, keys, text_arg, Options};
+use crate::options::{condition, single_options_arg};
 use crate::table::ReportSql;
 use crate::Report;
 
@@ -26,11 +26,7 @@ impl Report for Paths {
     }
 
     fn build(&self, args: &[Expr]) -> Result<ReportSql> {
-        if args.len() > 1 {
-            return plan_err!("paths takes one options argument: paths('gap=30 minutes; start=event; end=event; top=20; from=…; to=…')");
-        }
-        let text = args.first().map(|a| text_arg("paths", a, "options")).transpose()?.unwrap_or_default();
-        let o = Options::parse("paths", &text, &keys(&["gap", "start", "end", "top"]))?;
+        let o = single_options_arg("paths", args, "paths('gap=30 minutes; start=event; end=event; top=20; from=…; to=…')", &["gap", "start", "end", "top"])?;
         let gap = o.interval("gap", "30 minutes")?;
         let top = o.count("top", 20, 10_000)?;
         let source = o.source()?;

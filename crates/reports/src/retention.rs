@@ -16,10 +16,10 @@
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
-use datafusion::common::{plan_err, Result};
+use datafusion::common::Result;
 use datafusion::logical_expr::Expr;
 
-use crate::options::{condition, keys, text_arg, Options};
+use crate::options::{condition, single_options_arg};
 use crate::table::ReportSql;
 use crate::Report;
 
@@ -53,11 +53,7 @@ impl Report for Retention {
     }
 
     fn build(&self, args: &[Expr]) -> Result<ReportSql> {
-        if args.len() > 1 {
-            return plan_err!("retention takes one options argument: retention('start=signup; return=purchase; period=day|week|month; periods=7; criterion=on|on_or_after; cohort=first|recurring; windows=calendar|rolling; from=…; to=…')");
-        }
-        let text = args.first().map(|a| text_arg("retention", a, "options")).transpose()?.unwrap_or_default();
-        let o = Options::parse("retention", &text, &keys(&OWN_KEYS))?;
+        let o = single_options_arg("retention", args, "retention('start=signup; return=purchase; period=day|week|month; periods=7; criterion=on|on_or_after; cohort=first|recurring; windows=calendar|rolling; from=…; to=…')", &OWN_KEYS)?;
         let start = o.get("start").map(condition).unwrap_or_else(|| "TRUE".into());
         let ret = o.get("return").map(condition).unwrap_or_else(|| "TRUE".into());
         let period = o.choice("period", &["day", "week", "month"])?;

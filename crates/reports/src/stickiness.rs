@@ -8,10 +8,10 @@
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
-use datafusion::common::{plan_err, Result};
+use datafusion::common::Result;
 use datafusion::logical_expr::Expr;
 
-use crate::options::{condition, keys, text_arg, Options};
+use crate::options::{condition, single_options_arg};
 use crate::table::ReportSql;
 use crate::Report;
 
@@ -24,11 +24,7 @@ impl Report for Stickiness {
     }
 
     fn build(&self, args: &[Expr]) -> Result<ReportSql> {
-        if args.len() > 1 {
-            return plan_err!("stickiness takes one options argument: stickiness('period=week|month; event=name or condition; from=…; to=…')");
-        }
-        let text = args.first().map(|a| text_arg("stickiness", a, "options")).transpose()?.unwrap_or_default();
-        let o = Options::parse("stickiness", &text, &keys(&["period", "event"]))?;
+        let o = single_options_arg("stickiness", args, "stickiness('period=week|month; event=name or condition; from=…; to=…')", &["period", "event"])?;
         let p = o.choice("period", &["week", "month"])?;
         let event = o.get("event").map(condition).unwrap_or_else(|| "TRUE".into());
         let source = o.source()?;

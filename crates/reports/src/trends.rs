@@ -8,10 +8,10 @@
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
-use datafusion::common::{plan_err, Result};
+use datafusion::common::Result;
 use datafusion::logical_expr::Expr;
 
-use crate::options::{condition, keys, text_arg, Options};
+use crate::options::{condition, single_options_arg};
 use crate::table::ReportSql;
 use crate::Report;
 
@@ -24,11 +24,7 @@ impl Report for Trends {
     }
 
     fn build(&self, args: &[Expr]) -> Result<ReportSql> {
-        if args.len() > 1 {
-            return plan_err!("trends takes one options argument: trends('interval=day|week|month; event=name or condition; breakdown=expr; from=…; to=…')");
-        }
-        let text = args.first().map(|a| text_arg("trends", a, "options")).transpose()?.unwrap_or_default();
-        let o = Options::parse("trends", &text, &keys(&["interval", "event", "breakdown"]))?;
+        let o = single_options_arg("trends", args, "trends('interval=day|week|month; event=name or condition; breakdown=expr; from=…; to=…')", &["interval", "event", "breakdown"])?;
         let interval = o.choice("interval", &["day", "week", "month"])?;
         let event = o.get("event").map(condition).unwrap_or_else(|| "TRUE".into());
         let breakdown = o.get("breakdown").map(|b| format!("CAST(({b}) AS TEXT)")).unwrap_or_else(|| "CAST(NULL AS TEXT)".into());
