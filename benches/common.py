@@ -1,6 +1,8 @@
 """Helpers shared by the benchmark drivers."""
 
+import argparse
 import os
+import tempfile
 import subprocess
 import sys
 
@@ -28,3 +30,13 @@ def prepare(northstar, events, work):
         seconds, rss, _ = timed([northstar, "import", "--data", data, src])
         imported = {"seconds": seconds, "peak_rss_mib": rss}
     return src, data, imported
+
+
+def arg_parser():
+    """The options every driver takes: the binary, the size, the work directory, the runs."""
+    p = argparse.ArgumentParser()
+    p.add_argument("--northstar", required=True)
+    p.add_argument("--events", type=int, default=int(os.environ.get("EVENTS", 20_000_000)))
+    p.add_argument("--work", default=os.environ.get("WORK", os.path.join(tempfile.gettempdir(), "northstar-bench-functions")))
+    p.add_argument("--runs", type=int, default=3)
+    return p

@@ -7,14 +7,11 @@ ClickHouse's windowFunnel and sequenceCount take DateTime (seconds), so its quer
 with toDateTime; the generated events of a user are seconds apart, so the answers are the same.
 """
 
-import argparse
 import json
-import os
 import statistics
 import sys
-import tempfile
 
-from common import prepare, timed
+from common import arg_parser, prepare, timed
 
 FUNNEL_STEPS = ["app_open", "view_item", "add_to_cart", "purchase"]
 
@@ -50,11 +47,7 @@ def rows(text):
 
 
 def main():
-    p = argparse.ArgumentParser()
-    p.add_argument("--northstar", required=True)
-    p.add_argument("--events", type=int, default=int(os.environ.get("EVENTS", 20_000_000)))
-    p.add_argument("--work", default=os.environ.get("WORK", os.path.join(tempfile.gettempdir(), "northstar-bench-functions")))
-    p.add_argument("--runs", type=int, default=3)
+    p = arg_parser()
     a = p.parse_args()
     ns = a.northstar
     src, data, _ = prepare(ns, a.events, a.work)

@@ -6,15 +6,13 @@ hand with the behavioural functions), each `--runs` times in its own `northstar 
 process; medians, their ratio and whether the two answers are identical are reported.
 """
 
-import argparse
 import json
 import os
 import statistics
 import subprocess
 import sys
-import tempfile
 
-from common import prepare, timed
+from common import arg_parser, prepare, timed
 
 REPORTS = {
     "funnel, 4 steps, 1 day, breakdown": "SELECT * FROM funnel(['app_open', 'view_item', 'add_to_cart', 'purchase'], 'window=1 day; breakdown=platform')",
@@ -27,11 +25,7 @@ REPORTS = {
 
 
 def main():
-    p = argparse.ArgumentParser()
-    p.add_argument("--northstar", required=True)
-    p.add_argument("--events", type=int, default=int(os.environ.get("EVENTS", 20_000_000)))
-    p.add_argument("--work", default=os.environ.get("WORK", os.path.join(tempfile.gettempdir(), "northstar-bench-functions")))
-    p.add_argument("--runs", type=int, default=3)
+    p = arg_parser()
     p.add_argument("--only", default="", help="run only the reports whose name contains this")
     a = p.parse_args()
     ns = a.northstar

@@ -8,14 +8,11 @@ library load excluded). Answers are normalised (dates as YYYY-MM-DD, numbers rou
 digits) and compared. Prints one JSON document: medians, ratios to the best peer, peak RSS.
 """
 
-import argparse
 import json
-import os
 import statistics
 import sys
-import tempfile
 
-from common import prepare, timed
+from common import arg_parser, prepare, timed
 
 STEPS = ["app_open", "view_item", "add_to_cart", "purchase"]
 
@@ -102,12 +99,8 @@ def peer_script(engine, sql):
 
 
 def main():
-    p = argparse.ArgumentParser()
-    p.add_argument("--northstar", required=True)
+    p = arg_parser()
     p.add_argument("--python", default=sys.executable, help="a Python with chdb and duckdb")
-    p.add_argument("--events", type=int, default=int(os.environ.get("EVENTS", 20_000_000)))
-    p.add_argument("--work", default=os.environ.get("WORK", os.path.join(tempfile.gettempdir(), "northstar-bench-functions")))
-    p.add_argument("--runs", type=int, default=3)
     p.add_argument("--only", default="", help="ask only the questions whose name contains this")
     a = p.parse_args()
     ns = a.northstar
