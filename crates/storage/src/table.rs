@@ -23,6 +23,7 @@ use deltalake::protocol::SaveMode;
 use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
 
 use crate::location::storage_options;
+use crate::files::{query_field, store_and_root, DataFile, EventFiles, EventFilesSpec};
 use crate::{DataLocation, Result, StorageError, PARTITION_COLUMNS};
 
 const EVENTS: &str = "events";
@@ -154,16 +155,56 @@ impl EventStore {
         self.table.snapshot().map(|s| s.log_data().num_files()).unwrap_or(0)
     }
 
-    /// A DataFusion table provider for the current version.
+    /// A DataFusion table provider for the current version: its data files read as Parquet
+    /// ([`EventFiles`]), with the table's object store registered in `state`'s runtime.
     pub async fn table_provider(&self, state: &SessionState) -> Result<Arc<dyn TableProvider>> {
-        if self.version().is_none() {
-            return Err(StorageError::NoTable(self.location.to_string()));
+        let spec = self.files_spec()?;
+        let table_url = self.location.table_url(EVENTS);
+        if !table_url.scheme().starts_with("file") {
+            let store_url = url::Url::parse(&spec.store_url).map_err(|e| StorageError::InvalidLocation(self.location.to_string(), e.to_string()))?;
+            state.runtime_env().register_object_store(&store_url, self.table.log_store().root_object_store(None));
         }
-        self.table.update_datafusion_session(state).map_err(|source| StorageError::Delta {
-            context: format!("registering {} with the session", self.location),
-            source,
-        })?;
-        self.table.table_provider().await.map_err(StorageError::from)
+        let view_types = state.config_options().execution.parquet.schema_force_view_types;
+        let arrow_schema = self.table.snapshot().map_err(|e| self.delta_error("reading", e))?.snapshot().arrow_schema();
+        let schema = datafusion::arrow::datatypes::Schema::new(
+            arrow_schema.fields().iter().map(|f| query_field(f, view_types)).collect::<Vec<_>>(),
+        );
+        Ok(Arc::new(EventFiles::try_new(spec, Arc::new(schema))?))
+    }
+
+    /// The data files of the current version, as the scan needs them. Fails, naming the
+    /// feature, for tables whose files cannot be read as plain Parquet (deletion vectors,
+    /// column mapping: written by other tools, never by Northstar).
+    pub fn files_spec(&self) -> Result<EventFilesSpec> {
+        let version = self.version().ok_or_else(|| StorageError::NoTable(self.location.to_string()))?;
+        let snapshot = self.table.snapshot().map_err(|e| self.delta_error("reading", e))?;
+        let unsupported = |what: &str| {
+            StorageError::InvalidLocation(self.location.to_string(), format!("the events table uses {what}, which Northstar does not read"))
+        };
+        if snapshot.snapshot().table_properties().column_mapping_mode.is_some_and(|m| m != delta_kernel::table_features::ColumnMappingMode::None) {
+            return Err(unsupported("column mapping"));
+        }
+        let table_url = self.location.table_url(EVENTS);
+        let (store_url, root) = store_and_root(&table_url)?;
+        let mut files = Vec::new();
+        for file in snapshot.log_data().iter() {
+            if file.deletion_vector_descriptor().is_some() {
+                return Err(unsupported("deletion vectors"));
+            }
+            let relative = file.path();
+            let path = match url::Url::parse(&relative) {
+                Ok(absolute) => absolute.path().trim_start_matches('/').to_string(),
+                Err(_) => format!("{root}/{relative}"),
+            };
+            let values = file.partition_values_map();
+            files.push(DataFile {
+                path,
+                size: file.size().max(0) as u64,
+                partition_values: PARTITION_COLUMNS.iter().map(|c| values.get(*c).cloned().flatten()).collect(),
+                rows: file.num_records().map(|n| n as u64),
+            });
+        }
+        Ok(EventFilesSpec { store_url, table_url: table_url.to_string(), version, files })
     }
 
     /// Appends every batch of `batches` (all of schema `schema`) in one Delta commit. New
