@@ -63,8 +63,11 @@ fn table(users: &Users, partitions: usize, rng: &mut ChaCha8Rng) -> MemTable {
     MemTable::try_new(schema, parts).unwrap()
 }
 
-fn context(partitions: usize, memory: Option<usize>) -> SessionContext {
-    new_context(&EngineOptions { target_partitions: Some(partitions), memory_limit: memory, ..Default::default() }).unwrap()
+/// `two_stage`: DataFusion's partial and final aggregates (the functions' merge path) instead
+/// of Northstar's one stage.
+fn context(partitions: usize, memory: Option<usize>, two_stage: bool) -> SessionContext {
+    let options = EngineOptions { target_partitions: Some(partitions), memory_limit: memory, two_stage_aggregates: two_stage, ..Default::default() };
+    new_context(&options).unwrap()
 }
 
 /// user → first column as i64 (booleans as 0/1).
@@ -223,12 +226,12 @@ async fn window_funnel_matches_reference_for_every_mode_combination_and_partitio
         let conds: Vec<String> = LETTERS[..steps].iter().map(|l| format!("e = '{l}'")).collect();
         let sql = format!("SELECT u, window_funnel({window}, '{}', ts, {}) FROM t GROUP BY u", modes.join(","), conds.join(", "));
         let expected: BTreeMap<String, i64> = users.iter().filter(|(_, e)| !e.is_empty()).map(|(u, e)| (u.clone(), reference_funnel(e, steps, window, &modes))).collect();
-        for partitions in [1, 2, 8] {
-            let ctx = context(partitions, None);
+        for (partitions, two_stage) in [(1, false), (2, false), (8, false), (2, true), (8, true)] {
+            let ctx = context(partitions, None, two_stage);
             ctx.register_table("t", Arc::new(table(&users, partitions, &mut rng))).unwrap();
             let got = per_user(&ctx, &sql).await;
             let differing: Vec<String> = got.iter().filter(|(u, v)| expected.get(*u) != Some(v)).map(|(u, v)| format!("{u}: engine {v}, reference {:?}, events {:?}", expected.get(u), users[u])).collect();
-            assert!(differing.is_empty(), "{sql} with {partitions} partitions:\n{}", differing.join("\n"));
+            assert!(differing.is_empty(), "{sql} with {partitions} partitions (two stages: {two_stage}):\n{}", differing.join("\n"));
             assert_eq!(got.len(), expected.len());
         }
     }
@@ -243,7 +246,7 @@ async fn retention_and_sequences_match_reference() {
         let conditions = 3 + i % 2;
         let conds: Vec<String> = LETTERS[..conditions].iter().map(|l| format!("e = '{l}'")).collect();
         let partitions = [1, 2, 8][i % 3];
-        let ctx = context(partitions, None);
+        let ctx = context(partitions, None, i % 2 == 1);
         ctx.register_table("t", Arc::new(table(&users, partitions, &mut rng))).unwrap();
         let present = |e: &&Vec<(i64, &str)>| !e.is_empty();
         for (function, count) in [("sequence_match", false), ("sequence_count", true)] {
@@ -272,11 +275,28 @@ async fn funnel_with_spilling_forced_matches_unlimited_run() {
     let users = random_users(&mut rng, 20_000, false);
     let sql = "SELECT u, window_funnel(10, 'strict_order', ts, e = 'A', e = 'B', e = 'C') FROM t GROUP BY u";
     let expected: BTreeMap<String, i64> = users.iter().filter(|(_, e)| !e.is_empty()).map(|(u, e)| (u.clone(), reference_funnel(e, 3, 10, &["strict_order"]))).collect();
-    let ctx = context(2, Some(2 << 20));
-    ctx.register_table("t", Arc::new(table(&users, 4, &mut rng))).unwrap();
-    let analyzed = ctx.sql(&format!("EXPLAIN ANALYZE {sql}")).await.unwrap().collect().await.unwrap();
-    let plan = datafusion::arrow::util::pretty::pretty_format_batches(&analyzed).unwrap().to_string();
-    let spills: usize = regex::Regex::new(r"spill_count=(\d+)").unwrap().captures_iter(&plan).map(|c| c[1].parse::<usize>().unwrap()).sum();
-    assert!(spills > 0, "a 2 MiB pool must make the aggregation spill:\n{plan}");
-    assert_eq!(per_user(&ctx, sql).await, expected);
+    for two_stage in [false, true] {
+        let ctx = context(2, Some(2 << 20), two_stage);
+        ctx.register_table("t", Arc::new(table(&users, 4, &mut rng))).unwrap();
+        let analyzed = ctx.sql(&format!("EXPLAIN ANALYZE {sql}")).await.unwrap().collect().await.unwrap();
+        let plan = datafusion::arrow::util::pretty::pretty_format_batches(&analyzed).unwrap().to_string();
+        let spills: usize = regex::Regex::new(r"spill_count=(\d+)").unwrap().captures_iter(&plan).map(|c| c[1].parse::<usize>().unwrap()).sum();
+        assert!(spills > 0, "a 2 MiB pool must make the aggregation spill (two stages: {two_stage}):\n{plan}");
+        assert_eq!(per_user(&ctx, sql).await, expected, "two stages: {two_stage}");
+    }
+}
+
+#[tokio::test]
+async fn order_dependent_aggregates_run_in_one_stage_unless_asked_for_two() {
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    let users = random_users(&mut rng, 50, false);
+    let sql = "EXPLAIN SELECT u, window_funnel(10, ts, e = 'A', e = 'B'), count(*) FROM t GROUP BY u";
+    for (two_stage, expected_modes) in [(false, vec!["SinglePartitioned"]), (true, vec!["FinalPartitioned", "Partial"])] {
+        let ctx = context(2, None, two_stage);
+        ctx.register_table("t", Arc::new(table(&users, 2, &mut rng))).unwrap();
+        let explained = ctx.sql(sql).await.unwrap().collect().await.unwrap();
+        let plan = datafusion::arrow::util::pretty::pretty_format_batches(&explained).unwrap().to_string();
+        let modes: Vec<String> = regex::Regex::new(r"AggregateExec: mode=(\w+)").unwrap().captures_iter(&plan).map(|c| c[1].to_string()).collect();
+        assert_eq!(modes, expected_modes, "{plan}");
+    }
 }

@@ -11,9 +11,11 @@ use std::sync::Arc;
 use datafusion::error::Result;
 use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
 use datafusion::execution::memory_pool::FairSpillPool;
-use datafusion::execution::runtime_env::RuntimeEnvBuilder;
-use datafusion::execution::SessionStateBuilder;
+use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
+use datafusion::execution::{SessionState, SessionStateBuilder};
 use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion::physical_optimizer::PhysicalOptimizerRule;
+use northstar_functions::{FastTextEquality, SingleStageEventAggregates};
 use northstar_storage::{DataLocation, EventStore, StorageError};
 
 /// Resource settings of a session.
@@ -26,6 +28,10 @@ pub struct EngineOptions {
     pub spill_dir: Option<PathBuf>,
     /// Parallelism of scans, joins and aggregates. `None`: the number of cores.
     pub target_partitions: Option<usize>,
+    /// Plan the order-dependent functions in DataFusion's two stages (partial, final) instead
+    /// of one ([`northstar_functions::SingleStageEventAggregates`]); tests use it to exercise
+    /// their merge path.
+    pub two_stage_aggregates: bool,
 }
 
 impl EngineOptions {
@@ -70,35 +76,66 @@ pub fn parse_byte_size(text: &str) -> std::result::Result<usize, String> {
 
 /// Builds a session with Northstar's functions and resource limits; no tables yet.
 pub fn new_context(options: &EngineOptions) -> Result<SessionContext> {
+    let mut state = session_state(session_config(options), runtime_env(options)?)?;
+    if options.two_stage_aggregates {
+        let rules = state.physical_optimizers().iter().filter(|r| r.name() != SingleStageEventAggregates.name()).cloned().collect();
+        state = SessionStateBuilder::new_from_existing(state).with_physical_optimizer_rules(rules).build();
+    }
+    Ok(context_with_reports(state))
+}
+
+/// A session over `state`, with the report table functions (`funnel(…)`, `retention(…)` …).
+pub fn context_with_reports(state: SessionState) -> SessionContext {
+    let ctx = SessionContext::new_with_state(state);
+    northstar_reports::register_all(&ctx);
+    ctx
+}
+
+/// Northstar's session settings: one target partition per core (or as configured), the
+/// information schema, the `northstar` catalog, UTC.
+pub fn session_config(options: &EngineOptions) -> SessionConfig {
     let partitions = options
         .target_partitions
         .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    configure(SessionConfig::new().with_target_partitions(partitions))
+}
+
+/// Applies Northstar's fixed settings to `config` (also to configs that come from a Ballista
+/// client, so that scheduler and executors plan exactly as a single node does).
+pub fn configure(config: SessionConfig) -> SessionConfig {
+    config
+        .with_information_schema(true)
+        // PostgreSQL clients see the catalog as the database: `current_database()` is "northstar".
+        .with_default_catalog_and_schema("northstar", "public")
+        .set_str("datafusion.execution.time_zone", "UTC")
+}
+
+/// A memory pool of the configured size that spills to the configured directory.
+pub fn runtime_env(options: &EngineOptions) -> Result<Arc<RuntimeEnv>> {
     let disk = match &options.spill_dir {
         Some(dir) => DiskManagerMode::Directories(vec![dir.clone()]),
         None => DiskManagerMode::OsTmpDirectory,
     };
-    let runtime = RuntimeEnvBuilder::new()
+    RuntimeEnvBuilder::new()
         .with_memory_pool(Arc::new(FairSpillPool::new(options.effective_memory_limit())))
         .with_disk_manager_builder(DiskManagerBuilder::default().with_mode(disk))
-        .build_arc()?;
-    let config = SessionConfig::new()
-        .with_target_partitions(partitions)
-        .with_information_schema(true)
-        // PostgreSQL clients see the catalog as the database: `current_database()` is "northstar".
-        .with_default_catalog_and_schema("northstar", "public")
-        .set_str("datafusion.execution.time_zone", "UTC");
+        .build_arc()
+}
+
+/// A session state with DataFusion's defaults, the JSON functions and Northstar's functions.
+pub fn session_state(config: SessionConfig, runtime: Arc<RuntimeEnv>) -> Result<SessionState> {
     let mut state = SessionStateBuilder::new()
         .with_config(config)
         .with_runtime_env(runtime)
         .with_default_features()
         // Delta's planner knows the extension nodes its writes, optimize and merge plan with.
         .with_query_planner(deltalake::delta_datafusion::planner::DeltaPlanner::new())
+        .with_physical_optimizer_rule(Arc::new(SingleStageEventAggregates))
+        .with_physical_optimizer_rule(Arc::new(FastTextEquality::default()))
         .build();
     datafusion_functions_json::register_all(&mut state)?;
     northstar_functions::register_all(&mut state)?;
-    let ctx = SessionContext::new_with_state(state);
-    northstar_reports::register_all(&ctx);
-    Ok(ctx)
+    Ok(state)
 }
 
 /// A session over a data location, with `events` registered.

@@ -1,7 +1,13 @@
 //! The state shared by the order-dependent functions (window_funnel, funnel_step_times,
-//! sequence_match, sequence_count): per group, the list of its events as (time, condition
-//! bitmask), appended in arrival order and sorted only when a result is computed — the
-//! arguments carry the time, so no ORDER BY is needed and input order does not matter.
+//! sequence_match, sequence_count): the events of every group as (time, condition bitmask),
+//! appended in arrival order and sorted only when a result is computed — the arguments carry
+//! the time, so no ORDER BY is needed and input order does not matter.
+//!
+//! Events are kept in one flat vector with their group's index beside them, not in a vector
+//! per group: appending is sequential (no per-group allocation, no cache miss per row on a
+//! group's own vector), and a counting sort by group at the end puts each group's events
+//! together, in arrival order, once. Measured on 20M events and 435k groups: the per-group
+//! vectors spent more time in the allocator and in cache misses than the funnel itself.
 //!
 //! The intermediate state is two list columns, `times` (Int64) and `masks` (UInt32), and
 //! `seen` (whether the group had a row with no NULL argument), so partial aggregates merge
@@ -15,13 +21,13 @@ use std::sync::Arc;
 use datafusion::arrow::array::{Array, ArrayBuilder, ArrayRef, AsArray, BooleanArray, ListArray, PrimitiveArray};
 use datafusion::arrow::buffer::OffsetBuffer;
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Int64Type, UInt32Type};
-use datafusion::common::Result;
+use datafusion::common::{exec_err, Result};
 use datafusion::logical_expr::{EmitTo, GroupsAccumulator};
 
 use crate::common::{time_values, ConditionRows, TimeKind};
 
 /// One stored row: its time and the bitmask of its true conditions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Event {
     pub time: i64,
     pub mask: u32,
@@ -32,7 +38,7 @@ pub trait Finisher: Send + Sync + 'static {
     type Builder: ArrayBuilder;
     fn builder(&self, capacity: usize) -> Self::Builder;
     /// `events` are in arrival order; the finisher sorts them as its semantics need.
-    fn finish(&self, events: &mut Vec<Event>, out: &mut Self::Builder) -> Result<()>;
+    fn finish(&self, events: &mut [Event], out: &mut Self::Builder) -> Result<()>;
     fn append_null(&self, out: &mut Self::Builder);
     /// Final touch on the finished column (e.g. giving list elements their SQL type).
     fn output(&self, array: ArrayRef) -> Result<ArrayRef> {
@@ -49,14 +55,14 @@ pub fn state_fields(name: &str) -> Vec<FieldRef> {
 }
 
 pub struct EventListAccumulator<F: Finisher> {
-    groups: Vec<Vec<Event>>,
+    /// Every stored event, in arrival order …
+    events: Vec<Event>,
+    /// … and the index of the group it belongs to.
+    group_of: Vec<u32>,
     /// Per group: whether any row had no NULL argument.
     seen: Vec<bool>,
     /// Some argument is nullable: groups that saw no usable row yield NULL.
     null_when_unseen: bool,
-    /// Bytes held by the groups' event vectors (their capacities), kept up to date so that
-    /// `size()` is O(1).
-    event_bytes: usize,
     time_kind: TimeKind,
     /// Index of the timestamp among the function's arguments (constant parameters such as a
     /// window or pattern come first); the conditions follow it.
@@ -66,11 +72,28 @@ pub struct EventListAccumulator<F: Finisher> {
     finisher: Arc<F>,
 }
 
-const EVENT_BYTES: usize = size_of::<Event>();
+/// The events of some groups, put together by group: group `g`'s events are
+/// `events[offsets[g]..offsets[g + 1]]`, in arrival order.
+struct Grouped {
+    offsets: Vec<usize>,
+    events: Vec<Event>,
+    seen: Vec<bool>,
+}
+
+impl Grouped {
+    fn groups(&mut self) -> impl Iterator<Item = (&mut [Event], bool)> {
+        let mut rest = self.events.as_mut_slice();
+        self.offsets.windows(2).zip(&self.seen).map(move |(w, &seen)| {
+            let (group, tail) = std::mem::take(&mut rest).split_at_mut(w[1] - w[0]);
+            rest = tail;
+            (group, seen)
+        })
+    }
+}
 
 impl<F: Finisher> EventListAccumulator<F> {
     pub fn new(time_kind: TimeKind, time_arg: usize, keep_unmatched: bool, null_when_unseen: bool, finisher: Arc<F>) -> Self {
-        Self { groups: Vec::new(), seen: Vec::new(), null_when_unseen, event_bytes: 0, time_kind, time_arg, keep_unmatched, finisher }
+        Self { events: Vec::new(), group_of: Vec::new(), seen: Vec::new(), null_when_unseen, time_kind, time_arg, keep_unmatched, finisher }
     }
 
     /// Per input row: whether it is stored, its time and its condition mask.
@@ -85,24 +108,48 @@ impl<F: Finisher> EventListAccumulator<F> {
     }
 
     fn push(&mut self, group: usize, event: Event) {
-        let events = &mut self.groups[group];
-        let before = events.capacity();
-        events.push(event);
-        self.event_bytes += (events.capacity() - before) * EVENT_BYTES;
+        self.events.push(event);
+        self.group_of.push(group as u32);
     }
 
-    fn take(&mut self, emit_to: EmitTo) -> (Vec<Vec<Event>>, Vec<bool>) {
-        let taken = emit_to.take_needed(&mut self.groups);
-        let freed: usize = taken.iter().map(|g| g.capacity() * EVENT_BYTES).sum();
-        self.event_bytes -= freed;
-        (taken, emit_to.take_needed(&mut self.seen))
-    }
-
-    fn resize(&mut self, total_num_groups: usize) {
-        if self.groups.len() < total_num_groups {
-            self.groups.resize_with(total_num_groups, Vec::new);
+    fn resize(&mut self, total_num_groups: usize) -> Result<()> {
+        if total_num_groups > u32::MAX as usize {
+            return exec_err!("more than {} groups in one aggregate", u32::MAX);
+        }
+        if self.seen.len() < total_num_groups {
             self.seen.resize(total_num_groups, false);
         }
+        Ok(())
+    }
+
+    /// Removes the groups `emit_to` selects and returns their events together by group (a
+    /// counting sort: one pass to count, one to place). Groups left behind are renumbered
+    /// from 0, as `EmitTo::First` requires.
+    fn take(&mut self, emit_to: EmitTo) -> Grouped {
+        let seen = emit_to.take_needed(&mut self.seen);
+        let taken = seen.len();
+        let mut offsets = vec![0usize; taken + 1];
+        for &g in &self.group_of {
+            if (g as usize) < taken {
+                offsets[g as usize + 1] += 1;
+            }
+        }
+        for g in 0..taken {
+            offsets[g + 1] += offsets[g];
+        }
+        let mut next = offsets.clone();
+        let mut grouped = vec![Event::default(); offsets[taken]];
+        let (events, group_of) = (std::mem::take(&mut self.events), std::mem::take(&mut self.group_of));
+        for (event, g) in events.into_iter().zip(group_of) {
+            let g = g as usize;
+            if g < taken {
+                grouped[next[g]] = event;
+                next[g] += 1;
+            } else {
+                self.push(g - taken, event);
+            }
+        }
+        Grouped { offsets, events: grouped, seen }
     }
 }
 
@@ -128,9 +175,11 @@ fn state_columns<'a>(groups: impl Iterator<Item = &'a [Event]>, seen: Vec<bool>)
 
 impl<F: Finisher> GroupsAccumulator for EventListAccumulator<F> {
     fn update_batch(&mut self, values: &[ArrayRef], group_indices: &[usize], opt_filter: Option<&BooleanArray>, total_num_groups: usize) -> Result<()> {
-        self.resize(total_num_groups);
+        self.resize(total_num_groups)?;
         let (times, rows) = self.rows(values, opt_filter)?;
         let times = time_values(&times);
+        self.events.reserve(group_indices.len());
+        self.group_of.reserve(group_indices.len());
         for (row, &group) in group_indices.iter().enumerate() {
             if rows.counts(row) {
                 self.seen[group] = true;
@@ -143,9 +192,9 @@ impl<F: Finisher> GroupsAccumulator for EventListAccumulator<F> {
     }
 
     fn evaluate(&mut self, emit_to: EmitTo) -> Result<ArrayRef> {
-        let (mut groups, seen) = self.take(emit_to);
-        let mut out = self.finisher.builder(groups.len());
-        for (events, seen) in groups.iter_mut().zip(seen) {
+        let mut grouped = self.take(emit_to);
+        let mut out = self.finisher.builder(grouped.seen.len());
+        for (events, seen) in grouped.groups() {
             if self.null_when_unseen && !seen {
                 self.finisher.append_null(&mut out);
             } else {
@@ -156,12 +205,15 @@ impl<F: Finisher> GroupsAccumulator for EventListAccumulator<F> {
     }
 
     fn state(&mut self, emit_to: EmitTo) -> Result<Vec<ArrayRef>> {
-        let (groups, seen) = self.take(emit_to);
-        Ok(state_columns(groups.iter().map(|g| g.as_slice()), seen))
+        let Grouped { offsets, events, seen } = self.take(emit_to);
+        if events.len() > i32::MAX as usize {
+            return exec_err!("more than {} events in one aggregate state", i32::MAX);
+        }
+        Ok(state_columns(offsets.windows(2).map(|w| &events[w[0]..w[1]]), seen))
     }
 
     fn merge_batch(&mut self, values: &[ArrayRef], group_indices: &[usize], total_num_groups: usize) -> Result<()> {
-        self.resize(total_num_groups);
+        self.resize(total_num_groups)?;
         let (times, masks) = (values[0].as_list::<i32>(), values[1].as_list::<i32>());
         let (time_values, mask_values) = (times.values().as_primitive::<Int64Type>().values(), masks.values().as_primitive::<UInt32Type>().values());
         let offsets = times.value_offsets();
@@ -189,6 +241,6 @@ impl<F: Finisher> GroupsAccumulator for EventListAccumulator<F> {
     }
 
     fn size(&self) -> usize {
-        self.event_bytes + self.groups.capacity() * size_of::<Vec<Event>>() + self.seen.capacity()
+        self.events.capacity() * size_of::<Event>() + self.group_of.capacity() * size_of::<u32>() + self.seen.capacity()
     }
 }

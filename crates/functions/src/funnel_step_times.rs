@@ -66,7 +66,7 @@ impl Finisher for StepTimesFinisher {
     fn append_null(&self, out: &mut Self::Builder) {
         out.append_null();
     }
-    fn finish(&self, events: &mut Vec<Event>, out: &mut Self::Builder) -> Result<()> {
+    fn finish(&self, events: &mut [Event], out: &mut Self::Builder) -> Result<()> {
         let mut scratch = self.scratch.lock().expect("scratch");
         let result = self.funnel.run(events, &mut scratch, true);
         out.values().append_slice(&result.step_times);

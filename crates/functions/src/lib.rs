@@ -11,14 +11,18 @@ mod retention;
 mod sequence;
 mod sequence_match;
 mod session_number;
+mod single_stage;
+mod text_equality;
 mod window_funnel;
 
 use datafusion::common::Result;
 use datafusion::execution::FunctionRegistry;
-use datafusion::logical_expr::{AggregateUDF, WindowUDF};
+use datafusion::logical_expr::{AggregateUDF, ScalarUDF, WindowUDF};
 
 pub use funnel::{Funnel, FunnelModes, FunnelResult};
 pub use sequence::Pattern;
+pub use single_stage::{SingleStageEventAggregates, EVENT_LIST_FUNCTIONS};
+pub use text_equality::{FastTextEquality, TextEquals};
 
 /// Every aggregate function Northstar adds.
 pub fn aggregate_functions() -> Vec<AggregateUDF> {
@@ -29,6 +33,11 @@ pub fn aggregate_functions() -> Vec<AggregateUDF> {
         AggregateUDF::from(sequence_match::SequenceFunction::sequence_match()),
         AggregateUDF::from(sequence_match::SequenceFunction::sequence_count()),
     ]
+}
+
+/// Every scalar function Northstar adds.
+pub fn scalar_functions() -> Vec<ScalarUDF> {
+    vec![ScalarUDF::from(TextEquals::default())]
 }
 
 /// Every window function Northstar adds.
@@ -43,6 +52,9 @@ pub fn register_all(registry: &mut dyn FunctionRegistry) -> Result<()> {
     }
     for f in window_functions() {
         registry.register_udwf(f.into())?;
+    }
+    for f in scalar_functions() {
+        registry.register_udf(f.into())?;
     }
     Ok(())
 }

@@ -71,7 +71,7 @@ impl Finisher for MatchFinisher {
     fn append_null(&self, out: &mut BooleanBuilder) {
         out.append_null();
     }
-    fn finish(&self, events: &mut Vec<Event>, out: &mut BooleanBuilder) -> Result<()> {
+    fn finish(&self, events: &mut [Event], out: &mut BooleanBuilder) -> Result<()> {
         sort_by_time(events);
         out.append_value(self.0.matches(events)?);
         Ok(())
@@ -88,7 +88,7 @@ impl Finisher for CountFinisher {
     fn append_null(&self, out: &mut Int64Builder) {
         out.append_null();
     }
-    fn finish(&self, events: &mut Vec<Event>, out: &mut Int64Builder) -> Result<()> {
+    fn finish(&self, events: &mut [Event], out: &mut Int64Builder) -> Result<()> {
         sort_by_time(events);
         out.append_value(self.0.count(events)?);
         Ok(())

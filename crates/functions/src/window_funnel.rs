@@ -53,7 +53,7 @@ impl Finisher for LevelFinisher {
     fn append_null(&self, out: &mut Int32Builder) {
         out.append_null();
     }
-    fn finish(&self, events: &mut Vec<Event>, out: &mut Int32Builder) -> Result<()> {
+    fn finish(&self, events: &mut [Event], out: &mut Int32Builder) -> Result<()> {
         let mut scratch = self.scratch.lock().expect("scratch");
         out.append_value(self.funnel.run(events, &mut scratch, false).level as i32);
         Ok(())

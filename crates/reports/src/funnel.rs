@@ -115,12 +115,16 @@ impl Report for Funnel {
              GROUP BY g.breakdown, s.step)"
         ));
         let names = steps.iter().enumerate().map(|(i, s)| format!("WHEN {} THEN {}", i + 1, quote(s))).collect::<Vec<_>>().join(" ");
+        // Without a breakdown every row's is NULL: partitioning by that constant is needless,
+        // and on Ballista 55 the window then fails ("Expects PARTITION BY expression to be
+        // ordered"): its stage split forgets that the column is constant, so nothing sorts it.
+        let over = if breakdown.is_some() { "PARTITION BY breakdown ORDER BY step" } else { "ORDER BY step" };
         let sql = format!(
             "WITH {} SELECT CAST(breakdown AS TEXT) AS breakdown, CAST(step AS INT) AS step, CAST(CASE step {names} END AS TEXT) AS step_name, \
              CAST(users AS BIGINT) AS users, \
-             CAST(coalesce(CAST(users AS DOUBLE) / NULLIF(CASE WHEN step = 1 THEN users ELSE lag(users) OVER (PARTITION BY breakdown ORDER BY step) END, 0), 0.0) AS DOUBLE) AS conversion_from_previous, \
-             CAST(coalesce(CAST(users AS DOUBLE) / NULLIF(first_value(users) OVER (PARTITION BY breakdown ORDER BY step), 0), 0.0) AS DOUBLE) AS conversion_from_first, \
-             CAST(CASE WHEN step = 1 THEN 0 ELSE lag(users) OVER (PARTITION BY breakdown ORDER BY step) - users END AS BIGINT) AS drop_off, \
+             CAST(coalesce(CAST(users AS DOUBLE) / NULLIF(CASE WHEN step = 1 THEN users ELSE lag(users) OVER ({over}) END, 0), 0.0) AS DOUBLE) AS conversion_from_previous, \
+             CAST(coalesce(CAST(users AS DOUBLE) / NULLIF(first_value(users) OVER ({over}), 0), 0.0) AS DOUBLE) AS conversion_from_first, \
+             CAST(CASE WHEN step = 1 THEN 0 ELSE lag(users) OVER ({over}) - users END AS BIGINT) AS drop_off, \
              CAST(median_seconds AS DOUBLE) AS median_seconds_from_previous, CAST(p90_seconds AS DOUBLE) AS p90_seconds_from_previous \
              FROM per_step ORDER BY breakdown NULLS FIRST, step",
             ctes.join(",\n")
