@@ -39,6 +39,10 @@ enum Command {
     Optimize(MaintenanceArgs),
     /// Delete data files no longer referenced by any version within the retention period.
     Vacuum(VacuumArgs),
+    /// Run a Ballista scheduler with Northstar's functions (docs/distributed.md).
+    Scheduler(SchedulerArgs),
+    /// Run a Ballista executor with Northstar's functions (docs/distributed.md).
+    Executor(ExecutorArgs),
 }
 
 #[derive(Args, Clone)]
@@ -59,6 +63,10 @@ struct EngineArgs {
     /// Parallelism (default: number of cores).
     #[arg(long)]
     target_partitions: Option<usize>,
+    /// Plan funnels and sequences in DataFusion's two aggregation stages, as before the
+    /// one-stage plan (for comparing the two; docs/benchmarks.md).
+    #[arg(long, hide = true)]
+    two_stage_aggregates: bool,
 }
 
 impl EngineArgs {
@@ -67,6 +75,7 @@ impl EngineArgs {
             memory_limit: self.memory_limit,
             spill_dir: self.spill_dir.clone(),
             target_partitions: self.target_partitions,
+            two_stage_aggregates: self.two_stage_aggregates,
         }
     }
 }
@@ -175,6 +184,10 @@ struct ServeArgs {
     engine: EngineArgs,
     #[command(flatten)]
     server: ServerArgs,
+    /// Run queries over `events` on a Ballista cluster: its scheduler as df://HOST:PORT.
+    /// Catalog queries still answer here. The data location must be shared (s3://…).
+    #[arg(long, value_parser = northstar_distributed::parse_scheduler_url)]
+    ballista: Option<std::net::SocketAddr>,
 }
 
 #[derive(Args, Clone)]
@@ -214,6 +227,36 @@ struct ServerArgs {
 }
 
 #[derive(Args)]
+struct SchedulerArgs {
+    /// Address of the scheduler's gRPC service (executors and `serve --ballista` connect here).
+    #[arg(long, default_value = "127.0.0.1:50050")]
+    listen: std::net::SocketAddr,
+    /// Seconds without a heartbeat after which an executor is lost and its work rescheduled
+    /// (at least 10: a busy executor reports every 5 s).
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(10..))]
+    executor_timeout_seconds: u64,
+}
+
+#[derive(Args)]
+struct ExecutorArgs {
+    /// Address of the executor's data (Arrow Flight) service; its task service takes the next port.
+    #[arg(long, default_value = "127.0.0.1:50051")]
+    listen: std::net::SocketAddr,
+    /// The scheduler, as df://HOST:PORT.
+    #[arg(long, default_value = "df://127.0.0.1:50050", value_parser = northstar_distributed::parse_scheduler_url)]
+    scheduler: std::net::SocketAddr,
+    /// Tasks run at once (default: number of cores).
+    #[arg(long)]
+    concurrent_tasks: Option<usize>,
+    /// Memory the running tasks may use before spilling, e.g. 8GiB (default: Ballista's share of RAM).
+    #[arg(long, value_parser = parse_byte_size)]
+    memory_limit: Option<usize>,
+    /// Directory for shuffle files and spills (default: a new temporary directory).
+    #[arg(long)]
+    work_dir: Option<PathBuf>,
+}
+
+#[derive(Args)]
 struct HashPasswordArgs {
     /// The user name to print in the line.
     user: String,
@@ -250,7 +293,13 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    // Planning deep SQL (reports, and plans decoded by a Ballista scheduler) recurses deeply;
+    // Ballista's own binaries give their threads 32 MiB for the same reason.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_stack_size(32 << 20)
+        .build()
+        .expect("tokio runtime");
     match runtime.block_on(run(cli.command)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -277,6 +326,20 @@ async fn run(command: Command) -> Result<()> {
         Command::HashPassword(args) => hash_password(args),
         Command::Optimize(args) => optimize(args).await,
         Command::Vacuum(args) => vacuum(args).await,
+        Command::Scheduler(args) => {
+            let options = northstar_distributed::SchedulerOptions { listen: args.listen, executor_timeout_seconds: args.executor_timeout_seconds };
+            northstar_distributed::run_scheduler(options).await
+        }
+        Command::Executor(args) => {
+            let options = northstar_distributed::ExecutorOptions {
+                listen: args.listen,
+                scheduler: args.scheduler,
+                concurrent_tasks: args.concurrent_tasks,
+                memory_limit: args.memory_limit,
+                work_dir: args.work_dir,
+            };
+            northstar_distributed::run_executor(options).await
+        }
     }
 }
 
@@ -395,7 +458,7 @@ async fn demo(args: DemoArgs) -> Result<()> {
         query_memory: None,
         statement_timeout_ms: 0,
     };
-    let server = bind_server(&location, &EngineOptions::default(), &server).await?;
+    let server = bind_server(&location, &EngineOptions::default(), &server, None).await?;
     let port = server.local_addr().port();
     println!("\nServing {} over the PostgreSQL protocol on {} (Ctrl-C stops). Try:", args.data, server.local_addr());
     println!("  psql -h 127.0.0.1 -p {port} -U northstar northstar");
@@ -405,7 +468,12 @@ async fn demo(args: DemoArgs) -> Result<()> {
     run_until_ctrl_c(server).await
 }
 
-async fn bind_server(location: &DataLocation, engine: &EngineOptions, args: &ServerArgs) -> Result<northstar_server::Server> {
+async fn bind_server(
+    location: &DataLocation,
+    engine: &EngineOptions,
+    args: &ServerArgs,
+    ballista: Option<std::net::SocketAddr>,
+) -> Result<northstar_server::Server> {
     let mut users = northstar_server::Users::default();
     if let Some(path) = &args.users {
         users.load_file(path).map_err(anyhow::Error::msg)?;
@@ -427,6 +495,15 @@ async fn bind_server(location: &DataLocation, engine: &EngineOptions, args: &Ser
         options.query_memory = bytes;
     }
     options.statement_timeout = (args.statement_timeout_ms > 0).then(|| Duration::from_millis(args.statement_timeout_ms));
+    if let Some(scheduler) = ballista {
+        if location.is_memory() {
+            bail!("--ballista needs a data location the cluster can read (s3://… or a shared directory), not {location}");
+        }
+        let url = format!("http://{scheduler}");
+        options.session_upgrade = Some(northstar_server::SessionUpgrade(std::sync::Arc::new(move |state| {
+            northstar_distributed::cluster_state(state, &url)
+        })));
+    }
     Ok(northstar_server::Server::bind(location, users, options).await?)
 }
 
@@ -442,7 +519,7 @@ async fn run_until_ctrl_c(server: northstar_server::Server) -> Result<()> {
 
 async fn serve(args: ServeArgs) -> Result<()> {
     let location = DataLocation::parse(&args.data.data)?;
-    let server = bind_server(&location, &args.engine.options(), &args.server).await?;
+    let server = bind_server(&location, &args.engine.options(), &args.server, args.ballista).await?;
     // The address line is what scripts and tests wait for.
     println!("listening on {}", server.local_addr());
     use std::io::Write as _;

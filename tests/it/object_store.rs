@@ -33,16 +33,17 @@ fn moto_server() -> PathBuf {
     path
 }
 
-struct Server(Child);
+/// A child process, killed when dropped.
+pub struct Process(pub Child);
 
-impl Drop for Server {
+impl Drop for Process {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
@@ -56,37 +57,51 @@ fn http(port: u16, method: &str, path: &str) -> std::io::Result<String> {
     Ok(response.lines().next().unwrap_or("").to_string())
 }
 
+/// An S3-compatible server (moto) on 127.0.0.1 with one empty bucket, stopped on drop.
+pub struct S3Server {
+    _process: Process,
+    pub endpoint: String,
+}
+
+impl S3Server {
+    pub fn start(bucket: &str) -> S3Server {
+        let port = free_port();
+        let process = Process(
+            Command::new(moto_server())
+                .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start moto_server"),
+        );
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while http(port, "GET", "/").is_err() {
+            assert!(Instant::now() < deadline, "moto_server did not start on 127.0.0.1:{port}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let created = http(port, "PUT", &format!("/{bucket}")).unwrap();
+        assert!(created.contains("200"), "create bucket: {created}");
+        S3Server { _process: process, endpoint: format!("http://127.0.0.1:{port}") }
+    }
+
+    /// The environment a northstar process needs to reach this server.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ENDPOINT_URL", self.endpoint.clone()),
+            ("AWS_ACCESS_KEY_ID", "test".into()),
+            ("AWS_SECRET_ACCESS_KEY", "test".into()),
+            ("AWS_REGION", "us-east-1".into()),
+        ]
+    }
+}
+
 #[test]
 fn s3_compatible_server_round_trip() {
-    let port = free_port();
-    let server = Server(
-        Command::new(moto_server())
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start moto_server"),
-    );
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while http(port, "GET", "/").is_err() {
-        assert!(Instant::now() < deadline, "moto_server did not start on 127.0.0.1:{port}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let created = http(port, "PUT", "/northstar-it").unwrap();
-    assert!(created.contains("200"), "create bucket: {created}");
-
+    let server = S3Server::start("northstar-it");
     let s = Scratch::new();
     let file = s.generate("g.parquet", 4_000, 9);
-    let endpoint = format!("http://127.0.0.1:{port}");
     let run = |args: &[&str]| {
-        let out = northstar()
-            .args(args)
-            .env("AWS_ENDPOINT_URL", &endpoint)
-            .env("AWS_ACCESS_KEY_ID", "test")
-            .env("AWS_SECRET_ACCESS_KEY", "test")
-            .env("AWS_REGION", "us-east-1")
-            .output()
-            .unwrap();
+        let out = northstar().args(args).envs(server.env()).output().unwrap();
         assert!(out.status.success(), "northstar {args:?}: {}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8(out.stdout).unwrap()
     };

@@ -19,6 +19,7 @@ use northstar_storage::{core_schema, DataLocation, EventStore, StorageError};
 use tokio::sync::Mutex;
 
 use crate::settings::{Settings, PG_VERSION};
+use crate::SessionUpgrade;
 
 /// The database name clients connect to and `current_database()` returns.
 pub const DATABASE: &str = "northstar";
@@ -103,8 +104,11 @@ impl EventsTable {
 }
 
 /// The session every connection's session is cloned from.
-pub async fn template_session(events: &EventsTable, engine: &EngineOptions) -> Result<SessionContext, StorageError> {
-    let ctx = northstar_engine::new_context(engine)?;
+pub async fn template_session(events: &EventsTable, engine: &EngineOptions, upgrade: Option<&SessionUpgrade>) -> Result<SessionContext, StorageError> {
+    let mut ctx = northstar_engine::new_context(engine)?;
+    if let Some(upgrade) = upgrade {
+        ctx = northstar_engine::context_with_reports((upgrade.0)(ctx.state()));
+    }
     events.register(&ctx).await?;
     northstar_engine::load_views(&ctx, &*events.store.lock().await).await?;
     let catalog = ctx.state().config().options().catalog.default_catalog.clone();

@@ -20,6 +20,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use datafusion::execution::SessionState;
 use northstar_engine::EngineOptions;
 use northstar_storage::DataLocation;
 use pgwire::tokio::process_socket;
@@ -49,12 +50,25 @@ pub struct ServerOptions {
     pub query_memory: usize,
     /// Default `statement_timeout` of new connections.
     pub statement_timeout: Option<Duration>,
+    /// Changes the session every connection starts from before tables are registered: the
+    /// binary uses it to plan `events` queries on a Ballista cluster.
+    pub session_upgrade: Option<SessionUpgrade>,
+}
+
+/// A change to the template session's state (see [`ServerOptions::session_upgrade`]).
+#[derive(Clone)]
+pub struct SessionUpgrade(pub Arc<dyn Fn(SessionState) -> SessionState + Send + Sync>);
+
+impl std::fmt::Debug for SessionUpgrade {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SessionUpgrade")
+    }
 }
 
 impl ServerOptions {
     pub fn new(listen: SocketAddr, engine: EngineOptions) -> Self {
         let query_memory = engine.effective_memory_limit() / 2;
-        ServerOptions { listen, engine, tls: None, require_tls: false, max_connections: 100, query_memory, statement_timeout: None }
+        ServerOptions { listen, engine, tls: None, require_tls: false, max_connections: 100, query_memory, statement_timeout: None, session_upgrade: None }
     }
 }
 
@@ -91,7 +105,7 @@ impl Server {
         }
         let tls = options.tls.as_ref().map(load_tls).transpose()?;
         let events = catalog::EventsTable::open(location).await?;
-        let template = catalog::template_session(&events, &options.engine).await?;
+        let template = catalog::template_session(&events, &options.engine, options.session_upgrade.as_ref()).await?;
         let listener = TcpListener::bind(options.listen).await.map_err(|e| ServerError::Listen(options.listen, e))?;
         Ok(Server { listener, tls, shared: Arc::new(Shared::new(template, events, users, options)) })
     }
