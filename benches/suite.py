@@ -47,17 +47,16 @@ def questions(src):
             "northstar": "SELECT sum(c), count(*) FILTER (WHERE c > 0) FROM (SELECT sequence_count('(?1)(?t<=3600)(?2)', event_time, event = 'add_to_cart', event = 'purchase') AS c FROM events GROUP BY user_id)",
             "clickhouse": f"SELECT sum(c), countIf(c > 0) FROM (SELECT sequenceCount('(?1)(?t<=3600)(?2)')(toDateTime(event_time), event = 'add_to_cart', event = 'purchase') AS c FROM {ch} GROUP BY user_id)",
         }),
+        # Each engine's one-pass form: Northstar's cohort_periods, ClickHouse's groupUniqArray,
+        # DuckDB's list(DISTINCT …); the two-pass join of the first runs was slower on all three.
         ("weekly cohort matrix", {
-            "northstar": "WITH f AS (SELECT user_id, date_trunc('week', min(event_time)) AS c FROM events GROUP BY user_id), "
-                         "a AS (SELECT DISTINCT user_id, date_trunc('week', event_time) AS w FROM events) "
-                         "SELECT CAST(f.c AS DATE), CAST((date_part('epoch', a.w) - date_part('epoch', f.c)) / 604800 AS BIGINT) AS k, count(*) "
-                         "FROM f JOIN a ON f.user_id = a.user_id GROUP BY 1, 2 ORDER BY 1, 2",
-            "clickhouse": f"WITH f AS (SELECT user_id, toMonday(min(event_time)) AS c FROM {ch} GROUP BY user_id), "
-                          f"a AS (SELECT DISTINCT user_id, toMonday(event_time) AS w FROM {ch}) "
-                          "SELECT f.c, intDiv(dateDiff('day', f.c, a.w), 7) AS k, count() FROM f INNER JOIN a ON f.user_id = a.user_id GROUP BY f.c, k ORDER BY f.c, k",
-            "duckdb": f"WITH f AS (SELECT user_id, date_trunc('week', min(event_time)) AS c FROM {dk} GROUP BY user_id), "
-                      f"a AS (SELECT DISTINCT user_id, date_trunc('week', event_time) AS w FROM {dk}) "
-                      "SELECT CAST(f.c AS DATE), CAST(date_diff('day', f.c, a.w) / 7 AS BIGINT) AS k, count(*) FROM f JOIN a ON f.user_id = a.user_id GROUP BY 1, 2 ORDER BY 1, 2",
+            "northstar": "SELECT cohort, CAST(k AS BIGINT) AS k, count(*) FROM (SELECT cohort, unnest(periods) AS k FROM "
+                         "(SELECT CAST(date_trunc('week', min(event_time)) AS DATE) AS cohort, cohort_periods(event_time, 'week') AS periods "
+                         "FROM events GROUP BY user_id)) GROUP BY cohort, k ORDER BY cohort, k",
+            "clickhouse": f"SELECT c, intDiv(dateDiff('day', c, w), 7) AS k, count() FROM (SELECT toMonday(min(event_time)) AS c, "
+                          f"groupUniqArray(toMonday(event_time)) AS ws FROM {ch} GROUP BY user_id) ARRAY JOIN ws AS w GROUP BY c, k ORDER BY c, k",
+            "duckdb": f"SELECT CAST(c AS DATE), CAST(date_diff('day', c, w) / 7 AS BIGINT) AS k, count(*) FROM (SELECT date_trunc('week', min(event_time)) AS c, "
+                      f"unnest(list(DISTINCT date_trunc('week', event_time))) AS w FROM {dk} GROUP BY user_id) GROUP BY 1, 2 ORDER BY 1, 2",
         }),
         ("report: funnel", {"northstar": "SELECT * FROM funnel(['app_open', 'view_item', 'add_to_cart', 'purchase'], 'window=1 day')"}),
         ("report: retention", {"northstar": "SELECT * FROM retention('start=signup; period=week; periods=8')"}),

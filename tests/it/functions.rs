@@ -121,3 +121,46 @@ async fn documented_examples_run_on_the_sample_data() {
         assert!(rows > 0, "{sql} returned nothing on the sample");
     }
 }
+
+#[tokio::test]
+async fn cohort_periods_counts_active_periods_from_the_first() {
+    // 1970-01-05 (4 days after the epoch) was a Monday; DAY is 86 400 s.
+    const DAY: f64 = 86_400.0;
+    let rows: &[(&str, f64, &str)] = &[
+        ("a", 4.0 * DAY, "x"), ("a", 10.0 * DAY, "x"), ("a", 11.0 * DAY + 5.0, "x"), ("a", 25.0 * DAY, "x"), ("a", 4.5 * DAY, "x"),
+        ("b", 40.0 * DAY, "x"),
+        ("c", 3.0 * DAY, "x"), ("c", 4.0 * DAY, "x"), ("c", 35.0 * DAY, "x"),
+    ];
+    for partitions in [1, 2, 8] {
+        let ctx = session(partitions, rows).await;
+        let out = query(&ctx, "SELECT u, cohort_periods(ts, 'week') AS w, cohort_periods(ts, 'day') AS d, cohort_periods(ts, 'month') AS m FROM t GROUP BY u ORDER BY u").await;
+        // a: weeks of Jan 5 (days 4, 4.5, 10), Jan 12 (11), Jan 26 (25); c: Sunday Jan 4 is the week before Monday Jan 5.
+        assert!(out.contains("| a | [0, 1, 3] | [0, 6, 7, 21] | [0]    |"), "{partitions}: {out}");
+        assert!(out.contains("| b | [0]       | [0]           | [0]    |"), "{partitions}: {out}");
+        assert!(out.contains("| c | [0, 1, 5] | [0, 1, 32]    | [0, 1] |"), "{partitions}: {out}");
+        // the whole cohort matrix in one pass
+        let matrix = query(&ctx, "SELECT cohort, k, count(*) AS n FROM (SELECT cohort, unnest(p) AS k FROM \
+            (SELECT CAST(date_trunc('week', min(ts)) AS DATE) AS cohort, cohort_periods(ts, 'week') AS p FROM t GROUP BY u)) \
+            GROUP BY cohort, k ORDER BY cohort, k").await;
+        assert!(matrix.contains("| 1969-12-29 | 0 | 1 |") && matrix.contains("| 1970-01-05 | 0 | 1 |") && matrix.contains("| 1970-01-05 | 3 | 1 |"), "{matrix}");
+    }
+    let ctx = session(1, rows).await;
+    let err = error(&ctx, "SELECT cohort_periods(ts, 'fortnight') FROM t").await;
+    assert!(err.contains("unknown period 'fortnight'"), "{err}");
+    let err = error(&ctx, "SELECT cohort_periods(42, 'week') FROM t").await;
+    assert!(err.contains("must be a TIMESTAMP or DATE"), "{err}");
+    let out = query(&ctx, "SELECT cohort_periods(ts, 'week') AS w FROM t WHERE u = 'nobody'").await;
+    assert!(out.contains("| [] |"), "no rows: {out}");
+}
+
+#[tokio::test]
+async fn text_equals_is_equality_for_short_and_long_texts_and_nulls() {
+    let ctx = session(2, ROWS).await;
+    let out = query(&ctx, "SELECT count(*) FILTER (WHERE text_equals(e, 'view')) AS v, count(*) FILTER (WHERE text_equals(e, 'no such event, longer than twelve')) AS l, \
+        sum(CASE WHEN text_equals(arrow_cast(NULL, 'Utf8View'), 'view') IS NULL THEN 1 END) AS n FROM t").await;
+    assert!(out.contains("| 4 | 0 | 10 |"), "{out}");
+    // inside a funnel's conditions `e = 'view'` becomes text_equals; the answers stay the same
+    let long = query(&ctx, "SELECT u, window_funnel(INTERVAL '1 day', ts, arrow_cast(e, 'Utf8View') = 'view', arrow_cast(e, 'Utf8View') = 'cart') AS l FROM t GROUP BY u ORDER BY u").await;
+    let plain = query(&ctx, "SELECT u, window_funnel(INTERVAL '1 day', ts, e IN ('view'), e IN ('cart')) AS l FROM t GROUP BY u ORDER BY u").await;
+    assert_eq!(long, plain);
+}

@@ -269,6 +269,40 @@ async fn retention_and_sequences_match_reference() {
     }
 }
 
+/// Distinct days a user was active, as offsets from the first (`cohort_periods(ts, 'day')`
+/// on second-based times: one "day" = 86 400 s).
+fn reference_cohort_days(events: &[(i64, &str)]) -> Vec<i64> {
+    let days: std::collections::BTreeSet<i64> = events.iter().map(|(t, _)| t.div_euclid(86_400)).collect();
+    let first = days.first().copied().unwrap_or(0);
+    days.into_iter().map(|d| d - first).collect()
+}
+
+#[tokio::test]
+async fn cohort_periods_matches_reference_across_partitions_and_a_small_memory_pool() {
+    let mut rng = ChaCha8Rng::seed_from_u64(13);
+    // Up to 8 events per user spread over 30 days (times in seconds).
+    let users: Users = (0..3_000)
+        .map(|u| {
+            let n = rng.random_range(1..9);
+            (format!("u{u:05}"), (0..n).map(|_| (rng.random_range(0..30 * 86_400i64), "A")).collect())
+        })
+        .collect();
+    let sql = "SELECT u, cohort_periods(ts, 'day') FROM t GROUP BY u";
+    for (partitions, memory) in [(1, None), (2, None), (8, None), (2, Some(1 << 20))] {
+        let ctx = context(partitions, memory, false);
+        ctx.register_table("t", Arc::new(table(&users, partitions, &mut rng))).unwrap();
+        let batches = ctx.sql(sql).await.unwrap().collect().await.unwrap_or_else(|e| panic!("{sql} with {partitions} partitions, memory {memory:?}: {e}"));
+        for b in batches {
+            let (names, lists) = (b.column(0).as_string::<i32>(), b.column(1).as_list::<i32>());
+            for row in 0..b.num_rows() {
+                let got: Vec<i64> = lists.value(row).as_primitive::<Int32Type>().values().iter().map(|&v| v as i64).collect();
+                let u = names.value(row);
+                assert_eq!(got, reference_cohort_days(&users[u]), "{u} with {partitions} partitions, memory {memory:?}");
+            }
+        }
+    }
+}
+
 #[tokio::test]
 async fn funnel_with_spilling_forced_matches_unlimited_run() {
     let mut rng = ChaCha8Rng::seed_from_u64(3);

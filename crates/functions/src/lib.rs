@@ -1,10 +1,12 @@
 //! Northstar's behavioural SQL functions, with ClickHouse-exact semantics where ClickHouse has
 //! the function: `window_funnel`, `retention`, `sequence_match`, `sequence_count`; and beyond
-//! it: `funnel_step_times` and the window function `session_number`. Each is documented with
+//! it: `funnel_step_times`, `cohort_periods` and the window function `session_number`. Each is documented with
 //! its rules in docs/functions.md.
 
+mod cohort_periods;
 mod common;
 mod event_list;
+mod flat_groups;
 mod funnel;
 mod funnel_step_times;
 mod retention;
@@ -30,6 +32,7 @@ pub fn aggregate_functions() -> Vec<AggregateUDF> {
         AggregateUDF::from(window_funnel::WindowFunnel::default()),
         AggregateUDF::from(funnel_step_times::FunnelStepTimes::default()),
         AggregateUDF::from(retention::Retention::default()),
+        AggregateUDF::from(cohort_periods::CohortPeriods::default()),
         AggregateUDF::from(sequence_match::SequenceFunction::sequence_match()),
         AggregateUDF::from(sequence_match::SequenceFunction::sequence_count()),
     ]

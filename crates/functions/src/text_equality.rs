@@ -69,6 +69,8 @@ impl ScalarUDFImpl for TextEquals {
         };
         let rows = args.number_rows;
         let text = text.to_array(rows)?;
+        // Called directly, the constant may be of another text type.
+        let constant = &constant.cast_to(text.data_type())?;
         if let (DataType::Utf8View, ScalarValue::Utf8View(Some(value))) = (text.data_type(), constant) {
             if value.len() <= INLINE {
                 let wanted = make_view(value.as_bytes(), 0, 0);
