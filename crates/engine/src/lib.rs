@@ -97,10 +97,7 @@ pub fn session_config(options: &EngineOptions) -> SessionConfig {
     let partitions = options
         .target_partitions
         .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
-    let mut c = SessionConfig::new().with_target_partitions(partitions);
-    if let Ok(v) = std::env::var("TMP_BATCH") { c = c.with_batch_size(v.parse().unwrap()); }
-    if let Ok(v) = std::env::var("TMP_SET") { for kv in v.split(';') { let (k, val) = kv.split_once('=').unwrap(); c = c.set_str(k, val); } }
-    configure(c)
+    configure(SessionConfig::new().with_target_partitions(partitions))
 }
 
 /// Applies Northstar's fixed settings to `config` (also to configs that come from a Ballista
