@@ -357,3 +357,37 @@ fn views_made_with_the_cli_persist_and_feed_reports() {
     let err = crate::cli::fails(&["query", "--data", data, "SELECT * FROM ios_users"]);
     assert!(err.contains("ios_users"), "{err}");
 }
+
+/// `paths` with start and end bounds and a short gap gives what the same report written with
+/// window functions gives (the form it had before `session_transitions`, kept here as the
+/// reference).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paths_with_bounds_match_the_window_function_form() {
+    let s = sample().await;
+    let window_form = |start: &str, end: &str| {
+        format!(
+            "WITH base AS (SELECT * FROM events), \
+             sessions AS (SELECT arrow_cast(user_id, 'Utf8') AS user_id, arrow_cast(event, 'Utf8') AS event, event_time, \
+               session_number(event_time, INTERVAL '5 minutes') OVER (PARTITION BY user_id ORDER BY event_time, event) AS session FROM base), \
+             collapsed AS (SELECT user_id, session, event, event_time FROM (SELECT *, lag(event) OVER (PARTITION BY user_id, session ORDER BY event_time, event) AS previous FROM sessions) \
+               WHERE previous IS NULL OR previous <> event), \
+             after_start AS (SELECT c.* FROM collapsed c JOIN (SELECT user_id, session, min(event_time) AS t FROM collapsed WHERE {start} GROUP BY 1, 2) s \
+               ON c.user_id = s.user_id AND c.session = s.session AND c.event_time >= s.t), \
+             before_end AS (SELECT c.* FROM after_start c JOIN (SELECT user_id, session, max(event_time) AS t FROM after_start WHERE {end} GROUP BY 1, 2) e \
+               ON c.user_id = e.user_id AND c.session = e.session AND c.event_time <= e.t), \
+             pairs AS (SELECT user_id, event AS from_event, lead(event) OVER (PARTITION BY user_id, session ORDER BY event_time, event) AS to_event FROM before_end) \
+             SELECT from_event, to_event, count(*) AS transitions, count(DISTINCT user_id) AS users FROM pairs WHERE to_event IS NOT NULL \
+             GROUP BY 1, 2 ORDER BY transitions DESC, from_event, to_event LIMIT 25"
+        )
+    };
+    for (options, start, end) in [
+        ("gap=5 minutes; top=25", "TRUE", "TRUE"),
+        ("gap=5 minutes; start=view_item; top=25", "(event = 'view_item')", "TRUE"),
+        ("gap=5 minutes; start=view_item; end=purchase; top=25", "(event = 'view_item')", "(event = 'purchase')"),
+        ("gap=5 minutes; end=add_to_cart; top=25", "TRUE", "(event = 'add_to_cart')"),
+    ] {
+        let report = rows(&s.ctx, &format!("SELECT * FROM paths('{options}')")).await;
+        assert!(!report.is_empty(), "{options}");
+        assert_eq!(report, rows(&s.ctx, &window_form(start, end)).await, "{options}");
+    }
+}

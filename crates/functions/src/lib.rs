@@ -1,6 +1,6 @@
 //! Northstar's behavioural SQL functions, with ClickHouse-exact semantics where ClickHouse has
 //! the function: `window_funnel`, `retention`, `sequence_match`, `sequence_count`; and beyond
-//! it: `funnel_step_times`, `cohort_periods` and the window function `session_number`. Each is documented with
+//! it: `funnel_step_times`, `cohort_periods`, `session_transitions` and the window function `session_number`. Each is documented with
 //! its rules in docs/functions.md.
 
 mod cohort_periods;
@@ -13,6 +13,7 @@ mod retention;
 mod sequence;
 mod sequence_match;
 mod session_number;
+mod session_transitions;
 mod single_stage;
 mod text_equality;
 mod window_funnel;
@@ -33,6 +34,7 @@ pub fn aggregate_functions() -> Vec<AggregateUDF> {
         AggregateUDF::from(funnel_step_times::FunnelStepTimes::default()),
         AggregateUDF::from(retention::Retention::default()),
         AggregateUDF::from(cohort_periods::CohortPeriods::default()),
+        AggregateUDF::from(session_transitions::SessionTransitions::default()),
         AggregateUDF::from(sequence_match::SequenceFunction::sequence_match()),
         AggregateUDF::from(sequence_match::SequenceFunction::sequence_count()),
     ]

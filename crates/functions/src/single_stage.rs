@@ -1,5 +1,6 @@
 //! A physical optimizer rule: grouped aggregates that include an order-dependent function
-//! (`window_funnel`, `funnel_step_times`, `sequence_match`, `sequence_count`) run in one
+//! (`window_funnel`, `funnel_step_times`, `sequence_match`, `sequence_count`,
+//! `session_transitions`) run in one
 //! stage after a hash repartition of their input, instead of DataFusion's partial →
 //! repartition → final.
 //!
@@ -27,7 +28,7 @@ use datafusion::physical_plan::repartition::RepartitionExec;
 use datafusion::physical_plan::{ExecutionPlan, Partitioning};
 
 /// The functions whose partial state is all their input rows.
-pub const EVENT_LIST_FUNCTIONS: [&str; 4] = ["window_funnel", "funnel_step_times", "sequence_match", "sequence_count"];
+pub const EVENT_LIST_FUNCTIONS: [&str; 5] = ["window_funnel", "funnel_step_times", "sequence_match", "sequence_count", "session_transitions"];
 
 #[derive(Debug, Default)]
 pub struct SingleStageEventAggregates;
