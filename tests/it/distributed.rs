@@ -183,10 +183,16 @@ async fn losing_an_executor_mid_query_reruns_or_fails_cleanly_and_the_server_sta
         assert!(Instant::now() < deadline, "no executor started a task");
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
+    assert!(!running.is_finished(), "the query ended before an executor could be killed");
     drop(cluster.executors.remove(busy));
     let outcome = tokio::time::timeout(Duration::from_secs(240), running).await.expect("the query neither finished nor failed").unwrap();
-    let scheduler = read_log(&cluster.scratch, "scheduler");
-    assert!(scheduler.contains("on lost Executor"), "the executor was not lost mid-query:\n{scheduler}");
+    // The scheduler notices the loss (heartbeat or failed fetch). Whether it also logs resetting
+    // tasks depends on which stage the executor had reached, so the removal itself is the signal.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !read_log(&cluster.scratch, "scheduler").contains("Removing executor") {
+        assert!(Instant::now() < deadline, "the executor was never removed:\n{}", read_log(&cluster.scratch, "scheduler"));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     match &outcome {
         Ok(got) => assert_eq!(got, &expected, "rerun after losing an executor"),
         Err(e) => {

@@ -21,14 +21,13 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Int32Builder, ListArray, ListBuilder, PrimitiveArray};
-use datafusion::arrow::buffer::OffsetBuffer;
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Int32Type, Int64Type};
-use datafusion::common::{exec_err, plan_err, Result};
+use datafusion::common::{plan_err, Result};
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::{Accumulator, AggregateUDFImpl, EmitTo, GroupsAccumulator, Signature, Volatility};
 
 use crate::common::{check_time, literal_text, SingleGroup, TimeKind};
-use crate::flat_groups::FlatGroups;
+use crate::flat_groups::{list_column, FlatGroups};
 
 const NAME: &str = "cohort_periods";
 const USAGE: &str = "cohort_periods(timestamp, 'day' | 'week' | 'month')";
@@ -214,11 +213,8 @@ impl GroupsAccumulator for PeriodsAccumulator {
     fn state(&mut self, emit_to: EmitTo) -> Result<Vec<ArrayRef>> {
         let grouped = self.periods.take(emit_to);
         emit_to.take_needed(&mut self.last);
-        let offsets: Vec<i32> = grouped.offsets.iter().map(|&o| i32::try_from(o)).collect::<std::result::Result<_, _>>()
-            .or_else(|_| exec_err!("{NAME}: more than {} periods in one aggregate state", i32::MAX))?;
-        let values = PrimitiveArray::<Int32Type>::from(grouped.values);
-        let list = ListArray::new(Arc::new(Field::new_list_field(DataType::Int32, true)), OffsetBuffer::new(offsets.into()), Arc::new(values), None);
-        Ok(vec![Arc::new(list)])
+        let offsets = grouped.list_offsets(NAME)?;
+        Ok(vec![list_column(DataType::Int32, &offsets, Arc::new(PrimitiveArray::<Int32Type>::from(grouped.values)))?])
     }
 
     fn merge_batch(&mut self, values: &[ArrayRef], group_indices: &[usize], total_num_groups: usize) -> Result<()> {

@@ -13,14 +13,14 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayBuilder, ArrayRef, AsArray, BooleanArray, ListArray, PrimitiveArray};
+use datafusion::arrow::array::{Array, ArrayBuilder, ArrayRef, AsArray, BooleanArray, PrimitiveArray};
 use datafusion::arrow::buffer::OffsetBuffer;
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Int64Type, UInt32Type};
 use datafusion::common::{exec_err, Result};
 use datafusion::logical_expr::{EmitTo, GroupsAccumulator};
 
 use crate::common::{time_values, ConditionRows, TimeKind};
-use crate::flat_groups::{FlatGroups, Grouped};
+use crate::flat_groups::{list_column, FlatGroups, Grouped};
 
 /// One stored row: its time and the bitmask of its true conditions.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
@@ -96,7 +96,7 @@ impl<F: Finisher> EventListAccumulator<F> {
 }
 
 /// Builds the state columns for a sequence of per-group event lists and seen flags.
-fn state_columns<'a>(groups: impl Iterator<Item = &'a [Event]>, seen: Vec<bool>) -> Vec<ArrayRef> {
+fn state_columns<'a>(groups: impl Iterator<Item = &'a [Event]>, seen: Vec<bool>) -> Result<Vec<ArrayRef>> {
     let mut offsets = vec![0i32];
     let mut times = Vec::new();
     let mut masks = Vec::new();
@@ -108,11 +108,11 @@ fn state_columns<'a>(groups: impl Iterator<Item = &'a [Event]>, seen: Vec<bool>)
     let offsets = OffsetBuffer::new(offsets.into());
     let times = PrimitiveArray::<Int64Type>::from(times);
     let masks = PrimitiveArray::<UInt32Type>::from(masks);
-    vec![
-        Arc::new(ListArray::new(Arc::new(Field::new_list_field(DataType::Int64, true)), offsets.clone(), Arc::new(times), None)),
-        Arc::new(ListArray::new(Arc::new(Field::new_list_field(DataType::UInt32, true)), offsets, Arc::new(masks), None)),
+    Ok(vec![
+        list_column(DataType::Int64, &offsets, Arc::new(times))?,
+        list_column(DataType::UInt32, &offsets, Arc::new(masks))?,
         Arc::new(BooleanArray::from(seen)),
-    ]
+    ])
 }
 
 impl<F: Finisher> GroupsAccumulator for EventListAccumulator<F> {
@@ -150,7 +150,7 @@ impl<F: Finisher> GroupsAccumulator for EventListAccumulator<F> {
         if grouped.values.len() > i32::MAX as usize {
             return exec_err!("more than {} events in one aggregate state", i32::MAX);
         }
-        Ok(state_columns(grouped.groups(), seen))
+        state_columns(grouped.groups(), seen)
     }
 
     fn merge_batch(&mut self, values: &[ArrayRef], group_indices: &[usize], total_num_groups: usize) -> Result<()> {
@@ -178,7 +178,7 @@ impl<F: Finisher> GroupsAccumulator for EventListAccumulator<F> {
             .map(|row| self.stored(&rows, row).then_some(Event { time: times[row], mask: rows.masks[row] }))
             .collect();
         let seen = (0..times.len()).map(|row| rows.counts(row)).collect();
-        Ok(state_columns(events.iter().map(|e| e.as_slice()), seen))
+        state_columns(events.iter().map(|e| e.as_slice()), seen)
     }
 
     fn size(&self) -> usize {

@@ -7,6 +7,11 @@
 //! together, in arrival order. Measured on 20M events and 435k groups: per-group vectors
 //! spent more time in the allocator and in cache misses than the funnel itself.
 
+use std::sync::Arc;
+
+use datafusion::arrow::array::{ArrayRef, ListArray};
+use datafusion::arrow::buffer::OffsetBuffer;
+use datafusion::arrow::datatypes::{DataType, Field};
 use datafusion::common::{exec_err, Result};
 use datafusion::logical_expr::EmitTo;
 
@@ -36,6 +41,19 @@ impl<T> Grouped<T> {
     pub fn groups(&self) -> impl Iterator<Item = &[T]> {
         self.offsets.windows(2).map(|w| &self.values[w[0]..w[1]])
     }
+
+    /// The offsets as a list column's (i32), or an error naming `function` past i32::MAX.
+    pub fn list_offsets(&self, function: &str) -> Result<OffsetBuffer<i32>> {
+        match self.offsets.iter().map(|&o| i32::try_from(o)).collect::<std::result::Result<Vec<i32>, _>>() {
+            Ok(offsets) => Ok(OffsetBuffer::new(offsets.into())),
+            Err(_) => exec_err!("{function}: more than {} values in one aggregate state", i32::MAX),
+        }
+    }
+}
+
+/// A list column of `values` (of `item` type) cut at `offsets`: the shape of every list state.
+pub fn list_column(item: DataType, offsets: &OffsetBuffer<i32>, values: ArrayRef) -> Result<ArrayRef> {
+    Ok(Arc::new(ListArray::try_new(Arc::new(Field::new_list_field(item, true)), offsets.clone(), values, None)?))
 }
 
 impl<T: Copy + Default> FlatGroups<T> {

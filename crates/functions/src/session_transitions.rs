@@ -36,7 +36,7 @@ use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::{Accumulator, AggregateUDFImpl, EmitTo, GroupsAccumulator, Signature, Volatility};
 
 use crate::common::{check_time, literal_arg, time_values, SingleGroup, TimeKind};
-use crate::flat_groups::FlatGroups;
+use crate::flat_groups::{list_column, FlatGroups};
 
 const NAME: &str = "session_transitions";
 const USAGE: &str = "session_transitions(timestamp, event, gap [, start_condition, end_condition])";
@@ -266,16 +266,15 @@ impl GroupsAccumulator for TransitionsAccumulator {
 
     fn state(&mut self, emit_to: EmitTo) -> Result<Vec<ArrayRef>> {
         let grouped = self.rows.take(emit_to);
-        let offsets: Vec<i32> = grouped.offsets.iter().map(|&o| i32::try_from(o)).collect::<std::result::Result<_, _>>()
-            .or_else(|_| exec_err!("{NAME}: more than {} rows in one aggregate state", i32::MAX))?;
-        let offsets = OffsetBuffer::new(offsets.into());
+        let offsets = grouped.list_offsets(NAME)?;
         let times = PrimitiveArray::<Int64Type>::from_iter_values(grouped.values.iter().map(|r| r.time));
         let events: datafusion::arrow::array::StringArray = grouped.values.iter().map(|r| Some(self.names[r.event as usize].as_str())).collect();
         let flags = UInt8Array::from_iter_values(grouped.values.iter().map(|r| r.flags));
-        let list = |t: DataType, values: ArrayRef| -> Result<ArrayRef> {
-            Ok(Arc::new(ListArray::try_new(Arc::new(Field::new_list_field(t, true)), offsets.clone(), values, None)?))
-        };
-        Ok(vec![list(DataType::Int64, Arc::new(times))?, list(DataType::Utf8, Arc::new(events))?, list(DataType::UInt8, Arc::new(flags))?])
+        Ok(vec![
+            list_column(DataType::Int64, &offsets, Arc::new(times))?,
+            list_column(DataType::Utf8, &offsets, Arc::new(events))?,
+            list_column(DataType::UInt8, &offsets, Arc::new(flags))?,
+        ])
     }
 
     fn merge_batch(&mut self, values: &[ArrayRef], group_indices: &[usize], total_num_groups: usize) -> Result<()> {
@@ -310,10 +309,11 @@ impl GroupsAccumulator for TransitionsAccumulator {
         let take = |a: &ArrayRef| datafusion::arrow::compute::take(a, &kept, None);
         let events = cast(&take(&values[1])?, &DataType::Utf8)?;
         let flags: ArrayRef = Arc::new(UInt8Array::from_iter_values(valid.valid_indices().map(|r| flags[r])));
-        let list = |t: DataType, values: ArrayRef| -> Result<ArrayRef> {
-            Ok(Arc::new(ListArray::try_new(Arc::new(Field::new_list_field(t, true)), offsets.clone(), values, None)?))
-        };
-        Ok(vec![list(DataType::Int64, take(&times)?)?, list(DataType::Utf8, events)?, list(DataType::UInt8, flags)?])
+        Ok(vec![
+            list_column(DataType::Int64, &offsets, take(&times)?)?,
+            list_column(DataType::Utf8, &offsets, events)?,
+            list_column(DataType::UInt8, &offsets, flags)?,
+        ])
     }
 
     fn size(&self) -> usize {
