@@ -20,7 +20,7 @@ const BUCKET: &str = "northstar-cluster";
 const DATA: &str = "s3://northstar-cluster/analytics";
 
 /// The behavioural questions of issue 7, as the benchmark suite asks them.
-const QUESTIONS: [&str; 5] = [
+const QUESTIONS: [&str; 6] = [
     "SELECT level, count(*) FROM (SELECT window_funnel(INTERVAL '1 day', event_time, event = 'app_open', event = 'view_item', \
      event = 'add_to_cart', event = 'purchase') AS level FROM events GROUP BY user_id) GROUP BY level ORDER BY level",
     "SELECT sum(r[1]), sum(r[2]), sum(r[3]), sum(r[4]) FROM (SELECT retention(event_date = DATE '2025-01-03', \
@@ -31,6 +31,8 @@ const QUESTIONS: [&str; 5] = [
      a AS (SELECT DISTINCT user_id, date_trunc('week', event_time) AS w FROM events) \
      SELECT CAST(f.c AS DATE), CAST((date_part('epoch', a.w) - date_part('epoch', f.c)) / 604800 AS BIGINT) AS k, count(*) \
      FROM f JOIN a ON f.user_id = a.user_id GROUP BY 1, 2 ORDER BY 1, 2",
+    "SELECT cohort, k, count(*) FROM (SELECT cohort, unnest(periods) AS k FROM (SELECT CAST(date_trunc('week', min(event_time)) AS DATE) AS cohort, \
+     cohort_periods(event_time, 'week') AS periods FROM events GROUP BY user_id)) GROUP BY cohort, k ORDER BY cohort, k",
     "SELECT step, users, drop_off FROM funnel(['signup', 'view_item', 'add_to_cart', 'purchase'], 'window=1 day') ORDER BY step",
 ];
 
