@@ -6,4 +6,4 @@ scripts/setup-test-env.sh >/dev/null
 if ! .venv/bin/python -c "import duckdb, chdb" 2>/dev/null; then
   .venv/bin/pip install --quiet --disable-pip-version-check -r scripts/requirements-bench.txt
 fi
-echo "bench environment ready: $(.venv/bin/python -c 'import duckdb; print("duckdb", duckdb.__version__)')"
+echo "bench environment ready: $(.venv/bin/python -c 'import duckdb; print("duckdb", duckdb.__version__)')" >&2

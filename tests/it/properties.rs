@@ -309,12 +309,13 @@ async fn funnel_with_spilling_forced_matches_unlimited_run() {
     let users = random_users(&mut rng, 20_000, false);
     let sql = "SELECT u, window_funnel(10, 'strict_order', ts, e = 'A', e = 'B', e = 'C') FROM t GROUP BY u";
     let expected: BTreeMap<String, i64> = users.iter().filter(|(_, e)| !e.is_empty()).map(|(u, e)| (u.clone(), reference_funnel(e, 3, 10, &["strict_order"]))).collect();
+    let spill_count = regex::Regex::new(r"spill_count=(\d+)").unwrap();
     for two_stage in [false, true] {
         let ctx = context(2, Some(2 << 20), two_stage);
         ctx.register_table("t", Arc::new(table(&users, 4, &mut rng))).unwrap();
         let analyzed = ctx.sql(&format!("EXPLAIN ANALYZE {sql}")).await.unwrap().collect().await.unwrap();
         let plan = datafusion::arrow::util::pretty::pretty_format_batches(&analyzed).unwrap().to_string();
-        let spills: usize = regex::Regex::new(r"spill_count=(\d+)").unwrap().captures_iter(&plan).map(|c| c[1].parse::<usize>().unwrap()).sum();
+        let spills: usize = spill_count.captures_iter(&plan).map(|c| c[1].parse::<usize>().unwrap()).sum();
         assert!(spills > 0, "a 2 MiB pool must make the aggregation spill (two stages: {two_stage}):\n{plan}");
         assert_eq!(per_user(&ctx, sql).await, expected, "two stages: {two_stage}");
     }
@@ -325,12 +326,13 @@ async fn order_dependent_aggregates_run_in_one_stage_unless_asked_for_two() {
     let mut rng = ChaCha8Rng::seed_from_u64(5);
     let users = random_users(&mut rng, 50, false);
     let sql = "EXPLAIN SELECT u, window_funnel(10, ts, e = 'A', e = 'B'), count(*) FROM t GROUP BY u";
+    let aggregate_mode = regex::Regex::new(r"AggregateExec: mode=(\w+)").unwrap();
     for (two_stage, expected_modes) in [(false, vec!["SinglePartitioned"]), (true, vec!["FinalPartitioned", "Partial"])] {
         let ctx = context(2, None, two_stage);
         ctx.register_table("t", Arc::new(table(&users, 2, &mut rng))).unwrap();
         let explained = ctx.sql(sql).await.unwrap().collect().await.unwrap();
         let plan = datafusion::arrow::util::pretty::pretty_format_batches(&explained).unwrap().to_string();
-        let modes: Vec<String> = regex::Regex::new(r"AggregateExec: mode=(\w+)").unwrap().captures_iter(&plan).map(|c| c[1].to_string()).collect();
+        let modes: Vec<String> = aggregate_mode.captures_iter(&plan).map(|c| c[1].to_string()).collect();
         assert_eq!(modes, expected_modes, "{plan}");
     }
 }

@@ -131,8 +131,8 @@ async fn unordered_funnel_matches_a_sliding_window_reference() {
             .map(|start| steps.iter().filter(|s| hits.iter().any(|e| e.event == **s && e.t >= start.t && e.t <= start.t + 2 * DAY)).count())
             .max()
             .unwrap_or(0);
-        for k in 0..best {
-            reached[k] += 1;
+        for reached_step in reached.iter_mut().take(best) {
+            *reached_step += 1;
         }
     }
     let got: Vec<i64> = report.iter().map(|r| r[0].parse().unwrap()).collect();
@@ -281,7 +281,7 @@ async fn trends_lifecycle_and_stickiness_match_references() {
         for &w in weeks {
             let status = if w == first { 0 } else if weeks.contains(&(w - 1)) { 1 } else { 2 };
             *counts.entry((w, status)).or_default() += 1;
-            if !weeks.contains(&(w + 1)) && w + 1 <= last {
+            if !weeks.contains(&(w + 1)) && w < last {
                 *counts.entry((w + 1, 3)).or_default() -= 1;
             }
         }
