@@ -26,7 +26,7 @@ use datafusion::common::{plan_err, Result};
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::{Accumulator, AggregateUDFImpl, EmitTo, GroupsAccumulator, Signature, Volatility};
 
-use crate::common::{check_time, literal_text, SingleGroup, TimeKind};
+use crate::common::{check_time, is_text, literal_text, SingleGroup, TimeKind};
 use crate::flat_groups::{list_column, FlatGroups};
 
 const NAME: &str = "cohort_periods";
@@ -92,7 +92,7 @@ impl AggregateUDFImpl for CohortPeriods {
         if check_time(NAME, arg_types, 0, USAGE)? == TimeKind::Integer {
             return plan_err!("{NAME}: argument 1 must be a TIMESTAMP or DATE, got {}; usage: {USAGE}", arg_types[0]);
         }
-        if !matches!(arg_types[1], DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8) {
+        if !is_text(&arg_types[1]) {
             return plan_err!("{NAME}: argument 2 must be the period as text, got {}; usage: {USAGE}", arg_types[1]);
         }
         Ok(arg_types.to_vec())

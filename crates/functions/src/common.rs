@@ -130,6 +130,11 @@ pub fn check_conditions(function: &str, arg_types: &[DataType], from: usize, min
     Ok(())
 }
 
+/// Whether an argument's type is text, in any of Arrow's string layouts.
+pub fn is_text(t: &DataType) -> bool {
+    matches!(t, DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8)
+}
+
 /// Checks the timestamp argument's type.
 pub fn check_time(function: &str, arg_types: &[DataType], index: usize, usage: &str) -> Result<TimeKind> {
     match arg_types.get(index).and_then(TimeKind::of) {

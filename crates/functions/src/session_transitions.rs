@@ -35,7 +35,7 @@ use datafusion::common::{exec_err, plan_err, Result};
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::{Accumulator, AggregateUDFImpl, EmitTo, GroupsAccumulator, Signature, Volatility};
 
-use crate::common::{check_time, literal_arg, time_values, SingleGroup, TimeKind};
+use crate::common::{check_conditions, check_time, is_text, literal_arg, time_values, SingleGroup, TimeKind};
 use crate::flat_groups::{list_column, FlatGroups};
 
 const NAME: &str = "session_transitions";
@@ -59,10 +59,6 @@ fn pair_fields() -> Fields {
     Fields::from(vec![Field::new("from", DataType::Utf8, false), Field::new("to", DataType::Utf8, false)])
 }
 
-fn is_text(t: &DataType) -> bool {
-    matches!(t, DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8)
-}
-
 impl AggregateUDFImpl for SessionTransitions {
     fn name(&self) -> &str {
         NAME
@@ -82,11 +78,8 @@ impl AggregateUDFImpl for SessionTransitions {
         if !is_text(&arg_types[1]) {
             return plan_err!("{NAME}: argument 2 must be the event as text, got {}; usage: {USAGE}", arg_types[1]);
         }
-        for (i, t) in arg_types.iter().enumerate().skip(3) {
-            if !matches!(t, DataType::Boolean | DataType::Null) {
-                return plan_err!("{NAME}: argument {} must be a boolean condition, got {t}; usage: {USAGE}", i + 1);
-            }
-        }
+        // start and end (arguments 4 and 5) are conditions; their count is checked above.
+        check_conditions(NAME, arg_types, 3, 0, USAGE)?;
         Ok(arg_types.to_vec())
     }
 
