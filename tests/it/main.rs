@@ -1,6 +1,7 @@
 //! Northstar's integration tests: one binary, so the dependency tree links once.
 
 mod bad_input;
+mod buckets;
 mod cli;
 mod crash;
 mod distributed;

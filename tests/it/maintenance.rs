@@ -20,11 +20,14 @@ fn optimize_compacts_small_imports_and_vacuum_removes_replaced_files() {
     let s = Scratch::new();
     let data = s.data();
     let mut expected_users = std::collections::BTreeSet::new();
+    // Delta partitions: (day, user bucket); each import writes one file into each it touches.
+    let mut partitions = std::collections::BTreeSet::new();
     for i in 0..6 {
         let lines: String = (0..50)
             .map(|j| {
                 let user = format!("u{}", (i * 50 + j) % 37);
                 expected_users.insert(user.clone());
+                partitions.insert((1 + j % 3, northstar_storage::user_bucket(&user)));
                 format!("{{\"event_time\":\"2024-05-0{}T{:02}:00:00Z\",\"user_id\":\"{user}\",\"event\":\"e{}\"}}\n", 1 + j % 3, j % 24, j % 4)
             })
             .collect();
@@ -33,24 +36,26 @@ fn optimize_compacts_small_imports_and_vacuum_removes_replaced_files() {
     }
     let summary_before = ok(&["query", "--data", &data, "--format", "csv", "SELECT event, count(*), count(DISTINCT user_id) FROM events GROUP BY event ORDER BY event"]);
     let files_before = data_files(&s.path("data/events"));
-    assert_eq!(files_before, 18, "6 imports × 3 days");
+    let (days, buckets) = (3, northstar_storage::USER_BUCKETS as usize);
+    assert_eq!(partitions.len(), days * buckets, "37 users fill every bucket of each day");
+    assert_eq!(files_before, 6 * partitions.len(), "6 imports × 3 days × user buckets");
 
     let out = crate::cli::run(&["optimize", "--data", &data]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let message = String::from_utf8_lossy(&out.stderr);
-    assert!(message.contains("18 files → 3 files"), "{message}");
+    assert!(message.contains(&format!("{files_before} files → {} files", partitions.len())), "{message}");
     assert_eq!(count(&data), 300);
     let summary_after = ok(&["query", "--data", &data, "--format", "csv", "SELECT event, count(*), count(DISTINCT user_id) FROM events GROUP BY event ORDER BY event"]);
     assert_eq!(summary_before, summary_after);
     assert_eq!(scalar(&data, "SELECT count(DISTINCT user_id) FROM events"), expected_users.len().to_string());
 
     // the replaced files stay until vacuum, which respects the retention period
-    assert_eq!(data_files(&s.path("data/events")), 21);
+    assert_eq!(data_files(&s.path("data/events")), files_before + partitions.len());
     let kept = crate::cli::run(&["vacuum", "--data", &data]);
     assert!(String::from_utf8_lossy(&kept.stderr).contains("deleted 0 unreferenced files"));
     let gone = crate::cli::run(&["vacuum", "--data", &data, "--retention-hours", "0"]);
-    assert!(String::from_utf8_lossy(&gone.stderr).contains("deleted 18 unreferenced files"), "{}", String::from_utf8_lossy(&gone.stderr));
-    assert_eq!(data_files(&s.path("data/events")), 3);
+    assert!(String::from_utf8_lossy(&gone.stderr).contains(&format!("deleted {files_before} unreferenced files")), "{}", String::from_utf8_lossy(&gone.stderr));
+    assert_eq!(data_files(&s.path("data/events")), partitions.len());
     assert_eq!(count(&data), 300);
 }
 

@@ -16,6 +16,7 @@ use datafusion::execution::{SessionState, SessionStateBuilder};
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use northstar_functions::{FastTextEquality, SingleStageEventAggregates};
+use northstar_storage::UserBucketAggregation;
 use northstar_storage::{DataLocation, EventStore, StorageError};
 
 /// Resource settings of a session.
@@ -78,7 +79,8 @@ pub fn parse_byte_size(text: &str) -> std::result::Result<usize, String> {
 pub fn new_context(options: &EngineOptions) -> Result<SessionContext> {
     let mut state = session_state(session_config(options), runtime_env(options)?)?;
     if options.two_stage_aggregates {
-        let rules = state.physical_optimizers().iter().filter(|r| r.name() != SingleStageEventAggregates.name()).cloned().collect();
+        let one_stage = [SingleStageEventAggregates.name(), UserBucketAggregation.name()];
+        let rules = state.physical_optimizers().iter().filter(|r| !one_stage.contains(&r.name())).cloned().collect();
         state = SessionStateBuilder::new_from_existing(state).with_physical_optimizer_rules(rules).build();
     }
     Ok(context_with_reports(state))
@@ -131,6 +133,7 @@ pub fn session_state(config: SessionConfig, runtime: Arc<RuntimeEnv>) -> Result<
         // Delta's planner knows the extension nodes its writes, optimize and merge plan with.
         .with_query_planner(deltalake::delta_datafusion::planner::DeltaPlanner::new())
         .with_physical_optimizer_rule(Arc::new(SingleStageEventAggregates))
+        .with_physical_optimizer_rule(Arc::new(UserBucketAggregation))
         .with_physical_optimizer_rule(Arc::new(FastTextEquality::default()))
         .build();
     datafusion_functions_json::register_all(&mut state)?;

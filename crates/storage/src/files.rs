@@ -34,7 +34,7 @@ use object_store::path::Path;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use crate::schema::PARTITION_COLUMNS;
+use crate::schema::USER_BUCKET;
 
 /// One data file of the version: where it is, its size, its partition values as Delta writes
 /// them (text), and its row count when the log has it.
@@ -43,7 +43,8 @@ pub struct DataFile {
     /// Path inside the object store (not a URL), e.g. `prefix/events/event_date=2025-01-01/part-….parquet`.
     pub path: String,
     pub size: u64,
-    /// One per partition column, in [`PARTITION_COLUMNS`] order; `None` is a NULL partition.
+    /// One per partition column, in [`EventFilesSpec::partition_columns`] order; `None` is a
+    /// NULL partition.
     pub partition_values: Vec<Option<String>>,
     pub rows: Option<u64>,
 }
@@ -57,6 +58,9 @@ pub struct EventFilesSpec {
     /// The table's location, for messages.
     pub table_url: String,
     pub version: u64,
+    /// The table's Delta partition columns (`event_date`, and `user_bucket` unless the table
+    /// predates user buckets).
+    pub partition_columns: Vec<String>,
     pub files: Vec<DataFile>,
 }
 
@@ -75,14 +79,16 @@ pub struct EventFiles {
 }
 
 impl EventFiles {
-    /// `schema` is the table's, in table order, with the types queries see.
+    /// `schema` is the table's as queries see it, in table order (without the user bucket).
     pub fn try_new(spec: EventFilesSpec, schema: SchemaRef) -> Result<Self> {
-        let is_partition = |f: &FieldRef| PARTITION_COLUMNS.contains(&f.name().as_str());
+        let is_partition = |f: &FieldRef| spec.partition_columns.contains(f.name());
         let file_fields: Vec<FieldRef> = schema.fields().iter().filter(|f| !is_partition(f)).cloned().collect();
         let mut partition_fields = Vec::new();
-        for name in PARTITION_COLUMNS {
+        for name in &spec.partition_columns {
             match schema.field_with_name(name) {
                 Ok(field) => partition_fields.push(Arc::new(field.clone())),
+                // Scanned (its values travel with each file) but never projected.
+                Err(_) if name == USER_BUCKET => partition_fields.push(Arc::new(Field::new(USER_BUCKET, DataType::Int32, false))),
                 Err(_) => return plan_err!("the events table at {} has no partition column {name}", spec.table_url),
             }
         }

@@ -7,17 +7,19 @@
 //! Every write is one Delta commit: data files are written first and become visible only when
 //! the log entry naming them is committed, so a crash leaves the table exactly as before.
 
+mod bucket_aggregation;
 mod files;
 mod location;
 mod schema;
 mod table;
 mod views;
 
+pub use bucket_aggregation::UserBucketAggregation;
 pub use files::{query_field, store_and_root, DataFile, EventFiles, EventFilesSpec};
 pub use location::DataLocation;
 pub use schema::{
-    core_schema, event_date_from_micros, is_core_column, write_fields, CORE_COLUMNS, EVENT_DATE, EVENT_TIME,
-    PARTITION_COLUMNS,
+    core_schema, event_date_from_micros, is_core_column, user_bucket, write_fields, CORE_COLUMNS, EVENT_DATE, EVENT_TIME,
+    PARTITION_COLUMNS, USER_BUCKET, USER_BUCKETS,
 };
 pub use table::{AppendError, AppendSummary, EventStore, OptimizeSummary, VacuumSummary, WriterLayout};
 

@@ -16,7 +16,7 @@ use delta_kernel::table_properties::DataSkippingNumIndexedCols;
 use deltalake::operations::create::CreateBuilder;
 use deltalake::protocol::DeltaOperation;
 use futures::StreamExt;
-use datafusion::parquet::basic::{Compression, ZstdLevel};
+use datafusion::parquet::basic::{Compression, Encoding, ZstdLevel};
 use datafusion::parquet::file::properties::{EnabledStatistics, WriterProperties, WriterVersion};
 use deltalake::operations::optimize::OptimizeType;
 use deltalake::protocol::SaveMode;
@@ -24,6 +24,7 @@ use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
 
 use crate::location::storage_options;
 use crate::files::{query_field, store_and_root, DataFile, EventFiles, EventFilesSpec};
+use crate::schema::{user_bucket, EVENT_TIME, USER_BUCKET};
 use crate::{DataLocation, Result, StorageError, PARTITION_COLUMNS};
 
 const EVENTS: &str = "events";
@@ -55,6 +56,10 @@ impl WriterLayout {
             .set_dictionary_enabled(true)
             .set_statistics_enabled(EnabledStatistics::Page)
             .set_max_row_group_row_count(Some(self.row_group_rows))
+            // Timestamps rarely repeat, so a dictionary fails and falls back to 8 plain bytes a
+            // row for ZSTD to chew through on every read; their deltas pack into a few bits.
+            .set_column_dictionary_enabled(EVENT_TIME.into(), false)
+            .set_column_encoding(EVENT_TIME.into(), Encoding::DELTA_BINARY_PACKED)
             .build()
     }
 }
@@ -150,6 +155,15 @@ impl EventStore {
         &self.table
     }
 
+    /// The table's Delta partition columns: [`PARTITION_COLUMNS`] for tables this version
+    /// creates, only `event_date` for tables written before user buckets.
+    pub fn partition_columns(&self) -> Vec<String> {
+        match self.table.snapshot() {
+            Ok(snapshot) => snapshot.metadata().partition_columns().to_vec(),
+            Err(_) => PARTITION_COLUMNS.iter().map(|c| c.to_string()).collect(),
+        }
+    }
+
     /// Number of data files in the current version.
     pub fn file_count(&self) -> usize {
         self.table.snapshot().map(|s| s.log_data().num_files()).unwrap_or(0)
@@ -166,8 +180,9 @@ impl EventStore {
         }
         let view_types = state.config_options().execution.parquet.schema_force_view_types;
         let arrow_schema = self.table.snapshot().map_err(|e| self.delta_error("reading", e))?.snapshot().arrow_schema();
+        // The user bucket is layout, not data: queries do not see it.
         let schema = datafusion::arrow::datatypes::Schema::new(
-            arrow_schema.fields().iter().map(|f| query_field(f, view_types)).collect::<Vec<_>>(),
+            arrow_schema.fields().iter().filter(|f| f.name() != USER_BUCKET).map(|f| query_field(f, view_types)).collect::<Vec<_>>(),
         );
         Ok(Arc::new(EventFiles::try_new(spec, Arc::new(schema))?))
     }
@@ -186,6 +201,7 @@ impl EventStore {
         }
         let table_url = self.location.table_url(EVENTS);
         let (store_url, root) = store_and_root(&table_url)?;
+        let partition_columns = self.partition_columns();
         let mut files = Vec::new();
         for file in snapshot.log_data().iter() {
             if file.deletion_vector_descriptor().is_some() {
@@ -200,15 +216,16 @@ impl EventStore {
             files.push(DataFile {
                 path,
                 size: file.size().max(0) as u64,
-                partition_values: PARTITION_COLUMNS.iter().map(|c| values.get(*c).cloned().flatten()).collect(),
+                partition_values: partition_columns.iter().map(|c| values.get(c).cloned().flatten()).collect(),
                 rows: file.num_records().map(|n| n as u64),
             });
         }
-        Ok(EventFilesSpec { store_url, table_url: table_url.to_string(), version, files })
+        Ok(EventFilesSpec { store_url, table_url: table_url.to_string(), version, partition_columns, files })
     }
 
     /// Appends every batch of `batches` (all of schema `schema`) in one Delta commit. New
-    /// columns in `schema` are added to the table schema in that same commit.
+    /// columns in `schema` are added to the table schema in that same commit. The user
+    /// bucket, where the table has one, is added to each batch here (from `user_id`).
     ///
     /// Batches are written in chunks of [`WriterLayout::chunk_rows`] rows: every data file
     /// of a chunk is finished and uploaded before the next chunk starts, so memory holds one
@@ -222,10 +239,13 @@ impl EventStore {
         mut batches: impl futures::Stream<Item = Result<RecordBatch, E>> + Unpin,
         layout: &WriterLayout,
     ) -> std::result::Result<AppendSummary, AppendError<E>> {
+        let partition_columns = self.partition_columns();
+        let bucketed = partition_columns.iter().any(|c| c == USER_BUCKET);
+        let schema = if bucketed { with_user_bucket(&schema) } else { schema };
         let new_writer = || {
             let config = WriterConfig::new(
                 schema.clone(),
-                PARTITION_COLUMNS.iter().map(|c| c.to_string()).collect(),
+                partition_columns.clone(),
                 Some(layout.writer_properties()),
                 NonZeroU64::new(layout.target_file_bytes),
                 None,
@@ -239,7 +259,10 @@ impl EventStore {
         let mut writer = new_writer();
         let mut chunk_rows = 0usize;
         while let Some(batch) = batches.next().await {
-            let batch = batch.map_err(AppendError::Input)?;
+            let mut batch = batch.map_err(AppendError::Input)?;
+            if bucketed {
+                batch = add_user_bucket(&batch, &schema).map_err(|e| AppendError::Storage(datafusion::error::DataFusionError::from(e).into()))?;
+            }
             chunk_rows += batch.num_rows();
             writer.write(&batch).await.map_err(storage)?;
             if chunk_rows >= layout.chunk_rows {
@@ -249,11 +272,11 @@ impl EventStore {
             }
         }
         adds.extend(writer.close().await.map_err(storage)?);
-        self.commit(schema, adds).await.map_err(AppendError::Storage)
+        self.commit(schema, partition_columns, adds).await.map_err(AppendError::Storage)
     }
 
     /// Commits written files (and, when the schema grew, the new schema) as one version.
-    async fn commit(&mut self, schema: SchemaRef, adds: Vec<Add>) -> Result<AppendSummary> {
+    async fn commit(&mut self, schema: SchemaRef, partition_columns: Vec<String>, adds: Vec<Add>) -> Result<AppendSummary> {
         let kernel_schema: StructType = schema.as_ref().try_into_kernel().map_err(|e| self.delta_error("converting the schema of", e.into()))?;
         let actions: Vec<Action> = adds.into_iter().map(Action::Add).collect();
         let Ok(snapshot) = self.table.snapshot() else {
@@ -261,7 +284,7 @@ impl EventStore {
                 .with_log_store(self.table.log_store())
                 .with_table_name("events")
                 .with_columns(kernel_schema.fields().cloned())
-                .with_partition_columns(PARTITION_COLUMNS)
+                .with_partition_columns(partition_columns)
                 .with_actions(actions)
                 .await
                 .map_err(|source| self.delta_error("creating", source))?;
@@ -276,7 +299,7 @@ impl EventStore {
         all.extend(actions);
         let operation = DeltaOperation::Write {
             mode: SaveMode::Append,
-            partition_by: Some(PARTITION_COLUMNS.iter().map(|c| c.to_string()).collect()),
+            partition_by: Some(partition_columns),
             predicate: None,
         };
         // CommitProperties' defaults include the post-commit hook that writes a checkpoint
@@ -359,4 +382,29 @@ impl From<DeltaTableError> for StorageError {
 fn register_object_store_handlers() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| deltalake::aws::register_handlers(None));
+}
+
+/// `schema` with the user bucket column at the end.
+fn with_user_bucket(schema: &SchemaRef) -> SchemaRef {
+    let mut fields: Vec<datafusion::arrow::datatypes::FieldRef> = schema.fields().iter().cloned().collect();
+    fields.push(Arc::new(datafusion::arrow::datatypes::Field::new(USER_BUCKET, datafusion::arrow::datatypes::DataType::Int32, false)));
+    Arc::new(datafusion::arrow::datatypes::Schema::new_with_metadata(fields, schema.metadata().clone()))
+}
+
+/// `batch` with the bucket of each row's `user_id` appended (as `schema`, from
+/// [`with_user_bucket`], says).
+fn add_user_bucket(batch: &RecordBatch, schema: &SchemaRef) -> std::result::Result<RecordBatch, datafusion::arrow::error::ArrowError> {
+    use datafusion::arrow::array::{AsArray, Int32Array};
+    use datafusion::arrow::datatypes::DataType;
+    let user_ids = batch.column_by_name("user_id").expect("every write has user_id");
+    // A NULL user_id is rejected by the non-null schema on write; bucket 0 meanwhile.
+    let buckets: Int32Array = match user_ids.data_type() {
+        DataType::Utf8 => user_ids.as_string::<i32>().iter().map(|u| Some(u.map_or(0, user_bucket))).collect(),
+        DataType::LargeUtf8 => user_ids.as_string::<i64>().iter().map(|u| Some(u.map_or(0, user_bucket))).collect(),
+        DataType::Utf8View => user_ids.as_string_view().iter().map(|u| Some(u.map_or(0, user_bucket))).collect(),
+        other => return Err(datafusion::arrow::error::ArrowError::InvalidArgumentError(format!("user_id must be text, not {other}"))),
+    };
+    let mut columns = batch.columns().to_vec();
+    columns.push(Arc::new(buckets));
+    RecordBatch::try_new(schema.clone(), columns)
 }

@@ -1,0 +1,171 @@
+//! A physical optimizer rule: `GROUP BY user_id` over the events table runs in one stage per
+//! user bucket, with no hash repartition.
+//!
+//! Why: every file of a bucketed table holds the users of one bucket ([`crate::user_bucket`]),
+//! so when each scan partition reads whole buckets, no user's rows are in two partitions and
+//! each partition can aggregate its users on its own. That saves DataFusion's partial
+//! aggregate (a per-partition table of every user), the repartition of its rows (or, for the
+//! event-list functions, of every event) and the final merge; each partition's hash table
+//! also holds only its share of the users. Measured in docs/benchmarks.md.
+//!
+//! ```text
+//! AggregateExec: mode=FinalPartitioned, gby=[user_id]
+//!   RepartitionExec: Hash([user_id], n)                ==>   AggregateExec: mode=SinglePartitioned, gby=[user_id]
+//!     AggregateExec: mode=Partial, gby=[user_id]                <filters, projections>
+//!       <filters, projections>                                     DataSourceExec: n groups, partition p = buckets b with b % n = p
+//!         DataSourceExec: files of the version
+//! ```
+//! (also from `SinglePartitioned ← RepartitionExec`, the form `SingleStageEventAggregates`
+//! leaves). Rewritten only where nothing above relies on the aggregate's output being
+//! hash-partitioned the way DataFusion hashes (a partitioned join, a window on `user_id`):
+//! bucket partitions are user-disjoint but not DataFusion's hash partitions.
+
+use std::sync::Arc;
+
+use datafusion::common::config::ConfigOptions;
+use datafusion::common::{Result, ScalarValue};
+use datafusion::datasource::physical_plan::{FileGroup, FileScanConfig, FileScanConfigBuilder};
+use datafusion::datasource::source::DataSourceExec;
+use datafusion::physical_expr::expressions::Column;
+use datafusion::physical_optimizer::PhysicalOptimizerRule;
+use datafusion::physical_plan::aggregates::{AggregateExec, AggregateMode};
+use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
+use datafusion::physical_plan::execution_plan::replace_children_if_necessary;
+use datafusion::physical_plan::filter::FilterExec;
+use datafusion::physical_plan::projection::ProjectionExec;
+use datafusion::physical_plan::repartition::RepartitionExec;
+use datafusion::physical_plan::sorts::sort_preserving_merge::SortPreservingMergeExec;
+use datafusion::physical_plan::union::InterleaveExec;
+use datafusion::physical_plan::{Distribution, ExecutionPlan, Partitioning};
+
+use crate::schema::{EVENT_DATE, USER_BUCKET, USER_BUCKETS};
+
+#[derive(Debug, Default)]
+pub struct UserBucketAggregation;
+
+impl PhysicalOptimizerRule for UserBucketAggregation {
+    fn optimize(&self, plan: Arc<dyn ExecutionPlan>, _config: &ConfigOptions) -> Result<Arc<dyn ExecutionPlan>> {
+        rewrite(plan, false)
+    }
+
+    fn name(&self) -> &str {
+        "UserBucketAggregation"
+    }
+
+    fn schema_check(&self) -> bool {
+        true
+    }
+}
+
+/// `plan` with its eligible aggregates rewritten. `partitioning_matters`: something above
+/// relies on how `plan`'s output rows are spread over partitions.
+fn rewrite(plan: Arc<dyn ExecutionPlan>, partitioning_matters: bool) -> Result<Arc<dyn ExecutionPlan>> {
+    if !partitioning_matters {
+        if let Some(rewritten) = aggregate_by_bucket(&plan)? {
+            return Ok(rewritten);
+        }
+    }
+    // These produce a partitioning of their own, whatever their input's.
+    let resets = plan.downcast_ref::<RepartitionExec>().is_some()
+        || plan.downcast_ref::<CoalescePartitionsExec>().is_some()
+        || plan.downcast_ref::<SortPreservingMergeExec>().is_some();
+    // Interleaving requires its inputs to be hash-partitioned alike, without saying so.
+    let interleaves = plan.downcast_ref::<InterleaveExec>().is_some();
+    let children: Vec<Arc<dyn ExecutionPlan>> = plan.children().into_iter().cloned().collect();
+    let requirements = plan.input_distribution_requirements().into_per_child();
+    let mut new_children = Vec::with_capacity(children.len());
+    for (child, requirement) in children.into_iter().zip(requirements) {
+        let matters = !resets
+            && (interleaves
+                || match requirement {
+                    Distribution::SinglePartition => false,
+                    Distribution::UnspecifiedDistribution => partitioning_matters,
+                    _ => true,
+                });
+        new_children.push(rewrite(child, matters)?);
+    }
+    replace_children_if_necessary(plan, new_children)
+}
+
+/// The one-stage, bucket-partitioned form of `plan` when it is a hash-repartitioned
+/// aggregate grouped by the events table's `user_id`; otherwise `None`.
+fn aggregate_by_bucket(plan: &Arc<dyn ExecutionPlan>) -> Result<Option<Arc<dyn ExecutionPlan>>> {
+    let Some(last) = plan.downcast_ref::<AggregateExec>() else { return Ok(None) };
+    let Some(repartition) = last.input().downcast_ref::<RepartitionExec>() else { return Ok(None) };
+    let Partitioning::Hash(_, partitions) = repartition.partitioning() else { return Ok(None) };
+    if repartition.preserve_order() || *partitions > USER_BUCKETS as usize {
+        return Ok(None);
+    }
+    let grouped = match last.mode() {
+        AggregateMode::FinalPartitioned => match repartition.input().downcast_ref::<AggregateExec>() {
+            Some(partial) if *partial.mode() == AggregateMode::Partial => partial,
+            _ => return Ok(None),
+        },
+        AggregateMode::SinglePartitioned => last,
+        _ => return Ok(None),
+    };
+    let group = grouped.group_expr();
+    if !group.is_single() || group.expr().len() != 1 {
+        return Ok(None);
+    }
+    let Some(key) = group.expr()[0].0.downcast_ref::<Column>() else { return Ok(None) };
+    let input = if std::ptr::eq(grouped, last) { repartition.input() } else { grouped.input() };
+    let Some(by_bucket) = scan_by_bucket(input, key.index(), *partitions)? else { return Ok(None) };
+    let single = AggregateExec::try_new(
+        AggregateMode::SinglePartitioned,
+        group.clone(),
+        grouped.aggr_expr().to_vec(),
+        grouped.filter_expr().to_vec(),
+        by_bucket,
+        grouped.input_schema(),
+    )?
+    .with_limit_options(last.limit_options());
+    Ok((single.schema() == last.schema()).then(|| Arc::new(single) as Arc<dyn ExecutionPlan>))
+}
+
+/// `plan` (projections and filters over an events scan) reading whole user buckets per
+/// partition, `partitions` of them, when column `column` of its output is the scan's
+/// `user_id`; otherwise `None`.
+fn scan_by_bucket(plan: &Arc<dyn ExecutionPlan>, column: usize, partitions: usize) -> Result<Option<Arc<dyn ExecutionPlan>>> {
+    let below = |input: &Arc<dyn ExecutionPlan>, column: usize| -> Result<Option<Arc<dyn ExecutionPlan>>> {
+        Ok(match scan_by_bucket(input, column, partitions)? {
+            Some(new_input) => Some(replace_children_if_necessary(plan.clone(), vec![new_input])?),
+            None => None,
+        })
+    };
+    if let Some(projection) = plan.downcast_ref::<ProjectionExec>() {
+        let Some(source) = projection.expr().get(column).and_then(|e| e.expr.downcast_ref::<Column>()) else { return Ok(None) };
+        return below(projection.input(), source.index());
+    }
+    if let Some(filter) = plan.downcast_ref::<FilterExec>() {
+        let column = match filter.projection() {
+            Some(projection) => projection[column],
+            None => column,
+        };
+        return below(filter.input(), column);
+    }
+    let Some(source) = plan.downcast_ref::<DataSourceExec>() else { return Ok(None) };
+    let Some(config) = source.data_source().downcast_ref::<FileScanConfig>() else { return Ok(None) };
+    let partition_cols = config.table_partition_cols();
+    let is_events_layout = partition_cols.len() == 2
+        && partition_cols[0].name() == EVENT_DATE
+        && partition_cols[1].name() == USER_BUCKET;
+    if !is_events_layout || plan.schema().field(column).name() != "user_id" {
+        return Ok(None);
+    }
+    let mut groups: Vec<Vec<_>> = vec![Vec::new(); partitions];
+    for file in config.file_groups.iter().flat_map(|g| g.files()) {
+        let bucket = match file.partition_values.get(1) {
+            Some(ScalarValue::Int32(Some(bucket))) => *bucket as usize,
+            _ => 0,
+        };
+        groups[bucket % partitions].push(file.clone());
+    }
+    let regrouped = FileScanConfigBuilder::from(config.clone())
+        .with_file_groups(groups.into_iter().map(FileGroup::new).collect())
+        // Declared so that DataFusion keeps each file in its group: by default idle
+        // partitions steal files from busy ones, which would mix buckets.
+        .with_output_partitioning(Some(Partitioning::UnknownPartitioning(partitions)))
+        .build();
+    Ok(Some(DataSourceExec::from_data_source(regrouped)))
+}

@@ -1,0 +1,68 @@
+//! User buckets: every file holds the users of one bucket, `GROUP BY user_id` over the events
+//! table runs without a repartition (one stage per bucket group), and the answers are those
+//! of DataFusion's own two-stage plan — also where a join above needs hash partitions.
+
+use datafusion::arrow::util::pretty::pretty_format_batches;
+use northstar_engine::{open_session, EngineOptions};
+use northstar_storage::DataLocation;
+
+use crate::cli::{ok, Scratch};
+
+const PER_USER: [&str; 4] = [
+    "SELECT level, count(*) FROM (SELECT user_id, window_funnel(INTERVAL '1 day', event_time, event = 'app_open', event = 'view_item', event = 'add_to_cart', event = 'purchase') AS level FROM events GROUP BY user_id) GROUP BY level ORDER BY level",
+    "SELECT sum(r[1]), sum(r[2]), sum(r[3]) FROM (SELECT user_id, retention(event_date = DATE '2025-01-01', event_date = DATE '2025-01-02', event_date = DATE '2025-01-08') AS r FROM events GROUP BY user_id)",
+    "SELECT sum(c), count(*) FROM (SELECT user_id, sequence_count('(?1)(?t<=3600)(?2)', event_time, event = 'add_to_cart', event = 'purchase') AS c FROM events WHERE platform <> 'web' GROUP BY user_id)",
+    "SELECT n, count(*) FROM (SELECT user_id, count(*) AS n FROM events GROUP BY user_id) GROUP BY n ORDER BY n",
+];
+
+/// A join on user_id above two per-user aggregates: DataFusion may pair their partitions
+/// by its own hash, so these aggregates must keep their repartition.
+const JOINED: &str = "SELECT count(*), sum(a.n), sum(b.days) FROM (SELECT user_id, count(*) AS n FROM events GROUP BY user_id) a JOIN (SELECT user_id, count(DISTINCT event_date) AS days FROM events GROUP BY user_id) b ON a.user_id = b.user_id";
+
+async fn answer(data: &str, partitions: usize, two_stage: bool, sql: &str) -> (String, String) {
+    let options = EngineOptions { target_partitions: Some(partitions), two_stage_aggregates: two_stage, ..Default::default() };
+    let ctx = open_session(&DataLocation::parse(data).unwrap(), &options).await.unwrap();
+    // Partitioned hash joins even for this small table (as for a large one).
+    for setting in ["hash_join_single_partition_threshold", "hash_join_single_partition_threshold_rows"] {
+        ctx.sql(&format!("SET datafusion.optimizer.{setting} = 0")).await.unwrap().collect().await.unwrap();
+    }
+    let batches = ctx.sql(sql).await.unwrap().collect().await.unwrap();
+    let plan = ctx.sql(&format!("EXPLAIN {sql}")).await.unwrap().collect().await.unwrap();
+    (pretty_format_batches(&batches).unwrap().to_string(), pretty_format_batches(&plan).unwrap().to_string())
+}
+
+#[tokio::test]
+async fn per_user_aggregates_read_whole_buckets_and_agree_with_two_stage_plans() {
+    let s = Scratch::new();
+    let data = s.data();
+    let generated = s.generate("events.parquet", 30_000, 7);
+    ok(&["import", "--data", &data, &generated]);
+
+    // Files sit in one directory per day and user bucket; the bucket is not a column.
+    let bucket_dirs = std::fs::read_dir(s.path("data/events/event_date=2025-01-02")).unwrap().count();
+    assert_eq!(bucket_dirs, northstar_storage::USER_BUCKETS as usize);
+    let columns = ok(&["query", "--data", &data, "--format", "csv", "SELECT * FROM events LIMIT 0"]);
+    assert!(!columns.contains("user_bucket"), "{columns}");
+
+    for sql in PER_USER {
+        let reference = answer(&data, 2, true, sql).await.0;
+        for partitions in [1, 2, 3, 4] {
+            let (result, plan) = answer(&data, partitions, false, sql).await;
+            assert_eq!(result, reference, "{partitions} partitions: {sql}");
+            if partitions > 1 {
+                assert!(!plan.contains("RepartitionExec: partitioning=Hash([user_id"), "{partitions} partitions, no repartition expected:\n{plan}");
+                assert!(plan.contains("mode=SinglePartitioned, gby=[user_id"), "{plan}");
+            }
+        }
+        // More partitions than buckets: DataFusion's repartitioned plan, same answer.
+        let (result, plan) = answer(&data, 8, false, sql).await;
+        assert_eq!(result, reference, "8 partitions: {sql}");
+        assert!(plan.contains("RepartitionExec: partitioning=Hash([user_id"), "{plan}");
+    }
+
+    let reference = answer(&data, 2, true, JOINED).await.0;
+    let (result, plan) = answer(&data, 2, false, JOINED).await;
+    assert_eq!(result, reference);
+    assert!(plan.contains("HashJoinExec: mode=Partitioned"), "{plan}");
+    assert!(plan.contains("RepartitionExec: partitioning=Hash([user_id"), "the join's inputs keep DataFusion's hash partitions:\n{plan}");
+}
