@@ -24,7 +24,8 @@ pub const USER_BUCKETS: u32 = 4;
 /// Tables written before buckets existed have only `event_date`, and are read as before.
 pub const PARTITION_COLUMNS: [&str; 2] = [EVENT_DATE, USER_BUCKET];
 
-/// Columns that imports derive rather than read: a source column of that name is ignored.
+/// Columns the table defines itself (the core columns and the derived user bucket), as
+/// opposed to the extra columns an import adds: a source column named `user_bucket` is ignored.
 pub fn is_core_column(name: &str) -> bool {
     CORE_COLUMNS.contains(&name) || name == USER_BUCKET
 }

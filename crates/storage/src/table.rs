@@ -4,7 +4,7 @@ use std::num::NonZeroU64;
 use std::sync::Arc;
 use std::time::Duration;
 
-use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Schema, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::TableProvider;
 use datafusion::execution::SessionState;
@@ -386,16 +386,15 @@ fn register_object_store_handlers() {
 
 /// `schema` with the user bucket column at the end.
 fn with_user_bucket(schema: &SchemaRef) -> SchemaRef {
-    let mut fields: Vec<datafusion::arrow::datatypes::FieldRef> = schema.fields().iter().cloned().collect();
-    fields.push(Arc::new(datafusion::arrow::datatypes::Field::new(USER_BUCKET, datafusion::arrow::datatypes::DataType::Int32, false)));
-    Arc::new(datafusion::arrow::datatypes::Schema::new_with_metadata(fields, schema.metadata().clone()))
+    let mut fields: Vec<FieldRef> = schema.fields().iter().cloned().collect();
+    fields.push(Arc::new(Field::new(USER_BUCKET, DataType::Int32, false)));
+    Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
 }
 
 /// `batch` with the bucket of each row's `user_id` appended (as `schema`, from
 /// [`with_user_bucket`], says).
 fn add_user_bucket(batch: &RecordBatch, schema: &SchemaRef) -> std::result::Result<RecordBatch, datafusion::arrow::error::ArrowError> {
     use datafusion::arrow::array::{AsArray, Int32Array};
-    use datafusion::arrow::datatypes::DataType;
     let user_ids = batch.column_by_name("user_id").expect("every write has user_id");
     // A NULL user_id is rejected by the non-null schema on write; bucket 0 meanwhile.
     let buckets: Int32Array = match user_ids.data_type() {
