@@ -52,6 +52,8 @@ async fn per_user_aggregates_read_whole_buckets_and_agree_with_two_stage_plans()
             if partitions > 1 {
                 assert!(!plan.contains("RepartitionExec: partitioning=Hash([user_id"), "{partitions} partitions, no repartition expected:\n{plan}");
                 assert!(plan.contains("mode=SinglePartitioned, gby=[user_id"), "{plan}");
+                let groups = format!("file_groups={{{} groups", northstar_storage::USER_BUCKETS);
+                assert!(plan.contains(&groups), "{partitions} partitions, one scan partition per bucket expected:\n{plan}");
             }
         }
         // More partitions than buckets: DataFusion's repartitioned plan, same answer.

@@ -22,8 +22,11 @@ use datafusion::logical_expr::{EmitTo, GroupsAccumulator};
 use crate::common::{time_values, ConditionRows, TimeKind};
 use crate::flat_groups::{list_column, FlatGroups, Grouped};
 
-/// One stored row: its time and the bitmask of its true conditions.
+/// One stored row: its time and the bitmask of its true conditions. Packed (12 bytes instead
+/// of 16): the funnel keeps most rows of the table, and a third less memory to fault in is
+/// measurably faster (docs/benchmarks.md); fields are read by value, never by reference.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
+#[repr(C, packed(4))]
 pub struct Event {
     pub time: i64,
     pub mask: u32,
@@ -120,7 +123,6 @@ impl<F: Finisher> GroupsAccumulator for EventListAccumulator<F> {
         self.resize(total_num_groups)?;
         let (times, rows) = self.rows(values, opt_filter)?;
         let times = time_values(&times);
-        self.events.reserve(group_indices.len());
         for (row, &group) in group_indices.iter().enumerate() {
             if rows.counts(row) {
                 self.seen[group] = true;

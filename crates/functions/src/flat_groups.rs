@@ -16,9 +16,35 @@ use datafusion::common::{exec_err, Result};
 use datafusion::logical_expr::EmitTo;
 
 pub struct FlatGroups<T> {
+    /// Fixed-size chunks rather than one growing vector: growing a vector of hundreds of
+    /// megabytes copies it at every doubling and holds old and new copies at once; chunks
+    /// are written once and each is freed as soon as `take` has placed its values.
+    chunks: Vec<Chunk<T>>,
+    /// Values the chunks have room for, for `size`.
+    capacity: usize,
+    groups: usize,
+}
+
+/// Values and their groups' indices, `CHUNK_LEN` at most.
+struct Chunk<T> {
     values: Vec<T>,
     group_of: Vec<u32>,
-    groups: usize,
+}
+
+/// Chunks double from `FIRST_CHUNK_LEN` values (so a small aggregate stays small under a
+/// memory limit) up to `CHUNK_LEN` (64 Ki: the chunk list stays short, and a partly filled
+/// last chunk wastes little).
+const FIRST_CHUNK_LEN: usize = 1 << 10;
+const CHUNK_LEN: usize = 1 << 16;
+
+impl<T> Chunk<T> {
+    fn with_capacity(capacity: usize) -> Self {
+        Self { values: Vec::with_capacity(capacity), group_of: Vec::with_capacity(capacity) }
+    }
+
+    fn is_full(&self) -> bool {
+        self.values.len() == self.values.capacity()
+    }
 }
 
 /// The values of some groups, together: group `g`'s are `values[offsets[g]..offsets[g + 1]]`.
@@ -58,7 +84,7 @@ pub fn list_column(item: DataType, offsets: &OffsetBuffer<i32>, values: ArrayRef
 
 impl<T: Copy + Default> FlatGroups<T> {
     pub fn new() -> Self {
-        Self { values: Vec::new(), group_of: Vec::new(), groups: 0 }
+        Self { chunks: Vec::new(), capacity: 0, groups: 0 }
     }
 
     /// Makes room for groups up to `total_num_groups` (group indices are kept as u32).
@@ -70,14 +96,19 @@ impl<T: Copy + Default> FlatGroups<T> {
         Ok(())
     }
 
-    pub fn reserve(&mut self, additional: usize) {
-        self.values.reserve(additional);
-        self.group_of.reserve(additional);
-    }
-
+    #[inline]
     pub fn push(&mut self, group: usize, value: T) {
-        self.values.push(value);
-        self.group_of.push(group as u32);
+        let chunk = match self.chunks.last_mut() {
+            Some(chunk) if !chunk.is_full() => chunk,
+            _ => {
+                let capacity = self.capacity.clamp(FIRST_CHUNK_LEN, CHUNK_LEN);
+                self.capacity += capacity;
+                self.chunks.push(Chunk::with_capacity(capacity));
+                self.chunks.last_mut().expect("a chunk was just pushed")
+            }
+        };
+        chunk.values.push(value);
+        chunk.group_of.push(group as u32);
     }
 
     /// Removes the groups `emit_to` selects and returns their values together (one pass to
@@ -89,9 +120,11 @@ impl<T: Copy + Default> FlatGroups<T> {
             EmitTo::First(n) => n.min(self.groups),
         };
         let mut offsets = vec![0usize; taken + 1];
-        for &g in &self.group_of {
-            if (g as usize) < taken {
-                offsets[g as usize + 1] += 1;
+        for chunk in &self.chunks {
+            for &g in &chunk.group_of {
+                if (g as usize) < taken {
+                    offsets[g as usize + 1] += 1;
+                }
             }
         }
         for g in 0..taken {
@@ -99,15 +132,18 @@ impl<T: Copy + Default> FlatGroups<T> {
         }
         let mut next = offsets.clone();
         let mut grouped = vec![T::default(); offsets[taken]];
-        let (values, group_of) = (std::mem::take(&mut self.values), std::mem::take(&mut self.group_of));
+        let chunks = std::mem::take(&mut self.chunks);
+        self.capacity = 0;
         self.groups -= taken;
-        for (value, g) in values.into_iter().zip(group_of) {
-            let g = g as usize;
-            if g < taken {
-                grouped[next[g]] = value;
-                next[g] += 1;
-            } else {
-                self.push(g - taken, value);
+        for chunk in chunks {
+            for (&value, &g) in chunk.values.iter().zip(&chunk.group_of) {
+                let g = g as usize;
+                if g < taken {
+                    grouped[next[g]] = value;
+                    next[g] += 1;
+                } else {
+                    self.push(g - taken, value);
+                }
             }
         }
         Grouped { offsets, values: grouped }
@@ -115,6 +151,38 @@ impl<T: Copy + Default> FlatGroups<T> {
 
     /// Bytes held, O(1).
     pub fn size(&self) -> usize {
-        self.values.capacity() * size_of::<T>() + self.group_of.capacity() * size_of::<u32>()
+        self.capacity * (size_of::<T>() + size_of::<u32>())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Many chunks' worth of values, groups interleaved: every group gets its own values back
+    /// in arrival order, from a partial emit and from the rest (renumbered from 0).
+    #[test]
+    fn take_regroups_values_across_chunks_in_arrival_order() {
+        let (groups, values) = (1000usize, 3 * CHUNK_LEN + 17);
+        let group_of = |i: usize| (i * 7919) % groups;
+        let mut flat = FlatGroups::<u64>::new();
+        flat.resize(groups).unwrap();
+        for i in 0..values {
+            flat.push(group_of(i), i as u64);
+        }
+        assert!(flat.size() >= values * (size_of::<u64>() + size_of::<u32>()), "size counts every held value");
+        let expected = |g: usize| (0..values).filter(|&i| group_of(i) == g).map(|i| i as u64).collect::<Vec<_>>();
+
+        let first = flat.take(EmitTo::First(300));
+        assert_eq!(first.offsets.len(), 301);
+        for (g, got) in first.groups().enumerate() {
+            assert_eq!(got, expected(g).as_slice(), "group {g}");
+        }
+        let rest = flat.take(EmitTo::All);
+        assert_eq!(rest.offsets.len(), groups - 300 + 1);
+        for (g, got) in rest.groups().enumerate() {
+            assert_eq!(got, expected(g + 300).as_slice(), "group {}", g + 300);
+        }
+        assert_eq!(flat.size(), 0, "nothing held after all groups are taken");
     }
 }

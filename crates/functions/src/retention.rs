@@ -98,8 +98,21 @@ impl RetentionAccumulator {
 impl GroupsAccumulator for RetentionAccumulator {
     fn update_batch(&mut self, values: &[ArrayRef], group_indices: &[usize], opt_filter: Option<&BooleanArray>, total_num_groups: usize) -> Result<()> {
         self.masks.resize(total_num_groups, 0);
-        for (mask, &group) in Self::row_masks(values, opt_filter)?.into_iter().zip(group_indices) {
-            self.masks[group] |= mask.unwrap_or(0);
+        let rows = ConditionRows::new(&values[0], values, opt_filter)?;
+        // Straight over the masks: this loop runs once per row of the table.
+        match &rows.valid {
+            None => {
+                for (&mask, &group) in rows.masks.iter().zip(group_indices) {
+                    self.masks[group] |= mask;
+                }
+            }
+            Some(valid) => {
+                for ((&mask, &group), counts) in rows.masks.iter().zip(group_indices).zip(valid.iter()) {
+                    if counts {
+                        self.masks[group] |= mask;
+                    }
+                }
+            }
         }
         Ok(())
     }

@@ -232,7 +232,6 @@ impl GroupsAccumulator for TransitionsAccumulator {
         self.rows.resize(total_num_groups)?;
         let times = TimeKind::Timestamp.values(&values[0])?;
         let (valid, flags) = row_flags(values, opt_filter);
-        self.rows.reserve(group_indices.len());
         self.store(time_values(&times), &valid, &values[1], |row| flags[row], |row| group_indices[row])
     }
 
