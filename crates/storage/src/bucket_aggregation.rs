@@ -45,9 +45,9 @@ pub struct UserBucketAggregation;
 
 impl PhysicalOptimizerRule for UserBucketAggregation {
     fn optimize(&self, plan: Arc<dyn ExecutionPlan>, config: &ConfigOptions) -> Result<Arc<dyn ExecutionPlan>> {
-        // Ballista splits a stage's work into tasks by the partitions the session asked for:
-        // a scan with more partitions than that lost rows there (the cluster test shows it),
-        // so a cluster keeps the repartition's own partition count.
+        // On Ballista, a bucket scan with more partitions than the session's lost rows (the
+        // cluster test showed it; where inside Ballista is not traced), so a cluster keeps
+        // the repartition's own partition count, which it runs correctly.
         let on_cluster = config.extensions.iter().any(|(prefix, _)| prefix == "ballista");
         let spread = if on_cluster { Spread::AsPlanned } else { Spread::PartitionPerBucket };
         rewrite(plan, false, spread)
