@@ -141,9 +141,11 @@ pub fn session_state(config: SessionConfig, runtime: Arc<RuntimeEnv>) -> Result<
         .with_default_features()
         // Delta's planner knows the extension nodes its writes, optimize and merge plan with.
         .with_query_planner(deltalake::delta_datafusion::planner::DeltaPlanner::new())
+        // Text equality first: the bucket rule may replace AggregateExec by its own operator,
+        // which takes the aggregates' arguments as they are then.
+        .with_physical_optimizer_rule(Arc::new(FastTextEquality::default()))
         .with_physical_optimizer_rule(Arc::new(SingleStageEventAggregates))
         .with_physical_optimizer_rule(Arc::new(UserBucketAggregation))
-        .with_physical_optimizer_rule(Arc::new(FastTextEquality::default()))
         .build();
     datafusion_functions_json::register_all(&mut state)?;
     northstar_functions::register_all(&mut state)?;

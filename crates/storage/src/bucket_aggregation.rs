@@ -22,9 +22,13 @@
 
 use std::sync::Arc;
 
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::{Result, ScalarValue};
-use datafusion::datasource::physical_plan::{FileGroup, FileScanConfig, FileScanConfigBuilder};
+use datafusion::datasource::physical_plan::{FileGroup, FileScanConfig, FileScanConfigBuilder, FileSource, ParquetSource};
+use datafusion::datasource::table_schema::TableSchema;
+use datafusion::physical_expr::utils::collect_columns;
+use datafusion::physical_expr::PhysicalExpr;
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
@@ -38,6 +42,8 @@ use datafusion::physical_plan::sorts::sort_preserving_merge::SortPreservingMerge
 use datafusion::physical_plan::union::InterleaveExec;
 use datafusion::physical_plan::{Distribution, ExecutionPlan, Partitioning};
 
+use crate::bucket_aggregate::BucketAggregateExec;
+use crate::dictionary_user_ids::{user_id_dictionary_type, USER_ID};
 use crate::schema::{EVENT_DATE, USER_BUCKET, USER_BUCKETS};
 
 #[derive(Debug, Default)]
@@ -138,25 +144,127 @@ fn aggregate_by_bucket(plan: &Arc<dyn ExecutionPlan>, spread: Spread) -> Result<
         group.clone(),
         grouped.aggr_expr().to_vec(),
         grouped.filter_expr().to_vec(),
-        by_bucket,
+        by_bucket.clone(),
         grouped.input_schema(),
     )?
     .with_limit_options(last.limit_options());
-    Ok((single.schema() == last.schema()).then(|| Arc::new(single) as Arc<dyn ExecutionPlan>))
+    if single.schema() != last.schema() {
+        return Ok(None);
+    }
+    // On one node, group by the Parquet dictionary of user_id where the plan allows
+    // (crate::bucket_aggregate). A cluster runs DataFusion's operators, which its codec knows.
+    if matches!(spread, Spread::PartitionPerBucket) && !references(grouped_expressions(grouped), key.index()) {
+        if let Some(dictionary_input) = rewrite_scan(&by_bucket, key.index(), Uses::PassThroughOnly, &dictionary_scan)? {
+            if let Some(exec) = BucketAggregateExec::try_new(&single, key.index(), dictionary_input) {
+                return Ok(Some(Arc::new(exec)));
+            }
+        }
+    }
+    Ok(Some(Arc::new(single)))
+}
+
+/// The aggregates' arguments and FILTER clauses of `aggregate`.
+fn grouped_expressions(aggregate: &AggregateExec) -> Vec<Arc<dyn PhysicalExpr>> {
+    let arguments = aggregate.aggr_expr().iter().flat_map(|a| a.expressions());
+    arguments.chain(aggregate.filter_expr().iter().flatten().cloned()).collect()
+}
+
+/// Whether any of `exprs` reads column `column` of its input.
+fn references(exprs: impl IntoIterator<Item = Arc<dyn PhysicalExpr>>, column: usize) -> bool {
+    exprs.into_iter().any(|e| collect_columns(&e).iter().any(|c| c.index() == column))
 }
 
 /// `plan` (projections and filters over an events scan) reading whole user buckets per
 /// partition, `partitions` of them, when column `column` of its output is the scan's
 /// `user_id`; otherwise `None`.
 fn scan_by_bucket(plan: &Arc<dyn ExecutionPlan>, column: usize, partitions: usize) -> Result<Option<Arc<dyn ExecutionPlan>>> {
+    rewrite_scan(plan, column, Uses::Any, &|_, config, _| {
+        let mut groups: Vec<Vec<_>> = vec![Vec::new(); partitions];
+        for file in config.file_groups.iter().flat_map(|g| g.files()) {
+            let bucket = match file.partition_values.get(1) {
+                Some(ScalarValue::Int32(Some(bucket))) => *bucket as usize,
+                _ => 0,
+            };
+            groups[bucket % partitions].push(file.clone());
+        }
+        let regrouped = FileScanConfigBuilder::from(config.clone())
+            .with_file_groups(groups.into_iter().map(FileGroup::new).collect())
+            // Declared so that DataFusion keeps each file in its group: by default idle
+            // partitions steal files from busy ones, which would mix buckets.
+            .with_output_partitioning(Some(Partitioning::UnknownPartitioning(partitions)))
+            .build();
+        Ok(Some(DataSourceExec::from_data_source(regrouped)))
+    })
+}
+
+/// `config`'s scan with `user_id` (its output column `column`) read as a dictionary, when
+/// nothing in the scan itself (its projection, its pushed-down predicate) computes with it.
+fn dictionary_scan(_scan: &DataSourceExec, config: &FileScanConfig, column: usize) -> Result<Option<Arc<dyn ExecutionPlan>>> {
+    let Some(source) = config.file_source().downcast_ref::<ParquetSource>() else { return Ok(None) };
+    let table_schema = source.table_schema();
+    let Ok(file_column) = table_schema.file_schema().index_of(USER_ID) else { return Ok(None) };
+    let user_id = table_schema.file_schema().field(file_column);
+    if user_id.is_nullable() || !matches!(user_id.data_type(), DataType::Utf8 | DataType::Utf8View) {
+        return Ok(None);
+    }
+    let Some(projection) = source.projection().cloned() else { return Ok(None) };
+    let exprs: Vec<Arc<dyn PhysicalExpr>> = projection.iter().map(|p| p.expr.clone()).collect();
+    let passes_through = exprs.get(column).and_then(|e| e.downcast_ref::<Column>()).is_some_and(|c| c.index() == file_column);
+    let others = exprs.iter().enumerate().filter(|(i, _)| *i != column).map(|(_, e)| e.clone());
+    if !passes_through || references(others, file_column) || references(source.filter(), file_column) {
+        return Ok(None);
+    }
+    let mut fields: Vec<Field> = table_schema.file_schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+    fields[file_column] = user_id.clone().with_data_type(user_id_dictionary_type());
+    let file_schema = Arc::new(Schema::new_with_metadata(fields, table_schema.file_schema().metadata().clone()));
+    let partition_columns: Vec<_> = table_schema.table_partition_cols().iter().cloned().collect();
+    let options = source.table_parquet_options().clone();
+    let mut dictionary = ParquetSource::new(TableSchema::builder(file_schema).with_table_partition_cols(partition_columns).build());
+    if let Some(hint) = options.global.metadata_size_hint {
+        dictionary = dictionary.with_metadata_size_hint(hint);
+    }
+    dictionary = dictionary.with_table_parquet_options(options);
+    if let Some(predicate) = source.filter() {
+        dictionary = dictionary.with_predicate(predicate);
+    }
+    let Some(dictionary) = dictionary.try_pushdown_projection(&projection)? else {
+        return Ok(None);
+    };
+    let config = FileScanConfigBuilder::from(config.clone()).with_source(dictionary).build();
+    Ok(Some(DataSourceExec::from_data_source(config)))
+}
+
+/// What the filters and projections between an aggregate and its scan may do with the
+/// column being followed.
+#[derive(Clone, Copy, PartialEq)]
+enum Uses {
+    Any,
+    /// Only pass it through unchanged: its type is about to change.
+    PassThroughOnly,
+}
+
+/// `plan` (projections and filters over an events scan whose output column `column` is the
+/// scan's `user_id`) with the scan replaced by `replace(scan, its config, user_id's column
+/// in its output)`; `None` when the plan has another shape, uses the column otherwise than
+/// `uses` allows, or `replace` declines.
+fn rewrite_scan(
+    plan: &Arc<dyn ExecutionPlan>,
+    column: usize,
+    uses: Uses,
+    replace: &dyn Fn(&DataSourceExec, &FileScanConfig, usize) -> Result<Option<Arc<dyn ExecutionPlan>>>,
+) -> Result<Option<Arc<dyn ExecutionPlan>>> {
     let below = |input: &Arc<dyn ExecutionPlan>, column: usize| -> Result<Option<Arc<dyn ExecutionPlan>>> {
-        Ok(match scan_by_bucket(input, column, partitions)? {
+        Ok(match rewrite_scan(input, column, uses, replace)? {
             Some(new_input) => Some(replace_children_if_necessary(plan.clone(), vec![new_input])?),
             None => None,
         })
     };
     if let Some(projection) = plan.downcast_ref::<ProjectionExec>() {
         let Some(source) = projection.expr().get(column).and_then(|e| e.expr.downcast_ref::<Column>()) else { return Ok(None) };
+        let others = projection.expr().iter().enumerate().filter(|(i, _)| *i != column).map(|(_, e)| e.expr.clone());
+        if uses == Uses::PassThroughOnly && references(others, source.index()) {
+            return Ok(None);
+        }
         return below(projection.input(), source.index());
     }
     if let Some(filter) = plan.downcast_ref::<FilterExec>() {
@@ -164,30 +272,19 @@ fn scan_by_bucket(plan: &Arc<dyn ExecutionPlan>, column: usize, partitions: usiz
             Some(projection) => projection[column],
             None => column,
         };
+        if uses == Uses::PassThroughOnly && references([filter.predicate().clone()], column) {
+            return Ok(None);
+        }
         return below(filter.input(), column);
     }
-    let Some(source) = plan.downcast_ref::<DataSourceExec>() else { return Ok(None) };
-    let Some(config) = source.data_source().downcast_ref::<FileScanConfig>() else { return Ok(None) };
+    let Some(scan) = plan.downcast_ref::<DataSourceExec>() else { return Ok(None) };
+    let Some(config) = scan.data_source().downcast_ref::<FileScanConfig>() else { return Ok(None) };
     let partition_cols = config.table_partition_cols();
     let is_events_layout = partition_cols.len() == 2
         && partition_cols[0].name() == EVENT_DATE
         && partition_cols[1].name() == USER_BUCKET;
-    if !is_events_layout || plan.schema().field(column).name() != "user_id" {
+    if !is_events_layout || plan.schema().field(column).name() != USER_ID {
         return Ok(None);
     }
-    let mut groups: Vec<Vec<_>> = vec![Vec::new(); partitions];
-    for file in config.file_groups.iter().flat_map(|g| g.files()) {
-        let bucket = match file.partition_values.get(1) {
-            Some(ScalarValue::Int32(Some(bucket))) => *bucket as usize,
-            _ => 0,
-        };
-        groups[bucket % partitions].push(file.clone());
-    }
-    let regrouped = FileScanConfigBuilder::from(config.clone())
-        .with_file_groups(groups.into_iter().map(FileGroup::new).collect())
-        // Declared so that DataFusion keeps each file in its group: by default idle
-        // partitions steal files from busy ones, which would mix buckets.
-        .with_output_partitioning(Some(Partitioning::UnknownPartitioning(partitions)))
-        .build();
-    Ok(Some(DataSourceExec::from_data_source(regrouped)))
+    replace(scan, config, column)
 }

@@ -7,13 +7,16 @@
 //! Every write is one Delta commit: data files are written first and become visible only when
 //! the log entry naming them is committed, so a crash leaves the table exactly as before.
 
+mod bucket_aggregate;
 mod bucket_aggregation;
+mod dictionary_user_ids;
 mod files;
 mod location;
 mod schema;
 mod table;
 mod views;
 
+pub use bucket_aggregate::BucketAggregateExec;
 pub use bucket_aggregation::UserBucketAggregation;
 pub use files::{query_field, store_and_root, DataFile, EventFiles, EventFilesSpec};
 pub use location::DataLocation;

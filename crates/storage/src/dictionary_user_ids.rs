@@ -1,0 +1,117 @@
+//! Reading `user_id` from Parquet as a dictionary column, for [`crate::bucket_aggregate`].
+//!
+//! Why: a Parquet file stores `user_id` dictionary-encoded (each of an event file's ~50k rows
+//! names one of a few thousand users). Read as a string column, every row's id is rebuilt
+//! and later hashed on its own; read as `Dictionary(Int32, Utf8)`, each row is a small key
+//! into the file's id list, which one batch after another shares, so the per-bucket
+//! aggregate hashes each distinct id once per file.
+//!
+//! The Parquet reader returns a dictionary when the file's embedded Arrow schema asks for
+//! one. Our files were written with `user_id` as a plain string, so this reader rewrites
+//! that embedded schema as it loads the footer. It reads the same bytes as the default
+//! reader; nothing is written back.
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::datasource::listing::PartitionedFile;
+use datafusion::datasource::physical_plan::parquet::{DefaultParquetFileReaderFactory, ParquetFileReaderFactory};
+use datafusion::parquet::arrow::arrow_reader::ArrowReaderOptions;
+use datafusion::parquet::arrow::async_reader::AsyncFileReader;
+use datafusion::parquet::arrow::{encode_arrow_schema, parquet_to_arrow_schema, ARROW_SCHEMA_META_KEY};
+use datafusion::parquet::errors::Result as ParquetResult;
+use datafusion::parquet::file::metadata::{FileMetaData, KeyValue, ParquetMetaData, ParquetMetaDataBuilder};
+use datafusion::physical_plan::metrics::ExecutionPlanMetricsSet;
+use futures::future::BoxFuture;
+use futures::FutureExt;
+use object_store::ObjectStore;
+
+pub const USER_ID: &str = "user_id";
+
+/// The type `user_id` is read as by a dictionary scan.
+pub fn user_id_dictionary_type() -> DataType {
+    DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8))
+}
+
+/// Opens event files like DataFusion's default reader, with `user_id` read as a dictionary.
+#[derive(Debug)]
+pub struct DictionaryUserIdReaderFactory {
+    inner: DefaultParquetFileReaderFactory,
+}
+
+impl DictionaryUserIdReaderFactory {
+    pub fn new(store: Arc<dyn ObjectStore>) -> Self {
+        Self { inner: DefaultParquetFileReaderFactory::new(store) }
+    }
+}
+
+impl ParquetFileReaderFactory for DictionaryUserIdReaderFactory {
+    fn create_reader(
+        &self,
+        partition_index: usize,
+        file: PartitionedFile,
+        metadata_size_hint: Option<usize>,
+        metrics: &ExecutionPlanMetricsSet,
+    ) -> datafusion::common::Result<Box<dyn AsyncFileReader + Send>> {
+        let inner = self.inner.create_reader(partition_index, file, metadata_size_hint, metrics)?;
+        Ok(Box::new(DictionaryUserIdReader { inner }))
+    }
+}
+
+struct DictionaryUserIdReader {
+    inner: Box<dyn AsyncFileReader + Send>,
+}
+
+impl AsyncFileReader for DictionaryUserIdReader {
+    fn get_bytes(&mut self, range: Range<u64>) -> BoxFuture<'_, ParquetResult<bytes::Bytes>> {
+        self.inner.get_bytes(range)
+    }
+
+    fn get_byte_ranges(&mut self, ranges: Vec<Range<u64>>) -> BoxFuture<'_, ParquetResult<Vec<bytes::Bytes>>> {
+        self.inner.get_byte_ranges(ranges)
+    }
+
+    fn get_metadata<'a>(&'a mut self, options: Option<&'a ArrowReaderOptions>) -> BoxFuture<'a, ParquetResult<Arc<ParquetMetaData>>> {
+        async move {
+            let metadata = self.inner.get_metadata(options).await?;
+            Ok(Arc::new(with_dictionary_user_ids(&metadata)?))
+        }
+        .boxed()
+    }
+}
+
+/// `metadata` with its embedded Arrow schema saying `user_id` is a dictionary column. A
+/// file without a `user_id` column is returned as it is.
+fn with_dictionary_user_ids(metadata: &ParquetMetaData) -> ParquetResult<ParquetMetaData> {
+    let file = metadata.file_metadata();
+    let schema = parquet_to_arrow_schema(file.schema_descr(), file.key_value_metadata())?;
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|f| match f.name() == USER_ID && *f.data_type() == DataType::Utf8 {
+            true => f.as_ref().clone().with_data_type(user_id_dictionary_type()),
+            false => f.as_ref().clone(),
+        })
+        .collect();
+    let rewritten = Schema::new_with_metadata(fields, schema.metadata().clone());
+    if rewritten == schema {
+        return Ok(metadata.clone());
+    }
+    let mut key_values: Vec<KeyValue> =
+        file.key_value_metadata().into_iter().flatten().filter(|kv| kv.key != ARROW_SCHEMA_META_KEY).cloned().collect();
+    key_values.push(KeyValue::new(ARROW_SCHEMA_META_KEY.to_string(), encode_arrow_schema(&rewritten)));
+    let file = FileMetaData::new(
+        file.version(),
+        file.num_rows(),
+        file.created_by().map(str::to_string),
+        Some(key_values),
+        file.schema_descr_ptr(),
+        file.column_orders().cloned(),
+    );
+    Ok(ParquetMetaDataBuilder::new(file)
+        .set_row_groups(metadata.row_groups().to_vec())
+        .set_column_index(metadata.column_index().cloned())
+        .set_offset_index(metadata.offset_index().cloned())
+        .build())
+}
