@@ -41,9 +41,7 @@ async fn answer(data: &str, partitions: usize, two_stage: bool, sql: &str) -> (S
 #[tokio::test]
 async fn per_user_aggregates_read_whole_buckets_and_agree_with_two_stage_plans() {
     let s = Scratch::new();
-    let data = s.data();
-    let generated = s.generate("events.parquet", 30_000, 7);
-    ok(&["import", "--data", &data, &generated]);
+    let data = s.imported(30_000, 7);
 
     // Files sit in one directory per day and user bucket; the bucket is not a column.
     let bucket_dirs = std::fs::read_dir(s.path("data/events/event_date=2025-01-02")).unwrap().count();
@@ -83,9 +81,7 @@ async fn per_user_aggregates_read_whole_buckets_and_agree_with_two_stage_plans()
 #[tokio::test]
 async fn bucket_aggregates_fall_back_to_spilling_aggregates_when_memory_runs_out() {
     let s = Scratch::new();
-    let data = s.data();
-    let generated = s.generate("events.parquet", 120_000, 11);
-    ok(&["import", "--data", &data, &generated]);
+    let data = s.imported(120_000, 11);
     let fell_back = regex::Regex::new(r"fell_back=(\d+)").unwrap();
     for sql in &PER_USER[..DICTIONARY_GROUPED] {
         let reference = answer(&data, 2, false, sql).await.0;

@@ -71,4 +71,11 @@ impl Scratch {
         ok(&["generate", "--events", &events.to_string(), "--seed", &seed.to_string(), "--out", path.to_str().unwrap()]);
         path.display().to_string()
     }
+    /// `events` generated events (seed `seed`) imported into this scratch's data location,
+    /// which is returned.
+    pub fn imported(&self, events: u64, seed: u64) -> String {
+        let generated = self.generate("events.parquet", events, seed);
+        ok(&["import", "--data", &self.data(), &generated]);
+        self.data()
+    }
 }

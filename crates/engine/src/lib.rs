@@ -111,8 +111,8 @@ pub fn configure(mut config: SessionConfig) -> SessionConfig {
     // DataFusion reads the last 512 KiB of every Parquet file to find its footer. The event
     // files are mostly smaller than that and their footers about 2 KB, so the default read
     // every file whole, before reading the columns the query needs again: retention on the
-    // 20M table read 205 MB, and reads 46 MB with this setting. 16 KiB holds a footer of some ten row groups; a
-    // larger footer costs one more read.
+    // 20M table read 205 MB, and reads 46 MB with this setting. 16 KiB holds a footer of
+    // some ten row groups; a larger footer costs one more read.
     config.options_mut().execution.parquet.metadata_size_hint = Some(PARQUET_FOOTER_READ);
     config
         .with_information_schema(true)

@@ -24,7 +24,7 @@
 use std::fmt;
 use std::sync::{Arc, Mutex};
 
-use datafusion::arrow::array::{make_view, Array, ArrayRef, AsArray, DictionaryArray, RecordBatch, StringArray, StringViewArray};
+use datafusion::arrow::array::{make_view, Array, ArrayRef, AsArray, BooleanArray, DictionaryArray, RecordBatch, StringArray, StringViewArray};
 use datafusion::arrow::buffer::{Buffer, ScalarBuffer};
 use datafusion::arrow::array::MAX_INLINE_VIEW_LEN;
 use datafusion::arrow::compute::cast;
@@ -87,14 +87,10 @@ impl BucketAggregateExec {
             metrics: ExecutionPlanMetricsSet::new(),
         })
     }
-
-    /// The input with its Parquet reader set to read `user_id` as a dictionary, from the
-    /// task's object store (known only at execution).
-    fn input_for(&self, context: &TaskContext) -> Result<Arc<dyn ExecutionPlan>> {
-        with_dictionary_reader(&self.input, context)
-    }
 }
 
+/// `plan` with its Parquet reader set to read `user_id` as a dictionary, from the task's
+/// object store (known only at execution).
 fn with_dictionary_reader(plan: &Arc<dyn ExecutionPlan>, context: &TaskContext) -> Result<Arc<dyn ExecutionPlan>> {
     let Some(scan) = plan.downcast_ref::<DataSourceExec>() else {
         let children = plan.children().into_iter().map(|c| with_dictionary_reader(c, context)).collect::<Result<Vec<_>>>()?;
@@ -152,7 +148,7 @@ impl ExecutionPlan for BucketAggregateExec {
     }
 
     fn execute(&self, partition: usize, context: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
-        let input = self.input_for(&context)?.execute(partition, context.clone())?;
+        let input = with_dictionary_reader(&self.input, &context)?.execute(partition, context.clone())?;
         // Spillable in the pool's sense: refused more than its share, it hands over to
         // DataFusion's aggregates, which spill.
         let reservation = MemoryConsumer::new(format!("BucketAggregateExec[{partition}]")).with_can_spill(true).register(context.memory_pool());
@@ -223,12 +219,10 @@ fn fall_back(plan: &BucketAggregateExec, groups: UserGroups, rest: SendableRecor
     let (job, schema) = (plan.clone(), states_schema.clone());
     let converted = rest.map(move |batch| {
         let batch = batch?;
-        let rows = batch.num_rows();
         let mut columns = vec![cast(batch.column(job.key), schema.field(0).data_type())?];
         for ((converter, aggregate), filter) in converters.iter().zip(&job.aggregates).zip(&job.filters) {
-            let values = aggregate.expressions().iter().map(|e| e.evaluate(&batch)?.into_array(rows)).collect::<Result<Vec<_>>>()?;
-            let filter = filter.as_ref().map(|f| f.evaluate(&batch)?.into_array(rows)).transpose()?;
-            columns.extend(converter.convert_to_state(&values, filter.as_ref().and_then(|f| f.as_boolean_opt()))?);
+            let (values, filter) = arguments(aggregate, filter, &batch)?;
+            columns.extend(converter.convert_to_state(&values, filter.as_ref())?);
         }
         Ok(RecordBatch::try_new(schema.clone(), columns)?)
     });
@@ -275,6 +269,17 @@ impl PartitionStream for OneShot {
     }
 }
 
+/// `aggregate`'s argument columns over `batch`, and its FILTER clause's (checked boolean).
+fn arguments(aggregate: &AggregateFunctionExpr, filter: &Option<Arc<dyn PhysicalExpr>>, batch: &RecordBatch) -> Result<(Vec<ArrayRef>, Option<BooleanArray>)> {
+    let rows = batch.num_rows();
+    let values = aggregate.expressions().iter().map(|e| e.evaluate(batch)?.into_array(rows)).collect::<Result<Vec<_>>>()?;
+    let filter = match filter {
+        Some(f) => Some(f.evaluate(batch)?.into_array(rows)?.as_boolean_opt().cloned().ok_or_else(|| internal_datafusion_err!("a FILTER clause is not boolean"))?),
+        None => None,
+    };
+    Ok((values, filter))
+}
+
 /// The groups of one partition: a group per user id, and each aggregate's accumulator.
 struct UserGroups {
     ids: UserIds,
@@ -309,23 +314,20 @@ impl UserGroups {
     fn update(&mut self, batch: &RecordBatch, plan: &BucketAggregateExec) -> Result<()> {
         let ids = batch.column(plan.key).as_dictionary_opt::<Int32Type>().ok_or_else(|| internal_datafusion_err!("user_id is not read as a dictionary"))?;
         self.assign(ids)?;
-        let rows = batch.num_rows();
         let total_groups = self.ids.len();
         for ((accumulator, aggregate), filter) in self.accumulators.iter_mut().zip(&plan.aggregates).zip(&plan.filters) {
-            let values = aggregate.expressions().iter().map(|e| e.evaluate(batch)?.into_array(rows)).collect::<Result<Vec<_>>>()?;
-            let filter = filter.as_ref().map(|f| f.evaluate(batch)?.into_array(rows)).transpose()?;
-            let filter = filter.as_ref().map(|f| f.as_boolean_opt().ok_or_else(|| internal_datafusion_err!("a FILTER clause is not boolean"))).transpose()?;
-            accumulator.update_batch(&values, &self.group_indices, filter, total_groups)?;
+            let (values, filter) = arguments(aggregate, filter, batch)?;
+            accumulator.update_batch(&values, &self.group_indices, filter.as_ref(), total_groups)?;
         }
         Ok(())
     }
 
     /// Sets `group_indices` to the group of each row of `ids`, adding groups for new ids.
     fn assign(&mut self, ids: &DictionaryArray<Int32Type>) -> Result<()> {
-        if ids.null_count() > 0 {
-            return exec_err!("user_id is NULL in {} rows of an events file", ids.null_count());
-        }
         let strings = ids.values().as_string_opt::<i32>().ok_or_else(|| internal_datafusion_err!("user_id's dictionary is not Utf8"))?;
+        if ids.null_count() > 0 || strings.null_count() > 0 {
+            return exec_err!("user_id is NULL in an events file (the table declares it NOT NULL)");
+        }
         if !self.dictionary.as_ref().is_some_and(|d| same_strings(d, strings)) {
             self.dictionary = Some(strings.clone());
             self.dictionary_groups.clear();
@@ -334,7 +336,7 @@ impl UserGroups {
             // overlap; looked up as rows first use them, each waits on its own. Only when the
             // batch uses most of the dictionary, so that the loop is not mostly wasted.
             if ids.len() >= strings.len() {
-                self.dictionary_groups.extend(strings.iter().map(|id| self.ids.find(id.unwrap_or_default()).unwrap_or(UNSEEN)));
+                self.dictionary_groups.extend((0..strings.len()).map(|i| self.ids.find(strings.value(i)).unwrap_or(UNSEEN)));
             } else {
                 self.dictionary_groups.resize(strings.len(), UNSEEN);
             }
@@ -417,13 +419,12 @@ impl UserIds {
             return group;
         }
         let group = self.views.len() as u32;
-        let view = match id.len() <= MAX_INLINE_VIEW_LEN as usize {
-            true => probe,
-            false => {
-                let offset = self.long_ids.len() as u32;
-                self.long_ids.extend_from_slice(id.as_bytes());
-                make_view(id.as_bytes(), 0, offset)
-            }
+        let view = if id.len() <= MAX_INLINE_VIEW_LEN as usize {
+            probe
+        } else {
+            let offset = self.long_ids.len() as u32;
+            self.long_ids.extend_from_slice(id.as_bytes());
+            make_view(id.as_bytes(), 0, offset)
         };
         self.views.push(view);
         let (views, long_ids, hasher) = (&self.views, &self.long_ids, &self.hasher);
@@ -434,10 +435,11 @@ impl UserIds {
     /// Whether group `group` is `id`, whose inline view (offset 0) is `probe`.
     fn is(&self, group: u32, id: &str, probe: u128) -> bool {
         let view = self.views[group as usize];
-        match id.len() <= MAX_INLINE_VIEW_LEN as usize {
-            true => view == probe,
+        if id.len() <= MAX_INLINE_VIEW_LEN as usize {
+            view == probe
+        } else {
             // Length and 4-byte prefix first, in the view's low 64 bits.
-            false => view as u64 == probe as u64 && long_id(view, &self.long_ids) == id.as_bytes(),
+            view as u64 == probe as u64 && long_id(view, &self.long_ids) == id.as_bytes()
         }
     }
 

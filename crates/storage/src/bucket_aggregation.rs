@@ -178,7 +178,7 @@ fn references(exprs: impl IntoIterator<Item = Arc<dyn PhysicalExpr>>, column: us
 /// partition, `partitions` of them, when column `column` of its output is the scan's
 /// `user_id`; otherwise `None`.
 fn scan_by_bucket(plan: &Arc<dyn ExecutionPlan>, column: usize, partitions: usize) -> Result<Option<Arc<dyn ExecutionPlan>>> {
-    rewrite_scan(plan, column, Uses::Any, &|_, config, _| {
+    rewrite_scan(plan, column, Uses::Any, &|config, _| {
         let mut groups: Vec<Vec<_>> = vec![Vec::new(); partitions];
         for file in config.file_groups.iter().flat_map(|g| g.files()) {
             let bucket = match file.partition_values.get(1) {
@@ -199,7 +199,7 @@ fn scan_by_bucket(plan: &Arc<dyn ExecutionPlan>, column: usize, partitions: usiz
 
 /// `config`'s scan with `user_id` (its output column `column`) read as a dictionary, when
 /// nothing in the scan itself (its projection, its pushed-down predicate) computes with it.
-fn dictionary_scan(_scan: &DataSourceExec, config: &FileScanConfig, column: usize) -> Result<Option<Arc<dyn ExecutionPlan>>> {
+fn dictionary_scan(config: &FileScanConfig, column: usize) -> Result<Option<Arc<dyn ExecutionPlan>>> {
     let Some(source) = config.file_source().downcast_ref::<ParquetSource>() else { return Ok(None) };
     let table_schema = source.table_schema();
     let Ok(file_column) = table_schema.file_schema().index_of(USER_ID) else { return Ok(None) };
@@ -234,6 +234,10 @@ fn dictionary_scan(_scan: &DataSourceExec, config: &FileScanConfig, column: usiz
     Ok(Some(DataSourceExec::from_data_source(config)))
 }
 
+/// Builds the scan that replaces one (its config, `user_id`'s column in its output), or
+/// declines with `None`.
+type ScanReplacement<'a> = dyn Fn(&FileScanConfig, usize) -> Result<Option<Arc<dyn ExecutionPlan>>> + 'a;
+
 /// What the filters and projections between an aggregate and its scan may do with the
 /// column being followed.
 #[derive(Clone, Copy, PartialEq)]
@@ -244,14 +248,14 @@ enum Uses {
 }
 
 /// `plan` (projections and filters over an events scan whose output column `column` is the
-/// scan's `user_id`) with the scan replaced by `replace(scan, its config, user_id's column
-/// in its output)`; `None` when the plan has another shape, uses the column otherwise than
+/// scan's `user_id`) with the scan replaced by `replace(its config, user_id's column in
+/// its output)`; `None` when the plan has another shape, uses the column otherwise than
 /// `uses` allows, or `replace` declines.
 fn rewrite_scan(
     plan: &Arc<dyn ExecutionPlan>,
     column: usize,
     uses: Uses,
-    replace: &dyn Fn(&DataSourceExec, &FileScanConfig, usize) -> Result<Option<Arc<dyn ExecutionPlan>>>,
+    replace: &ScanReplacement<'_>,
 ) -> Result<Option<Arc<dyn ExecutionPlan>>> {
     let below = |input: &Arc<dyn ExecutionPlan>, column: usize| -> Result<Option<Arc<dyn ExecutionPlan>>> {
         Ok(match rewrite_scan(input, column, uses, replace)? {
@@ -286,5 +290,5 @@ fn rewrite_scan(
     if !is_events_layout || plan.schema().field(column).name() != USER_ID {
         return Ok(None);
     }
-    replace(scan, config, column)
+    replace(config, column)
 }

@@ -89,9 +89,9 @@ fn with_dictionary_user_ids(metadata: &ParquetMetaData) -> ParquetResult<Parquet
     let fields: Vec<Field> = schema
         .fields()
         .iter()
-        .map(|f| match f.name() == USER_ID && *f.data_type() == DataType::Utf8 {
-            true => f.as_ref().clone().with_data_type(user_id_dictionary_type()),
-            false => f.as_ref().clone(),
+        .map(|f| {
+            let field = f.as_ref().clone();
+            if f.name() == USER_ID && *f.data_type() == DataType::Utf8 { field.with_data_type(user_id_dictionary_type()) } else { field }
         })
         .collect();
     let rewritten = Schema::new_with_metadata(fields, schema.metadata().clone());
