@@ -189,9 +189,7 @@ impl Run {
         let output = groups.evaluate(self.plan.schema())?;
         timer.done();
         self.baseline.record_output(output.num_rows());
-        let batch_size = self.context.session_config().batch_size().max(1);
-        let slices: Vec<Result<RecordBatch>> =
-            (0..output.num_rows()).step_by(batch_size).map(|at| Ok(output.slice(at, batch_size.min(output.num_rows() - at)))).collect();
+        let slices = batches_of(&output, &self.context);
         // The output holds about what the groups held: the reservation lives until it is read.
         let reservation = self.reservation;
         let output = stream::iter(slices).map(move |batch| {
@@ -226,7 +224,9 @@ fn fall_back(plan: &BucketAggregateExec, groups: UserGroups, rest: SendableRecor
         }
         Ok(RecordBatch::try_new(schema.clone(), columns)?)
     });
-    let states = stream::once(async { Ok(first) }).chain(converted);
+    // In batches, as any input: the final aggregate can spill between them, and its first
+    // allocation is one batch's, not all the groups' (which a tight pool may refuse).
+    let states = stream::iter(batches_of(&first, context)).chain(converted);
     let last = AggregateExec::try_new(
         AggregateMode::Final,
         Arc::new(plan.group_by.as_final()),
@@ -236,6 +236,12 @@ fn fall_back(plan: &BucketAggregateExec, groups: UserGroups, rest: SendableRecor
         plan.string_input_schema.clone(),
     )?;
     last.execute(0, context.clone())
+}
+
+/// `batch` in slices of the session's batch size (zero-copy).
+fn batches_of(batch: &RecordBatch, context: &TaskContext) -> Vec<Result<RecordBatch>> {
+    let (rows, size) = (batch.num_rows(), context.session_config().batch_size().max(1));
+    (0..rows).step_by(size).map(|at| Ok(batch.slice(at, size.min(rows - at)))).collect()
 }
 
 /// A one-partition plan that yields `stream` once.
