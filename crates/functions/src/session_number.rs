@@ -80,9 +80,8 @@ impl PartitionEvaluator for SessionEvaluator {
         let mut session = 0i64;
         let mut previous: Option<i64> = None;
         let mut out = Vec::with_capacity(num_rows);
-        for row in 0..num_rows {
+        for (row, &time) in times.iter().enumerate().take(num_rows) {
             if valid(row) {
-                let time = times[row];
                 match previous {
                     None => session = 1,
                     Some(p) if time < p => {

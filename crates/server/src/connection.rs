@@ -67,7 +67,8 @@ pub struct Session {
 }
 
 enum Startup {
-    AwaitingStartup,
+    /// Nothing received yet: the startup message (or an SSL request) comes first.
+    New,
     /// SASL offered, waiting for the client-first-message; `None` verifier: unknown user,
     /// who goes through the exchange and fails at the end, as in PostgreSQL.
     AwaitingScramFirst(Option<Verifier>),
@@ -110,7 +111,7 @@ impl Connection {
             secret,
             cancel,
             over_limit,
-            startup: Mutex::new(Startup::AwaitingStartup),
+            startup: Mutex::new(Startup::New),
             session,
             parser,
             copy_in: Mutex::new(None),
@@ -184,7 +185,7 @@ impl StartupHandler for Connection {
     {
         let mut state = self.startup.lock().await;
         match (std::mem::replace(&mut *state, Startup::Done), message) {
-            (Startup::AwaitingStartup, PgWireFrontendMessage::Startup(startup)) => {
+            (Startup::New, PgWireFrontendMessage::Startup(startup)) => {
                 protocol_negotiation(client, &startup).await?;
                 save_startup_parameters_to_metadata(client, &startup);
                 if self.over_limit {

@@ -80,8 +80,16 @@ pub enum ServerError {
     Tls(String),
     #[error("cannot listen on {0}: {1}")]
     Listen(SocketAddr, std::io::Error),
+    /// Boxed: a `StorageError` is large (DataFusion's and delta-rs's errors inside), and every
+    /// other variant would pay for its size.
     #[error(transparent)]
-    Storage(#[from] northstar_storage::StorageError),
+    Storage(Box<northstar_storage::StorageError>),
+}
+
+impl From<northstar_storage::StorageError> for ServerError {
+    fn from(error: northstar_storage::StorageError) -> Self {
+        ServerError::Storage(Box::new(error))
+    }
 }
 
 pub struct Server {
