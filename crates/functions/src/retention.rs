@@ -89,30 +89,27 @@ impl RetentionAccumulator {
         Self { conditions, masks: Vec::new() }
     }
 
-    fn row_masks(values: &[ArrayRef], opt_filter: Option<&BooleanArray>) -> Result<Vec<Option<u32>>> {
-        let rows = ConditionRows::new(&values[0], values, opt_filter)?;
-        Ok((0..rows.masks.len()).map(|r| rows.counts(r).then_some(rows.masks[r])).collect())
+    /// Each row's condition bitmask, 0 for a row that does not count (a NULL argument, or
+    /// filtered out): OR-ing 0 into a group changes nothing, so every row is added unchecked.
+    fn counted_masks(values: &[ArrayRef], opt_filter: Option<&BooleanArray>) -> Result<Vec<u32>> {
+        let ConditionRows { mut masks, valid } = ConditionRows::new(&values[0], values, opt_filter)?;
+        if let Some(valid) = valid {
+            for (mask, counts) in masks.iter_mut().zip(valid.iter()) {
+                if !counts {
+                    *mask = 0;
+                }
+            }
+        }
+        Ok(masks)
     }
 }
 
 impl GroupsAccumulator for RetentionAccumulator {
     fn update_batch(&mut self, values: &[ArrayRef], group_indices: &[usize], opt_filter: Option<&BooleanArray>, total_num_groups: usize) -> Result<()> {
         self.masks.resize(total_num_groups, 0);
-        let rows = ConditionRows::new(&values[0], values, opt_filter)?;
-        // Straight over the masks: this loop runs once per row of the table.
-        match &rows.valid {
-            None => {
-                for (&mask, &group) in rows.masks.iter().zip(group_indices) {
-                    self.masks[group] |= mask;
-                }
-            }
-            Some(valid) => {
-                for ((&mask, &group), counts) in rows.masks.iter().zip(group_indices).zip(valid.iter()) {
-                    if counts {
-                        self.masks[group] |= mask;
-                    }
-                }
-            }
+        // Straight over the masks, no per-row check: this loop runs once per row of the table.
+        for (mask, &group) in Self::counted_masks(values, opt_filter)?.into_iter().zip(group_indices) {
+            self.masks[group] |= mask;
         }
         Ok(())
     }
@@ -146,8 +143,7 @@ impl GroupsAccumulator for RetentionAccumulator {
     }
 
     fn convert_to_state(&self, values: &[ArrayRef], opt_filter: Option<&BooleanArray>) -> Result<Vec<ArrayRef>> {
-        let masks: UInt32Array = Self::row_masks(values, opt_filter)?.into_iter().map(|m| Some(m.unwrap_or(0))).collect();
-        Ok(vec![Arc::new(masks)])
+        Ok(vec![Arc::new(UInt32Array::from(Self::counted_masks(values, opt_filter)?))])
     }
 
     fn size(&self) -> usize {
