@@ -22,17 +22,15 @@
 //! ```
 
 use std::fmt;
+use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex};
 
-use datafusion::arrow::array::{make_view, Array, ArrayRef, AsArray, BooleanArray, DictionaryArray, RecordBatch, StringArray, StringViewArray};
+use datafusion::arrow::array::{make_view, Array, ArrayRef, AsArray, BooleanArray, DictionaryArray, RecordBatch, StringArray, StringViewArray, MAX_INLINE_VIEW_LEN};
 use datafusion::arrow::buffer::{Buffer, ScalarBuffer};
-use datafusion::arrow::array::MAX_INLINE_VIEW_LEN;
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{Int32Type, Schema, SchemaRef};
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::{exec_err, internal_datafusion_err, Result};
-use hashbrown::{DefaultHashBuilder, HashTable};
-use std::hash::BuildHasher;
 use datafusion::datasource::physical_plan::{FileScanConfig, FileScanConfigBuilder, ParquetSource};
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::execution::memory_pool::{MemoryConsumer, MemoryReservation};
@@ -48,6 +46,7 @@ use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties};
 use futures::{stream, StreamExt, TryStreamExt};
+use hashbrown::{DefaultHashBuilder, HashTable};
 
 use crate::dictionary_user_ids::DictionaryUserIdReaderFactory;
 
@@ -89,8 +88,8 @@ impl BucketAggregateExec {
     }
 }
 
-/// `plan` with its Parquet reader set to read `user_id` as a dictionary, from the task's
-/// object store (known only at execution).
+/// `plan` with its Parquet reader set to read `user_id` as a dictionary: the scan's own
+/// reader wrapped, or one of the task's object store (known only at execution).
 fn with_dictionary_reader(plan: &Arc<dyn ExecutionPlan>, context: &TaskContext) -> Result<Arc<dyn ExecutionPlan>> {
     let Some(scan) = plan.downcast_ref::<DataSourceExec>() else {
         let children = plan.children().into_iter().map(|c| with_dictionary_reader(c, context)).collect::<Result<Vec<_>>>()?;
@@ -99,7 +98,8 @@ fn with_dictionary_reader(plan: &Arc<dyn ExecutionPlan>, context: &TaskContext) 
     let config = scan.data_source().downcast_ref::<FileScanConfig>().ok_or_else(|| internal_datafusion_err!("a dictionary scan reads files"))?;
     let source = config.file_source().downcast_ref::<ParquetSource>().ok_or_else(|| internal_datafusion_err!("a dictionary scan reads Parquet"))?;
     let store = context.runtime_env().object_store(&config.object_store_url)?;
-    let source = source.clone().with_parquet_file_reader_factory(Arc::new(DictionaryUserIdReaderFactory::new(store)));
+    let reader = DictionaryUserIdReaderFactory::new(source.parquet_file_reader_factory().cloned(), store);
+    let source = source.clone().with_parquet_file_reader_factory(Arc::new(reader));
     let config = FileScanConfigBuilder::from(config.clone()).with_source(Arc::new(source)).build();
     Ok(DataSourceExec::from_data_source(config))
 }
@@ -450,7 +450,7 @@ impl UserIds {
     }
 
     fn size(&self) -> usize {
-        self.table.capacity() * (std::mem::size_of::<u32>() + 1) + self.views.capacity() * 16 + self.long_ids.capacity()
+        self.table.capacity() * (std::mem::size_of::<u32>() + 1) + self.views.capacity() * std::mem::size_of::<u128>() + self.long_ids.capacity()
     }
 
     fn into_array(self) -> Result<StringViewArray> {

@@ -227,6 +227,10 @@ fn dictionary_scan(config: &FileScanConfig, column: usize) -> Result<Option<Arc<
     if let Some(predicate) = source.filter() {
         dictionary = dictionary.with_predicate(predicate);
     }
+    // The reader too (DataFusion's cached one): execution wraps it to read the dictionary.
+    if let Some(reader) = source.parquet_file_reader_factory() {
+        dictionary = dictionary.with_parquet_file_reader_factory(reader.clone());
+    }
     let Some(dictionary) = dictionary.try_pushdown_projection(&projection)? else {
         return Ok(None);
     };

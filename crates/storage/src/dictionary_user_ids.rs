@@ -34,15 +34,18 @@ pub fn user_id_dictionary_type() -> DataType {
     DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8))
 }
 
-/// Opens event files like DataFusion's default reader, with `user_id` read as a dictionary.
+/// Opens event files as the scan's own reader factory does (DataFusion's cached one, which
+/// keeps footers in the session's metadata cache, so a repeated query does not load them
+/// again), with `user_id` read as a dictionary.
 #[derive(Debug)]
 pub struct DictionaryUserIdReaderFactory {
-    inner: DefaultParquetFileReaderFactory,
+    inner: Arc<dyn ParquetFileReaderFactory>,
 }
 
 impl DictionaryUserIdReaderFactory {
-    pub fn new(store: Arc<dyn ObjectStore>) -> Self {
-        Self { inner: DefaultParquetFileReaderFactory::new(store) }
+    /// Wraps `inner`, or DataFusion's default reader of `store` when the scan has none.
+    pub fn new(inner: Option<Arc<dyn ParquetFileReaderFactory>>, store: Arc<dyn ObjectStore>) -> Self {
+        Self { inner: inner.unwrap_or_else(|| Arc::new(DefaultParquetFileReaderFactory::new(store))) }
     }
 }
 
