@@ -17,7 +17,8 @@ use rand::{Rng, SeedableRng};
 const EVENTS: usize = 1_000_000;
 /// Events per user: the generator's 20M-event set has about 120 per user over 90 days.
 const PER_USER: usize = 120;
-const NAMES: [&str; 8] = ["app_open", "page_view", "search", "view_item", "add_to_cart", "begin_checkout", "purchase", "signup"];
+const NAMES: [&str; 8] =
+    ["app_open", "page_view", "search", "view_item", "add_to_cart", "begin_checkout", "purchase", "signup"];
 
 fn table() -> MemTable {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
@@ -29,7 +30,8 @@ fn table() -> MemTable {
     let mut batches = vec![];
     for chunk in 0..EVENTS / 100_000 {
         let users: Vec<String> = (0..100_000).map(|i| format!("u{:07}", (chunk * 100_000 + i) / PER_USER)).collect();
-        let times: Vec<i64> = (0..100_000).map(|_| 1_735_689_600_000_000 + rng.random_range(0..90 * 86_400_000_000i64)).collect();
+        let times: Vec<i64> =
+            (0..100_000).map(|_| 1_735_689_600_000_000 + rng.random_range(0..90 * 86_400_000_000i64)).collect();
         let events: Vec<&str> = (0..100_000).map(|_| NAMES[rng.random_range(0..NAMES.len())]).collect();
         let columns: Vec<ArrayRef> = vec![
             Arc::new(StringArray::from(users)),
@@ -56,7 +58,9 @@ fn bench(c: &mut Criterion) {
     group.throughput(Throughput::Elements(EVENTS as u64));
     group.sample_size(10);
     for (name, sql) in queries {
-        group.bench_function(name, |b| b.iter(|| runtime.block_on(async { ctx.sql(sql).await.unwrap().collect().await.unwrap() })));
+        group.bench_function(name, |b| {
+            b.iter(|| runtime.block_on(async { ctx.sql(sql).await.unwrap().collect().await.unwrap() }))
+        });
     }
     group.finish();
 }

@@ -22,7 +22,8 @@ struct Args {
 
 fn parse_args() -> Args {
     let mut args = std::env::args().skip(1).filter(|a| a != "--bench");
-    let mut out = Args { url: String::new(), stream_sql: String::new(), small_sql: String::new(), clients: 16, seconds: 20 };
+    let mut out =
+        Args { url: String::new(), stream_sql: String::new(), small_sql: String::new(), clients: 16, seconds: 20 };
     while let Some(flag) = args.next() {
         let value = args.next().unwrap_or_else(|| panic!("{flag} needs a value"));
         match flag.as_str() {
@@ -104,7 +105,10 @@ async fn main() {
     let mut fields = vec![];
     if !args.stream_sql.is_empty() {
         let (rows, secs) = stream_rate(&args.url, &args.stream_sql).await;
-        fields.push(format!("\"stream_rows\": {rows}, \"stream_seconds\": {secs:.3}, \"stream_rows_per_second\": {:.0}", rows as f64 / secs));
+        fields.push(format!(
+            "\"stream_rows\": {rows}, \"stream_seconds\": {secs:.3}, \"stream_rows_per_second\": {:.0}",
+            rows as f64 / secs
+        ));
     }
     if !args.small_sql.is_empty() {
         let latencies = small_query_latencies(&args.url, &args.small_sql, args.clients, args.seconds).await;

@@ -99,7 +99,11 @@ struct LayoutArgs {
 
 impl LayoutArgs {
     fn layout(&self) -> WriterLayout {
-        WriterLayout { row_group_rows: self.row_group_rows.max(1), zstd_level: self.zstd_level, ..WriterLayout::default() }
+        WriterLayout {
+            row_group_rows: self.row_group_rows.max(1),
+            zstd_level: self.zstd_level,
+            ..WriterLayout::default()
+        }
     }
 }
 
@@ -294,10 +298,7 @@ struct VacuumArgs {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(log_filter())
-        .with_writer(std::io::stderr)
-        .init();
+    tracing_subscriber::fmt().with_env_filter(log_filter()).with_writer(std::io::stderr).init();
     let cli = Cli::parse();
     // Planning deep SQL (reports, and plans decoded by a Ballista scheduler) recurses deeply;
     // Ballista's own binaries give their threads 32 MiB for the same reason.
@@ -333,7 +334,10 @@ async fn run(command: Command) -> Result<()> {
         Command::Optimize(args) => optimize(args).await,
         Command::Vacuum(args) => vacuum(args).await,
         Command::Scheduler(args) => {
-            let options = northstar_distributed::SchedulerOptions { listen: args.listen, executor_timeout_seconds: args.executor_timeout_seconds };
+            let options = northstar_distributed::SchedulerOptions {
+                listen: args.listen,
+                executor_timeout_seconds: args.executor_timeout_seconds,
+            };
             northstar_distributed::run_scheduler(options).await
         }
         Command::Executor(args) => {
@@ -377,7 +381,11 @@ async fn import(args: ImportArgs) -> Result<()> {
     Ok(())
 }
 
-async fn import_into(location: &DataLocation, files: &[String], options: &ImportOptions) -> Result<northstar_import::ImportSummary> {
+async fn import_into(
+    location: &DataLocation,
+    files: &[String],
+    options: &ImportOptions,
+) -> Result<northstar_import::ImportSummary> {
     let mut store = EventStore::open(location).await?;
     Ok(northstar_import::import(&mut store, files, options).await?)
 }
@@ -468,7 +476,9 @@ async fn demo(args: DemoArgs) -> Result<()> {
     let port = server.local_addr().port();
     println!("\nServing {} over the PostgreSQL protocol on {} (Ctrl-C stops). Try:", args.data, server.local_addr());
     println!("  psql -h 127.0.0.1 -p {port} -U northstar northstar");
-    println!("  northstar=> SELECT event_date, count(DISTINCT user_id) AS dau FROM events GROUP BY 1 ORDER BY 1 LIMIT 7;");
+    println!(
+        "  northstar=> SELECT event_date, count(DISTINCT user_id) AS dau FROM events GROUP BY 1 ORDER BY 1 LIMIT 7;"
+    );
     println!("  northstar=> SELECT * FROM funnel(['signup', 'view_item', 'add_to_cart', 'purchase'], 'window=1 day');");
     println!("  northstar=> SELECT * FROM retention('start=signup; period=week; periods=4');");
     run_until_ctrl_c(server).await
@@ -500,10 +510,13 @@ async fn bind_server(
     if let Some(bytes) = args.query_memory {
         options.query_memory = bytes;
     }
-    options.statement_timeout = (args.statement_timeout_ms > 0).then(|| Duration::from_millis(args.statement_timeout_ms));
+    options.statement_timeout =
+        (args.statement_timeout_ms > 0).then(|| Duration::from_millis(args.statement_timeout_ms));
     if let Some(scheduler) = ballista {
         if location.is_memory() {
-            bail!("--ballista needs a data location the cluster can read (s3://… or a shared directory), not {location}");
+            bail!(
+                "--ballista needs a data location the cluster can read (s3://… or a shared directory), not {location}"
+            );
         }
         let url = format!("http://{scheduler}");
         options.session_upgrade = Some(northstar_server::SessionUpgrade(std::sync::Arc::new(move |state| {

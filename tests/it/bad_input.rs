@@ -30,7 +30,10 @@ fn malformed_ndjson_line_is_named() {
 fn bad_timestamp_is_named() {
     let text = format!("{GOOD}\n{{\"event_time\":\"not a time\",\"user_id\":\"a\",\"event\":\"open\"}}\n");
     let (_s, file, message) = rejected("bad.ndjson", &text);
-    assert!(message.contains(&format!("{file}: line 2: field 'event_time': expected a timestamp, got \"not a time\"")), "{message}");
+    assert!(
+        message.contains(&format!("{file}: line 2: field 'event_time': expected a timestamp, got \"not a time\"")),
+        "{message}"
+    );
 }
 
 #[test]
@@ -95,7 +98,8 @@ fn rejects_file_keeps_good_rows_and_lists_bad_ones() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stderr).contains("imported 3 rows (3 rejected)"));
     assert_eq!(count(&s.data()), 3);
-    let listed: Vec<serde_json::Value> = std::fs::read_to_string(&rejects).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let listed: Vec<serde_json::Value> =
+        std::fs::read_to_string(&rejects).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     let lines: Vec<u64> = listed.iter().map(|r| r["line"].as_u64().unwrap()).collect();
     assert_eq!(lines, vec![2, 3, 5]);
     assert!(listed.iter().all(|r| r["file"] == file.as_str() && !r["reason"].as_str().unwrap().is_empty()));
@@ -114,13 +118,18 @@ fn rejects_from_parquet_name_rows() {
         Field::new("user_id", DataType::Utf8, true),
         Field::new("event", DataType::Utf8, true),
     ]));
-    let batch = datafusion::arrow::record_batch::RecordBatch::try_new(schema.clone(), vec![
-        Arc::new(TimestampMicrosecondArray::from(vec![Some(1), None, Some(3), Some(4)])),
-        Arc::new(StringArray::from(vec![Some("a"), Some("b"), None, Some("d")])),
-        Arc::new(StringArray::from(vec!["e", "e", "e", "e"])),
-    ]).unwrap();
+    let batch = datafusion::arrow::record_batch::RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(TimestampMicrosecondArray::from(vec![Some(1), None, Some(3), Some(4)])),
+            Arc::new(StringArray::from(vec![Some("a"), Some("b"), None, Some("d")])),
+            Arc::new(StringArray::from(vec!["e", "e", "e", "e"])),
+        ],
+    )
+    .unwrap();
     let path = s.path("holes.parquet");
-    let mut w = datafusion::parquet::arrow::ArrowWriter::try_new(std::fs::File::create(&path).unwrap(), schema, None).unwrap();
+    let mut w =
+        datafusion::parquet::arrow::ArrowWriter::try_new(std::fs::File::create(&path).unwrap(), schema, None).unwrap();
     w.write(&batch).unwrap();
     w.close().unwrap();
     let message = fails(&["import", "--data", &s.data(), path.to_str().unwrap()]);

@@ -27,7 +27,8 @@ const DICTIONARY_GROUPED: usize = 5;
 const JOINED: &str = "SELECT count(*), sum(a.n), sum(b.days) FROM (SELECT user_id, count(*) AS n FROM events GROUP BY user_id) a JOIN (SELECT user_id, count(DISTINCT event_date) AS days FROM events GROUP BY user_id) b ON a.user_id = b.user_id";
 
 async fn answer(data: &str, partitions: usize, two_stage: bool, sql: &str) -> (String, String) {
-    let options = EngineOptions { target_partitions: Some(partitions), two_stage_aggregates: two_stage, ..Default::default() };
+    let options =
+        EngineOptions { target_partitions: Some(partitions), two_stage_aggregates: two_stage, ..Default::default() };
     let ctx = open_session(&DataLocation::parse(data).unwrap(), &options).await.unwrap();
     // Partitioned hash joins even for this small table (as for a large one).
     for setting in ["hash_join_single_partition_threshold", "hash_join_single_partition_threshold_rows"] {
@@ -55,11 +56,21 @@ async fn per_user_aggregates_read_whole_buckets_and_agree_with_two_stage_plans()
             let (result, plan) = answer(&data, partitions, false, sql).await;
             assert_eq!(result, reference, "{partitions} partitions: {sql}");
             if partitions > 1 {
-                assert!(!plan.contains("RepartitionExec: partitioning=Hash([user_id"), "{partitions} partitions, no repartition expected:\n{plan}");
-                let operator = if query < DICTIONARY_GROUPED { "BucketAggregateExec: gby=[user_id]" } else { "mode=SinglePartitioned, gby=[user_id" };
+                assert!(
+                    !plan.contains("RepartitionExec: partitioning=Hash([user_id"),
+                    "{partitions} partitions, no repartition expected:\n{plan}"
+                );
+                let operator = if query < DICTIONARY_GROUPED {
+                    "BucketAggregateExec: gby=[user_id]"
+                } else {
+                    "mode=SinglePartitioned, gby=[user_id"
+                };
                 assert!(plan.contains(operator), "{operator} expected:\n{plan}");
                 let groups = format!("file_groups={{{} groups", northstar_storage::USER_BUCKETS);
-                assert!(plan.contains(&groups), "{partitions} partitions, one scan partition per bucket expected:\n{plan}");
+                assert!(
+                    plan.contains(&groups),
+                    "{partitions} partitions, one scan partition per bucket expected:\n{plan}"
+                );
             }
         }
         // More partitions than buckets: DataFusion's repartitioned plan, same answer.
@@ -72,7 +83,10 @@ async fn per_user_aggregates_read_whole_buckets_and_agree_with_two_stage_plans()
     let (result, plan) = answer(&data, 2, false, JOINED).await;
     assert_eq!(result, reference);
     assert!(plan.contains("HashJoinExec: mode=Partitioned"), "{plan}");
-    assert!(plan.contains("RepartitionExec: partitioning=Hash([user_id"), "the join's inputs keep DataFusion's hash partitions:\n{plan}");
+    assert!(
+        plan.contains("RepartitionExec: partitioning=Hash([user_id"),
+        "the join's inputs keep DataFusion's hash partitions:\n{plan}"
+    );
 }
 
 /// When the memory pool refuses the per-bucket groups more memory, `BucketAggregateExec`
@@ -118,7 +132,9 @@ async fn bucket_aggregates_reuse_the_sessions_footer_cache() {
     let options = EngineOptions { target_partitions: Some(2), two_stage_aggregates: false, ..Default::default() };
     let ctx = open_session(&DataLocation::parse(&data).unwrap(), &options).await.unwrap();
     let sql = PER_USER[1];
-    let plan = pretty_format_batches(&ctx.sql(&format!("EXPLAIN {sql}")).await.unwrap().collect().await.unwrap()).unwrap().to_string();
+    let plan = pretty_format_batches(&ctx.sql(&format!("EXPLAIN {sql}")).await.unwrap().collect().await.unwrap())
+        .unwrap()
+        .to_string();
     assert!(plan.contains("BucketAggregateExec"), "{plan}");
 
     let cache = ctx.runtime_env().cache_manager.get_file_metadata_cache();
@@ -128,5 +144,10 @@ async fn bucket_aggregates_reuse_the_sessions_footer_cache() {
     assert!(footers > 0, "the first run leaves the files' footers in the cache");
     let second = ctx.sql(sql).await.unwrap().collect().await.unwrap();
     assert_eq!(pretty_format_batches(&second).unwrap().to_string(), pretty_format_batches(&first).unwrap().to_string());
-    assert!(hits() >= hits_before + footers, "the second run reads every footer from the cache: {} hits before, {} after, {footers} files", hits_before, hits());
+    assert!(
+        hits() >= hits_before + footers,
+        "the second run reads every footer from the cache: {} hits before, {} after, {footers} files",
+        hits_before,
+        hits()
+    );
 }

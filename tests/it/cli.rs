@@ -24,7 +24,11 @@ pub fn ok(args: &[&str]) -> String {
 /// Runs northstar and insists it failed; returns stderr.
 pub fn fails(args: &[&str]) -> String {
     let out = run(args);
-    assert!(!out.status.success(), "northstar {args:?} should have failed; stdout:\n{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        !out.status.success(),
+        "northstar {args:?} should have failed; stdout:\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
@@ -68,7 +72,15 @@ impl Scratch {
     }
     pub fn generate(&self, name: &str, events: u64, seed: u64) -> String {
         let path = self.path(name);
-        ok(&["generate", "--events", &events.to_string(), "--seed", &seed.to_string(), "--out", path.to_str().unwrap()]);
+        ok(&[
+            "generate",
+            "--events",
+            &events.to_string(),
+            "--seed",
+            &seed.to_string(),
+            "--out",
+            path.to_str().unwrap(),
+        ]);
         path.display().to_string()
     }
     /// `events` generated events (seed `seed`) imported into this scratch's data location,

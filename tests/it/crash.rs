@@ -47,7 +47,11 @@ fn sigkill_during_import_leaves_table_before_or_after() {
             "trial {trial} (seed {seed}, kill after {delay:?}): {rows} rows, expected {expected} or {}",
             expected + batch_rows
         );
-        if rows == expected { before += 1 } else { after += 1 }
+        if rows == expected {
+            before += 1
+        } else {
+            after += 1
+        }
         expected = rows;
     }
     eprintln!("kill trials: {before} left the table as before, {after} as after");

@@ -54,7 +54,8 @@ impl Cluster {
         assert!(imported.status.success(), "import: {}", String::from_utf8_lossy(&imported.stderr));
         let scheduler_port = free_port();
         let listen = format!("127.0.0.1:{scheduler_port}");
-        let scheduler = spawn(&s3, &scratch, "scheduler", &["scheduler", "--listen", &listen, "--executor-timeout-seconds", "10"]);
+        let scheduler =
+            spawn(&s3, &scratch, "scheduler", &["scheduler", "--listen", &listen, "--executor-timeout-seconds", "10"]);
         wait_for_log(&scratch, "scheduler", "listening on");
         let mut cluster = Cluster { s3, scratch, scheduler_port, executors: Vec::new(), _scheduler: scheduler };
         for i in 0..2 {
@@ -66,10 +67,17 @@ impl Cluster {
     fn start_executor(&mut self, i: usize) {
         let port = two_free_ports();
         let name = format!("executor{i}");
-        let args = ["executor", "--listen", &format!("127.0.0.1:{port}"), "--scheduler", &format!("df://127.0.0.1:{}", self.scheduler_port)];
+        let args = [
+            "executor",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--scheduler",
+            &format!("df://127.0.0.1:{}", self.scheduler_port),
+        ];
         let work = self.scratch.path(&format!("{name}-work"));
         std::fs::create_dir_all(&work).unwrap();
-        let args: Vec<&str> = args.iter().copied().chain(["--concurrent-tasks", "2", "--work-dir", work.to_str().unwrap()]).collect();
+        let args: Vec<&str> =
+            args.iter().copied().chain(["--concurrent-tasks", "2", "--work-dir", work.to_str().unwrap()]).collect();
         self.executors.push(spawn(&self.s3, &self.scratch, &name, &args));
         wait_for_log(&self.scratch, &name, "Starting poll work loop");
     }
@@ -148,11 +156,14 @@ async fn cluster_answers_exactly_as_a_single_node() {
     let (_single, single_port) = cluster.serve(false);
     let (_served, cluster_port) = cluster.serve(true);
     let single = connect(&format!("host=127.0.0.1 port={single_port} user=northstar dbname=northstar")).await.unwrap();
-    let clustered = connect(&format!("host=127.0.0.1 port={cluster_port} user=northstar dbname=northstar")).await.unwrap();
+    let clustered =
+        connect(&format!("host=127.0.0.1 port={cluster_port} user=northstar dbname=northstar")).await.unwrap();
     for sql in QUESTIONS {
         let expected = rows(&single, sql).await.unwrap();
         assert!(!expected.is_empty(), "{sql}: no rows on a single node");
-        let got = rows(&clustered, sql).await.unwrap_or_else(|e| panic!("{sql}: {e:?}\n{}", read_log(&cluster.scratch, "scheduler")));
+        let got = rows(&clustered, sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e:?}\n{}", read_log(&cluster.scratch, "scheduler")));
         assert_eq!(got, expected, "{sql}");
     }
     // It really ran there: both executors ran tasks of those jobs.
@@ -162,8 +173,12 @@ async fn cluster_answers_exactly_as_a_single_node() {
     // The catalog still answers on the server itself, as clients introspect it.
     let tables = rows(&clustered, "SELECT relname FROM pg_catalog.pg_class WHERE relname = 'events'").await.unwrap();
     assert_eq!(tables, vec![vec![Some("events".to_string())]]);
-    let columns = rows(&clustered, "SELECT count(*) FROM information_schema.columns WHERE table_name = 'events'").await.unwrap();
-    assert_eq!(columns, rows(&single, "SELECT count(*) FROM information_schema.columns WHERE table_name = 'events'").await.unwrap());
+    let columns =
+        rows(&clustered, "SELECT count(*) FROM information_schema.columns WHERE table_name = 'events'").await.unwrap();
+    assert_eq!(
+        columns,
+        rows(&single, "SELECT count(*) FROM information_schema.columns WHERE table_name = 'events'").await.unwrap()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -173,13 +188,15 @@ async fn losing_an_executor_mid_query_reruns_or_fails_cleanly_and_the_server_sta
     let url = format!("host=127.0.0.1 port={port} user=northstar dbname=northstar");
     let client = connect(&url).await.unwrap();
     // A self-join that keeps both executors busy for a while; its answer is known cheaply.
-    let expected = rows(&client, "SELECT sum(n * n) FROM (SELECT count(*) AS n FROM events GROUP BY event)").await.unwrap();
+    let expected =
+        rows(&client, "SELECT sum(n * n) FROM (SELECT count(*) AS n FROM events GROUP BY event)").await.unwrap();
     let slow = "SELECT sum(1) FROM events a JOIN events b ON a.event = b.event";
     let running = tokio::spawn(async move { rows(&client, slow).await });
     // Kill the first executor that starts a task of it.
     let deadline = Instant::now() + Duration::from_secs(60);
     let busy = loop {
-        if let Some(i) = (0..2).find(|i| read_log(&cluster.scratch, &format!("executor{i}")).contains("Received task")) {
+        if let Some(i) = (0..2).find(|i| read_log(&cluster.scratch, &format!("executor{i}")).contains("Received task"))
+        {
             break i;
         }
         assert!(Instant::now() < deadline, "no executor started a task");
@@ -187,12 +204,19 @@ async fn losing_an_executor_mid_query_reruns_or_fails_cleanly_and_the_server_sta
     };
     assert!(!running.is_finished(), "the query ended before an executor could be killed");
     drop(cluster.executors.remove(busy));
-    let outcome = tokio::time::timeout(Duration::from_secs(240), running).await.expect("the query neither finished nor failed").unwrap();
+    let outcome = tokio::time::timeout(Duration::from_secs(240), running)
+        .await
+        .expect("the query neither finished nor failed")
+        .unwrap();
     // The scheduler notices the loss (heartbeat or failed fetch). Whether it also logs resetting
     // tasks depends on which stage the executor had reached, so the removal itself is the signal.
     let deadline = Instant::now() + Duration::from_secs(60);
     while !read_log(&cluster.scratch, "scheduler").contains("Removing executor") {
-        assert!(Instant::now() < deadline, "the executor was never removed:\n{}", read_log(&cluster.scratch, "scheduler"));
+        assert!(
+            Instant::now() < deadline,
+            "the executor was never removed:\n{}",
+            read_log(&cluster.scratch, "scheduler")
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     match &outcome {

@@ -21,10 +21,14 @@ fn table(rows: &[Value]) -> MemTable {
     for (i, chunk) in rows.chunks(rows.len().div_ceil(3).max(1)).enumerate() {
         let times: Vec<i64> = chunk.iter().map(|r| r[0].as_i64().unwrap() * 1_000_000).collect();
         let events: Vec<Option<&str>> = chunk.iter().map(|r| r[1].as_str()).collect();
-        let batch = RecordBatch::try_new(schema.clone(), vec![
-            Arc::new(TimestampMicrosecondArray::from(times).with_timezone("UTC")),
-            Arc::new(StringArray::from(events)),
-        ]).unwrap();
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(TimestampMicrosecondArray::from(times).with_timezone("UTC")),
+                Arc::new(StringArray::from(events)),
+            ],
+        )
+        .unwrap();
         partitions[i].push(batch);
     }
     MemTable::try_new(schema, partitions).unwrap()
@@ -63,12 +67,26 @@ async fn every_golden_case_matches_clickhouse() {
         let got = as_json(&value);
         let expected = match &case["expected"] {
             Value::String(s) => Value::from(s.parse::<i64>().unwrap()),
-            Value::Array(a) => Value::Array(a.iter().map(|v| Value::from(v.as_str().map(|s| s.parse::<i64>().unwrap()).or(v.as_i64()).unwrap())).collect()),
+            Value::Array(a) => Value::Array(
+                a.iter()
+                    .map(|v| Value::from(v.as_str().map(|s| s.parse::<i64>().unwrap()).or(v.as_i64()).unwrap()))
+                    .collect(),
+            ),
             other => other.clone(),
         };
         if got != expected {
-            failures.push(format!("case {i}: {sql}\n  rows {}\n  ClickHouse ({}) {expected}, Northstar {got}", case["rows"], case["clickhouse"]));
+            failures.push(format!(
+                "case {i}: {sql}\n  rows {}\n  ClickHouse ({}) {expected}, Northstar {got}",
+                case["rows"], case["clickhouse"]
+            ));
         }
     }
-    assert!(failures.is_empty(), "{} of {} cases differ from ClickHouse {}:\n{}", failures.len(), cases.len(), goldens["clickhouse_version"], failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases differ from ClickHouse {}:\n{}",
+        failures.len(),
+        cases.len(),
+        goldens["clickhouse_version"],
+        failures.join("\n")
+    );
 }

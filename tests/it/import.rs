@@ -10,7 +10,8 @@ async fn file_counts(path: &str) -> (u64, u64) {
     ctx.register_parquet("f", path, ParquetReadOptions::default()).await.unwrap();
     let batches = ctx.sql("SELECT count(*), count(DISTINCT user_id) FROM f").await.unwrap().collect().await.unwrap();
     let text = datafusion::arrow::util::pretty::pretty_format_batches(&batches).unwrap().to_string();
-    let numbers: Vec<u64> = text.split(|c: char| !c.is_ascii_digit()).filter(|s| !s.is_empty()).map(|s| s.parse().unwrap()).collect();
+    let numbers: Vec<u64> =
+        text.split(|c: char| !c.is_ascii_digit()).filter(|s| !s.is_empty()).map(|s| s.parse().unwrap()).collect();
     (numbers[0], numbers[1])
 }
 
@@ -65,7 +66,10 @@ fn csv_gzip_and_map_override_and_schema_evolution_across_imports() {
     assert_eq!(scalar(&s.data(), "SELECT sum(amount) FROM events"), "12.5");
     assert_eq!(scalar(&s.data(), "SELECT min(event_time) FROM events"), "2024-03-01T09:00:05Z");
     // a later import brings a new column; old rows read it as NULL
-    let more = s.write("more.ndjson", "{\"ts\":\"2024-03-02T00:00:00\",\"user_id\":\"c\",\"event\":\"open\",\"campaign\":\"spring\",\"amount\":3}\n");
+    let more = s.write(
+        "more.ndjson",
+        "{\"ts\":\"2024-03-02T00:00:00\",\"user_id\":\"c\",\"event\":\"open\",\"campaign\":\"spring\",\"amount\":3}\n",
+    );
     ok(&["import", "--data", &s.data(), &more]);
     assert_eq!(scalar(&s.data(), "SELECT count(*) FROM events WHERE campaign IS NULL"), "2");
     assert_eq!(scalar(&s.data(), "SELECT sum(amount) FROM events"), "15.5");
@@ -82,7 +86,11 @@ fn stdin_import_with_explicit_format() {
         .unwrap();
     let mut stdin = child.stdin.take().unwrap();
     for i in 0..1000 {
-        std::io::Write::write_all(&mut stdin, format!("{{\"ts\":{},\"user\":\"u{}\",\"name\":\"e\"}}\n", 1_700_000_000 + i, i % 7).as_bytes()).unwrap();
+        std::io::Write::write_all(
+            &mut stdin,
+            format!("{{\"ts\":{},\"user\":\"u{}\",\"name\":\"e\"}}\n", 1_700_000_000 + i, i % 7).as_bytes(),
+        )
+        .unwrap();
     }
     drop(stdin);
     let out = child.wait_with_output().unwrap();
@@ -100,10 +108,22 @@ fn committed_sample_is_exactly_what_the_generator_makes_and_imports() {
     ok(&["generate", "--events", "10000", "--seed", "42", "--format", "ndjson", "--out", path.to_str().unwrap()]);
     let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/datasets/sample-10k.ndjson.gz");
     let mut committed = String::new();
-    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(std::fs::File::open(sample).unwrap()), &mut committed).unwrap();
-    assert!(committed == std::fs::read_to_string(&path).unwrap(), "the generator no longer reproduces datasets/sample-10k.ndjson.gz");
+    std::io::Read::read_to_string(
+        &mut flate2::read::GzDecoder::new(std::fs::File::open(sample).unwrap()),
+        &mut committed,
+    )
+    .unwrap();
+    assert!(
+        committed == std::fs::read_to_string(&path).unwrap(),
+        "the generator no longer reproduces datasets/sample-10k.ndjson.gz"
+    );
     ok(&["import", "--data", &s.data(), sample]);
     assert_eq!(count(&s.data()), 10_000);
-    assert_eq!(scalar(&s.data(), "SELECT count(*) FROM events WHERE json_get_float(properties, 'price') > 0 AND event = 'purchase'"),
-        scalar(&s.data(), "SELECT count(*) FROM events WHERE event = 'purchase'"));
+    assert_eq!(
+        scalar(
+            &s.data(),
+            "SELECT count(*) FROM events WHERE json_get_float(properties, 'price') > 0 AND event = 'purchase'"
+        ),
+        scalar(&s.data(), "SELECT count(*) FROM events WHERE event = 'purchase'")
+    );
 }

@@ -10,7 +10,11 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
-        if path.is_dir() { out.extend(walk(&path)) } else { out.push(path) }
+        if path.is_dir() {
+            out.extend(walk(&path))
+        } else {
+            out.push(path)
+        }
     }
     out
 }
@@ -28,13 +32,25 @@ fn optimize_compacts_small_imports_and_vacuum_removes_replaced_files() {
                 let user = format!("u{}", (i * 50 + j) % 37);
                 expected_users.insert(user.clone());
                 partitions.insert((1 + j % 3, northstar_storage::user_bucket(&user)));
-                format!("{{\"event_time\":\"2024-05-0{}T{:02}:00:00Z\",\"user_id\":\"{user}\",\"event\":\"e{}\"}}\n", 1 + j % 3, j % 24, j % 4)
+                format!(
+                    "{{\"event_time\":\"2024-05-0{}T{:02}:00:00Z\",\"user_id\":\"{user}\",\"event\":\"e{}\"}}\n",
+                    1 + j % 3,
+                    j % 24,
+                    j % 4
+                )
             })
             .collect();
         let f = s.write(&format!("small{i}.ndjson"), &lines);
         ok(&["import", "--data", &data, &f]);
     }
-    let summary_before = ok(&["query", "--data", &data, "--format", "csv", "SELECT event, count(*), count(DISTINCT user_id) FROM events GROUP BY event ORDER BY event"]);
+    let summary_before = ok(&[
+        "query",
+        "--data",
+        &data,
+        "--format",
+        "csv",
+        "SELECT event, count(*), count(DISTINCT user_id) FROM events GROUP BY event ORDER BY event",
+    ]);
     let files_before = data_files(&s.path("data/events"));
     let (days, buckets) = (3, northstar_storage::USER_BUCKETS as usize);
     assert_eq!(partitions.len(), days * buckets, "37 users fill every bucket of each day");
@@ -45,7 +61,14 @@ fn optimize_compacts_small_imports_and_vacuum_removes_replaced_files() {
     let message = String::from_utf8_lossy(&out.stderr);
     assert!(message.contains(&format!("{files_before} files → {} files", partitions.len())), "{message}");
     assert_eq!(count(&data), 300);
-    let summary_after = ok(&["query", "--data", &data, "--format", "csv", "SELECT event, count(*), count(DISTINCT user_id) FROM events GROUP BY event ORDER BY event"]);
+    let summary_after = ok(&[
+        "query",
+        "--data",
+        &data,
+        "--format",
+        "csv",
+        "SELECT event, count(*), count(DISTINCT user_id) FROM events GROUP BY event ORDER BY event",
+    ]);
     assert_eq!(summary_before, summary_after);
     assert_eq!(scalar(&data, "SELECT count(DISTINCT user_id) FROM events"), expected_users.len().to_string());
 
@@ -54,7 +77,11 @@ fn optimize_compacts_small_imports_and_vacuum_removes_replaced_files() {
     let kept = crate::cli::run(&["vacuum", "--data", &data]);
     assert!(String::from_utf8_lossy(&kept.stderr).contains("deleted 0 unreferenced files"));
     let gone = crate::cli::run(&["vacuum", "--data", &data, "--retention-hours", "0"]);
-    assert!(String::from_utf8_lossy(&gone.stderr).contains(&format!("deleted {files_before} unreferenced files")), "{}", String::from_utf8_lossy(&gone.stderr));
+    assert!(
+        String::from_utf8_lossy(&gone.stderr).contains(&format!("deleted {files_before} unreferenced files")),
+        "{}",
+        String::from_utf8_lossy(&gone.stderr)
+    );
     assert_eq!(data_files(&s.path("data/events")), partitions.len());
     assert_eq!(count(&data), 300);
 }
@@ -69,6 +96,9 @@ async fn many_small_imports_write_log_checkpoints() {
         northstar_import::import(&mut store, std::slice::from_ref(&file), &Default::default()).await.unwrap();
     }
     let checkpoint = s.path("data/events/_delta_log/00000000000000000099.checkpoint.parquet");
-    assert!(checkpoint.exists(), "version 99 (every 100th commit) must write a checkpoint, so readers need not replay the whole log");
+    assert!(
+        checkpoint.exists(),
+        "version 99 (every 100th commit) must write a checkpoint, so readers need not replay the whole log"
+    );
     assert_eq!(count(&s.data()), 101);
 }

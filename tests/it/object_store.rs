@@ -20,7 +20,13 @@ async fn memory_location_round_trip_in_process() {
         northstar_import::import(&mut store, std::slice::from_ref(&file), &options).await.unwrap();
     }
     let ctx = northstar_engine::open_session(&location, &Default::default()).await.unwrap();
-    let batches = ctx.sql("SELECT count(*) AS n, count(DISTINCT platform) AS p FROM events").await.unwrap().collect().await.unwrap();
+    let batches = ctx
+        .sql("SELECT count(*) AS n, count(DISTINCT platform) AS p FROM events")
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
     let text = datafusion::arrow::util::pretty::pretty_format_batches(&batches).unwrap().to_string();
     assert!(text.contains("| 6000 | 3 |"), "{text}");
 }
@@ -28,8 +34,13 @@ async fn memory_location_round_trip_in_process() {
 /// The moto server binary from the project's venv.
 fn moto_server() -> PathBuf {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let path = std::env::var_os("NORTHSTAR_MOTO_SERVER").map(PathBuf::from).unwrap_or(root.join(".venv/bin/moto_server"));
-    assert!(path.exists(), "{} not found: run scripts/setup-test-env.sh (the README's test command does)", path.display());
+    let path =
+        std::env::var_os("NORTHSTAR_MOTO_SERVER").map(PathBuf::from).unwrap_or(root.join(".venv/bin/moto_server"));
+    assert!(
+        path.exists(),
+        "{} not found: run scripts/setup-test-env.sh (the README's test command does)",
+        path.display()
+    );
     path
 }
 
@@ -51,7 +62,10 @@ pub fn free_port() -> u16 {
 fn http(port: u16, method: &str, path: &str) -> std::io::Result<String> {
     let mut stream = TcpStream::connect(("127.0.0.1", port))?;
     stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-    write!(stream, "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")?;
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )?;
     let mut response = String::new();
     stream.read_to_string(&mut response)?;
     Ok(response.lines().next().unwrap_or("").to_string())
@@ -108,7 +122,8 @@ fn s3_compatible_server_round_trip() {
     let data = "s3://northstar-it/analytics";
     run(&["import", "--data", data, &file]);
     run(&["import", "--data", data, &file]);
-    let out = run(&["query", "--data", data, "--format", "csv", "SELECT count(*), count(DISTINCT country) FROM events"]);
+    let out =
+        run(&["query", "--data", data, "--format", "csv", "SELECT count(*), count(DISTINCT country) FROM events"]);
     assert_eq!(out.lines().nth(1), Some("8000,8"), "{out}");
     drop(server);
 }

@@ -47,17 +47,25 @@ fn table(users: &Users, partitions: usize, rng: &mut ChaCha8Rng) -> MemTable {
         Field::new("ts", DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), false),
         Field::new("e", DataType::Utf8, false),
     ]));
-    let mut rows: Vec<(&str, i64, &str)> = users.iter().flat_map(|(u, es)| es.iter().map(move |(t, e)| (u.as_str(), *t, *e))).collect();
+    let mut rows: Vec<(&str, i64, &str)> =
+        users.iter().flat_map(|(u, es)| es.iter().map(move |(t, e)| (u.as_str(), *t, *e))).collect();
     for i in (1..rows.len()).rev() {
         rows.swap(i, rng.random_range(0..=i));
     }
     let mut parts = vec![Vec::new(); partitions];
     for (p, chunk) in rows.chunks(rows.len().div_ceil(partitions).max(1)).enumerate() {
-        let batch = RecordBatch::try_new(schema.clone(), vec![
-            Arc::new(StringArray::from(chunk.iter().map(|r| r.0).collect::<Vec<_>>())),
-            Arc::new(TimestampMicrosecondArray::from(chunk.iter().map(|r| r.1 * 1_000_000).collect::<Vec<_>>()).with_timezone("UTC")),
-            Arc::new(StringArray::from(chunk.iter().map(|r| r.2).collect::<Vec<_>>())),
-        ]).unwrap();
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(StringArray::from(chunk.iter().map(|r| r.0).collect::<Vec<_>>())),
+                Arc::new(
+                    TimestampMicrosecondArray::from(chunk.iter().map(|r| r.1 * 1_000_000).collect::<Vec<_>>())
+                        .with_timezone("UTC"),
+                ),
+                Arc::new(StringArray::from(chunk.iter().map(|r| r.2).collect::<Vec<_>>())),
+            ],
+        )
+        .unwrap();
         parts[p].push(batch);
     }
     MemTable::try_new(schema, parts).unwrap()
@@ -66,13 +74,24 @@ fn table(users: &Users, partitions: usize, rng: &mut ChaCha8Rng) -> MemTable {
 /// `two_stage`: DataFusion's partial and final aggregates (the functions' merge path) instead
 /// of Northstar's one stage.
 fn context(partitions: usize, memory: Option<usize>, two_stage: bool) -> SessionContext {
-    let options = EngineOptions { target_partitions: Some(partitions), memory_limit: memory, two_stage_aggregates: two_stage, ..Default::default() };
+    let options = EngineOptions {
+        target_partitions: Some(partitions),
+        memory_limit: memory,
+        two_stage_aggregates: two_stage,
+        ..Default::default()
+    };
     new_context(&options).unwrap()
 }
 
 /// user → first column as i64 (booleans as 0/1).
 async fn per_user(ctx: &SessionContext, sql: &str) -> BTreeMap<String, i64> {
-    let batches = ctx.sql(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}")).collect().await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+    let batches = ctx
+        .sql(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .collect()
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
     let mut out = BTreeMap::new();
     for b in batches {
         let users = b.column(0).as_string::<i32>();
@@ -119,7 +138,11 @@ fn reference_funnel(events: &[(i64, &str)], steps: usize, window: i64, modes: &[
         let mut started = false;
         for (t, s, row) in entries {
             if s == 0 {
-                if started { break } else { continue }
+                if started {
+                    break;
+                } else {
+                    continue;
+                }
             }
             let i = s - 1;
             if i == 0 {
@@ -128,7 +151,9 @@ fn reference_funnel(events: &[(i64, &str)], steps: usize, window: i64, modes: &[
             } else if has("strict_deduplication") && !chains[i].is_empty() {
                 return highest(&|k| !chains[k].is_empty());
             } else if has("strict_order") && started && chains[i - 1].is_empty() {
-                if has("allow_reentry") { continue }
+                if has("allow_reentry") {
+                    continue;
+                }
                 return (0..steps).find(|&k| chains[k].is_empty()).unwrap_or(steps) as i64;
             } else if !chains[i - 1].is_empty() {
                 // chains whose start is out of the window are dropped, but one always stays
@@ -161,7 +186,11 @@ fn reference_funnel(events: &[(i64, &str)], steps: usize, window: i64, modes: &[
     let mut started = false;
     for (t, s, _) in entries {
         if s == 0 {
-            if started { break } else { continue }
+            if started {
+                break;
+            } else {
+                continue;
+            }
         }
         let i = s - 1;
         if i == 0 {
@@ -170,7 +199,9 @@ fn reference_funnel(events: &[(i64, &str)], steps: usize, window: i64, modes: &[
         } else if has("strict_deduplication") && level[i].is_some() {
             return highest(&|k| level[k].is_some());
         } else if has("strict_order") && started && level[i - 1].is_none() {
-            if has("allow_reentry") { continue }
+            if has("allow_reentry") {
+                continue;
+            }
             return (0..steps).find(|&k| level[k].is_none()).unwrap_or(steps) as i64;
         } else if let Some((first, last)) = level[i - 1] {
             if t <= first + window && (!has("strict_increase") || last < t) {
@@ -198,8 +229,13 @@ fn reference_sequence(events: &[(i64, &str)], pattern: &str, conditions: usize, 
     sorted.sort_by_key(|(t, _)| *t);
     let text: String = sorted.iter().map(|(_, e)| *e).collect();
     let regex = pattern.replace(".*", "_").replace('.', "[A-Z]").replace('_', "[A-Z]*?");
-    let regex = regex::Regex::new(&(1..=conditions).fold(regex, |r, i| r.replace(&format!("(?{i})"), LETTERS[i - 1]))).unwrap();
-    if count { regex.find_iter(&text).count() as i64 } else { regex.is_match(&text) as i64 }
+    let regex =
+        regex::Regex::new(&(1..=conditions).fold(regex, |r, i| r.replace(&format!("(?{i})"), LETTERS[i - 1]))).unwrap();
+    if count {
+        regex.find_iter(&text).count() as i64
+    } else {
+        regex.is_match(&text) as i64
+    }
 }
 
 fn mode_sets() -> Vec<Vec<&'static str>> {
@@ -224,14 +260,30 @@ async fn window_funnel_matches_reference_for_every_mode_combination_and_partitio
         let steps = rng.random_range(1..=4);
         let window = [0, 2, 5, 10, 40][rng.random_range(0..5)];
         let conds: Vec<String> = LETTERS[..steps].iter().map(|l| format!("e = '{l}'")).collect();
-        let sql = format!("SELECT u, window_funnel({window}, '{}', ts, {}) FROM t GROUP BY u", modes.join(","), conds.join(", "));
-        let expected: BTreeMap<String, i64> = users.iter().filter(|(_, e)| !e.is_empty()).map(|(u, e)| (u.clone(), reference_funnel(e, steps, window, &modes))).collect();
+        let sql = format!(
+            "SELECT u, window_funnel({window}, '{}', ts, {}) FROM t GROUP BY u",
+            modes.join(","),
+            conds.join(", ")
+        );
+        let expected: BTreeMap<String, i64> = users
+            .iter()
+            .filter(|(_, e)| !e.is_empty())
+            .map(|(u, e)| (u.clone(), reference_funnel(e, steps, window, &modes)))
+            .collect();
         for (partitions, two_stage) in [(1, false), (2, false), (8, false), (2, true), (8, true)] {
             let ctx = context(partitions, None, two_stage);
             ctx.register_table("t", Arc::new(table(&users, partitions, &mut rng))).unwrap();
             let got = per_user(&ctx, &sql).await;
-            let differing: Vec<String> = got.iter().filter(|(u, v)| expected.get(*u) != Some(v)).map(|(u, v)| format!("{u}: engine {v}, reference {:?}, events {:?}", expected.get(u), users[u])).collect();
-            assert!(differing.is_empty(), "{sql} with {partitions} partitions (two stages: {two_stage}):\n{}", differing.join("\n"));
+            let differing: Vec<String> = got
+                .iter()
+                .filter(|(u, v)| expected.get(*u) != Some(v))
+                .map(|(u, v)| format!("{u}: engine {v}, reference {:?}, events {:?}", expected.get(u), users[u]))
+                .collect();
+            assert!(
+                differing.is_empty(),
+                "{sql} with {partitions} partitions (two stages: {two_stage}):\n{}",
+                differing.join("\n")
+            );
             assert_eq!(got.len(), expected.len());
         }
     }
@@ -240,7 +292,17 @@ async fn window_funnel_matches_reference_for_every_mode_combination_and_partitio
 #[tokio::test]
 async fn retention_and_sequences_match_reference() {
     let mut rng = ChaCha8Rng::seed_from_u64(11);
-    let patterns = ["(?1)(?2)", "(?1).*(?2)", "(?1).(?2)", "(?2)(?1)", "(?1).*(?2).*(?3)", "(?1)(?1)", "(?3)", ".(?2)", "(?1).*.(?3)"];
+    let patterns = [
+        "(?1)(?2)",
+        "(?1).*(?2)",
+        "(?1).(?2)",
+        "(?2)(?1)",
+        "(?1).*(?2).*(?3)",
+        "(?1)(?1)",
+        "(?3)",
+        ".(?2)",
+        "(?1).*.(?3)",
+    ];
     for (i, pattern) in patterns.iter().enumerate() {
         let users = random_users(&mut rng, 80, true);
         let conditions = 3 + i % 2;
@@ -251,7 +313,11 @@ async fn retention_and_sequences_match_reference() {
         let present = |e: &&Vec<(i64, &str)>| !e.is_empty();
         for (function, count) in [("sequence_match", false), ("sequence_count", true)] {
             let sql = format!("SELECT u, {function}('{pattern}', ts, {}) FROM t GROUP BY u", conds.join(", "));
-            let expected: BTreeMap<String, i64> = users.iter().filter(|(_, e)| present(e)).map(|(u, e)| (u.clone(), reference_sequence(e, pattern, conditions, count))).collect();
+            let expected: BTreeMap<String, i64> = users
+                .iter()
+                .filter(|(_, e)| present(e))
+                .map(|(u, e)| (u.clone(), reference_sequence(e, pattern, conditions, count)))
+                .collect();
             assert_eq!(per_user(&ctx, &sql).await, expected, "{sql} with {partitions} partitions");
         }
         let sql = format!("SELECT u, retention({}) AS r FROM t GROUP BY u", conds.join(", "));
@@ -261,7 +327,8 @@ async fn retention_and_sequences_match_reference() {
             let lists = b.column(1).as_list::<i32>();
             for row in 0..b.num_rows() {
                 let value = lists.value(row);
-                let bits: i64 = value.as_primitive::<Int32Type>().iter().enumerate().map(|(k, v)| (v.unwrap() as i64) << k).sum();
+                let bits: i64 =
+                    value.as_primitive::<Int32Type>().iter().enumerate().map(|(k, v)| (v.unwrap() as i64) << k).sum();
                 let u = users_col.value(row);
                 assert_eq!(bits, reference_retention(&users[u], conditions), "{sql}: user {u}");
             }
@@ -291,13 +358,24 @@ async fn cohort_periods_matches_reference_across_partitions_and_a_small_memory_p
     for (partitions, memory) in [(1, None), (2, None), (8, None), (2, Some(1 << 20))] {
         let ctx = context(partitions, memory, false);
         ctx.register_table("t", Arc::new(table(&users, partitions, &mut rng))).unwrap();
-        let batches = ctx.sql(sql).await.unwrap().collect().await.unwrap_or_else(|e| panic!("{sql} with {partitions} partitions, memory {memory:?}: {e}"));
+        let batches = ctx
+            .sql(sql)
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap_or_else(|e| panic!("{sql} with {partitions} partitions, memory {memory:?}: {e}"));
         for b in batches {
             let (names, lists) = (b.column(0).as_string::<i32>(), b.column(1).as_list::<i32>());
             for row in 0..b.num_rows() {
-                let got: Vec<i64> = lists.value(row).as_primitive::<Int32Type>().values().iter().map(|&v| v as i64).collect();
+                let got: Vec<i64> =
+                    lists.value(row).as_primitive::<Int32Type>().values().iter().map(|&v| v as i64).collect();
                 let u = names.value(row);
-                assert_eq!(got, reference_cohort_days(&users[u]), "{u} with {partitions} partitions, memory {memory:?}");
+                assert_eq!(
+                    got,
+                    reference_cohort_days(&users[u]),
+                    "{u} with {partitions} partitions, memory {memory:?}"
+                );
             }
         }
     }
@@ -308,7 +386,11 @@ async fn funnel_with_spilling_forced_matches_unlimited_run() {
     let mut rng = ChaCha8Rng::seed_from_u64(3);
     let users = random_users(&mut rng, 20_000, false);
     let sql = "SELECT u, window_funnel(10, 'strict_order', ts, e = 'A', e = 'B', e = 'C') FROM t GROUP BY u";
-    let expected: BTreeMap<String, i64> = users.iter().filter(|(_, e)| !e.is_empty()).map(|(u, e)| (u.clone(), reference_funnel(e, 3, 10, &["strict_order"]))).collect();
+    let expected: BTreeMap<String, i64> = users
+        .iter()
+        .filter(|(_, e)| !e.is_empty())
+        .map(|(u, e)| (u.clone(), reference_funnel(e, 3, 10, &["strict_order"])))
+        .collect();
     let spill_count = regex::Regex::new(r"spill_count=(\d+)").unwrap();
     for two_stage in [false, true] {
         let ctx = context(2, Some(2 << 20), two_stage);
@@ -327,7 +409,8 @@ async fn order_dependent_aggregates_run_in_one_stage_unless_asked_for_two() {
     let users = random_users(&mut rng, 50, false);
     let sql = "EXPLAIN SELECT u, window_funnel(10, ts, e = 'A', e = 'B'), count(*) FROM t GROUP BY u";
     let aggregate_mode = regex::Regex::new(r"AggregateExec: mode=(\w+)").unwrap();
-    for (two_stage, expected_modes) in [(false, vec!["SinglePartitioned"]), (true, vec!["FinalPartitioned", "Partial"])] {
+    for (two_stage, expected_modes) in [(false, vec!["SinglePartitioned"]), (true, vec!["FinalPartitioned", "Partial"])]
+    {
         let ctx = context(2, None, two_stage);
         ctx.register_table("t", Arc::new(table(&users, 2, &mut rng))).unwrap();
         let explained = ctx.sql(sql).await.unwrap().collect().await.unwrap();

@@ -9,10 +9,27 @@ fn output_formats_and_readable_errors() {
     assert!(message.contains("no events table at") && message.contains("import"), "{message}");
     let f = s.write("e.ndjson", "{\"ts\":\"2024-01-01T00:00:00Z\",\"user_id\":\"a\",\"event\":\"open\"}\n{\"ts\":\"2024-01-02T00:00:00Z\",\"user_id\":\"b\",\"event\":\"buy\"}\n");
     ok(&["import", "--data", &s.data(), &f]);
-    let csv = ok(&["query", "--data", &s.data(), "--format", "csv", "SELECT user_id, event FROM events WHERE event = 'nothing'"]);
+    let csv = ok(&[
+        "query",
+        "--data",
+        &s.data(),
+        "--format",
+        "csv",
+        "SELECT user_id, event FROM events WHERE event = 'nothing'",
+    ]);
     assert_eq!(csv.trim(), "user_id,event", "an empty CSV result still has its header");
-    let json = ok(&["query", "--data", &s.data(), "--format", "json", "SELECT user_id, event_date FROM events ORDER BY user_id"]);
-    assert_eq!(json.trim(), "{\"user_id\":\"a\",\"event_date\":\"2024-01-01\"}\n{\"user_id\":\"b\",\"event_date\":\"2024-01-02\"}");
+    let json = ok(&[
+        "query",
+        "--data",
+        &s.data(),
+        "--format",
+        "json",
+        "SELECT user_id, event_date FROM events ORDER BY user_id",
+    ]);
+    assert_eq!(
+        json.trim(),
+        "{\"user_id\":\"a\",\"event_date\":\"2024-01-01\"}\n{\"user_id\":\"b\",\"event_date\":\"2024-01-02\"}"
+    );
     let table = ok(&["query", "--data", &s.data(), "SELECT count(*) AS n FROM events"]);
     assert!(table.contains("│ n ") && table.contains("│ 2 ") && table.contains("(1 row)"), "{table}");
     let message = fails(&["query", "--data", &s.data(), "SELEC nonsense"]);

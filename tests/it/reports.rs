@@ -31,7 +31,13 @@ async fn sample() -> Sample {
 }
 
 async fn rows(ctx: &SessionContext, sql: &str) -> Vec<Vec<String>> {
-    let batches = ctx.sql(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}")).collect().await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+    let batches = ctx
+        .sql(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .collect()
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
     let mut out = vec![];
     for b in batches {
         for r in 0..b.num_rows() {
@@ -88,7 +94,11 @@ async fn funnel_matches_window_funnel_sql_with_breakdown_and_times() {
         for k in 1..=steps.len() {
             let reached = levels.iter().filter(|&&l| l >= k as i64).count() as i64;
             assert_eq!(report[k - 1][1], reached.to_string(), "{order} step {k}");
-            assert_eq!(report[k - 1][2], previous.map(|p: i64| p - reached).unwrap_or(0).to_string(), "{order} drop-off {k}");
+            assert_eq!(
+                report[k - 1][2],
+                previous.map(|p: i64| p - reached).unwrap_or(0).to_string(),
+                "{order} drop-off {k}"
+            );
             previous = Some(reached);
         }
     }
@@ -122,13 +132,22 @@ async fn funnel_matches_window_funnel_sql_with_breakdown_and_times() {
 async fn unordered_funnel_matches_a_sliding_window_reference() {
     let s = sample().await;
     let steps = ["purchase", "search", "signup"];
-    let report = rows(&s.ctx, "SELECT users FROM funnel(['purchase', 'search', 'signup'], 'window=2 days; order=unordered') ORDER BY step").await;
+    let report = rows(
+        &s.ctx,
+        "SELECT users FROM funnel(['purchase', 'search', 'signup'], 'window=2 days; order=unordered') ORDER BY step",
+    )
+    .await;
     let mut reached = [0i64; 3];
     for (_, evs) in by_user(&events(&s.ctx).await) {
         let hits: Vec<&Ev> = evs.iter().filter(|e| steps.contains(&e.event.as_str())).collect();
         let best = hits
             .iter()
-            .map(|start| steps.iter().filter(|s| hits.iter().any(|e| e.event == **s && e.t >= start.t && e.t <= start.t + 2 * DAY)).count())
+            .map(|start| {
+                steps
+                    .iter()
+                    .filter(|s| hits.iter().any(|e| e.event == **s && e.t >= start.t && e.t <= start.t + 2 * DAY))
+                    .count()
+            })
             .max()
             .unwrap_or(0);
         for reached_step in reached.iter_mut().take(best) {
@@ -150,7 +169,10 @@ async fn tiny(rows_: &[(&str, i64, &str)]) -> SessionContext {
     ]));
     let columns: Vec<ArrayRef> = vec![
         Arc::new(StringArray::from(rows_.iter().map(|r| r.0).collect::<Vec<_>>())),
-        Arc::new(TimestampMicrosecondArray::from(rows_.iter().map(|r| base + r.1 * 3_600_000_000).collect::<Vec<_>>()).with_timezone("UTC")),
+        Arc::new(
+            TimestampMicrosecondArray::from(rows_.iter().map(|r| base + r.1 * 3_600_000_000).collect::<Vec<_>>())
+                .with_timezone("UTC"),
+        ),
         Arc::new(StringArray::from(rows_.iter().map(|r| r.2).collect::<Vec<_>>())),
     ];
     let batch = RecordBatch::try_new(schema.clone(), columns).unwrap();
@@ -176,10 +198,16 @@ async fn funnel_edge_cases() {
     .await;
     let users = |r: Vec<Vec<String>>| r.iter().map(|r| r[0].parse::<i64>().unwrap()).collect::<Vec<_>>();
     assert_eq!(users(rows(&ctx, "SELECT users FROM funnel(['signup', 'purchase'], 'window=1 day')").await), vec![5, 3]);
-    assert_eq!(users(rows(&ctx, "SELECT users FROM funnel(['signup', 'purchase'], 'window=1 day; exclude=refund')").await), vec![4, 2]);
+    assert_eq!(
+        users(rows(&ctx, "SELECT users FROM funnel(['signup', 'purchase'], 'window=1 day; exclude=refund')").await),
+        vec![4, 2]
+    );
     // Unknown events: zeros, not errors; an empty date range likewise.
     assert_eq!(users(rows(&ctx, "SELECT users FROM funnel(['signup', 'no_such_event'])").await), vec![5, 0]);
-    assert_eq!(users(rows(&ctx, "SELECT users FROM funnel(['signup', 'purchase'], 'from=2030-01-01; to=2030-01-31')").await), vec![0, 0]);
+    assert_eq!(
+        users(rows(&ctx, "SELECT users FROM funnel(['signup', 'purchase'], 'from=2030-01-01; to=2030-01-31')").await),
+        vec![0, 0]
+    );
     // Bad arguments: clear errors.
     assert!(error(&ctx, "SELECT * FROM funnel('signup')").await.contains("steps must be a list"));
     assert!(error(&ctx, "SELECT * FROM funnel(['a'], 'window=forever')").await.contains("window must be an interval"));
@@ -202,7 +230,12 @@ async fn retention_matrix_matches_a_reference() {
         let Some(start) = evs.iter().filter(|e| e.event == "signup").map(|e| e.t).min() else { continue };
         let cohort = week_of(start);
         *sizes.entry(cohort).or_default() += 1;
-        let weeks: BTreeSet<i64> = evs.iter().filter(|e| week_of(e.t) >= cohort).map(|e| week_of(e.t) - cohort).filter(|k| (1..=4).contains(k)).collect();
+        let weeks: BTreeSet<i64> = evs
+            .iter()
+            .filter(|e| week_of(e.t) >= cohort)
+            .map(|e| week_of(e.t) - cohort)
+            .filter(|k| (1..=4).contains(k))
+            .collect();
         for k in weeks {
             *retained.entry((cohort, k)).or_default() += 1;
         }
@@ -232,7 +265,11 @@ async fn retention_matrix_matches_a_reference() {
         }
         for (&day, &start) in &starts {
             *sizes.entry(day).or_default() += 1;
-            let max_k = evs.iter().filter(|e| e.event == "purchase" && e.t >= start).map(|e| (e.t - start).div_euclid(DAY)).max();
+            let max_k = evs
+                .iter()
+                .filter(|e| e.event == "purchase" && e.t >= start)
+                .map(|e| (e.t - start).div_euclid(DAY))
+                .max();
             for k in 1..=max_k.unwrap_or(0).min(3) {
                 *reached.entry((day, k)).or_default() += 1;
             }
@@ -261,12 +298,25 @@ async fn trends_lifecycle_and_stickiness_match_references() {
         day_users.entry(e.t.div_euclid(DAY)).or_default().insert(&e.user);
         *day_events.entry(e.t.div_euclid(DAY)).or_default() += 1;
     }
-    let rolling = |day: i64, n: i64| day_users.range(day - n + 1..=day).flat_map(|(_, u)| u.iter()).collect::<BTreeSet<_>>().len();
+    let rolling = |day: i64, n: i64| {
+        day_users.range(day - n + 1..=day).flat_map(|(_, u)| u.iter()).collect::<BTreeSet<_>>().len()
+    };
     let expected: Vec<Vec<String>> = day_users
         .iter()
-        .map(|(&d, u)| vec![d.to_string(), day_events[&d].to_string(), u.len().to_string(), rolling(d, 7).to_string(), rolling(d, 30).to_string()])
+        .map(|(&d, u)| {
+            vec![
+                d.to_string(),
+                day_events[&d].to_string(),
+                u.len().to_string(),
+                rolling(d, 7).to_string(),
+                rolling(d, 30).to_string(),
+            ]
+        })
         .collect();
-    assert_eq!(rows(&s.ctx, "SELECT CAST(period AS INT), events, active_users, wau, mau FROM trends()").await, expected);
+    assert_eq!(
+        rows(&s.ctx, "SELECT CAST(period AS INT), events, active_users, wau, mau FROM trends()").await,
+        expected
+    );
 
     // Weekly lifecycle.
     let week_of = |t: i64| (t.div_euclid(DAY) + 3).div_euclid(7);
@@ -279,7 +329,13 @@ async fn trends_lifecycle_and_stickiness_match_references() {
     for weeks in active.values() {
         let first = *weeks.iter().next().unwrap();
         for &w in weeks {
-            let status = if w == first { 0 } else if weeks.contains(&(w - 1)) { 1 } else { 2 };
+            let status = if w == first {
+                0
+            } else if weeks.contains(&(w - 1)) {
+                1
+            } else {
+                2
+            };
             *counts.entry((w, status)).or_default() += 1;
             if !weeks.contains(&(w + 1)) && w < last {
                 *counts.entry((w + 1, 3)).or_default() -= 1;
@@ -287,7 +343,8 @@ async fn trends_lifecycle_and_stickiness_match_references() {
         }
     }
     let names = ["new", "returning", "resurrecting", "dormant"];
-    let expected: Vec<Vec<String>> = counts.iter().map(|(&(w, s), &n)| vec![(w * 7 - 3).to_string(), names[s].to_string(), n.to_string()]).collect();
+    let expected: Vec<Vec<String>> =
+        counts.iter().map(|(&(w, s), &n)| vec![(w * 7 - 3).to_string(), names[s].to_string(), n.to_string()]).collect();
     assert_eq!(rows(&s.ctx, "SELECT CAST(period AS INT), status, users FROM lifecycle('period=week')").await, expected);
 
     // Monthly stickiness of purchases.
@@ -303,8 +360,12 @@ async fn trends_lifecycle_and_stickiness_match_references() {
     for ((m, _), d) in &days {
         *hist.entry((m.clone(), d.len())).or_default() += 1;
     }
-    let expected: Vec<Vec<String>> = hist.iter().map(|((m, d), n)| vec![m.clone(), d.to_string(), n.to_string()]).collect();
-    assert_eq!(rows(&s.ctx, "SELECT period, days_active, users FROM stickiness('period=month; event=purchase')").await, expected);
+    let expected: Vec<Vec<String>> =
+        hist.iter().map(|((m, d), n)| vec![m.clone(), d.to_string(), n.to_string()]).collect();
+    assert_eq!(
+        rows(&s.ctx, "SELECT period, days_active, users FROM stickiness('period=month; event=purchase')").await,
+        expected
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -335,9 +396,11 @@ async fn paths_match_a_sessionizing_reference() {
             }
         }
     }
-    let mut expected: Vec<(i64, String, String, usize)> = transitions.into_iter().map(|((f, t), (n, u))| (n, f, t, u.len())).collect();
+    let mut expected: Vec<(i64, String, String, usize)> =
+        transitions.into_iter().map(|((f, t), (n, u))| (n, f, t, u.len())).collect();
     expected.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
-    let expected: Vec<Vec<String>> = expected.into_iter().take(15).map(|(n, f, t, u)| vec![f, t, n.to_string(), u.to_string()]).collect();
+    let expected: Vec<Vec<String>> =
+        expected.into_iter().take(15).map(|(n, f, t, u)| vec![f, t, n.to_string(), u.to_string()]).collect();
     assert_eq!(rows(&s.ctx, "SELECT * FROM paths('top=15')").await, expected);
 }
 
@@ -348,11 +411,22 @@ fn views_made_with_the_cli_persist_and_feed_reports() {
     let data = scratch.path("data");
     let data = data.to_str().unwrap();
     ok(&["import", "--data", data, concat!(env!("CARGO_MANIFEST_DIR"), "/datasets/sample-10k.ndjson.gz")]);
-    ok(&["query", "--data", data, "CREATE VIEW ios_users AS SELECT DISTINCT user_id FROM events WHERE platform = 'ios'"]);
+    ok(&[
+        "query",
+        "--data",
+        data,
+        "CREATE VIEW ios_users AS SELECT DISTINCT user_id FROM events WHERE platform = 'ios'",
+    ]);
     let users = scalar(data, "SELECT count(*) FROM ios_users");
     assert_eq!(users, scalar(data, "SELECT count(DISTINCT user_id) FROM events WHERE platform = 'ios'"));
     let in_report = scalar(data, "SELECT sum(events) FROM trends('where=user_id IN (SELECT user_id FROM ios_users)')");
-    assert_eq!(in_report, scalar(data, "SELECT count(*) FROM events WHERE user_id IN (SELECT user_id FROM events WHERE platform = 'ios')"));
+    assert_eq!(
+        in_report,
+        scalar(
+            data,
+            "SELECT count(*) FROM events WHERE user_id IN (SELECT user_id FROM events WHERE platform = 'ios')"
+        )
+    );
     ok(&["query", "--data", data, "DROP VIEW ios_users"]);
     let err = crate::cli::fails(&["query", "--data", data, "SELECT * FROM ios_users"]);
     assert!(err.contains("ios_users"), "{err}");

@@ -51,7 +51,12 @@ impl LogicalExtensionCodec for NorthstarLogicalCodec {
         }
     }
 
-    fn try_encode_table_provider(&self, table_ref: &TableReference, node: Arc<dyn TableProvider>, buf: &mut Vec<u8>) -> Result<()> {
+    fn try_encode_table_provider(
+        &self,
+        table_ref: &TableReference,
+        node: Arc<dyn TableProvider>,
+        buf: &mut Vec<u8>,
+    ) -> Result<()> {
         match node.downcast_ref::<EventFiles>() {
             Some(events) => {
                 buf.extend_from_slice(TAG);

@@ -30,7 +30,10 @@ pub struct ExecutorOptions {
 /// Runs the executor until the process ends or the scheduler tells it to stop.
 pub async fn run_executor(options: ExecutorOptions) -> Result<()> {
     let registry = BallistaFunctionRegistry::from(&cluster_session_state(cluster_config())?);
-    let grpc_port = options.listen.port().checked_add(1).ok_or_else(|| anyhow!("--listen port {} leaves no room for the task port after it", options.listen.port()))?;
+    let grpc_port =
+        options.listen.port().checked_add(1).ok_or_else(|| {
+            anyhow!("--listen port {} leaves no room for the task port after it", options.listen.port())
+        })?;
     let config = ExecutorProcessConfig {
         bind_host: options.listen.ip().to_string(),
         external_host: Some(options.listen.ip().to_string()),
@@ -38,7 +41,9 @@ pub async fn run_executor(options: ExecutorOptions) -> Result<()> {
         grpc_port,
         scheduler_host: options.scheduler.ip().to_string(),
         scheduler_port: options.scheduler.port(),
-        vcores: options.concurrent_tasks.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)),
+        vcores: options
+            .concurrent_tasks
+            .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)),
         work_dir: options.work_dir.map(|d| d.display().to_string()),
         memory_pool_size: options.memory_limit.map(|b| b as u64),
         print_thread_info: false,

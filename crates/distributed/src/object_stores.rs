@@ -38,7 +38,11 @@ impl ObjectStoreRegistry for ClusterObjectStores {
                      a cluster needs a location every process can reach (s3://… or a shared directory)"
                 )
             }
-            other => return plan_err!("no object store for scheme '{other}' ({url}); Northstar clusters read s3:// and local paths"),
+            other => {
+                return plan_err!(
+                    "no object store for scheme '{other}' ({url}); Northstar clusters read s3:// and local paths"
+                )
+            }
         };
         self.known.register_store(url, store.clone());
         Ok(store)

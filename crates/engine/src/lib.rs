@@ -13,8 +13,8 @@ use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
 use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::execution::{SessionState, SessionStateBuilder};
-use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
+use datafusion::prelude::{SessionConfig, SessionContext};
 use northstar_functions::{FastTextEquality, SingleStageEventAggregates};
 use northstar_storage::UserBucketAggregation;
 use northstar_storage::{DataLocation, EventStore, StorageError};
@@ -62,8 +62,7 @@ pub fn parse_byte_size(text: &str) -> std::result::Result<usize, String> {
     let t = text.trim();
     let split = t.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(t.len());
     let (number, unit) = t.split_at(split);
-    let number: f64 =
-        number.parse().map_err(|_| format!("invalid size '{text}': expected e.g. 4GiB or 512MiB"))?;
+    let number: f64 = number.parse().map_err(|_| format!("invalid size '{text}': expected e.g. 4GiB or 512MiB"))?;
     let factor = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1u64,
         "k" | "kb" | "kib" => 1 << 10,
@@ -99,9 +98,8 @@ pub const PARQUET_FOOTER_READ: usize = 16 * 1024;
 /// Northstar's session settings: one target partition per core (or as configured), the
 /// information schema, the `northstar` catalog, UTC.
 pub fn session_config(options: &EngineOptions) -> SessionConfig {
-    let partitions = options
-        .target_partitions
-        .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    let partitions =
+        options.target_partitions.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
     configure(SessionConfig::new().with_target_partitions(partitions))
 }
 
@@ -177,7 +175,11 @@ pub async fn load_views(ctx: &SessionContext, store: &EventStore) -> std::result
 
 /// Runs one SQL statement; `CREATE VIEW` and `DROP VIEW` are also saved to (removed from) the
 /// data location, so views survive restarts and every client sees them.
-pub async fn execute_sql(ctx: &SessionContext, store: &EventStore, sql: &str) -> std::result::Result<datafusion::dataframe::DataFrame, StorageError> {
+pub async fn execute_sql(
+    ctx: &SessionContext,
+    store: &EventStore,
+    sql: &str,
+) -> std::result::Result<datafusion::dataframe::DataFrame, StorageError> {
     let dialect = ctx.state().config().options().sql_parser.dialect;
     let statement = ctx.state().sql_to_statement(sql, &dialect)?;
     let df = ctx.execute_logical_plan(ctx.state().statement_to_plan(statement.clone()).await?).await?;
@@ -188,7 +190,10 @@ pub async fn execute_sql(ctx: &SessionContext, store: &EventStore, sql: &str) ->
 }
 
 /// Saves or removes a view after its CREATE/DROP VIEW ran; other statements are ignored.
-pub async fn persist_view_change(store: &EventStore, statement: &datafusion::sql::sqlparser::ast::Statement) -> std::result::Result<(), StorageError> {
+pub async fn persist_view_change(
+    store: &EventStore,
+    statement: &datafusion::sql::sqlparser::ast::Statement,
+) -> std::result::Result<(), StorageError> {
     use datafusion::sql::sqlparser::ast::{ObjectType, Statement};
     match statement {
         Statement::CreateView(create) => store.save_view(&view_name(&create.name), &statement.to_string()).await,
@@ -207,10 +212,7 @@ fn view_name(name: &datafusion::sql::sqlparser::ast::ObjectName) -> String {
 }
 
 /// Registers (or re-registers) the current version of `events` in `ctx`.
-pub async fn register_events(
-    ctx: &SessionContext,
-    store: &EventStore,
-) -> std::result::Result<(), StorageError> {
+pub async fn register_events(ctx: &SessionContext, store: &EventStore) -> std::result::Result<(), StorageError> {
     let provider = store.table_provider(&ctx.state()).await?;
     ctx.deregister_table("events")?;
     ctx.register_table("events", provider)?;

@@ -20,7 +20,9 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Int32Builder, ListArray, ListBuilder, PrimitiveArray};
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, Int32Builder, ListArray, ListBuilder, PrimitiveArray,
+};
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Int32Type, Int64Type};
 use datafusion::common::{plan_err, Result};
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
@@ -103,7 +105,11 @@ impl AggregateUDFImpl for CohortPeriods {
     }
 
     fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
-        Ok(vec![Arc::new(Field::new(format!("{}[periods]", args.name), DataType::new_list(DataType::Int32, true), true))])
+        Ok(vec![Arc::new(Field::new(
+            format!("{}[periods]", args.name),
+            DataType::new_list(DataType::Int32, true),
+            true,
+        ))])
     }
 
     fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
@@ -180,7 +186,13 @@ impl PeriodsAccumulator {
 }
 
 impl GroupsAccumulator for PeriodsAccumulator {
-    fn update_batch(&mut self, values: &[ArrayRef], group_indices: &[usize], opt_filter: Option<&BooleanArray>, total_num_groups: usize) -> Result<()> {
+    fn update_batch(
+        &mut self,
+        values: &[ArrayRef],
+        group_indices: &[usize],
+        opt_filter: Option<&BooleanArray>,
+        total_num_groups: usize,
+    ) -> Result<()> {
         self.resize(total_num_groups)?;
         let periods = self.row_periods(&values[0], opt_filter)?;
         for (period, &group) in periods.iter().zip(group_indices) {
@@ -234,7 +246,9 @@ impl GroupsAccumulator for PeriodsAccumulator {
 
     fn convert_to_state(&self, values: &[ArrayRef], opt_filter: Option<&BooleanArray>) -> Result<Vec<ArrayRef>> {
         let periods = self.row_periods(&values[0], opt_filter)?;
-        let lists = ListArray::from_iter_primitive::<Int32Type, _, _>(periods.iter().map(|p| Some(p.into_iter().map(Some).collect::<Vec<_>>())));
+        let lists = ListArray::from_iter_primitive::<Int32Type, _, _>(
+            periods.iter().map(|p| Some(p.into_iter().map(Some).collect::<Vec<_>>())),
+        );
         Ok(vec![Arc::new(lists)])
     }
 
@@ -250,7 +264,12 @@ mod tests {
     #[test]
     fn periods_are_numbered_consecutively_on_the_utc_calendar() {
         // 2025-01-05 is a Sunday, 2025-01-06 a Monday.
-        let day = |y, m, d| chrono::NaiveDate::from_ymd_opt(y, m, d).unwrap().signed_duration_since(chrono::NaiveDate::default()).num_days();
+        let day = |y, m, d| {
+            chrono::NaiveDate::from_ymd_opt(y, m, d)
+                .unwrap()
+                .signed_duration_since(chrono::NaiveDate::default())
+                .num_days()
+        };
         assert_eq!(Period::Week.of_day(day(2025, 1, 6)) - Period::Week.of_day(day(2025, 1, 5)), 1);
         assert_eq!(Period::Week.of_day(day(2025, 1, 12)), Period::Week.of_day(day(2025, 1, 6)));
         assert_eq!(Period::Week.of_day(day(1969, 12, 29)), 0);

@@ -69,8 +69,22 @@ pub struct EventListAccumulator<F: Finisher> {
 }
 
 impl<F: Finisher> EventListAccumulator<F> {
-    pub fn new(time_kind: TimeKind, time_arg: usize, keep_unmatched: bool, null_when_unseen: bool, finisher: Arc<F>) -> Self {
-        Self { events: FlatGroups::new(), seen: Vec::new(), null_when_unseen, time_kind, time_arg, keep_unmatched, finisher }
+    pub fn new(
+        time_kind: TimeKind,
+        time_arg: usize,
+        keep_unmatched: bool,
+        null_when_unseen: bool,
+        finisher: Arc<F>,
+    ) -> Self {
+        Self {
+            events: FlatGroups::new(),
+            seen: Vec::new(),
+            null_when_unseen,
+            time_kind,
+            time_arg,
+            keep_unmatched,
+            finisher,
+        }
     }
 
     /// Per input row: whether it is stored, its time and its condition mask.
@@ -119,7 +133,13 @@ fn state_columns<'a>(groups: impl Iterator<Item = &'a [Event]>, seen: Vec<bool>)
 }
 
 impl<F: Finisher> GroupsAccumulator for EventListAccumulator<F> {
-    fn update_batch(&mut self, values: &[ArrayRef], group_indices: &[usize], opt_filter: Option<&BooleanArray>, total_num_groups: usize) -> Result<()> {
+    fn update_batch(
+        &mut self,
+        values: &[ArrayRef],
+        group_indices: &[usize],
+        opt_filter: Option<&BooleanArray>,
+        total_num_groups: usize,
+    ) -> Result<()> {
         self.resize(total_num_groups)?;
         let (times, rows) = self.rows(values, opt_filter)?;
         let times = time_values(&times);
@@ -158,7 +178,8 @@ impl<F: Finisher> GroupsAccumulator for EventListAccumulator<F> {
     fn merge_batch(&mut self, values: &[ArrayRef], group_indices: &[usize], total_num_groups: usize) -> Result<()> {
         self.resize(total_num_groups)?;
         let (times, masks) = (values[0].as_list::<i32>(), values[1].as_list::<i32>());
-        let (time_values, mask_values) = (times.values().as_primitive::<Int64Type>().values(), masks.values().as_primitive::<UInt32Type>().values());
+        let (time_values, mask_values) =
+            (times.values().as_primitive::<Int64Type>().values(), masks.values().as_primitive::<UInt32Type>().values());
         let offsets = times.value_offsets();
         let seen = values[2].as_boolean();
         for (row, &group) in group_indices.iter().enumerate() {

@@ -111,7 +111,11 @@ impl FunnelLayout {
     }
 
     pub fn time_index(self) -> usize {
-        if self.has_mode { 2 } else { 1 }
+        if self.has_mode {
+            2
+        } else {
+            1
+        }
     }
 
     pub fn first_condition(self) -> usize {
@@ -144,7 +148,8 @@ impl FunnelLayout {
         let nullable = any_nullable(args, layout.time_index());
         let (time_arg, keep_unmatched) = (layout.time_index(), funnel.keeps_unmatched());
         Ok(Arc::new(move || {
-            Box::new(EventListAccumulator::new(kind, time_arg, keep_unmatched, nullable, finisher.clone())) as Box<dyn GroupsAccumulator>
+            Box::new(EventListAccumulator::new(kind, time_arg, keep_unmatched, nullable, finisher.clone()))
+                as Box<dyn GroupsAccumulator>
         }))
     }
 }
@@ -355,7 +360,8 @@ impl Funnel {
                         previous.remove(k);
                         continue;
                     }
-                    let matched = in_window && !chain.rows.contains(&row) && (!self.modes.strict_increase || chain.last < time);
+                    let matched =
+                        in_window && !chain.rows.contains(&row) && (!self.modes.strict_increase || chain.last < time);
                     if matched {
                         let mut next = chain.clone();
                         next.last = time;

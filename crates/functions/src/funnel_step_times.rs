@@ -16,7 +16,9 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, Date32Array, Int64Builder, ListArray, ListBuilder, TimestampMicrosecondArray};
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, Date32Array, Int64Builder, ListArray, ListBuilder, TimestampMicrosecondArray,
+};
 use datafusion::arrow::datatypes::{DataType, Field, Int64Type, TimeUnit};
 use datafusion::common::Result;
 
@@ -77,7 +79,9 @@ impl Finisher for StepTimesFinisher {
         let list = array.as_list::<i32>();
         let raw = list.values().as_primitive::<Int64Type>();
         let values: ArrayRef = match self.kind {
-            TimeKind::Timestamp => Arc::new(TimestampMicrosecondArray::new(raw.values().clone(), raw.nulls().cloned()).with_timezone("UTC")),
+            TimeKind::Timestamp => Arc::new(
+                TimestampMicrosecondArray::new(raw.values().clone(), raw.nulls().cloned()).with_timezone("UTC"),
+            ),
             TimeKind::Date => Arc::new(Date32Array::from(raw.values().iter().map(|&d| d as i32).collect::<Vec<_>>())),
             TimeKind::Integer => list.values().clone(),
         };
@@ -85,4 +89,3 @@ impl Finisher for StepTimesFinisher {
         Ok(Arc::new(ListArray::try_new(field, list.offsets().clone(), values, list.nulls().cloned())?))
     }
 }
-

@@ -105,7 +105,13 @@ impl RetentionAccumulator {
 }
 
 impl GroupsAccumulator for RetentionAccumulator {
-    fn update_batch(&mut self, values: &[ArrayRef], group_indices: &[usize], opt_filter: Option<&BooleanArray>, total_num_groups: usize) -> Result<()> {
+    fn update_batch(
+        &mut self,
+        values: &[ArrayRef],
+        group_indices: &[usize],
+        opt_filter: Option<&BooleanArray>,
+        total_num_groups: usize,
+    ) -> Result<()> {
         self.masks.resize(total_num_groups, 0);
         // Straight over the masks, no per-row check: this loop runs once per row of the table.
         for (mask, &group) in Self::counted_masks(values, opt_filter)?.into_iter().zip(group_indices) {
@@ -116,7 +122,8 @@ impl GroupsAccumulator for RetentionAccumulator {
 
     fn evaluate(&mut self, emit_to: EmitTo) -> Result<ArrayRef> {
         let masks = emit_to.take_needed(&mut self.masks);
-        let mut out = ListBuilder::with_capacity(Int32Builder::with_capacity(masks.len() * self.conditions), masks.len());
+        let mut out =
+            ListBuilder::with_capacity(Int32Builder::with_capacity(masks.len() * self.conditions), masks.len());
         for mask in masks {
             let first = mask & 1;
             for i in 0..self.conditions {

@@ -78,7 +78,10 @@ impl Pattern {
         let bytes = text.as_bytes();
         let mut pos = 0;
         let fail = |pos: usize, reason: &str| -> Result<Self> {
-            plan_err!("{function}: invalid pattern '{text}': {reason} at position {pos} ('{}')", &text[pos.min(text.len())..])
+            plan_err!(
+                "{function}: invalid pattern '{text}': {reason} at position {pos} ('{}')",
+                &text[pos.min(text.len())..]
+            )
         };
         let eat = |pos: &mut usize, token: &str| -> bool {
             if text[*pos..].starts_with(token) {
@@ -221,15 +224,16 @@ impl Pattern {
         let (mut action, mut event, mut base) = (0usize, begin, begin);
         let mut stack: Vec<(usize, usize, usize)> = Vec::new();
         // Resume from the latest choice point, one event further.
-        let backtrack = |stack: &mut Vec<(usize, usize, usize)>, action: &mut usize, event: &mut usize, base: &mut usize| -> bool {
-            while let Some((a, e, b)) = stack.pop() {
-                (*action, *event, *base) = (a, e + 1, b);
-                if *event != end {
-                    return true;
+        let backtrack =
+            |stack: &mut Vec<(usize, usize, usize)>, action: &mut usize, event: &mut usize, base: &mut usize| -> bool {
+                while let Some((a, e, b)) = stack.pop() {
+                    (*action, *event, *base) = (a, e + 1, b);
+                    if *event != end {
+                        return true;
+                    }
                 }
-            }
-            false
-        };
+                false
+            };
         let mut iterations = 0;
         while action < self.actions.len() && event < end {
             match self.actions[action] {
@@ -280,14 +284,18 @@ impl Pattern {
             }
             iterations += 1;
             if iterations > MAX_ITERATIONS {
-                return exec_err!("pattern matching exceeded {MAX_ITERATIONS} steps for one group; simplify the pattern");
+                return exec_err!(
+                    "pattern matching exceeded {MAX_ITERATIONS} steps for one group; simplify the pattern"
+                );
             }
         }
         // Trailing actions that match the empty sequence.
         while action < self.actions.len()
             && matches!(
                 self.actions[action],
-                Action::Star | Action::Time(TimeOp::LessOrEqual | TimeOp::Less, _) | Action::Time(TimeOp::GreaterOrEqual, 0)
+                Action::Star
+                    | Action::Time(TimeOp::LessOrEqual | TimeOp::Less, _)
+                    | Action::Time(TimeOp::GreaterOrEqual, 0)
             )
         {
             action += 1;
@@ -320,7 +328,9 @@ pub fn accumulator_factory<F: Finisher>(
     let pattern = Pattern::parse(function, &text, types.len() - 2, kind.per_second())?;
     let finisher = Arc::new(finisher(pattern));
     let nullable = any_nullable(args, 1);
-    Ok(Arc::new(move || Box::new(EventListAccumulator::new(kind, 1, false, nullable, finisher.clone())) as Box<dyn GroupsAccumulator>))
+    Ok(Arc::new(move || {
+        Box::new(EventListAccumulator::new(kind, 1, false, nullable, finisher.clone())) as Box<dyn GroupsAccumulator>
+    }))
 }
 
 /// Orders a group's events by time, ties in arrival order.
@@ -397,7 +407,11 @@ mod tests {
     #[test]
     fn bad_patterns_name_position_and_reason() {
         let err = |p: &str| Pattern::parse("sequence_match", p, 2, 1).unwrap_err().to_string();
-        assert!(err("(?1)(?3)").contains("condition number 3 is out of range 1..2 at position 4"), "{}", err("(?1)(?3)"));
+        assert!(
+            err("(?1)(?3)").contains("condition number 3 is out of range 1..2 at position 4"),
+            "{}",
+            err("(?1)(?3)")
+        );
         assert!(err("(?1)x").contains("unexpected character") && err("(?1)x").contains("at position 4"));
         assert!(err("(?1").contains("expected ')' at position 3"));
         assert!(err("(?t<=)").contains("expected a number of seconds at position 5"));

@@ -85,7 +85,9 @@ impl PartitionEvaluator for SessionEvaluator {
                 match previous {
                     None => session = 1,
                     Some(p) if time < p => {
-                        return exec_err!("{NAME}: rows are not ordered by the time argument; use OVER (PARTITION BY … ORDER BY <time>)")
+                        return exec_err!(
+                        "{NAME}: rows are not ordered by the time argument; use OVER (PARTITION BY … ORDER BY <time>)"
+                    )
                     }
                     Some(p) if time - p > self.gap => session += 1,
                     Some(_) => {}

@@ -27,7 +27,9 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, ListArray, PrimitiveArray, StringBuilder, StructArray, UInt8Array};
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, ListArray, PrimitiveArray, StringBuilder, StructArray, UInt8Array,
+};
 use datafusion::arrow::buffer::{NullBuffer, OffsetBuffer};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Fields, Int64Type, UInt8Type};
@@ -139,7 +141,14 @@ struct TransitionsAccumulator {
 
 impl TransitionsAccumulator {
     fn new(gap: i64) -> Self {
-        Self { gap, rows: FlatGroups::new(), names: Vec::new(), short: HashMap::new(), long: HashMap::new(), name_bytes: 0 }
+        Self {
+            gap,
+            rows: FlatGroups::new(),
+            names: Vec::new(),
+            short: HashMap::new(),
+            long: HashMap::new(),
+            name_bytes: 0,
+        }
     }
 
     fn intern(&mut self, name: &str, view: u128) -> u32 {
@@ -165,7 +174,14 @@ impl TransitionsAccumulator {
     }
 
     /// Stores the rows of `times`, `events` and `flags` (per row) in their groups.
-    fn store(&mut self, times: &[i64], valid: &NullBuffer, events: &ArrayRef, flags: impl Fn(usize) -> u8, group_of: impl Fn(usize) -> usize) -> Result<()> {
+    fn store(
+        &mut self,
+        times: &[i64],
+        valid: &NullBuffer,
+        events: &ArrayRef,
+        flags: impl Fn(usize) -> u8,
+        group_of: impl Fn(usize) -> usize,
+    ) -> Result<()> {
         let events = cast(events, &DataType::Utf8View)?;
         let events = events.as_string_view();
         for row in valid.valid_indices() {
@@ -177,7 +193,9 @@ impl TransitionsAccumulator {
 
     /// The transitions of one group's rows (any order) into `out`.
     fn transitions(&self, rows: &mut [Row], out: &mut Vec<(u32, u32)>) {
-        rows.sort_unstable_by(|a, b| a.time.cmp(&b.time).then_with(|| self.names[a.event as usize].cmp(&self.names[b.event as usize])));
+        rows.sort_unstable_by(|a, b| {
+            a.time.cmp(&b.time).then_with(|| self.names[a.event as usize].cmp(&self.names[b.event as usize]))
+        });
         let mut session: Vec<Row> = Vec::new();
         let mut previous_time = None;
         for &row in rows.iter() {
@@ -228,7 +246,13 @@ fn row_flags(values: &[ArrayRef], opt_filter: Option<&BooleanArray>) -> (NullBuf
 }
 
 impl GroupsAccumulator for TransitionsAccumulator {
-    fn update_batch(&mut self, values: &[ArrayRef], group_indices: &[usize], opt_filter: Option<&BooleanArray>, total_num_groups: usize) -> Result<()> {
+    fn update_batch(
+        &mut self,
+        values: &[ArrayRef],
+        group_indices: &[usize],
+        opt_filter: Option<&BooleanArray>,
+        total_num_groups: usize,
+    ) -> Result<()> {
         self.rows.resize(total_num_groups)?;
         let times = TimeKind::Timestamp.values(&values[0])?;
         let (valid, flags) = row_flags(values, opt_filter);
@@ -248,7 +272,10 @@ impl GroupsAccumulator for TransitionsAccumulator {
                 tos.append_value(&self.names[to as usize]);
             }
             let end = offsets.last().copied().unwrap_or(0) as usize + pairs.len();
-            offsets.push(i32::try_from(end).or_else(|_| exec_err!("{NAME}: more than {} transitions in one result", i32::MAX))?);
+            offsets.push(
+                i32::try_from(end)
+                    .or_else(|_| exec_err!("{NAME}: more than {} transitions in one result", i32::MAX))?,
+            );
         }
         let columns: Vec<ArrayRef> = vec![Arc::new(froms.finish()), Arc::new(tos.finish())];
         let pairs = StructArray::try_new(pair_fields(), columns, None)?;
@@ -260,7 +287,8 @@ impl GroupsAccumulator for TransitionsAccumulator {
         let grouped = self.rows.take(emit_to);
         let offsets = grouped.list_offsets(NAME)?;
         let times = PrimitiveArray::<Int64Type>::from_iter_values(grouped.values.iter().map(|r| r.time));
-        let events: datafusion::arrow::array::StringArray = grouped.values.iter().map(|r| Some(self.names[r.event as usize].as_str())).collect();
+        let events: datafusion::arrow::array::StringArray =
+            grouped.values.iter().map(|r| Some(self.names[r.event as usize].as_str())).collect();
         let flags = UInt8Array::from_iter_values(grouped.values.iter().map(|r| r.flags));
         Ok(vec![
             list_column(DataType::Int64, &offsets, Arc::new(times))?,
@@ -271,7 +299,8 @@ impl GroupsAccumulator for TransitionsAccumulator {
 
     fn merge_batch(&mut self, values: &[ArrayRef], group_indices: &[usize], total_num_groups: usize) -> Result<()> {
         self.rows.resize(total_num_groups)?;
-        let (times, events, flags) = (values[0].as_list::<i32>(), values[1].as_list::<i32>(), values[2].as_list::<i32>());
+        let (times, events, flags) =
+            (values[0].as_list::<i32>(), values[1].as_list::<i32>(), values[2].as_list::<i32>());
         // One row per stored event, with the group of the state row it came from.
         let mut group_of = Vec::with_capacity(times.values().len());
         for (row, &group) in group_indices.iter().enumerate() {
@@ -279,7 +308,9 @@ impl GroupsAccumulator for TransitionsAccumulator {
             group_of.extend(std::iter::repeat_n(group, n));
         }
         // The three lists were built with the same lengths; each may start anywhere in its values.
-        let span = |list: &ListArray| (list.value_offsets()[0] as usize, (list.value_offsets()[list.len()] - list.value_offsets()[0]) as usize);
+        let span = |list: &ListArray| {
+            (list.value_offsets()[0] as usize, (list.value_offsets()[list.len()] - list.value_offsets()[0]) as usize)
+        };
         let ((t0, used), (e0, e_used), (f0, f_used)) = (span(times), span(events), span(flags));
         if e_used != used || f_used != used || group_of.len() != used {
             return exec_err!("{NAME}: inconsistent aggregate state");

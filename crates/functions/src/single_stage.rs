@@ -28,17 +28,20 @@ use datafusion::physical_plan::repartition::RepartitionExec;
 use datafusion::physical_plan::{ExecutionPlan, Partitioning};
 
 /// The functions whose partial state is all their input rows.
-pub const EVENT_LIST_FUNCTIONS: [&str; 5] = ["window_funnel", "funnel_step_times", "sequence_match", "sequence_count", "session_transitions"];
+pub const EVENT_LIST_FUNCTIONS: [&str; 5] =
+    ["window_funnel", "funnel_step_times", "sequence_match", "sequence_count", "session_transitions"];
 
 #[derive(Debug, Default)]
 pub struct SingleStageEventAggregates;
 
 impl PhysicalOptimizerRule for SingleStageEventAggregates {
     fn optimize(&self, plan: Arc<dyn ExecutionPlan>, _config: &ConfigOptions) -> Result<Arc<dyn ExecutionPlan>> {
-        plan.transform_down(|plan| Ok(match single_stage(&plan)? {
-            Some(rewritten) => Transformed::yes(rewritten),
-            None => Transformed::no(plan),
-        }))
+        plan.transform_down(|plan| {
+            Ok(match single_stage(&plan)? {
+                Some(rewritten) => Transformed::yes(rewritten),
+                None => Transformed::no(plan),
+            })
+        })
         .data()
     }
 
@@ -62,7 +65,11 @@ fn single_stage(plan: &Arc<dyn ExecutionPlan>) -> Result<Option<Arc<dyn Executio
     let Partitioning::Hash(_, partitions) = repartition.partitioning() else { return Ok(None) };
     let Some(partial) = repartition.input().downcast_ref::<AggregateExec>() else { return Ok(None) };
     let has_event_list = partial.aggr_expr().iter().any(|a| EVENT_LIST_FUNCTIONS.contains(&a.fun().name()));
-    if *partial.mode() != AggregateMode::Partial || !has_event_list || !partial.group_expr().is_single() || repartition.preserve_order() {
+    if *partial.mode() != AggregateMode::Partial
+        || !has_event_list
+        || !partial.group_expr().is_single()
+        || repartition.preserve_order()
+    {
         return Ok(None);
     }
     let keys = Partitioning::Hash(partial.group_expr().input_exprs(), *partitions);

@@ -25,7 +25,9 @@ use datafusion::arrow::datatypes::{DataType, Field};
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode};
 use datafusion::common::{exec_err, Result, ScalarValue};
-use datafusion::logical_expr::{ColumnarValue, Operator, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility};
+use datafusion::logical_expr::{
+    ColumnarValue, Operator, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+};
 use datafusion::physical_expr::expressions::{BinaryExpr, Literal};
 use datafusion::physical_expr::{PhysicalExpr, ScalarFunctionExpr};
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
@@ -100,10 +102,12 @@ impl Default for FastTextEquality {
 impl PhysicalOptimizerRule for FastTextEquality {
     fn optimize(&self, plan: Arc<dyn ExecutionPlan>, config: &ConfigOptions) -> Result<Arc<dyn ExecutionPlan>> {
         let config = Arc::new(config.clone());
-        plan.transform_up(|plan| Ok(match self.rewrite_aggregate(&plan, &config)? {
-            Some(rewritten) => Transformed::yes(rewritten),
-            None => Transformed::no(plan),
-        }))
+        plan.transform_up(|plan| {
+            Ok(match self.rewrite_aggregate(&plan, &config)? {
+                Some(rewritten) => Transformed::yes(rewritten),
+                None => Transformed::no(plan),
+            })
+        })
         .data()
     }
 
@@ -117,7 +121,11 @@ impl PhysicalOptimizerRule for FastTextEquality {
 }
 
 impl FastTextEquality {
-    fn rewrite_aggregate(&self, plan: &Arc<dyn ExecutionPlan>, config: &Arc<ConfigOptions>) -> Result<Option<Arc<dyn ExecutionPlan>>> {
+    fn rewrite_aggregate(
+        &self,
+        plan: &Arc<dyn ExecutionPlan>,
+        config: &Arc<ConfigOptions>,
+    ) -> Result<Option<Arc<dyn ExecutionPlan>>> {
         let Some(aggregate) = plan.downcast_ref::<AggregateExec>() else { return Ok(None) };
         let input_schema = aggregate.input_schema();
         let mut changed = false;
@@ -160,7 +168,8 @@ impl FastTextEquality {
         if *binary.op() != Operator::Eq {
             return Ok(Transformed::no(expr));
         }
-        let (text, constant) = match (binary.left().downcast_ref::<Literal>(), binary.right().downcast_ref::<Literal>()) {
+        let (text, constant) = match (binary.left().downcast_ref::<Literal>(), binary.right().downcast_ref::<Literal>())
+        {
             (None, Some(constant)) => (binary.left(), constant),
             (Some(constant), None) => (binary.right(), constant),
             _ => return Ok(Transformed::no(expr)),
@@ -175,4 +184,3 @@ impl FastTextEquality {
         Ok(Transformed::yes(Arc::new(call)))
     }
 }
-

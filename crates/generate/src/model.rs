@@ -48,10 +48,9 @@ pub fn activity_probability(age: u32) -> f64 {
 /// Expected events per user within a period of `days`, users arriving evenly over it (for
 /// sizing the arrival rate so that the events span about `days`).
 fn expected_events_per_user(days: u32) -> f64 {
-    let active_days: f64 = (0..days)
-        .map(|arrival| 1.0 + (1..days - arrival).map(activity_probability).sum::<f64>())
-        .sum::<f64>()
-        / days as f64;
+    let active_days: f64 =
+        (0..days).map(|arrival| 1.0 + (1..days - arrival).map(activity_probability).sum::<f64>()).sum::<f64>()
+            / days as f64;
     // sessions per active day (1 + geometric(0.4), up to 5) × events per session (see `session`).
     active_days * 1.65 * 5.3
 }
@@ -97,7 +96,15 @@ impl EventGenerator {
         let days = config.days.max(1);
         let total_users = (config.events as f64 / expected_events_per_user(days)).max(1.0);
         let arrivals_per_day = total_users / days as f64;
-        Self { config, users: Vec::new(), arrivals_per_day, day: 0, emitted: 0, buffer: Vec::new().into_iter(), sessions_started: 0 }
+        Self {
+            config,
+            users: Vec::new(),
+            arrivals_per_day,
+            day: 0,
+            emitted: 0,
+            buffer: Vec::new().into_iter(),
+            sessions_started: 0,
+        }
     }
 
     fn day_rng(&self, day: u32, salt: u64) -> ChaCha8Rng {
@@ -146,7 +153,16 @@ impl EventGenerator {
 fn session(rng: &mut ChaCha8Rng, out: &mut Vec<Event>, user: u32, session: u32, traits: User, start: i64, first: bool) {
     let mut t = start;
     let mut emit = |rng: &mut ChaCha8Rng, name: &'static str, price_cents: u32| {
-        out.push(Event { micros: t, user, session, event: name, platform: traits.platform, country: traits.country, plan: traits.plan, price_cents });
+        out.push(Event {
+            micros: t,
+            user,
+            session,
+            event: name,
+            platform: traits.platform,
+            country: traits.country,
+            plan: traits.plan,
+            price_cents,
+        });
         t += rng.random_range(2_000_000..180_000_000i64);
     };
     emit(rng, "app_open", 0);

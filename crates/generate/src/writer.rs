@@ -62,7 +62,8 @@ fn properties(e: &Event) -> String {
 
 fn to_batch(events: &[Event]) -> datafusion::arrow::error::Result<RecordBatch> {
     let mut time = TimestampMicrosecondBuilder::with_capacity(events.len());
-    let mut text: Vec<StringBuilder> = (0..6).map(|_| StringBuilder::with_capacity(events.len(), events.len() * 12)).collect();
+    let mut text: Vec<StringBuilder> =
+        (0..6).map(|_| StringBuilder::with_capacity(events.len(), events.len() * 12)).collect();
     for e in events {
         time.append_value(e.micros);
         text[0].append_value(user_id(e.user));
@@ -87,7 +88,12 @@ fn ndjson_line(out: &mut impl Write, e: &Event) -> std::io::Result<()> {
 }
 
 /// Generates `config.events` events into `path`. A partly written file is removed on error.
-pub fn generate_to_file(config: &GeneratorConfig, path: &Path, format: OutputFormat, mut on_progress: impl FnMut(u64)) -> Result<WriteSummary, String> {
+pub fn generate_to_file(
+    config: &GeneratorConfig,
+    path: &Path,
+    format: OutputFormat,
+    mut on_progress: impl FnMut(u64),
+) -> Result<WriteSummary, String> {
     let started = Instant::now();
     let result = write_all(config, path, format, &mut on_progress);
     if result.is_err() {
@@ -98,7 +104,12 @@ pub fn generate_to_file(config: &GeneratorConfig, path: &Path, format: OutputFor
     Ok(WriteSummary { events, users, bytes, elapsed: started.elapsed() })
 }
 
-fn write_all(config: &GeneratorConfig, path: &Path, format: OutputFormat, on_progress: &mut impl FnMut(u64)) -> Result<(u64, u64), String> {
+fn write_all(
+    config: &GeneratorConfig,
+    path: &Path,
+    format: OutputFormat,
+    on_progress: &mut impl FnMut(u64),
+) -> Result<(u64, u64), String> {
     let err = |e: &dyn std::fmt::Display| format!("{}: {e}", path.display());
     let file = File::create(path).map_err(|e| err(&e))?;
     let mut generator = EventGenerator::new(config.clone());
@@ -110,7 +121,8 @@ fn write_all(config: &GeneratorConfig, path: &Path, format: OutputFormat, on_pro
             let props = WriterProperties::builder()
                 .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).expect("level")))
                 .build();
-            let mut writer = ArrowWriter::try_new(BufWriter::new(file), generated_schema(), Some(props)).map_err(|e| err(&e))?;
+            let mut writer =
+                ArrowWriter::try_new(BufWriter::new(file), generated_schema(), Some(props)).map_err(|e| err(&e))?;
             loop {
                 chunk.clear();
                 chunk.extend(generator.by_ref().take(BATCH));

@@ -100,9 +100,7 @@ pub fn from_json(value: &Value, kind: Kind) -> Result<Cell, String> {
     Ok(match (kind, value) {
         (_, Value::Null) => Cell::Null,
         (Kind::Timestamp, Value::String(s)) => Cell::Micros(parse_timestamp_text(s).ok_or_else(wrong)?),
-        (Kind::Timestamp, Value::Number(n)) => {
-            Cell::Micros(n.as_f64().and_then(epoch_to_micros).ok_or_else(wrong)?)
-        }
+        (Kind::Timestamp, Value::Number(n)) => Cell::Micros(n.as_f64().and_then(epoch_to_micros).ok_or_else(wrong)?),
         (Kind::Utf8 | Kind::Other, Value::String(s)) => Cell::Text(s.clone()),
         (Kind::Utf8 | Kind::Other, other) => Cell::Text(other.to_string()),
         (Kind::Int64, Value::Number(n)) => Cell::Int(n.as_i64().ok_or_else(wrong)?),

@@ -27,7 +27,12 @@ pub struct CsvProbe {
 }
 
 impl CsvProbe {
-    pub fn new(name: &str, reader: Box<dyn BufRead + Send>, infer_rows: usize, overrides: &FieldOverrides) -> Result<Self, ImportError> {
+    pub fn new(
+        name: &str,
+        reader: Box<dyn BufRead + Send>,
+        infer_rows: usize,
+        overrides: &FieldOverrides,
+    ) -> Result<Self, ImportError> {
         let mut reader = csv::ReaderBuilder::new().has_headers(true).from_reader(reader);
         let headers: Vec<String> = reader
             .headers()

@@ -55,7 +55,10 @@ impl InputSpec {
             }
         };
         if format == Format::Parquet && (gzip || name == "-") {
-            return Err(ImportError::input(name, "Parquet input must be an uncompressed file (Parquet compresses internally)"));
+            return Err(ImportError::input(
+                name,
+                "Parquet input must be an uncompressed file (Parquet compresses internally)",
+            ));
         }
         Ok(Self { name: name.to_string(), format, gzip })
     }
@@ -68,11 +71,8 @@ impl InputSpec {
             Box::new(File::open(&self.name).map_err(|e| ImportError::input(&self.name, e.to_string()))?)
         };
         let counted = counter.wrap(raw);
-        let reader: Box<dyn Read + Send> = if self.gzip {
-            Box::new(flate2::read::MultiGzDecoder::new(counted))
-        } else {
-            Box::new(counted)
-        };
+        let reader: Box<dyn Read + Send> =
+            if self.gzip { Box::new(flate2::read::MultiGzDecoder::new(counted)) } else { Box::new(counted) };
         Ok(Box::new(BufReader::with_capacity(1 << 20, reader)))
     }
 

@@ -117,8 +117,18 @@ enum Probe {
 impl Probe {
     fn open(spec: &InputSpec, options: &ImportOptions, counter: &progress::ByteCounter) -> Result<Self, ImportError> {
         Ok(match spec.format {
-            Format::Ndjson => Probe::Ndjson(ndjson::NdjsonProbe::new(&spec.name, spec.open_text(counter.clone())?, options.infer_rows, &options.overrides)?),
-            Format::Csv => Probe::Csv(csv::CsvProbe::new(&spec.name, spec.open_text(counter.clone())?, options.infer_rows, &options.overrides)?),
+            Format::Ndjson => Probe::Ndjson(ndjson::NdjsonProbe::new(
+                &spec.name,
+                spec.open_text(counter.clone())?,
+                options.infer_rows,
+                &options.overrides,
+            )?),
+            Format::Csv => Probe::Csv(csv::CsvProbe::new(
+                &spec.name,
+                spec.open_text(counter.clone())?,
+                options.infer_rows,
+                &options.overrides,
+            )?),
             Format::Parquet => Probe::Parquet(parquet::ParquetProbe::new(&spec.name, &options.overrides)?),
         })
     }
@@ -131,7 +141,11 @@ impl Probe {
         }
     }
 
-    fn into_source(self, target: Arc<target::TargetSchema>, counter: progress::ByteCounter) -> Result<Box<dyn Source>, ImportError> {
+    fn into_source(
+        self,
+        target: Arc<target::TargetSchema>,
+        counter: progress::ByteCounter,
+    ) -> Result<Box<dyn Source>, ImportError> {
         Ok(match self {
             Probe::Ndjson(p) => Box::new(p.into_source(target)),
             Probe::Csv(p) => Box::new(p.into_source(target)),
@@ -173,9 +187,11 @@ pub async fn import(
 
     let probes = {
         let (specs, options, counter) = (specs.clone(), options.clone(), counter.clone());
-        tokio::task::spawn_blocking(move || specs.iter().map(|s| Probe::open(s, &options, &counter)).collect::<Result<Vec<_>, _>>())
-            .await
-            .map_err(|e| ImportError::Usage(format!("input reader failed: {e}")))??
+        tokio::task::spawn_blocking(move || {
+            specs.iter().map(|s| Probe::open(s, &options, &counter)).collect::<Result<Vec<_>, _>>()
+        })
+        .await
+        .map_err(|e| ImportError::Usage(format!("input reader failed: {e}")))??
     };
     let existing = store.delta_table().snapshot().ok().map(|s| s.snapshot().arrow_schema());
     let target = Arc::new(target::TargetSchema::build(existing.as_deref(), &merge_new_columns(&probes))?);
@@ -219,7 +235,11 @@ pub async fn import(
         })
     });
 
-    let batches = futures::stream::unfold(receiver, |mut receiver| async move { receiver.recv().await.map(|item| (item, receiver)) });
+    let batches =
+        futures::stream::unfold(
+            receiver,
+            |mut receiver| async move { receiver.recv().await.map(|item| (item, receiver)) },
+        );
     let appended = store.append(target.schema.clone(), Box::pin(batches), &options.layout).await;
 
     if let Some(t) = ticker {
@@ -233,15 +253,23 @@ pub async fn import(
         AppendError::Input(e) => e,
         AppendError::Storage(e) => e.into(),
     })?;
-    Ok(ImportSummary { rows, rejected, input_bytes: counter.get().max(total_bytes), elapsed: started.elapsed(), version: summary.version })
+    Ok(ImportSummary {
+        rows,
+        rejected,
+        input_bytes: counter.get().max(total_bytes),
+        elapsed: started.elapsed(),
+        version: summary.version,
+    })
 }
 
 fn progress_bar(total: u64) -> indicatif::ProgressBar {
     let bar = indicatif::ProgressBar::with_draw_target(Some(total), indicatif::ProgressDrawTarget::stderr());
     bar.set_style(
-        indicatif::ProgressStyle::with_template("{spinner} importing [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
-            .expect("template")
-            .progress_chars("=> "),
+        indicatif::ProgressStyle::with_template(
+            "{spinner} importing [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+        )
+        .expect("template")
+        .progress_chars("=> "),
     );
     bar
 }

@@ -44,10 +44,7 @@ impl FieldOverrides {
 
 /// Decides, for the field names one input has, which field feeds each core column.
 /// Returns source field → target column name, for every field in `fields`.
-pub fn resolve_fields(
-    fields: &[String],
-    overrides: &FieldOverrides,
-) -> HashMap<String, String> {
+pub fn resolve_fields(fields: &[String], overrides: &FieldOverrides) -> HashMap<String, String> {
     let mut result: HashMap<String, String> = HashMap::new();
     for (core, aliases) in ALIASES {
         let chosen = match overrides.0.get(core) {

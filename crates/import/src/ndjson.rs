@@ -29,7 +29,12 @@ pub struct NdjsonProbe {
 }
 
 impl NdjsonProbe {
-    pub fn new(name: &str, mut reader: Box<dyn BufRead + Send>, infer_rows: usize, overrides: &FieldOverrides) -> Result<Self, ImportError> {
+    pub fn new(
+        name: &str,
+        mut reader: Box<dyn BufRead + Send>,
+        infer_rows: usize,
+        overrides: &FieldOverrides,
+    ) -> Result<Self, ImportError> {
         let mut ahead = VecDeque::new();
         let mut fields: Vec<(String, Inferred)> = Vec::new();
         let mut seen = 0;

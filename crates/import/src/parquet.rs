@@ -6,11 +6,12 @@ use std::fs::File;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    new_null_array, Array, ArrayRef, AsArray, BooleanArray, Date32Array, StringArray,
-    TimestampMicrosecondArray,
+    new_null_array, Array, ArrayRef, AsArray, BooleanArray, Date32Array, StringArray, TimestampMicrosecondArray,
 };
 use datafusion::arrow::compute::{cast, filter_record_batch};
-use datafusion::arrow::datatypes::{DataType, Field, Float64Type, Schema, SchemaRef, Int64Type, TimeUnit, TimestampMicrosecondType};
+use datafusion::arrow::datatypes::{
+    DataType, Field, Float64Type, Int64Type, Schema, SchemaRef, TimeUnit, TimestampMicrosecondType,
+};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::arrow::util::display::array_value_to_string;
 use datafusion::parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
@@ -21,7 +22,9 @@ use crate::mapping::{check_required, resolve_fields, target_name, FieldOverrides
 use crate::progress::ByteCounter;
 use crate::rejects::{Position, Rejects};
 use crate::rows::{looks_like_json_object, BATCH_ROWS};
-use crate::target::{delta_compatible, TargetSchema, EVENT_DATE_IDX, EVENT_IDX, EVENT_TIME_IDX, PROPERTIES_IDX, USER_ID_IDX};
+use crate::target::{
+    delta_compatible, TargetSchema, EVENT_DATE_IDX, EVENT_IDX, EVENT_TIME_IDX, PROPERTIES_IDX, USER_ID_IDX,
+};
 use crate::{ImportError, Source};
 
 pub struct ParquetProbe {
@@ -38,8 +41,9 @@ impl ParquetProbe {
     pub fn new(name: &str, overrides: &FieldOverrides) -> Result<Self, ImportError> {
         let file = File::open(name).map_err(|e| ImportError::input(name, e.to_string()))?;
         let file_bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
-        let builder = ParquetRecordBatchReaderBuilder::try_new(file)
-            .map_err(|e| ImportError::input(name, format!("not a readable Parquet file (truncated or corrupt?): {e}")))?;
+        let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| {
+            ImportError::input(name, format!("not a readable Parquet file (truncated or corrupt?): {e}"))
+        })?;
         let schema = builder.schema().clone();
         let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
         let mapped = resolve_fields(&names, overrides);
@@ -67,7 +71,8 @@ impl ParquetProbe {
                 source_of[t] = Some(source);
             }
         }
-        let relaxed: Vec<Field> = target.schema.fields().iter().map(|f| f.as_ref().clone().with_nullable(true)).collect();
+        let relaxed: Vec<Field> =
+            target.schema.fields().iter().map(|f| f.as_ref().clone().with_nullable(true)).collect();
         Ok(ParquetSource {
             name: self.name,
             reader,
@@ -124,11 +129,26 @@ impl ParquetSource {
                 (_, None) => new_null_array(field.data_type(), rows),
                 (_, Some(source)) => {
                     let converted = cast(source, field.data_type()).map_err(|e| {
-                        ImportError::input(&self.name, format!("column '{}': cannot convert {} to {}: {e}", field.name(), source.data_type(), field.data_type()))
+                        ImportError::input(
+                            &self.name,
+                            format!(
+                                "column '{}': cannot convert {} to {}: {e}",
+                                field.name(),
+                                source.data_type(),
+                                field.data_type()
+                            ),
+                        )
                     })?;
                     for row in 0..rows {
                         if converted.is_null(row) && !source.is_null(row) {
-                            problems.note(row, || format!("column '{}': cannot convert '{}' to {}", field.name(), value_text(source, row), field.data_type()));
+                            problems.note(row, || {
+                                format!(
+                                    "column '{}': cannot convert '{}' to {}",
+                                    field.name(),
+                                    value_text(source, row),
+                                    field.data_type()
+                                )
+                            });
                         }
                     }
                     converted
@@ -156,23 +176,35 @@ impl ParquetSource {
 
     /// `event_time` as microseconds since the epoch, UTC. Timestamps without a zone are UTC;
     /// text is parsed; numbers are epoch values with the unit told by magnitude.
-    fn event_times(&self, source: &ArrayRef, problems: &mut Problems) -> Result<TimestampMicrosecondArray, ImportError> {
+    fn event_times(
+        &self,
+        source: &ArrayRef,
+        problems: &mut Problems,
+    ) -> Result<TimestampMicrosecondArray, ImportError> {
         let values: TimestampMicrosecondArray = match source.data_type() {
             DataType::Timestamp(_, _) | DataType::Date32 | DataType::Date64 => {
                 let cast_to = DataType::Timestamp(TimeUnit::Microsecond, None);
-                let converted = cast(source, &cast_to).map_err(|e| ImportError::input(&self.name, format!("event_time: {e}")))?;
+                let converted =
+                    cast(source, &cast_to).map_err(|e| ImportError::input(&self.name, format!("event_time: {e}")))?;
                 converted.as_primitive::<TimestampMicrosecondType>().clone()
             }
-            DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64 | DataType::UInt32 | DataType::UInt64 => {
+            DataType::Int8
+            | DataType::Int16
+            | DataType::Int32
+            | DataType::Int64
+            | DataType::UInt32
+            | DataType::UInt64 => {
                 let ints = cast(source, &DataType::Int64).map_err(|e| ImportError::input(&self.name, e.to_string()))?;
                 ints.as_primitive::<Int64Type>().iter().map(|v| v.and_then(|v| epoch_to_micros(v as f64))).collect()
             }
             DataType::Float32 | DataType::Float64 => {
-                let floats = cast(source, &DataType::Float64).map_err(|e| ImportError::input(&self.name, e.to_string()))?;
+                let floats =
+                    cast(source, &DataType::Float64).map_err(|e| ImportError::input(&self.name, e.to_string()))?;
                 floats.as_primitive::<Float64Type>().iter().map(|v| v.and_then(epoch_to_micros)).collect()
             }
             _ => {
-                let text = cast(source, &DataType::Utf8).map_err(|e| ImportError::input(&self.name, format!("event_time: {e}")))?;
+                let text = cast(source, &DataType::Utf8)
+                    .map_err(|e| ImportError::input(&self.name, format!("event_time: {e}")))?;
                 text.as_string::<i32>().iter().map(|v| v.and_then(parse_timestamp_text)).collect()
             }
         };
@@ -203,7 +235,10 @@ impl Source for ParquetSource {
     fn next_batch(&mut self, rejects: &mut Rejects) -> Result<Option<RecordBatch>, ImportError> {
         let Some(batch) = self.reader.next() else { return Ok(None) };
         let batch = batch.map_err(|e| {
-            ImportError::input(&self.name, format!("after row {}: cannot read Parquet (truncated or corrupt?): {e}", self.rows_read))
+            ImportError::input(
+                &self.name,
+                format!("after row {}: cannot read Parquet (truncated or corrupt?): {e}", self.rows_read),
+            )
         })?;
         let (converted, problems) = self.convert(&batch)?;
         let first_row = self.rows_read;
@@ -223,7 +258,9 @@ impl Source for ParquetSource {
         let mut keep = vec![true; converted.num_rows()];
         for (row, reason) in bad {
             keep[row] = false;
-            rejects.reject(&self.name, Position::Row(first_row + row as u64 + 1), reason, || Self::render_row(&batch, row))?;
+            rejects.reject(&self.name, Position::Row(first_row + row as u64 + 1), reason, || {
+                Self::render_row(&batch, row)
+            })?;
         }
         let kept = filter_record_batch(&converted, &BooleanArray::from(keep))
             .map_err(|e| ImportError::input(&self.name, e.to_string()))?;

@@ -42,7 +42,8 @@ impl Report for Funnel {
         let o = Options::parse("funnel", &options_text, &keys(&OWN_KEYS))?;
         let window = o.interval("window", "1 day")?;
         let order = o.choice("order", &["ordered", "strict", "unordered"])?;
-        let exclude: Vec<String> = o.get("exclude").map(|e| e.split(',').map(|s| condition(s.trim())).collect()).unwrap_or_default();
+        let exclude: Vec<String> =
+            o.get("exclude").map(|e| e.split(',').map(|s| condition(s.trim())).collect()).unwrap_or_default();
         if order == "unordered" && !exclude.is_empty() {
             return plan_err!("funnel: exclude applies to ordered and strict funnels only");
         }
@@ -60,16 +61,27 @@ impl Report for Funnel {
         let any_step = conditions.join(" OR ");
         let mut ctes = vec![source.cte()];
         if order == "unordered" {
-            let flags = conditions.iter().enumerate().map(|(i, c)| format!("CASE WHEN {c} THEN 1 ELSE 0 END AS s{i}")).collect::<Vec<_>>().join(", ");
+            let flags = conditions
+                .iter()
+                .enumerate()
+                .map(|(i, c)| format!("CASE WHEN {c} THEN 1 ELSE 0 END AS s{i}"))
+                .collect::<Vec<_>>()
+                .join(", ");
             let (hold_column, partition) = match &hold {
                 Some(h) => (format!("{h} AS hold, "), "user_id, hold"),
                 None => (String::new(), "user_id"),
             };
-            ctes.push(format!("flags AS (SELECT user_id, event_time, {hold_column}{flags} FROM base WHERE ({any_step}){hold_filter})"));
-            let frame = format!("PARTITION BY {partition} ORDER BY event_time RANGE BETWEEN CURRENT ROW AND {window} FOLLOWING");
+            ctes.push(format!(
+                "flags AS (SELECT user_id, event_time, {hold_column}{flags} FROM base WHERE ({any_step}){hold_filter})"
+            ));
+            let frame = format!(
+                "PARTITION BY {partition} ORDER BY event_time RANGE BETWEEN CURRENT ROW AND {window} FOLLOWING"
+            );
             let in_window = (0..n).map(|i| format!("max(s{i}) OVER ({frame})")).collect::<Vec<_>>().join(" + ");
             ctes.push(format!("windows AS (SELECT user_id, {in_window} AS level FROM flags)"));
-            ctes.push("best AS (SELECT user_id, CAST(max(level) AS INT) AS level FROM windows GROUP BY user_id)".into());
+            ctes.push(
+                "best AS (SELECT user_id, CAST(max(level) AS INT) AS level FROM windows GROUP BY user_id)".into(),
+            );
         } else {
             let mode = if order == "strict" { "'strict_order', " } else { "" };
             ctes.push(format!(
@@ -99,7 +111,9 @@ impl Report for Funnel {
                 ctes.push(format!("touch AS (SELECT user_id, first_value({b} ORDER BY event_time) FILTER (WHERE {first_touch_condition}) AS breakdown FROM base GROUP BY user_id)"));
                 ctes.push("users AS (SELECT touch.breakdown, best.* FROM best LEFT JOIN touch ON best.user_id = touch.user_id WHERE best.level > 0)".into());
             }
-            None => ctes.push("users AS (SELECT CAST(NULL AS TEXT) AS breakdown, best.* FROM best WHERE best.level > 0)".into()),
+            None => ctes.push(
+                "users AS (SELECT CAST(NULL AS TEXT) AS breakdown, best.* FROM best WHERE best.level > 0)".into(),
+            ),
         }
         ctes.push(format!("steps AS (SELECT CAST(k AS INT) AS step FROM (SELECT unnest(range(1, {})) AS k))", n + 1));
         // Every (breakdown, step) appears, with zeros when nobody got there (unknown events).
@@ -107,14 +121,20 @@ impl Report for Funnel {
         let seconds = if order == "unordered" {
             "CAST(NULL AS DOUBLE)".to_string()
         } else {
-            "CASE WHEN s.step > 1 THEN date_part('epoch', u.t[s.step]) - date_part('epoch', u.t[s.step - 1]) END".to_string()
+            "CASE WHEN s.step > 1 THEN date_part('epoch', u.t[s.step]) - date_part('epoch', u.t[s.step - 1]) END"
+                .to_string()
         };
         ctes.push(format!(
             "per_step AS (SELECT g.breakdown, s.step, count(u.level) AS users, median({seconds}) AS median_seconds, percentile_cont({seconds}, 0.9) AS p90_seconds \
              FROM groups g CROSS JOIN steps s LEFT JOIN users u ON (u.breakdown IS NOT DISTINCT FROM g.breakdown) AND u.level >= s.step \
              GROUP BY g.breakdown, s.step)"
         ));
-        let names = steps.iter().enumerate().map(|(i, s)| format!("WHEN {} THEN {}", i + 1, quote(s))).collect::<Vec<_>>().join(" ");
+        let names = steps
+            .iter()
+            .enumerate()
+            .map(|(i, s)| format!("WHEN {} THEN {}", i + 1, quote(s)))
+            .collect::<Vec<_>>()
+            .join(" ");
         // Without a breakdown every row's is NULL: partitioning by that constant is needless,
         // and on Ballista 55 the window then fails ("Expects PARTITION BY expression to be
         // ordered"): its stage split forgets that the column is constant, so nothing sorts it.

@@ -25,7 +25,12 @@ impl Report for Lifecycle {
     }
 
     fn build(&self, args: &[Expr]) -> Result<ReportSql> {
-        let o = single_options_arg("lifecycle", args, "lifecycle('period=day|week|month; event=name or condition; from=…; to=…')", &["period", "event"])?;
+        let o = single_options_arg(
+            "lifecycle",
+            args,
+            "lifecycle('period=day|week|month; event=name or condition; from=…; to=…')",
+            &["period", "event"],
+        )?;
         let p = o.choice("period", &["day", "week", "month"])?;
         let event = o.get("event").map(condition).unwrap_or_else(|| "TRUE".into());
         let source = o.source()?;

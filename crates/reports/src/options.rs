@@ -19,25 +19,36 @@ pub struct Options {
 /// A text literal argument.
 pub fn text_arg(report: &str, expr: &Expr, what: &str) -> Result<String> {
     match expr {
-        Expr::Literal(ScalarValue::Utf8(Some(s)) | ScalarValue::Utf8View(Some(s)) | ScalarValue::LargeUtf8(Some(s)), _) => Ok(s.clone()),
+        Expr::Literal(
+            ScalarValue::Utf8(Some(s)) | ScalarValue::Utf8View(Some(s)) | ScalarValue::LargeUtf8(Some(s)),
+            _,
+        ) => Ok(s.clone()),
         other => plan_err!("{report}: {what} must be a text literal, got {other}"),
     }
 }
 
 /// A list-of-text literal argument (`['a', 'b']`).
 pub fn text_list_arg(report: &str, expr: &Expr, what: &str) -> Result<Vec<String>> {
-    let wrong = || plan_datafusion_err!("{report}: {what} must be a list of text literals such as ['signup', 'purchase'], got {expr}");
+    let wrong = || {
+        plan_datafusion_err!(
+            "{report}: {what} must be a list of text literals such as ['signup', 'purchase'], got {expr}"
+        )
+    };
     match expr {
         Expr::Literal(ScalarValue::List(list), _) => {
             let values = list.values();
             (0..values.len())
                 .map(|i| match ScalarValue::try_from_array(values, i)? {
-                    ScalarValue::Utf8(Some(s)) | ScalarValue::Utf8View(Some(s)) | ScalarValue::LargeUtf8(Some(s)) => Ok(s),
+                    ScalarValue::Utf8(Some(s)) | ScalarValue::Utf8View(Some(s)) | ScalarValue::LargeUtf8(Some(s)) => {
+                        Ok(s)
+                    }
                     _ => Err(wrong()),
                 })
                 .collect()
         }
-        Expr::ScalarFunction(f) if f.name() == "make_array" => f.args.iter().map(|a| text_arg(report, a, what)).collect(),
+        Expr::ScalarFunction(f) if f.name() == "make_array" => {
+            f.args.iter().map(|a| text_arg(report, a, what)).collect()
+        }
         _ => Err(wrong()),
     }
 }
@@ -77,11 +88,9 @@ impl Options {
     pub fn choice(&self, key: &str, choices: &[&'static str]) -> Result<&'static str> {
         match self.get(key) {
             None => Ok(choices[0]),
-            Some(v) => choices
-                .iter()
-                .find(|c| c.eq_ignore_ascii_case(v))
-                .copied()
-                .ok_or_else(|| plan_datafusion_err!("{}: {key} must be one of {}, got '{v}'", self.report, choices.join(", "))),
+            Some(v) => choices.iter().find(|c| c.eq_ignore_ascii_case(v)).copied().ok_or_else(|| {
+                plan_datafusion_err!("{}: {key} must be one of {}, got '{v}'", self.report, choices.join(", "))
+            }),
         }
     }
 
@@ -100,9 +109,14 @@ impl Options {
         let v = self.get(key).unwrap_or(default);
         let ok = v.split_whitespace().count() == 2
             && v.split_whitespace().next().is_some_and(|n| n.parse::<f64>().is_ok_and(|n| n > 0.0))
-            && ["second", "minute", "hour", "day", "week"].iter().any(|u| v.to_ascii_lowercase().split_whitespace().nth(1).is_some_and(|w| w.trim_end_matches('s') == *u));
+            && ["second", "minute", "hour", "day", "week"].iter().any(|u| {
+                v.to_ascii_lowercase().split_whitespace().nth(1).is_some_and(|w| w.trim_end_matches('s') == *u)
+            });
         if !ok {
-            return plan_err!("{}: {key} must be an interval such as '1 day' or '30 minutes' (seconds to weeks), got '{v}'", self.report);
+            return plan_err!(
+                "{}: {key} must be an interval such as '1 day' or '30 minutes' (seconds to weeks), got '{v}'",
+                self.report
+            );
         }
         Ok(format!("INTERVAL '{v}'"))
     }
@@ -115,7 +129,11 @@ impl Options {
         }
         let date = |key: &str| -> Result<Option<NaiveDate>> {
             self.get(key)
-                .map(|v| NaiveDate::parse_from_str(v, "%Y-%m-%d").map_err(|_| plan_datafusion_err!("{}: {key} must be a date YYYY-MM-DD, got '{v}'", self.report)))
+                .map(|v| {
+                    NaiveDate::parse_from_str(v, "%Y-%m-%d").map_err(|_| {
+                        plan_datafusion_err!("{}: {key} must be a date YYYY-MM-DD, got '{v}'", self.report)
+                    })
+                })
                 .transpose()
         };
         let (from, to) = (date("from")?, date("to")?);
@@ -158,7 +176,10 @@ impl Source {
 /// An event name becomes `event = 'name'`; anything with SQL operators, parentheses or quotes
 /// is taken as a condition as written.
 pub fn condition(step: &str) -> String {
-    if step.contains(['=', '<', '>', '(', '\'']) || step.to_ascii_lowercase().contains(" like ") || step.to_ascii_lowercase().contains(" in ") {
+    if step.contains(['=', '<', '>', '(', '\''])
+        || step.to_ascii_lowercase().contains(" like ")
+        || step.to_ascii_lowercase().contains(" in ")
+    {
         format!("({step})")
     } else {
         format!("(event = '{}')", step.replace('\'', "''"))
@@ -185,7 +206,10 @@ mod tests {
     fn options_are_checked() {
         let o = Options::parse("funnel", "window=2 days; breakdown=platform", &keys(&["window", "breakdown"])).unwrap();
         assert_eq!(o.interval("window", "1 day").unwrap(), "INTERVAL '2 days'");
-        assert!(Options::parse("funnel", "colour=red", &keys(&["window"])).unwrap_err().to_string().contains("unknown option 'colour'"));
+        assert!(Options::parse("funnel", "colour=red", &keys(&["window"]))
+            .unwrap_err()
+            .to_string()
+            .contains("unknown option 'colour'"));
         let o = Options::parse("funnel", "window=soon", &keys(&["window"])).unwrap();
         assert!(o.interval("window", "1 day").unwrap_err().to_string().contains("window must be an interval"));
         let o = Options::parse("funnel", "from=2025-02-01; to=2025-01-01", &keys(&[])).unwrap();

@@ -26,7 +26,12 @@ impl Report for Paths {
     }
 
     fn build(&self, args: &[Expr]) -> Result<ReportSql> {
-        let o = single_options_arg("paths", args, "paths('gap=30 minutes; start=event; end=event; top=20; from=…; to=…')", &["gap", "start", "end", "top"])?;
+        let o = single_options_arg(
+            "paths",
+            args,
+            "paths('gap=30 minutes; start=event; end=event; top=20; from=…; to=…')",
+            &["gap", "start", "end", "top"],
+        )?;
         let gap = o.interval("gap", "30 minutes")?;
         let top = o.count("top", 20, 10_000)?;
         let source = o.source()?;

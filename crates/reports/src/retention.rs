@@ -69,18 +69,26 @@ impl Report for Retention {
             _ => format!("cohorts AS (SELECT user_id, min(event_time) AS start_time, date_trunc('{period}', event_time) AS cohort FROM base WHERE {start} GROUP BY user_id, date_trunc('{period}', event_time))"),
         });
         let k = if windows == "calendar" {
-            ctes.push(format!("rets AS (SELECT DISTINCT user_id, date_trunc('{period}', event_time) AS t FROM base WHERE {ret})"));
+            ctes.push(format!(
+                "rets AS (SELECT DISTINCT user_id, date_trunc('{period}', event_time) AS t FROM base WHERE {ret})"
+            ));
             calendar_index(period, "r.t", "c.cohort")
         } else {
             ctes.push(format!("rets AS (SELECT user_id, event_time AS t FROM base WHERE {ret})"));
-            format!("CAST(floor((date_part('epoch', r.t) - date_part('epoch', c.start_time)) / {}) AS BIGINT)", rolling_seconds(period))
+            format!(
+                "CAST(floor((date_part('epoch', r.t) - date_part('epoch', c.start_time)) / {}) AS BIGINT)",
+                rolling_seconds(period)
+            )
         };
         let since = if windows == "calendar" { "c.cohort" } else { "c.start_time" };
         ctes.push(format!(
             "hits AS (SELECT DISTINCT c.cohort, c.user_id, {k} AS k FROM cohorts c JOIN rets r ON r.user_id = c.user_id AND r.t >= {since})"
         ));
         ctes.push("sizes AS (SELECT cohort, count(*) AS size FROM cohorts GROUP BY cohort)".into());
-        ctes.push(format!("grid AS (SELECT s.cohort, s.size, g.k FROM sizes s CROSS JOIN (SELECT unnest(range(0, {})) AS k) g)", periods + 1));
+        ctes.push(format!(
+            "grid AS (SELECT s.cohort, s.size, g.k FROM sizes s CROSS JOIN (SELECT unnest(range(0, {})) AS k) g)",
+            periods + 1
+        ));
         ctes.push(match criterion {
             "on" => format!("counts AS (SELECT cohort, k, count(*) AS retained FROM hits WHERE k BETWEEN 1 AND {periods} GROUP BY cohort, k)"),
             _ => "reached AS (SELECT cohort, user_id, max(k) AS k FROM hits GROUP BY cohort, user_id), \
@@ -91,7 +99,10 @@ impl Report for Retention {
         let observable = if windows == "calendar" {
             format!("{} >= g.k", calendar_index(period, "(SELECT t FROM last_period)", "g.cohort"))
         } else {
-            format!("date_part('epoch', g.cohort) + g.k * {} <= date_part('epoch', (SELECT t FROM last))", rolling_seconds(period))
+            format!(
+                "date_part('epoch', g.cohort) + g.k * {} <= date_part('epoch', (SELECT t FROM last))",
+                rolling_seconds(period)
+            )
         };
         let sql = format!(
             "WITH {} SELECT CAST(g.cohort AS DATE) AS cohort_start, CAST(g.size AS BIGINT) AS cohort_size, CAST(g.k AS INT) AS period, \

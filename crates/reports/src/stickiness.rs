@@ -24,7 +24,12 @@ impl Report for Stickiness {
     }
 
     fn build(&self, args: &[Expr]) -> Result<ReportSql> {
-        let o = single_options_arg("stickiness", args, "stickiness('period=week|month; event=name or condition; from=…; to=…')", &["period", "event"])?;
+        let o = single_options_arg(
+            "stickiness",
+            args,
+            "stickiness('period=week|month; event=name or condition; from=…; to=…')",
+            &["period", "event"],
+        )?;
         let p = o.choice("period", &["week", "month"])?;
         let event = o.get("event").map(condition).unwrap_or_else(|| "TRUE".into());
         let source = o.source()?;

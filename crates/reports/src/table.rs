@@ -40,19 +40,35 @@ impl TableProvider for ReportTable {
         TableType::View
     }
 
-    async fn scan(&self, session: &dyn Session, projection: Option<&Vec<usize>>, _filters: &[Expr], limit: Option<usize>) -> Result<Arc<dyn ExecutionPlan>> {
-        let state = session.as_any().downcast_ref::<SessionState>().ok_or_else(|| internal_datafusion_err!("report scanned outside a DataFusion session"))?;
+    async fn scan(
+        &self,
+        session: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        _filters: &[Expr],
+        limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let state = session
+            .as_any()
+            .downcast_ref::<SessionState>()
+            .ok_or_else(|| internal_datafusion_err!("report scanned outside a DataFusion session"))?;
         // Shows users (and benches/reports.py) the SQL a report stands for.
         if std::env::var_os("NORTHSTAR_REPORT_SQL").is_some() {
             eprintln!("{}", self.report.sql);
         }
         let plan = state.create_logical_plan(&self.report.sql).await?;
         if plan.schema().fields().len() != self.report.schema.fields().len() {
-            return plan_err!("report SQL produced {} columns, expected {}", plan.schema().fields().len(), self.report.schema.fields().len());
+            return plan_err!(
+                "report SQL produced {} columns, expected {}",
+                plan.schema().fields().len(),
+                self.report.schema.fields().len()
+            );
         }
         let mut builder = LogicalPlanBuilder::from(plan);
         if let Some(projection) = projection {
-            let columns = projection.iter().map(|&i| Expr::Column(Column::new_unqualified(self.report.schema.field(i).name()))).collect::<Vec<_>>();
+            let columns = projection
+                .iter()
+                .map(|&i| Expr::Column(Column::new_unqualified(self.report.schema.field(i).name())))
+                .collect::<Vec<_>>();
             builder = builder.project(columns)?;
         }
         if let Some(limit) = limit {

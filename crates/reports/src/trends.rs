@@ -24,10 +24,16 @@ impl Report for Trends {
     }
 
     fn build(&self, args: &[Expr]) -> Result<ReportSql> {
-        let o = single_options_arg("trends", args, "trends('interval=day|week|month; event=name or condition; breakdown=expr; from=…; to=…')", &["interval", "event", "breakdown"])?;
+        let o = single_options_arg(
+            "trends",
+            args,
+            "trends('interval=day|week|month; event=name or condition; breakdown=expr; from=…; to=…')",
+            &["interval", "event", "breakdown"],
+        )?;
         let interval = o.choice("interval", &["day", "week", "month"])?;
         let event = o.get("event").map(condition).unwrap_or_else(|| "TRUE".into());
-        let breakdown = o.get("breakdown").map(|b| format!("CAST(({b}) AS TEXT)")).unwrap_or_else(|| "CAST(NULL AS TEXT)".into());
+        let breakdown =
+            o.get("breakdown").map(|b| format!("CAST(({b}) AS TEXT)")).unwrap_or_else(|| "CAST(NULL AS TEXT)".into());
         let source = o.source()?;
         let mut ctes = vec![
             source.cte(),

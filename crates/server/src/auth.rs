@@ -61,7 +61,9 @@ impl Verifier {
     }
 
     pub fn parse(text: &str) -> Result<Self, String> {
-        let bad = || format!("not a SCRAM-SHA-256 verifier (expected SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>): '{text}'");
+        let bad = || {
+            format!("not a SCRAM-SHA-256 verifier (expected SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>): '{text}'")
+        };
         let rest = text.strip_prefix("SCRAM-SHA-256$").ok_or_else(bad)?;
         let (params, keys) = rest.split_once('$').ok_or_else(bad)?;
         let (iterations, salt) = params.split_once(':').ok_or_else(bad)?;
@@ -82,7 +84,14 @@ impl Verifier {
 
 impl std::fmt::Display for Verifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "SCRAM-SHA-256${}:{}${}:{}", self.iterations, B64.encode(&self.salt), B64.encode(&self.stored_key), B64.encode(&self.server_key))
+        write!(
+            f,
+            "SCRAM-SHA-256${}:{}${}:{}",
+            self.iterations,
+            B64.encode(&self.salt),
+            B64.encode(&self.stored_key),
+            B64.encode(&self.server_key)
+        )
     }
 }
 
@@ -160,16 +169,21 @@ impl ScramExchange {
             .strip_prefix("n,,")
             .or_else(|| text.strip_prefix("y,,"))
             .ok_or_else(|| "unsupported SCRAM channel binding request".to_string())?;
-        let client_nonce = attribute(bare, 'r').ok_or_else(|| "SCRAM client-first-message without nonce".to_string())?;
+        let client_nonce =
+            attribute(bare, 'r').ok_or_else(|| "SCRAM client-first-message without nonce".to_string())?;
         let nonce = format!("{client_nonce}{}", B64.encode(rand_bytes::<18>()));
         let server_first = format!("r={nonce},s={},i={}", B64.encode(&verifier.salt), verifier.iterations);
-        Ok((ScramExchange { verifier, client_first_bare: bare.to_string(), server_first: server_first.clone(), nonce }, server_first))
+        Ok((
+            ScramExchange { verifier, client_first_bare: bare.to_string(), server_first: server_first.clone(), nonce },
+            server_first,
+        ))
     }
 
     /// Checks client-final-message; returns server-final-message when the proof is right.
     pub fn finish(&self, client_final: &[u8]) -> Result<String, String> {
         let text = std::str::from_utf8(client_final).map_err(|_| "SCRAM message is not UTF-8".to_string())?;
-        let (without_proof, proof) = text.rsplit_once(",p=").ok_or_else(|| "SCRAM client-final-message without proof".to_string())?;
+        let (without_proof, proof) =
+            text.rsplit_once(",p=").ok_or_else(|| "SCRAM client-final-message without proof".to_string())?;
         if attribute(without_proof, 'r') != Some(self.nonce.as_str()) {
             return Err("SCRAM nonce mismatch".into());
         }

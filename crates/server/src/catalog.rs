@@ -38,7 +38,10 @@ pub struct EventsTable {
 
 impl EventsTable {
     pub async fn open(location: &DataLocation) -> Result<Self, StorageError> {
-        Ok(EventsTable { store: Mutex::new(EventStore::open(location).await?), checked: std::sync::Mutex::new(Instant::now()) })
+        Ok(EventsTable {
+            store: Mutex::new(EventStore::open(location).await?),
+            checked: std::sync::Mutex::new(Instant::now()),
+        })
     }
 
     /// Registers the current version in `ctx`'s catalog (shared by all sessions). Before the
@@ -78,7 +81,10 @@ impl EventsTable {
     }
 
     /// Saves or removes a view definition after CREATE/DROP VIEW ran.
-    pub async fn persist_view_change(&self, statement: &datafusion::sql::sqlparser::ast::Statement) -> Result<(), StorageError> {
+    pub async fn persist_view_change(
+        &self,
+        statement: &datafusion::sql::sqlparser::ast::Statement,
+    ) -> Result<(), StorageError> {
         let store = self.store.lock().await;
         northstar_engine::persist_view_change(&store, statement).await
     }
@@ -104,7 +110,11 @@ impl EventsTable {
 }
 
 /// The session every connection's session is cloned from.
-pub async fn template_session(events: &EventsTable, engine: &EngineOptions, upgrade: Option<&SessionUpgrade>) -> Result<SessionContext, StorageError> {
+pub async fn template_session(
+    events: &EventsTable,
+    engine: &EngineOptions,
+    upgrade: Option<&SessionUpgrade>,
+) -> Result<SessionContext, StorageError> {
     let mut ctx = northstar_engine::new_context(engine)?;
     if let Some(upgrade) = upgrade {
         ctx = northstar_engine::context_with_reports((upgrade.0)(ctx.state()));
@@ -112,7 +122,8 @@ pub async fn template_session(events: &EventsTable, engine: &EngineOptions, upgr
     events.register(&ctx).await?;
     northstar_engine::load_views(&ctx, &*events.store.lock().await).await?;
     let catalog = ctx.state().config().options().catalog.default_catalog.clone();
-    datafusion_pg_catalog::setup_pg_catalog(&ctx, &catalog, EmptyContextProvider).map_err(|e| StorageError::DataFusion(*e))?;
+    datafusion_pg_catalog::setup_pg_catalog(&ctx, &catalog, EmptyContextProvider)
+        .map_err(|e| StorageError::DataFusion(*e))?;
     ctx.register_udf(constant("version", ScalarValue::Utf8(Some(version_string())), 0..=0));
     // No comments are stored; PostgreSQL returns NULL for objects without one.
     ctx.register_udf(constant("col_description", ScalarValue::Utf8(None), 2..=2));
@@ -144,7 +155,15 @@ struct Constant {
 }
 
 fn constant(name: &'static str, value: ScalarValue, arity: std::ops::RangeInclusive<usize>) -> ScalarUDF {
-    let signatures = arity.map(|n| if n == 0 { datafusion::logical_expr::TypeSignature::Nullary } else { datafusion::logical_expr::TypeSignature::Any(n) }).collect();
+    let signatures = arity
+        .map(|n| {
+            if n == 0 {
+                datafusion::logical_expr::TypeSignature::Nullary
+            } else {
+                datafusion::logical_expr::TypeSignature::Any(n)
+            }
+        })
+        .collect();
     ScalarUDF::from(Constant { name, value, signature: Signature::one_of(signatures, Volatility::Stable) })
 }
 
@@ -258,7 +277,9 @@ impl ScalarUDFImpl for CurrentSetting {
             }
         };
         match &args.args[0] {
-            ColumnarValue::Scalar(ScalarValue::Utf8(Some(name))) => Ok(ColumnarValue::Scalar(ScalarValue::Utf8(lookup(name)?))),
+            ColumnarValue::Scalar(ScalarValue::Utf8(Some(name))) => {
+                Ok(ColumnarValue::Scalar(ScalarValue::Utf8(lookup(name)?)))
+            }
             ColumnarValue::Scalar(_) => Ok(ColumnarValue::Scalar(ScalarValue::Utf8(None))),
             ColumnarValue::Array(names) => {
                 let names = names.as_any().downcast_ref::<StringArray>().expect("Utf8 by signature");

@@ -14,9 +14,14 @@ use datafusion::execution::SessionStateBuilder;
 use datafusion::prelude::SessionContext;
 use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
 use futures::{Sink, SinkExt};
-use pgwire::api::auth::{finish_authentication, protocol_negotiation, save_startup_parameters_to_metadata, ServerParameterProvider, StartupHandler};
+use pgwire::api::auth::{
+    finish_authentication, protocol_negotiation, save_startup_parameters_to_metadata, ServerParameterProvider,
+    StartupHandler,
+};
 use pgwire::api::cancel::CancelHandler;
-use pgwire::api::{ClientInfo, ErrorHandler, PgWireConnectionState, PgWireServerHandlers, METADATA_DATABASE, METADATA_USER};
+use pgwire::api::{
+    ClientInfo, ErrorHandler, PgWireConnectionState, PgWireServerHandlers, METADATA_DATABASE, METADATA_USER,
+};
 use pgwire::error::{PgWireError, PgWireResult};
 use pgwire::messages::cancel::CancelRequest;
 use pgwire::messages::startup::{Authentication, SecretKey};
@@ -126,7 +131,8 @@ impl Connection {
     fn open_session(&self, user: &str, role: Role, application_name: &str) -> PgWireResult<()> {
         let settings = Arc::new(Settings::new(user, DATABASE, application_name, role == Role::Reader));
         let template = self.shared.template.state();
-        let pool = Arc::new(CappedPool::new(template.runtime_env().memory_pool.clone(), self.shared.options.query_memory));
+        let pool =
+            Arc::new(CappedPool::new(template.runtime_env().memory_pool.clone(), self.shared.options.query_memory));
         let runtime = RuntimeEnvBuilder::from_runtime_env(template.runtime_env())
             .with_memory_pool(pool)
             .build_arc()
@@ -167,9 +173,18 @@ struct StartupParameters(Arc<Settings>);
 impl ServerParameterProvider for StartupParameters {
     fn server_parameters<C: ClientInfo>(&self, _client: &C) -> Option<HashMap<String, String>> {
         let names = [
-            "server_version", "server_encoding", "client_encoding", "DateStyle", "IntervalStyle", "TimeZone",
-            "integer_datetimes", "standard_conforming_strings", "is_superuser", "session_authorization",
-            "application_name", "default_transaction_read_only",
+            "server_version",
+            "server_encoding",
+            "client_encoding",
+            "DateStyle",
+            "IntervalStyle",
+            "TimeZone",
+            "integer_datetimes",
+            "standard_conforming_strings",
+            "is_superuser",
+            "session_authorization",
+            "application_name",
+            "default_transaction_read_only",
         ];
         Some(names.iter().filter_map(|n| self.0.get(n).map(|v| (n.to_string(), v))).collect())
     }
@@ -189,7 +204,13 @@ impl StartupHandler for Connection {
                 protocol_negotiation(client, &startup).await?;
                 save_startup_parameters_to_metadata(client, &startup);
                 if self.over_limit {
-                    return Err(fatal(TOO_MANY_CONNECTIONS, format!("sorry, too many clients already (max_connections is {})", self.shared.options.max_connections)));
+                    return Err(fatal(
+                        TOO_MANY_CONNECTIONS,
+                        format!(
+                            "sorry, too many clients already (max_connections is {})",
+                            self.shared.options.max_connections
+                        ),
+                    ));
                 }
                 if self.shared.options.require_tls && !client.is_secure() {
                     return Err(fatal(INVALID_AUTHORIZATION, "this server requires TLS: connect with sslmode=require"));
@@ -197,28 +218,39 @@ impl StartupHandler for Connection {
                 let user = client.metadata().get(METADATA_USER).cloned().unwrap_or_else(|| DATABASE.to_string());
                 let database = client.metadata().get(METADATA_DATABASE).cloned().unwrap_or_else(|| user.clone());
                 if database != DATABASE {
-                    return Err(fatal("3D000", format!("database \"{database}\" does not exist (this server has one database: {DATABASE})")));
+                    return Err(fatal(
+                        "3D000",
+                        format!("database \"{database}\" does not exist (this server has one database: {DATABASE})"),
+                    ));
                 }
                 if self.shared.users.is_empty() {
                     // Trust: only possible on a loopback listener (checked when the server starts).
                     return self.finish_startup(client, &user, Role::Writer).await;
                 }
                 client.set_state(PgWireConnectionState::AuthenticationInProgress);
-                client.send(PgWireBackendMessage::Authentication(Authentication::SASL(vec!["SCRAM-SHA-256".into()]))).await?;
+                client
+                    .send(PgWireBackendMessage::Authentication(Authentication::SASL(vec!["SCRAM-SHA-256".into()])))
+                    .await?;
                 *state = Startup::AwaitingScramFirst(self.shared.users.get(&user).map(|u| u.verifier.clone()));
                 Ok(())
             }
             (Startup::AwaitingScramFirst(verifier), PgWireFrontendMessage::PasswordMessageFamily(message)) => {
                 let initial = message.into_sasl_initial_response()?;
                 if initial.auth_method != "SCRAM-SHA-256" {
-                    return Err(fatal(INVALID_PASSWORD, format!("unsupported authentication method {}: use SCRAM-SHA-256", initial.auth_method)));
+                    return Err(fatal(
+                        INVALID_PASSWORD,
+                        format!("unsupported authentication method {}: use SCRAM-SHA-256", initial.auth_method),
+                    ));
                 }
                 let known = verifier.is_some();
                 // An unknown user gets a throwaway verifier so the exchange looks the same.
                 let verifier = verifier.unwrap_or_else(|| Verifier::generate(&format!("{:x}", self.secret)));
                 let data = initial.data.unwrap_or_default();
-                let (exchange, server_first) = ScramExchange::start(&data, verifier).map_err(|e| fatal(PROTOCOL_VIOLATION, e))?;
-                client.send(PgWireBackendMessage::Authentication(Authentication::SASLContinue(Bytes::from(server_first)))).await?;
+                let (exchange, server_first) =
+                    ScramExchange::start(&data, verifier).map_err(|e| fatal(PROTOCOL_VIOLATION, e))?;
+                client
+                    .send(PgWireBackendMessage::Authentication(Authentication::SASLContinue(Bytes::from(server_first))))
+                    .await?;
                 *state = Startup::AwaitingScramFinal(exchange, known);
                 Ok(())
             }
@@ -230,7 +262,9 @@ impl StartupHandler for Connection {
                 if !known {
                     return Err(refused());
                 }
-                client.send(PgWireBackendMessage::Authentication(Authentication::SASLFinal(Bytes::from(server_final)))).await?;
+                client
+                    .send(PgWireBackendMessage::Authentication(Authentication::SASLFinal(Bytes::from(server_final))))
+                    .await?;
                 let role = self.shared.users.get(&user).map(|u| u.role).unwrap_or(Role::Reader);
                 self.finish_startup(client, &user, role).await
             }
@@ -244,7 +278,10 @@ impl CancelHandler for Connection {
     async fn on_cancel_request(&self, request: CancelRequest) {
         let signal = {
             let cancels = self.shared.cancels.lock().unwrap();
-            cancels.get(&request.pid).filter(|(secret, _)| *secret == request.secret_key.to_bytes()).map(|(_, s)| s.clone())
+            cancels
+                .get(&request.pid)
+                .filter(|(secret, _)| *secret == request.secret_key.to_bytes())
+                .map(|(_, s)| s.clone())
         };
         if let Some(signal) = signal {
             tracing::info!(pid = request.pid, "cancel request");

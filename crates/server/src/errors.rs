@@ -38,7 +38,10 @@ pub fn canceled(reason: &str) -> PgWireError {
 }
 
 pub fn read_only(what: &str) -> PgWireError {
-    error(INSUFFICIENT_PRIVILEGE, format!("permission denied: {what} needs a role that may write; this user is read-only"))
+    error(
+        INSUFFICIENT_PRIVILEGE,
+        format!("permission denied: {what} needs a role that may write; this user is read-only"),
+    )
 }
 
 /// Maps a DataFusion error to its SQLSTATE. DataFusion has no error codes, so the class comes
@@ -77,7 +80,10 @@ fn plan_sqlstate(message: &str) -> &'static str {
     let lower = message.to_ascii_lowercase();
     if lower.contains("table") && lower.contains("not found") {
         UNDEFINED_TABLE
-    } else if lower.contains("invalid function") || lower.contains("unknown function") || lower.contains("no function matches") {
+    } else if lower.contains("invalid function")
+        || lower.contains("unknown function")
+        || lower.contains("no function matches")
+    {
         UNDEFINED_FUNCTION
     } else if lower.contains("failed to coerce") || lower.contains("function") && lower.contains("expect") {
         // Right function, wrong arguments: PostgreSQL says 42883 too ("function f(text) does not exist").
@@ -93,7 +99,13 @@ fn plan_sqlstate(message: &str) -> &'static str {
 /// clients show the message after "ERROR:", so the prefix is noise.
 fn clean_message(e: &DataFusionError) -> String {
     let text = e.to_string();
-    for prefix in ["Error during planning: ", "Execution error: ", "SQL error: ", "This feature is not implemented: ", "Schema error: "] {
+    for prefix in [
+        "Error during planning: ",
+        "Execution error: ",
+        "SQL error: ",
+        "This feature is not implemented: ",
+        "Schema error: ",
+    ] {
         if let Some(rest) = text.strip_prefix(prefix) {
             return rest.to_string();
         }

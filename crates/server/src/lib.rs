@@ -68,7 +68,16 @@ impl std::fmt::Debug for SessionUpgrade {
 impl ServerOptions {
     pub fn new(listen: SocketAddr, engine: EngineOptions) -> Self {
         let query_memory = engine.effective_memory_limit() / 2;
-        ServerOptions { listen, engine, tls: None, require_tls: false, max_connections: 100, query_memory, statement_timeout: None, session_upgrade: None }
+        ServerOptions {
+            listen,
+            engine,
+            tls: None,
+            require_tls: false,
+            max_connections: 100,
+            query_memory,
+            statement_timeout: None,
+            session_upgrade: None,
+        }
     }
 }
 
@@ -154,7 +163,8 @@ fn load_tls(files: &TlsFiles) -> Result<TlsAcceptor, ServerError> {
     if certs.is_empty() {
         return Err(ServerError::Tls(format!("{}: no certificate found", files.cert.display())));
     }
-    let key = PrivateKeyDer::from_pem_file(&files.key).map_err(|e| ServerError::Tls(format!("{}: {e}", files.key.display())))?;
+    let key = PrivateKeyDer::from_pem_file(&files.key)
+        .map_err(|e| ServerError::Tls(format!("{}: {e}", files.key.display())))?;
     let mut config = rustls::ServerConfig::builder()
         .with_no_client_auth()
         .with_single_cert(certs, key)

@@ -91,7 +91,13 @@ pub struct StatementParser {
 impl StatementParser {
     /// Splits a query string into statements.
     pub fn split(&self, sql: &str) -> PgWireResult<Vec<Prepared>> {
-        let prepared = |sql: String, ast: Option<Statement>| Prepared { kind: classify(&sql), sql, ast, param_types: vec![], schema: None };
+        let prepared = |sql: String, ast: Option<Statement>| Prepared {
+            kind: classify(&sql),
+            sql,
+            ast,
+            param_types: vec![],
+            schema: None,
+        };
         match self.shared.parser.parse(sql) {
             Ok(statements) => Ok(statements
                 .into_iter()
@@ -105,7 +111,15 @@ impl StatementParser {
                 // (SET SESSION CHARACTERISTICS …); those are handled from their text.
                 let text = sql.trim().trim_end_matches(';').trim().to_string();
                 match classify(&text) {
-                    Kind::Set | Kind::Reset | Kind::Show | Kind::Begin | Kind::Commit | Kind::Rollback | Kind::NoOp(_) if !text.contains(';') => {
+                    Kind::Set
+                    | Kind::Reset
+                    | Kind::Show
+                    | Kind::Begin
+                    | Kind::Commit
+                    | Kind::Rollback
+                    | Kind::NoOp(_)
+                        if !text.contains(';') =>
+                    {
                         Ok(vec![prepared(text, None)])
                     }
                     _ => Err(error(SYNTAX_ERROR, format!("syntax error: {e}"))),
@@ -115,7 +129,9 @@ impl StatementParser {
     }
 
     fn session(&self) -> PgWireResult<&Session> {
-        self.session.get().ok_or_else(|| errors::fatal(errors::PROTOCOL_VIOLATION, "statement before authentication finished"))
+        self.session
+            .get()
+            .ok_or_else(|| errors::fatal(errors::PROTOCOL_VIOLATION, "statement before authentication finished"))
     }
 
     /// Fills in parameter types and the result schema (for Describe).
@@ -140,7 +156,12 @@ impl StatementParser {
                     _ => None,
                 };
                 if let Some(source) = source {
-                    let plan = session.ctx.state().statement_to_plan(DfStatement::Statement(Box::new(Statement::Query(source.clone())))).await.map_err(from_datafusion)?;
+                    let plan = session
+                        .ctx
+                        .state()
+                        .statement_to_plan(DfStatement::Statement(Box::new(Statement::Query(source.clone()))))
+                        .await
+                        .map_err(from_datafusion)?;
                     prepared.param_types = parameter_types(&plan)?;
                     // `VALUES ($1, $2)`: a parameter takes the type of the column it fills.
                     let targets = crate::write::insert_column_types(&self.shared.events, prepared).await;
@@ -204,16 +225,22 @@ fn rewrite_generate_subscripts(mut statement: Statement) -> Statement {
     let _ = visit_expressions_mut(&mut statement, |expr| {
         let call = match &*expr {
             Expr::Function(f) => match &f.args {
-                FunctionArguments::List(list) => list.args.first().map(|a| (f.name.to_string().to_ascii_lowercase(), a.to_string())),
+                FunctionArguments::List(list) => {
+                    list.args.first().map(|a| (f.name.to_string().to_ascii_lowercase(), a.to_string()))
+                }
                 _ => None,
             },
             _ => None,
         };
         if let Some((name, first)) = call {
-            let vector = ["indkey", "indclass", "indoption", "indcollation"].iter().any(|c| first.to_ascii_lowercase().ends_with(c));
+            let vector = ["indkey", "indclass", "indoption", "indcollation"]
+                .iter()
+                .any(|c| first.to_ascii_lowercase().ends_with(c));
             let array = if vector { format!("string_to_array(CAST({first} AS TEXT), ' ')") } else { first.clone() };
             let replacement = match name.as_str() {
-                "generate_subscripts" | "pg_catalog.generate_subscripts" => Some(format!("unnest(generate_series(1, cardinality({array})))")),
+                "generate_subscripts" | "pg_catalog.generate_subscripts" => {
+                    Some(format!("unnest(generate_series(1, cardinality({array})))"))
+                }
                 "unnest" if vector => Some(format!("unnest({array})")),
                 _ => None,
             };
@@ -240,12 +267,17 @@ fn rewrite_missing_catalog_columns(mut statement: Statement) -> Statement {
                 for item in select.projection.iter_mut() {
                     if let SelectItem::UnnamedExpr(Expr::CompoundIdentifier(parts)) = item {
                         if parts.last().is_some_and(|p| p.value.eq_ignore_ascii_case("reloptions")) {
-                            *item = SelectItem::ExprWithAlias { expr: Expr::Value(datafusion::sql::sqlparser::ast::Value::Null.into()), alias: Ident::new("reloptions") };
+                            *item = SelectItem::ExprWithAlias {
+                                expr: Expr::Value(datafusion::sql::sqlparser::ast::Value::Null.into()),
+                                alias: Ident::new("reloptions"),
+                            };
                         }
                     }
                 }
                 for table in select.from.iter_mut() {
-                    for factor in std::iter::once(&mut table.relation).chain(table.joins.iter_mut().map(|j| &mut j.relation)) {
+                    for factor in
+                        std::iter::once(&mut table.relation).chain(table.joins.iter_mut().map(|j| &mut j.relation))
+                    {
                         if let TableFactor::Derived { subquery, .. } = factor {
                             query(subquery);
                         }
@@ -284,7 +316,8 @@ fn is_write(prepared: &Prepared) -> bool {
 }
 
 fn returns_rows(plan: &LogicalPlan) -> bool {
-    !matches!(plan, LogicalPlan::Ddl(_) | LogicalPlan::Dml(_) | LogicalPlan::Copy(_) | LogicalPlan::Statement(_)) && !plan.schema().fields().is_empty()
+    !matches!(plan, LogicalPlan::Ddl(_) | LogicalPlan::Dml(_) | LogicalPlan::Copy(_) | LogicalPlan::Statement(_))
+        && !plan.schema().fields().is_empty()
 }
 
 /// `$1 … $n` in order, with the types DataFusion inferred.
@@ -321,7 +354,10 @@ fn show_target(sql: &str) -> String {
 
 fn show_schema(name: &str) -> SchemaRef {
     let column = if name.eq_ignore_ascii_case("all") {
-        return Arc::new(Schema::new(vec![Field::new("name", DataType::Utf8, false), Field::new("setting", DataType::Utf8, true)]));
+        return Arc::new(Schema::new(vec![
+            Field::new("name", DataType::Utf8, false),
+            Field::new("setting", DataType::Utf8, true),
+        ]));
     } else {
         name.to_ascii_lowercase().replace(' ', "_")
     };
@@ -334,7 +370,10 @@ fn show_schema(name: &str) -> SchemaRef {
 fn parse_set(sql: &str) -> PgWireResult<Option<(String, String)>> {
     let body = sql.trim().trim_end_matches(';')[3..].trim();
     let upper = body.to_ascii_uppercase();
-    let body = if upper.starts_with("SESSION ") && !upper.starts_with("SESSION CHARACTERISTICS") && !upper.starts_with("SESSION AUTHORIZATION") {
+    let body = if upper.starts_with("SESSION ")
+        && !upper.starts_with("SESSION CHARACTERISTICS")
+        && !upper.starts_with("SESSION AUTHORIZATION")
+    {
         body[8..].trim()
     } else if upper.starts_with("LOCAL ") {
         body[6..].trim()
@@ -355,7 +394,11 @@ fn parse_set(sql: &str) -> PgWireResult<Option<(String, String)>> {
     let name = body[..at].trim().trim_matches('"').to_string();
     let value = body[at + len..].trim();
     // A list (`SET search_path = a, b`) keeps its text; quotes around single values go.
-    let value = if value.starts_with('\'') && value.ends_with('\'') && value.len() >= 2 && !value[1..value.len() - 1].contains('\'') {
+    let value = if value.starts_with('\'')
+        && value.ends_with('\'')
+        && value.len() >= 2
+        && !value[1..value.len() - 1].contains('\'')
+    {
         value[1..value.len() - 1].to_string()
     } else {
         value.to_string()
@@ -385,7 +428,13 @@ impl Connection {
     }
 
     /// Runs one statement.
-    pub async fn execute<C>(&self, client: &mut C, prepared: &Prepared, params: Option<ParamValues>, format: &Format) -> PgWireResult<Response>
+    pub async fn execute<C>(
+        &self,
+        client: &mut C,
+        prepared: &Prepared,
+        params: Option<ParamValues>,
+        format: &Format,
+    ) -> PgWireResult<Response>
     where
         C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
         C::Error: Debug,
@@ -396,12 +445,22 @@ impl Connection {
             Kind::Set => self.set(client, session, prepared).await,
             Kind::Reset => {
                 let name = prepared.sql.trim()[5..].trim().trim_end_matches(';').trim();
-                let fresh = crate::settings::Settings::new(&session.user, crate::catalog::DATABASE, "", session.role == Role::Reader);
+                let fresh = crate::settings::Settings::new(
+                    &session.user,
+                    crate::catalog::DATABASE,
+                    "",
+                    session.role == Role::Reader,
+                );
                 let all = name.eq_ignore_ascii_case("all");
-                let names: Vec<String> = if all { fresh.all().into_iter().map(|(n, _)| n).collect() } else { vec![name.to_string()] };
+                let names: Vec<String> =
+                    if all { fresh.all().into_iter().map(|(n, _)| n).collect() } else { vec![name.to_string()] };
                 for name in names {
                     match session.settings.reset(&name, &fresh) {
-                        Ok(Some((name, value))) => client.send(PgWireBackendMessage::ParameterStatus(ParameterStatus::new(name, value))).await?,
+                        Ok(Some((name, value))) => {
+                            client
+                                .send(PgWireBackendMessage::ParameterStatus(ParameterStatus::new(name, value)))
+                                .await?
+                        }
                         Ok(None) => {}
                         // RESET ALL passes over the parameters that cannot be set.
                         Err(_) if all => {}
@@ -452,7 +511,14 @@ impl Connection {
         Ok(Response::Query(text_rows(&show_schema(&name), rows, format)?))
     }
 
-    async fn run_datafusion<C>(&self, client: &mut C, session: &Session, prepared: &Prepared, params: Option<ParamValues>, format: &Format) -> PgWireResult<Response>
+    async fn run_datafusion<C>(
+        &self,
+        client: &mut C,
+        session: &Session,
+        prepared: &Prepared,
+        params: Option<ParamValues>,
+        format: &Format,
+    ) -> PgWireResult<Response>
     where
         C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
         C::Error: Debug,
@@ -461,13 +527,19 @@ impl Connection {
         if matches!(prepared.kind, Kind::Ddl | Kind::Insert) && session.role == Role::Reader {
             return Err(read_only(&command_tag(&prepared.sql)));
         }
-        self.shared.events.refresh(&self.shared.template).await.map_err(|e| error(errors::INTERNAL_ERROR, e.to_string()))?;
+        self.shared
+            .events
+            .refresh(&self.shared.template)
+            .await
+            .map_err(|e| error(errors::INTERNAL_ERROR, e.to_string()))?;
         let limits = self.limits(session);
         let mut plan = limits.run(plan(session, prepared)).await?;
         if let Some(params) = &params {
             plan = plan.replace_params_with_values(params).map_err(from_datafusion)?;
         }
-        if session.role == Role::Reader && matches!(plan, LogicalPlan::Ddl(_) | LogicalPlan::Dml(_) | LogicalPlan::Copy(_)) {
+        if session.role == Role::Reader
+            && matches!(plan, LogicalPlan::Ddl(_) | LogicalPlan::Dml(_) | LogicalPlan::Copy(_))
+        {
             return Err(read_only(&command_tag(&prepared.sql)));
         }
         let rows = returns_rows(&plan);
@@ -478,18 +550,33 @@ impl Connection {
         } else {
             limits.run(async { df.collect().await.map_err(from_datafusion) }).await?;
             if let Some(ast) = &prepared.ast {
-                self.shared.events.persist_view_change(ast).await.map_err(|e| error(errors::INTERNAL_ERROR, e.to_string()))?;
+                self.shared
+                    .events
+                    .persist_view_change(ast)
+                    .await
+                    .map_err(|e| error(errors::INTERNAL_ERROR, e.to_string()))?;
             }
             Ok(Response::Execution(Tag::new(&command_tag(&prepared.sql))))
         }
     }
 
-    async fn stream_dataframe(&self, session: &Session, df: datafusion::dataframe::DataFrame, format: &Format) -> PgWireResult<Response> {
+    async fn stream_dataframe(
+        &self,
+        session: &Session,
+        df: datafusion::dataframe::DataFrame,
+        format: &Format,
+    ) -> PgWireResult<Response> {
         self.stream_with(self.limits(session), df, format, None).await
     }
 
     /// Streams a result to the client, batch by batch, under the statement's limits.
-    async fn stream_with(&self, limits: StatementLimits, df: datafusion::dataframe::DataFrame, format: &Format, options: Option<Arc<FormatOptions>>) -> PgWireResult<Response> {
+    async fn stream_with(
+        &self,
+        limits: StatementLimits,
+        df: datafusion::dataframe::DataFrame,
+        format: &Format,
+        options: Option<Arc<FormatOptions>>,
+    ) -> PgWireResult<Response> {
         let fields = Arc::new(arrow_schema_to_pg_fields(df.schema().as_arrow(), format, options)?);
         let batches = limits.run(async { df.execute_stream().await.map_err(from_datafusion) }).await?;
         let batches = batches.map(|b| b.map_err(from_datafusion));
@@ -597,10 +684,22 @@ mod tests {
     #[test]
     fn set_forms_clients_send() {
         assert_eq!(parse_set("SET extra_float_digits = 3").unwrap(), Some(("extra_float_digits".into(), "3".into())));
-        assert_eq!(parse_set("SET application_name TO 'PostgreSQL JDBC Driver'").unwrap(), Some(("application_name".into(), "PostgreSQL JDBC Driver".into())));
-        assert_eq!(parse_set("SET TIME ZONE 'Europe/Paris'").unwrap(), Some(("TimeZone".into(), "Europe/Paris".into())));
-        assert_eq!(parse_set("SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL READ COMMITTED").unwrap(), None);
-        assert_eq!(parse_set("SET search_path = public, pg_catalog").unwrap(), Some(("search_path".into(), "public, pg_catalog".into())));
+        assert_eq!(
+            parse_set("SET application_name TO 'PostgreSQL JDBC Driver'").unwrap(),
+            Some(("application_name".into(), "PostgreSQL JDBC Driver".into()))
+        );
+        assert_eq!(
+            parse_set("SET TIME ZONE 'Europe/Paris'").unwrap(),
+            Some(("TimeZone".into(), "Europe/Paris".into()))
+        );
+        assert_eq!(
+            parse_set("SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL READ COMMITTED").unwrap(),
+            None
+        );
+        assert_eq!(
+            parse_set("SET search_path = public, pg_catalog").unwrap(),
+            Some(("search_path".into(), "public, pg_catalog".into()))
+        );
         assert!(parse_set("SET nonsense").is_err());
     }
 

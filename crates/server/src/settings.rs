@@ -97,16 +97,30 @@ impl Settings {
         let value = value.trim().trim_matches('\'').to_string();
         match k.as_str() {
             "statement_timeout" | "lock_timeout" | "idle_in_transaction_session_timeout" => {
-                parse_duration_ms(&value).map_err(|e| error(INVALID_PARAMETER_VALUE, format!("invalid value for parameter \"{name}\": {e}")))?;
+                parse_duration_ms(&value).map_err(|e| {
+                    error(INVALID_PARAMETER_VALUE, format!("invalid value for parameter \"{name}\": {e}"))
+                })?;
             }
-            "server_version" | "server_version_num" | "server_encoding" | "integer_datetimes" | "max_identifier_length" | "is_superuser" => {
+            "server_version"
+            | "server_version_num"
+            | "server_encoding"
+            | "integer_datetimes"
+            | "max_identifier_length"
+            | "is_superuser" => {
                 return Err(error("55P02", format!("parameter \"{name}\" cannot be changed")));
             }
-            "transaction_read_only" | "default_transaction_read_only" if value.eq_ignore_ascii_case("off") && self.get(&k).as_deref() == Some("on") => {
+            "transaction_read_only" | "default_transaction_read_only"
+                if value.eq_ignore_ascii_case("off") && self.get(&k).as_deref() == Some("on") =>
+            {
                 return Err(error("25006", "this user is read-only: transaction_read_only cannot be turned off"));
             }
-            "client_encoding" if !matches!(value.to_ascii_uppercase().replace('-', "").as_str(), "UTF8" | "UNICODE") => {
-                return Err(error(INVALID_PARAMETER_VALUE, format!("client encoding \"{value}\" is not supported: Northstar speaks UTF8 only")));
+            "client_encoding"
+                if !matches!(value.to_ascii_uppercase().replace('-', "").as_str(), "UTF8" | "UNICODE") =>
+            {
+                return Err(error(
+                    INVALID_PARAMETER_VALUE,
+                    format!("client encoding \"{value}\" is not supported: Northstar speaks UTF8 only"),
+                ));
             }
             _ => {}
         }
@@ -127,7 +141,8 @@ impl Settings {
     }
 
     pub fn show(&self, name: &str) -> Result<String, PgWireError> {
-        self.get(name).ok_or_else(|| error(UNDEFINED_OBJECT, format!("unrecognized configuration parameter \"{name}\"")))
+        self.get(name)
+            .ok_or_else(|| error(UNDEFINED_OBJECT, format!("unrecognized configuration parameter \"{name}\"")))
     }
 
     pub fn statement_timeout(&self) -> Option<Duration> {

@@ -12,7 +12,9 @@ use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::common::{Column, ParamValues, ScalarValue};
 use datafusion::logical_expr::{cast, lit, Expr};
 use datafusion::sql::parser::Statement as DfStatement;
-use datafusion::sql::sqlparser::ast::{CopyLegacyCsvOption, CopyLegacyOption, CopyOption, CopySource, CopyTarget, ObjectName, Statement, TableObject};
+use datafusion::sql::sqlparser::ast::{
+    CopyLegacyCsvOption, CopyLegacyOption, CopyOption, CopySource, CopyTarget, ObjectName, Statement, TableObject,
+};
 use futures::{stream, Sink, SinkExt, StreamExt};
 use northstar_import::{ImportError, ImportOptions, Position};
 use northstar_storage::{AppendError, WriterLayout, EVENT_DATE, EVENT_TIME};
@@ -27,8 +29,11 @@ use pgwire::messages::PgWireBackendMessage;
 
 use crate::auth::Role;
 use crate::connection::{Connection, Session};
+use crate::errors::{
+    error, from_datafusion, read_only, BAD_COPY_FORMAT, FEATURE_NOT_SUPPORTED, INTERNAL_ERROR, NOT_NULL_VIOLATION,
+    SYNTAX_ERROR, UNDEFINED_COLUMN,
+};
 use crate::limits::StatementLimits;
-use crate::errors::{error, from_datafusion, read_only, BAD_COPY_FORMAT, FEATURE_NOT_SUPPORTED, INTERNAL_ERROR, NOT_NULL_VIOLATION, SYNTAX_ERROR, UNDEFINED_COLUMN};
 use crate::query::Prepared;
 
 /// The one Delta-backed table; other tables (CREATE TABLE … in memory) go to DataFusion.
@@ -51,7 +56,10 @@ fn target_columns(schema: &SchemaRef, named: Vec<String>) -> PgWireResult<Vec<St
     }
     for name in &named {
         if name == EVENT_DATE {
-            return Err(error("428C9", format!("column \"{EVENT_DATE}\" is derived from {EVENT_TIME} and cannot be written")));
+            return Err(error(
+                "428C9",
+                format!("column \"{EVENT_DATE}\" is derived from {EVENT_TIME} and cannot be written"),
+            ));
         }
         if schema.field_with_name(name).is_err() {
             return Err(error(UNDEFINED_COLUMN, format!("column \"{name}\" of relation \"events\" does not exist")));
@@ -68,7 +76,9 @@ pub async fn insert_column_types(events: &crate::catalog::EventsTable, prepared:
     let Some(source) = &insert.source else { return vec![] };
     let SetExpr::Values(values) = source.body.as_ref() else { return vec![] };
     let schema = events.write_schema().await;
-    let Ok(columns) = target_columns(&schema, insert.columns.iter().map(|c| c.to_string().trim_matches('"').to_string()).collect()) else {
+    let Ok(columns) =
+        target_columns(&schema, insert.columns.iter().map(|c| c.to_string().trim_matches('"').to_string()).collect())
+    else {
         return vec![];
     };
     let mut out = vec![];
@@ -76,7 +86,9 @@ pub async fn insert_column_types(events: &crate::catalog::EventsTable, prepared:
         for (expr, column) in row.iter().zip(&columns) {
             if let SqlExpr::Value(v) = expr {
                 if let Value::Placeholder(p) = &v.value {
-                    if let (Ok(n), Ok(field)) = (p.trim_start_matches('$').parse::<usize>(), schema.field_with_name(column)) {
+                    if let (Ok(n), Ok(field)) =
+                        (p.trim_start_matches('$').parse::<usize>(), schema.field_with_name(column))
+                    {
                         out.push((n, field.data_type().clone()));
                     }
                 }
@@ -89,14 +101,25 @@ pub async fn insert_column_types(events: &crate::catalog::EventsTable, prepared:
 fn check_not_null(schema: &SchemaRef, batch: &RecordBatch) -> PgWireResult<()> {
     for (field, column) in schema.fields().iter().zip(batch.columns()) {
         if !field.is_nullable() && column.null_count() > 0 {
-            return Err(error(NOT_NULL_VIOLATION, format!("null value in column \"{}\" of relation \"events\" violates not-null constraint", field.name())));
+            return Err(error(
+                NOT_NULL_VIOLATION,
+                format!(
+                    "null value in column \"{}\" of relation \"events\" violates not-null constraint",
+                    field.name()
+                ),
+            ));
         }
     }
     Ok(())
 }
 
 impl Connection {
-    pub(crate) async fn insert(&self, session: &Session, prepared: &Prepared, params: Option<ParamValues>) -> PgWireResult<Response> {
+    pub(crate) async fn insert(
+        &self,
+        session: &Session,
+        prepared: &Prepared,
+        params: Option<ParamValues>,
+    ) -> PgWireResult<Response> {
         if session.role == Role::Reader {
             return Err(read_only("INSERT"));
         }
@@ -107,7 +130,10 @@ impl Connection {
             return Err(error(FEATURE_NOT_SUPPORTED, "INSERT without VALUES or SELECT is not supported"));
         };
         let schema = self.shared.events.write_schema().await;
-        let columns = target_columns(&schema, insert.columns.iter().map(|c| c.to_string().trim_matches('"').to_string()).collect())?;
+        let columns = target_columns(
+            &schema,
+            insert.columns.iter().map(|c| c.to_string().trim_matches('"').to_string()).collect(),
+        )?;
         let limits = StatementLimits::start(self.cancel.clone(), session.settings.statement_timeout());
         let statement = DfStatement::Statement(Box::new(Statement::Query(source.clone())));
         let mut plan = session.ctx.state().statement_to_plan(statement).await.map_err(from_datafusion)?;
@@ -116,15 +142,22 @@ impl Connection {
         }
         let df = session.ctx.execute_logical_plan(plan).await.map_err(from_datafusion)?;
         if df.schema().fields().len() != columns.len() {
-            return Err(error(SYNTAX_ERROR, format!("INSERT has {} expressions for {} target columns", df.schema().fields().len(), columns.len())));
+            return Err(error(
+                SYNTAX_ERROR,
+                format!("INSERT has {} expressions for {} target columns", df.schema().fields().len(), columns.len()),
+            ));
         }
-        let source_column = |name: &str| columns.iter().position(|c| c == name).map(|i| Expr::Column(Column::from(df.schema().qualified_field(i))));
+        let source_column = |name: &str| {
+            columns.iter().position(|c| c == name).map(|i| Expr::Column(Column::from(df.schema().qualified_field(i))))
+        };
         let exprs: Vec<Expr> = schema
             .fields()
             .iter()
             .map(|f| {
                 let value = if f.name() == EVENT_DATE {
-                    source_column(EVENT_TIME).map(|t| cast(cast(t, schema.field_with_name(EVENT_TIME).unwrap().data_type().clone()), DataType::Date32))
+                    source_column(EVENT_TIME).map(|t| {
+                        cast(cast(t, schema.field_with_name(EVENT_TIME).unwrap().data_type().clone()), DataType::Date32)
+                    })
                 } else {
                     source_column(f.name()).map(|c| cast(c, f.data_type().clone()))
                 };
@@ -137,7 +170,8 @@ impl Connection {
         let batches = batches.map(move |batch| {
             let batch = batch.map_err(from_datafusion)?;
             check_not_null(&target, &batch)?;
-            RecordBatch::try_new(target.clone(), batch.columns().to_vec()).map_err(|e| error(NOT_NULL_VIOLATION, e.to_string()))
+            RecordBatch::try_new(target.clone(), batch.columns().to_vec())
+                .map_err(|e| error(NOT_NULL_VIOLATION, e.to_string()))
         });
         let layout = WriterLayout::default();
         let summary = limits
@@ -167,11 +201,19 @@ impl Connection {
         match (to, target) {
             (true, CopyTarget::Stdout) => self.copy_out(session, source, format).await,
             (false, CopyTarget::Stdin) => self.copy_in_start(session, source, format).await,
-            _ => Err(error(FEATURE_NOT_SUPPORTED, "COPY to or from a server file is not supported: use STDIN/STDOUT (psql: \\copy)")),
+            _ => Err(error(
+                FEATURE_NOT_SUPPORTED,
+                "COPY to or from a server file is not supported: use STDIN/STDOUT (psql: \\copy)",
+            )),
         }
     }
 
-    async fn copy_in_start(&self, session: &Session, source: &CopySource, format: CopyFormat) -> PgWireResult<Response> {
+    async fn copy_in_start(
+        &self,
+        session: &Session,
+        source: &CopySource,
+        format: CopyFormat,
+    ) -> PgWireResult<Response> {
         if session.role == Role::Reader {
             return Err(read_only("COPY FROM"));
         }
@@ -179,7 +221,10 @@ impl Connection {
             return Err(error(SYNTAX_ERROR, "COPY FROM needs a table"));
         };
         if !is_events(table_name) {
-            return Err(error(FEATURE_NOT_SUPPORTED, format!("COPY FROM is supported into events only, not {table_name}")));
+            return Err(error(
+                FEATURE_NOT_SUPPORTED,
+                format!("COPY FROM is supported into events only, not {table_name}"),
+            ));
         }
         let schema = self.shared.events.write_schema().await;
         let columns = target_columns(&schema, columns.iter().map(|c| c.value.clone()).collect())?;
@@ -193,7 +238,10 @@ impl Connection {
         let sql = match source {
             CopySource::Table { table_name, columns } if columns.is_empty() => format!("SELECT * FROM {table_name}"),
             CopySource::Table { table_name, columns } => {
-                format!("SELECT {} FROM {table_name}", columns.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(", "))
+                format!(
+                    "SELECT {} FROM {table_name}",
+                    columns.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(", ")
+                )
             }
             CopySource::Query(query) => query.to_string(),
         };
@@ -233,7 +281,9 @@ impl Connection {
         let limits = StatementLimits::start(self.cancel.clone(), session.settings.statement_timeout());
         let summary = limits
             .run(self.shared.events.write(&self.shared.template, async |store| {
-                northstar_import::import(store, std::slice::from_ref(&path), &options).await.map_err(|e| copy_error(e, header_lines))
+                northstar_import::import(store, std::slice::from_ref(&path), &options)
+                    .await
+                    .map_err(|e| copy_error(e, header_lines))
             }))
             .await?;
         Ok(summary.rows as usize)
@@ -273,18 +323,26 @@ struct CopyFormat {
 
 impl CopyFormat {
     fn from_options(options: &[CopyOption], legacy: &[CopyLegacyOption]) -> PgWireResult<Self> {
-        let mut f = CopyFormat { csv: false, delimiter: b'\t', quote: b'"', escape: b'"', null: "\\N".into(), header: false };
+        let mut f =
+            CopyFormat { csv: false, delimiter: b'\t', quote: b'"', escape: b'"', null: "\\N".into(), header: false };
         let mut delimiter = None;
         let mut null = None;
         let byte = |c: char| -> PgWireResult<u8> {
-            u8::try_from(c).map_err(|_| error(FEATURE_NOT_SUPPORTED, format!("COPY delimiter and quote must be one ASCII character, not '{c}'")))
+            u8::try_from(c).map_err(|_| {
+                error(FEATURE_NOT_SUPPORTED, format!("COPY delimiter and quote must be one ASCII character, not '{c}'"))
+            })
         };
         for option in options {
             match option {
                 CopyOption::Format(name) => match name.value.to_ascii_lowercase().as_str() {
                     "csv" => f.csv = true,
                     "text" => f.csv = false,
-                    other => return Err(error(FEATURE_NOT_SUPPORTED, format!("COPY format \"{other}\" is not supported: use text or csv"))),
+                    other => {
+                        return Err(error(
+                            FEATURE_NOT_SUPPORTED,
+                            format!("COPY format \"{other}\" is not supported: use text or csv"),
+                        ))
+                    }
                 },
                 CopyOption::Delimiter(c) => delimiter = Some(byte(*c)?),
                 CopyOption::Null(s) => null = Some(s.clone()),
@@ -304,13 +362,20 @@ impl CopyFormat {
                             CopyLegacyCsvOption::Header => f.header = true,
                             CopyLegacyCsvOption::Quote(c) => f.quote = byte(*c)?,
                             CopyLegacyCsvOption::Escape(c) => f.escape = byte(*c)?,
-                            other => return Err(error(FEATURE_NOT_SUPPORTED, format!("COPY option {other} is not supported"))),
+                            other => {
+                                return Err(error(
+                                    FEATURE_NOT_SUPPORTED,
+                                    format!("COPY option {other} is not supported"),
+                                ))
+                            }
                         }
                     }
                 }
                 CopyLegacyOption::Delimiter(c) => delimiter = Some(byte(*c)?),
                 CopyLegacyOption::Null(s) => null = Some(s.clone()),
-                CopyLegacyOption::Binary => return Err(error(FEATURE_NOT_SUPPORTED, "COPY BINARY is not supported: use text or csv")),
+                CopyLegacyOption::Binary => {
+                    return Err(error(FEATURE_NOT_SUPPORTED, "COPY BINARY is not supported: use text or csv"))
+                }
                 other => return Err(error(FEATURE_NOT_SUPPORTED, format!("COPY option {other} is not supported"))),
             }
         }
@@ -401,7 +466,9 @@ impl CopyFormat {
         let mut writer = csv::WriterBuilder::new().from_writer(BufWriter::new(out.reopen().map_err(storage_error)?));
         writer.write_record(columns).map_err(storage_error)?;
         let input = std::io::BufReader::new(std::fs::File::open(spool).map_err(storage_error)?);
-        let wrong_width = |line: u64, got: usize| error(BAD_COPY_FORMAT, format!("COPY events, line {line}: expected {} columns, got {got}", columns.len()));
+        let wrong_width = |line: u64, got: usize| {
+            error(BAD_COPY_FORMAT, format!("COPY events, line {line}: expected {} columns, got {got}", columns.len()))
+        };
         if self.csv {
             let mut reader = csv::ReaderBuilder::new()
                 .has_headers(self.header)
@@ -420,7 +487,8 @@ impl CopyFormat {
                 if record.len() != columns.len() {
                     return Err(wrong_width(line, record.len()));
                 }
-                let fields: Vec<&[u8]> = record.iter().map(|f| if f == self.null.as_bytes() { &b""[..] } else { f }).collect();
+                let fields: Vec<&[u8]> =
+                    record.iter().map(|f| if f == self.null.as_bytes() { &b""[..] } else { f }).collect();
                 writer.write_record(&fields).map_err(storage_error)?;
             }
         } else {
@@ -479,7 +547,9 @@ impl CopyHandler for Connection {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let mut copy = self.copy_in.lock().await;
-        let copy = copy.as_mut().ok_or_else(|| error(crate::errors::PROTOCOL_VIOLATION, "COPY data without COPY FROM STDIN"))?;
+        let copy = copy
+            .as_mut()
+            .ok_or_else(|| error(crate::errors::PROTOCOL_VIOLATION, "COPY data without COPY FROM STDIN"))?;
         copy.spool.write_all(&data.data).map_err(storage_error)
     }
 
@@ -489,7 +559,12 @@ impl CopyHandler for Connection {
         C::Error: std::fmt::Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let copy = self.copy_in.lock().await.take().ok_or_else(|| error(crate::errors::PROTOCOL_VIOLATION, "CopyDone without COPY FROM STDIN"))?;
+        let copy = self
+            .copy_in
+            .lock()
+            .await
+            .take()
+            .ok_or_else(|| error(crate::errors::PROTOCOL_VIOLATION, "CopyDone without COPY FROM STDIN"))?;
         let rows = self.copy_in_finish(copy, self.session()?).await?;
         client.send(PgWireBackendMessage::CommandComplete(Tag::new("COPY").with_rows(rows).into())).await?;
         Ok(())

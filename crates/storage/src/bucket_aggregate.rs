@@ -25,7 +25,10 @@ use std::fmt;
 use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex};
 
-use datafusion::arrow::array::{make_view, Array, ArrayRef, AsArray, BooleanArray, DictionaryArray, RecordBatch, StringArray, StringViewArray, MAX_INLINE_VIEW_LEN};
+use datafusion::arrow::array::{
+    make_view, Array, ArrayRef, AsArray, BooleanArray, DictionaryArray, RecordBatch, StringArray, StringViewArray,
+    MAX_INLINE_VIEW_LEN,
+};
 use datafusion::arrow::buffer::{Buffer, ScalarBuffer};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{Int32Type, Schema, SchemaRef};
@@ -74,7 +77,10 @@ impl BucketAggregateExec {
     /// or `None` when one of its aggregates needs what only `AggregateExec` does (DISTINCT,
     /// ORDER BY, no `GroupsAccumulator`).
     pub fn try_new(aggregate: &AggregateExec, key: usize, dictionary_input: Arc<dyn ExecutionPlan>) -> Option<Self> {
-        let plain = aggregate.aggr_expr().iter().all(|a| a.groups_accumulator_supported() && !a.is_distinct() && a.order_bys().is_empty());
+        let plain = aggregate
+            .aggr_expr()
+            .iter()
+            .all(|a| a.groups_accumulator_supported() && !a.is_distinct() && a.order_bys().is_empty());
         (plain && *aggregate.mode() == AggregateMode::SinglePartitioned).then(|| Self {
             input: dictionary_input,
             group_by: Arc::new(aggregate.group_expr().clone()),
@@ -92,11 +98,18 @@ impl BucketAggregateExec {
 /// reader wrapped, or one of the task's object store (known only at execution).
 fn with_dictionary_reader(plan: &Arc<dyn ExecutionPlan>, context: &TaskContext) -> Result<Arc<dyn ExecutionPlan>> {
     let Some(scan) = plan.downcast_ref::<DataSourceExec>() else {
-        let children = plan.children().into_iter().map(|c| with_dictionary_reader(c, context)).collect::<Result<Vec<_>>>()?;
+        let children =
+            plan.children().into_iter().map(|c| with_dictionary_reader(c, context)).collect::<Result<Vec<_>>>()?;
         return plan.clone().replace_children(children, ReplaceChildrenOptions::new(ChildrenPropertiesMode::Keep));
     };
-    let config = scan.data_source().downcast_ref::<FileScanConfig>().ok_or_else(|| internal_datafusion_err!("a dictionary scan reads files"))?;
-    let source = config.file_source().downcast_ref::<ParquetSource>().ok_or_else(|| internal_datafusion_err!("a dictionary scan reads Parquet"))?;
+    let config = scan
+        .data_source()
+        .downcast_ref::<FileScanConfig>()
+        .ok_or_else(|| internal_datafusion_err!("a dictionary scan reads files"))?;
+    let source = config
+        .file_source()
+        .downcast_ref::<ParquetSource>()
+        .ok_or_else(|| internal_datafusion_err!("a dictionary scan reads Parquet"))?;
     let store = context.runtime_env().object_store(&config.object_store_url)?;
     let reader = DictionaryUserIdReaderFactory::new(source.parquet_file_reader_factory().cloned(), store);
     let source = source.clone().with_parquet_file_reader_factory(Arc::new(reader));
@@ -107,7 +120,12 @@ fn with_dictionary_reader(plan: &Arc<dyn ExecutionPlan>, context: &TaskContext) 
 impl DisplayAs for BucketAggregateExec {
     fn fmt_as(&self, _format: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
         let aggregates: Vec<&str> = self.aggregates.iter().map(|a| a.name()).collect();
-        write!(f, "BucketAggregateExec: gby=[{}], aggr=[{}]", self.string_input_schema.field(self.key).name(), aggregates.join(", "))
+        write!(
+            f,
+            "BucketAggregateExec: gby=[{}], aggr=[{}]",
+            self.string_input_schema.field(self.key).name(),
+            aggregates.join(", ")
+        )
     }
 }
 
@@ -124,7 +142,10 @@ impl ExecutionPlan for BucketAggregateExec {
         vec![&self.input]
     }
 
-    fn apply_expressions(&self, f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>) -> Result<TreeNodeRecursion> {
+    fn apply_expressions(
+        &self,
+        f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
+    ) -> Result<TreeNodeRecursion> {
         let arguments = self.aggregates.iter().flat_map(|a| a.expressions());
         let filters = self.filters.iter().flatten().cloned();
         for expr in self.group_by.input_exprs().into_iter().chain(arguments).chain(filters) {
@@ -135,12 +156,20 @@ impl ExecutionPlan for BucketAggregateExec {
         Ok(TreeNodeRecursion::Continue)
     }
 
-    fn replace_children(self: Arc<Self>, mut children: Vec<Arc<dyn ExecutionPlan>>, _options: ReplaceChildrenOptions) -> Result<Arc<dyn ExecutionPlan>> {
+    fn replace_children(
+        self: Arc<Self>,
+        mut children: Vec<Arc<dyn ExecutionPlan>>,
+        _options: ReplaceChildrenOptions,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
         if children.len() != 1 {
             return exec_err!("BucketAggregateExec takes one input, got {}", children.len());
         }
         // The output (groups and aggregate values) does not depend on the input's properties.
-        Ok(Arc::new(Self { input: children.swap_remove(0), metrics: ExecutionPlanMetricsSet::new(), ..Self::clone(&self) }))
+        Ok(Arc::new(Self {
+            input: children.swap_remove(0),
+            metrics: ExecutionPlanMetricsSet::new(),
+            ..Self::clone(&self)
+        }))
     }
 
     fn with_new_children(self: Arc<Self>, children: Vec<Arc<dyn ExecutionPlan>>) -> Result<Arc<dyn ExecutionPlan>> {
@@ -151,9 +180,17 @@ impl ExecutionPlan for BucketAggregateExec {
         let input = with_dictionary_reader(&self.input, &context)?.execute(partition, context.clone())?;
         // Spillable in the pool's sense: refused more than its share, it hands over to
         // DataFusion's aggregates, which spill.
-        let reservation = MemoryConsumer::new(format!("BucketAggregateExec[{partition}]")).with_can_spill(true).register(context.memory_pool());
+        let reservation = MemoryConsumer::new(format!("BucketAggregateExec[{partition}]"))
+            .with_can_spill(true)
+            .register(context.memory_pool());
         let fell_back = MetricBuilder::new(&self.metrics).counter("fell_back", partition);
-        let run = Run { plan: self.clone(), baseline: BaselineMetrics::new(&self.metrics, partition), fell_back, reservation, context };
+        let run = Run {
+            plan: self.clone(),
+            baseline: BaselineMetrics::new(&self.metrics, partition),
+            fell_back,
+            reservation,
+            context,
+        };
         let output = stream::once(run.aggregate(input)).try_flatten();
         Ok(Box::pin(RecordBatchStreamAdapter::new(self.schema(), output)))
     }
@@ -205,7 +242,12 @@ impl Run {
 /// (`convert_to_state`, as DataFusion's partial aggregate does when it skips aggregating),
 /// and a final `AggregateExec` merges them all, spilling when it must. No partial aggregate
 /// in between: it could not spill, and would hold the memory the final one needs.
-fn fall_back(plan: &BucketAggregateExec, groups: UserGroups, rest: SendableRecordBatchStream, context: &Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
+fn fall_back(
+    plan: &BucketAggregateExec,
+    groups: UserGroups,
+    rest: SendableRecordBatchStream,
+    context: &Arc<TaskContext>,
+) -> Result<SendableRecordBatchStream> {
     let key_field = plan.string_input_schema.field(plan.key).clone();
     let mut fields = vec![key_field.with_name(plan.group_by.expr()[0].1.clone())];
     for aggregate in &plan.aggregates {
@@ -246,7 +288,8 @@ fn batches_of(batch: &RecordBatch, context: &TaskContext) -> Vec<Result<RecordBa
 
 /// A one-partition plan that yields `stream` once.
 fn one_shot(schema: SchemaRef, stream: SendableRecordBatchStream) -> Result<Arc<dyn ExecutionPlan>> {
-    let partition: Arc<dyn PartitionStream> = Arc::new(OneShot { schema: schema.clone(), stream: Mutex::new(Some(stream)) });
+    let partition: Arc<dyn PartitionStream> =
+        Arc::new(OneShot { schema: schema.clone(), stream: Mutex::new(Some(stream)) });
     Ok(Arc::new(StreamingTableExec::try_new(schema, vec![partition], None, [], false, None)?))
 }
 
@@ -276,11 +319,22 @@ impl PartitionStream for OneShot {
 }
 
 /// `aggregate`'s argument columns over `batch`, and its FILTER clause's (checked boolean).
-fn arguments(aggregate: &AggregateFunctionExpr, filter: &Option<Arc<dyn PhysicalExpr>>, batch: &RecordBatch) -> Result<(Vec<ArrayRef>, Option<BooleanArray>)> {
+fn arguments(
+    aggregate: &AggregateFunctionExpr,
+    filter: &Option<Arc<dyn PhysicalExpr>>,
+    batch: &RecordBatch,
+) -> Result<(Vec<ArrayRef>, Option<BooleanArray>)> {
     let rows = batch.num_rows();
-    let values = aggregate.expressions().iter().map(|e| e.evaluate(batch)?.into_array(rows)).collect::<Result<Vec<_>>>()?;
+    let values =
+        aggregate.expressions().iter().map(|e| e.evaluate(batch)?.into_array(rows)).collect::<Result<Vec<_>>>()?;
     let filter = match filter {
-        Some(f) => Some(f.evaluate(batch)?.into_array(rows)?.as_boolean_opt().cloned().ok_or_else(|| internal_datafusion_err!("a FILTER clause is not boolean"))?),
+        Some(f) => Some(
+            f.evaluate(batch)?
+                .into_array(rows)?
+                .as_boolean_opt()
+                .cloned()
+                .ok_or_else(|| internal_datafusion_err!("a FILTER clause is not boolean"))?,
+        ),
         None => None,
     };
     Ok((values, filter))
@@ -303,7 +357,9 @@ const UNSEEN: u32 = u32::MAX;
 /// Whether `a` and `b` are the same strings in memory. Each batch of a column chunk has its
 /// own array object around the chunk's one dictionary, so the buffers are compared.
 fn same_strings(a: &StringArray, b: &StringArray) -> bool {
-    a.len() == b.len() && a.value_offsets().as_ptr() == b.value_offsets().as_ptr() && a.values().as_ptr() == b.values().as_ptr()
+    a.len() == b.len()
+        && a.value_offsets().as_ptr() == b.value_offsets().as_ptr()
+        && a.values().as_ptr() == b.values().as_ptr()
 }
 
 impl UserGroups {
@@ -318,10 +374,14 @@ impl UserGroups {
     }
 
     fn update(&mut self, batch: &RecordBatch, plan: &BucketAggregateExec) -> Result<()> {
-        let ids = batch.column(plan.key).as_dictionary_opt::<Int32Type>().ok_or_else(|| internal_datafusion_err!("user_id is not read as a dictionary"))?;
+        let ids = batch
+            .column(plan.key)
+            .as_dictionary_opt::<Int32Type>()
+            .ok_or_else(|| internal_datafusion_err!("user_id is not read as a dictionary"))?;
         self.assign(ids)?;
         let total_groups = self.ids.len();
-        for ((accumulator, aggregate), filter) in self.accumulators.iter_mut().zip(&plan.aggregates).zip(&plan.filters) {
+        for ((accumulator, aggregate), filter) in self.accumulators.iter_mut().zip(&plan.aggregates).zip(&plan.filters)
+        {
             let (values, filter) = arguments(aggregate, filter, batch)?;
             accumulator.update_batch(&values, &self.group_indices, filter.as_ref(), total_groups)?;
         }
@@ -330,7 +390,10 @@ impl UserGroups {
 
     /// Sets `group_indices` to the group of each row of `ids`, adding groups for new ids.
     fn assign(&mut self, ids: &DictionaryArray<Int32Type>) -> Result<()> {
-        let strings = ids.values().as_string_opt::<i32>().ok_or_else(|| internal_datafusion_err!("user_id's dictionary is not Utf8"))?;
+        let strings = ids
+            .values()
+            .as_string_opt::<i32>()
+            .ok_or_else(|| internal_datafusion_err!("user_id's dictionary is not Utf8"))?;
         if ids.null_count() > 0 || strings.null_count() > 0 {
             return exec_err!("user_id is NULL in an events file (the table declares it NOT NULL)");
         }
@@ -342,7 +405,8 @@ impl UserGroups {
             // overlap; looked up as rows first use them, each waits on its own. Only when the
             // batch uses most of the dictionary, so that the loop is not mostly wasted.
             if ids.len() >= strings.len() {
-                self.dictionary_groups.extend((0..strings.len()).map(|i| self.ids.find(strings.value(i)).unwrap_or(UNSEEN)));
+                self.dictionary_groups
+                    .extend((0..strings.len()).map(|i| self.ids.find(strings.value(i)).unwrap_or(UNSEEN)));
             } else {
                 self.dictionary_groups.resize(strings.len(), UNSEEN);
             }
@@ -450,7 +514,9 @@ impl UserIds {
     }
 
     fn size(&self) -> usize {
-        self.table.capacity() * (std::mem::size_of::<u32>() + 1) + self.views.capacity() * std::mem::size_of::<u128>() + self.long_ids.capacity()
+        self.table.capacity() * (std::mem::size_of::<u32>() + 1)
+            + self.views.capacity() * std::mem::size_of::<u128>()
+            + self.long_ids.capacity()
     }
 
     fn into_array(self) -> Result<StringViewArray> {

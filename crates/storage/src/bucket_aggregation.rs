@@ -25,12 +25,14 @@ use std::sync::Arc;
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::{Result, ScalarValue};
-use datafusion::datasource::physical_plan::{FileGroup, FileScanConfig, FileScanConfigBuilder, FileSource, ParquetSource};
+use datafusion::datasource::physical_plan::{
+    FileGroup, FileScanConfig, FileScanConfigBuilder, FileSource, ParquetSource,
+};
+use datafusion::datasource::source::DataSourceExec;
 use datafusion::datasource::table_schema::TableSchema;
+use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_expr::utils::collect_columns;
 use datafusion::physical_expr::PhysicalExpr;
-use datafusion::datasource::source::DataSourceExec;
-use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::aggregates::{AggregateExec, AggregateMode};
 use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
@@ -154,7 +156,8 @@ fn aggregate_by_bucket(plan: &Arc<dyn ExecutionPlan>, spread: Spread) -> Result<
     // On one node, group by the Parquet dictionary of user_id where the plan allows
     // (crate::bucket_aggregate). A cluster runs DataFusion's operators, which its codec knows.
     if matches!(spread, Spread::PartitionPerBucket) && !references(grouped_expressions(grouped), key.index()) {
-        if let Some(dictionary_input) = rewrite_scan(&by_bucket, key.index(), Uses::PassThroughOnly, &dictionary_scan)? {
+        if let Some(dictionary_input) = rewrite_scan(&by_bucket, key.index(), Uses::PassThroughOnly, &dictionary_scan)?
+        {
             if let Some(exec) = BucketAggregateExec::try_new(&single, key.index(), dictionary_input) {
                 return Ok(Some(Arc::new(exec)));
             }
@@ -177,7 +180,11 @@ fn references(exprs: impl IntoIterator<Item = Arc<dyn PhysicalExpr>>, column: us
 /// `plan` (projections and filters over an events scan) reading whole user buckets per
 /// partition, `partitions` of them, when column `column` of its output is the scan's
 /// `user_id`; otherwise `None`.
-fn scan_by_bucket(plan: &Arc<dyn ExecutionPlan>, column: usize, partitions: usize) -> Result<Option<Arc<dyn ExecutionPlan>>> {
+fn scan_by_bucket(
+    plan: &Arc<dyn ExecutionPlan>,
+    column: usize,
+    partitions: usize,
+) -> Result<Option<Arc<dyn ExecutionPlan>>> {
     rewrite_scan(plan, column, Uses::Any, &|config, _| {
         let mut groups: Vec<Vec<_>> = vec![Vec::new(); partitions];
         for file in config.file_groups.iter().flat_map(|g| g.files()) {
@@ -209,7 +216,8 @@ fn dictionary_scan(config: &FileScanConfig, column: usize) -> Result<Option<Arc<
     }
     let Some(projection) = source.projection().cloned() else { return Ok(None) };
     let exprs: Vec<Arc<dyn PhysicalExpr>> = projection.iter().map(|p| p.expr.clone()).collect();
-    let passes_through = exprs.get(column).and_then(|e| e.downcast_ref::<Column>()).is_some_and(|c| c.index() == file_column);
+    let passes_through =
+        exprs.get(column).and_then(|e| e.downcast_ref::<Column>()).is_some_and(|c| c.index() == file_column);
     let others = exprs.iter().enumerate().filter(|(i, _)| *i != column).map(|(_, e)| e.clone());
     if !passes_through || references(others, file_column) || references(source.filter(), file_column) {
         return Ok(None);
@@ -219,7 +227,8 @@ fn dictionary_scan(config: &FileScanConfig, column: usize) -> Result<Option<Arc<
     let file_schema = Arc::new(Schema::new_with_metadata(fields, table_schema.file_schema().metadata().clone()));
     let partition_columns: Vec<_> = table_schema.table_partition_cols().iter().cloned().collect();
     let options = source.table_parquet_options().clone();
-    let mut dictionary = ParquetSource::new(TableSchema::builder(file_schema).with_table_partition_cols(partition_columns).build());
+    let mut dictionary =
+        ParquetSource::new(TableSchema::builder(file_schema).with_table_partition_cols(partition_columns).build());
     if let Some(hint) = options.global.metadata_size_hint {
         dictionary = dictionary.with_metadata_size_hint(hint);
     }
@@ -268,7 +277,9 @@ fn rewrite_scan(
         })
     };
     if let Some(projection) = plan.downcast_ref::<ProjectionExec>() {
-        let Some(source) = projection.expr().get(column).and_then(|e| e.expr.downcast_ref::<Column>()) else { return Ok(None) };
+        let Some(source) = projection.expr().get(column).and_then(|e| e.expr.downcast_ref::<Column>()) else {
+            return Ok(None);
+        };
         let others = projection.expr().iter().enumerate().filter(|(i, _)| *i != column).map(|(_, e)| e.expr.clone());
         if uses == Uses::PassThroughOnly && references(others, source.index()) {
             return Ok(None);
@@ -288,9 +299,8 @@ fn rewrite_scan(
     let Some(scan) = plan.downcast_ref::<DataSourceExec>() else { return Ok(None) };
     let Some(config) = scan.data_source().downcast_ref::<FileScanConfig>() else { return Ok(None) };
     let partition_cols = config.table_partition_cols();
-    let is_events_layout = partition_cols.len() == 2
-        && partition_cols[0].name() == EVENT_DATE
-        && partition_cols[1].name() == USER_BUCKET;
+    let is_events_layout =
+        partition_cols.len() == 2 && partition_cols[0].name() == EVENT_DATE && partition_cols[1].name() == USER_BUCKET;
     if !is_events_layout || plan.schema().field(column).name() != USER_ID {
         return Ok(None);
     }

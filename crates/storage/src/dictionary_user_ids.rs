@@ -75,7 +75,10 @@ impl AsyncFileReader for DictionaryUserIdReader {
         self.inner.get_byte_ranges(ranges)
     }
 
-    fn get_metadata<'a>(&'a mut self, options: Option<&'a ArrowReaderOptions>) -> BoxFuture<'a, ParquetResult<Arc<ParquetMetaData>>> {
+    fn get_metadata<'a>(
+        &'a mut self,
+        options: Option<&'a ArrowReaderOptions>,
+    ) -> BoxFuture<'a, ParquetResult<Arc<ParquetMetaData>>> {
         async move {
             let metadata = self.inner.get_metadata(options).await?;
             Ok(Arc::new(with_dictionary_user_ids(&metadata)?))
@@ -94,7 +97,11 @@ fn with_dictionary_user_ids(metadata: &ParquetMetaData) -> ParquetResult<Parquet
         .iter()
         .map(|f| {
             let field = f.as_ref().clone();
-            if f.name() == USER_ID && *f.data_type() == DataType::Utf8 { field.with_data_type(user_id_dictionary_type()) } else { field }
+            if f.name() == USER_ID && *f.data_type() == DataType::Utf8 {
+                field.with_data_type(user_id_dictionary_type())
+            } else {
+                field
+            }
         })
         .collect();
     let rewritten = Schema::new_with_metadata(fields, schema.metadata().clone());

@@ -88,16 +88,19 @@ impl EventFiles {
             match schema.field_with_name(name) {
                 Ok(field) => partition_fields.push(Arc::new(field.clone())),
                 // Scanned (its values travel with each file) but never projected.
-                Err(_) if name == USER_BUCKET => partition_fields.push(Arc::new(Field::new(USER_BUCKET, DataType::Int32, false))),
+                Err(_) if name == USER_BUCKET => {
+                    partition_fields.push(Arc::new(Field::new(USER_BUCKET, DataType::Int32, false)))
+                }
                 Err(_) => return plan_err!("the events table at {} has no partition column {name}", spec.table_url),
             }
         }
-        let scan_order: Vec<&str> =
-            file_fields.iter().chain(&partition_fields).map(|f| f.name().as_str()).collect();
+        let scan_order: Vec<&str> = file_fields.iter().chain(&partition_fields).map(|f| f.name().as_str()).collect();
         let scan_positions = schema
             .fields()
             .iter()
-            .map(|f| scan_order.iter().position(|n| *n == f.name()).expect("every column is a file or partition column"))
+            .map(|f| {
+                scan_order.iter().position(|n| *n == f.name()).expect("every column is a file or partition column")
+            })
             .collect();
         Ok(Self { file_schema: Arc::new(Schema::new(file_fields)), partition_fields, scan_positions, spec, schema })
     }
@@ -127,8 +130,8 @@ impl EventFiles {
     fn pruned_files(&self, state: &dyn Session, filters: &[Expr]) -> Result<Vec<PartitionedFile>> {
         let mut files = Vec::with_capacity(self.spec.files.len());
         for file in &self.spec.files {
-            let mut partitioned = PartitionedFile::new(file.path.clone(), file.size)
-                .with_partition_values(self.partition_values(file)?);
+            let mut partitioned =
+                PartitionedFile::new(file.path.clone(), file.size).with_partition_values(self.partition_values(file)?);
             if let Some(rows) = file.rows {
                 let mut stats = Statistics::new_unknown(&self.file_schema);
                 stats.num_rows = Precision::Exact(rows as usize);
@@ -139,7 +142,10 @@ impl EventFiles {
         let partition_names: Vec<&str> = self.partition_fields.iter().map(|f| f.name().as_str()).collect();
         let partition_filters: Vec<Expr> = filters
             .iter()
-            .filter(|f| !f.column_refs().is_empty() && f.column_refs().iter().all(|c| partition_names.contains(&c.name.as_str())))
+            .filter(|f| {
+                !f.column_refs().is_empty()
+                    && f.column_refs().iter().all(|c| partition_names.contains(&c.name.as_str()))
+            })
             .cloned()
             .collect();
         let Some(predicate) = conjunction(partition_filters) else {
@@ -195,7 +201,8 @@ impl TableProvider for EventFiles {
             return Ok(Arc::new(EmptyExec::new(Arc::new(self.schema.project(&table_columns)?))));
         }
         let scan_schema = self.scan_schema();
-        let rows: Option<usize> = files.iter().map(|f| f.statistics.as_ref().and_then(|s| s.num_rows.get_value().copied())).sum();
+        let rows: Option<usize> =
+            files.iter().map(|f| f.statistics.as_ref().and_then(|s| s.num_rows.get_value().copied())).sum();
         let mut statistics = Statistics::new_unknown(&scan_schema);
         if let Some(rows) = rows {
             statistics.num_rows = Precision::Exact(rows);

@@ -21,8 +21,8 @@ pub use bucket_aggregation::UserBucketAggregation;
 pub use files::{query_field, store_and_root, DataFile, EventFiles, EventFilesSpec};
 pub use location::DataLocation;
 pub use schema::{
-    core_schema, event_date_from_micros, is_core_column, user_bucket, write_fields, CORE_COLUMNS, EVENT_DATE, EVENT_TIME,
-    PARTITION_COLUMNS, USER_BUCKET, USER_BUCKETS,
+    core_schema, event_date_from_micros, is_core_column, user_bucket, write_fields, CORE_COLUMNS, EVENT_DATE,
+    EVENT_TIME, PARTITION_COLUMNS, USER_BUCKET, USER_BUCKETS,
 };
 pub use table::{AppendError, AppendSummary, EventStore, OptimizeSummary, VacuumSummary, WriterLayout};
 

@@ -35,11 +35,9 @@ impl DataLocation {
             }
         } else {
             let path = Path::new(text);
-            std::fs::create_dir_all(path)
-                .map_err(|e| invalid(format!("cannot create directory: {e}")))?;
+            std::fs::create_dir_all(path).map_err(|e| invalid(format!("cannot create directory: {e}")))?;
             let absolute = std::fs::canonicalize(path).map_err(|e| invalid(e.to_string()))?;
-            Url::from_directory_path(&absolute)
-                .map_err(|_| invalid("not an absolute path".to_string()))?
+            Url::from_directory_path(&absolute).map_err(|_| invalid("not an absolute path".to_string()))?
         };
         if root.scheme().starts_with("s3") && root.host_str().unwrap_or("").is_empty() {
             return Err(invalid("an s3 location needs a bucket: s3://bucket/prefix".into()));
@@ -70,8 +68,7 @@ impl DataLocation {
         let mut stores = STORES.get_or_init(Default::default).lock().expect("store map");
         let key = self.root.host_str().unwrap_or("").to_string();
         let store = stores.entry(key).or_insert_with(|| Arc::new(InMemory::new())).clone();
-        let base = Url::parse(&format!("memory://{}/", self.root.host_str().unwrap_or("")))
-            .expect("memory url");
+        let base = Url::parse(&format!("memory://{}/", self.root.host_str().unwrap_or(""))).expect("memory url");
         Some((store, base))
     }
 }

@@ -8,8 +8,7 @@ pub const EVENT_TIME: &str = "event_time";
 pub const EVENT_DATE: &str = "event_date";
 
 /// The core columns, in table order. `event_date` is derived from `event_time` (UTC day).
-pub const CORE_COLUMNS: [&str; 6] =
-    ["event_time", "user_id", "event", "session_id", "properties", EVENT_DATE];
+pub const CORE_COLUMNS: [&str; 6] = ["event_time", "user_id", "event", "session_id", "properties", EVENT_DATE];
 
 /// Derived from `user_id` ([`user_bucket`]); a partition column that queries never see.
 pub const USER_BUCKET: &str = "user_bucket";

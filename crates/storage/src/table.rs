@@ -8,22 +8,22 @@ use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Schema, SchemaRef}
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::TableProvider;
 use datafusion::execution::SessionState;
+use datafusion::parquet::basic::{Compression, Encoding, ZstdLevel};
+use datafusion::parquet::file::properties::{EnabledStatistics, WriterProperties, WriterVersion};
+use delta_kernel::table_properties::DataSkippingNumIndexedCols;
 use deltalake::datafile::writer::{DeltaWriter, WriterConfig};
 use deltalake::kernel::engine::arrow_conversion::TryIntoKernel as _;
 use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
 use deltalake::kernel::{Action, Add, MetadataExt, StructType};
-use delta_kernel::table_properties::DataSkippingNumIndexedCols;
 use deltalake::operations::create::CreateBuilder;
-use deltalake::protocol::DeltaOperation;
-use futures::StreamExt;
-use datafusion::parquet::basic::{Compression, Encoding, ZstdLevel};
-use datafusion::parquet::file::properties::{EnabledStatistics, WriterProperties, WriterVersion};
 use deltalake::operations::optimize::OptimizeType;
+use deltalake::protocol::DeltaOperation;
 use deltalake::protocol::SaveMode;
 use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
+use futures::StreamExt;
 
-use crate::location::storage_options;
 use crate::files::{query_field, store_and_root, DataFile, EventFiles, EventFilesSpec};
+use crate::location::storage_options;
 use crate::schema::{user_bucket, EVENT_TIME, USER_BUCKET};
 use crate::{DataLocation, Result, StorageError, PARTITION_COLUMNS};
 
@@ -50,9 +50,7 @@ impl WriterLayout {
     pub fn writer_properties(&self) -> WriterProperties {
         WriterProperties::builder()
             .set_writer_version(WriterVersion::PARQUET_2_0)
-            .set_compression(Compression::ZSTD(
-                ZstdLevel::try_new(self.zstd_level).expect("zstd level 1..=22"),
-            ))
+            .set_compression(Compression::ZSTD(ZstdLevel::try_new(self.zstd_level).expect("zstd level 1..=22")))
             .set_dictionary_enabled(true)
             .set_statistics_enabled(EnabledStatistics::Page)
             .set_max_row_group_row_count(Some(self.row_group_rows))
@@ -116,14 +114,11 @@ impl EventStore {
         if let Some((store, base)) = location.memory_store() {
             builder = builder.with_storage_backend(store, base);
         }
-        let mut table = builder
-            .build()
-            .map_err(|source| StorageError::Delta { context: context("opening"), source })?;
+        let mut table =
+            builder.build().map_err(|source| StorageError::Delta { context: context("opening"), source })?;
         match table.load().await {
             Ok(()) | Err(DeltaTableError::NotATable(_)) => {}
-            Err(source) => {
-                return Err(StorageError::Delta { context: context("loading the events table at"), source })
-            }
+            Err(source) => return Err(StorageError::Delta { context: context("loading the events table at"), source }),
         }
         Ok(Self { location: location.clone(), table })
     }
@@ -175,14 +170,20 @@ impl EventStore {
         let spec = self.files_spec()?;
         let table_url = self.location.table_url(EVENTS);
         if !table_url.scheme().starts_with("file") {
-            let store_url = url::Url::parse(&spec.store_url).map_err(|e| StorageError::InvalidLocation(self.location.to_string(), e.to_string()))?;
+            let store_url = url::Url::parse(&spec.store_url)
+                .map_err(|e| StorageError::InvalidLocation(self.location.to_string(), e.to_string()))?;
             state.runtime_env().register_object_store(&store_url, self.table.log_store().root_object_store(None));
         }
         let view_types = state.config_options().execution.parquet.schema_force_view_types;
         let arrow_schema = self.table.snapshot().map_err(|e| self.delta_error("reading", e))?.snapshot().arrow_schema();
         // The user bucket is layout, not data: queries do not see it.
         let schema = datafusion::arrow::datatypes::Schema::new(
-            arrow_schema.fields().iter().filter(|f| f.name() != USER_BUCKET).map(|f| query_field(f, view_types)).collect::<Vec<_>>(),
+            arrow_schema
+                .fields()
+                .iter()
+                .filter(|f| f.name() != USER_BUCKET)
+                .map(|f| query_field(f, view_types))
+                .collect::<Vec<_>>(),
         );
         Ok(Arc::new(EventFiles::try_new(spec, Arc::new(schema))?))
     }
@@ -194,9 +195,17 @@ impl EventStore {
         let version = self.version().ok_or_else(|| StorageError::NoTable(self.location.to_string()))?;
         let snapshot = self.table.snapshot().map_err(|e| self.delta_error("reading", e))?;
         let unsupported = |what: &str| {
-            StorageError::InvalidLocation(self.location.to_string(), format!("the events table uses {what}, which Northstar does not read"))
+            StorageError::InvalidLocation(
+                self.location.to_string(),
+                format!("the events table uses {what}, which Northstar does not read"),
+            )
         };
-        if snapshot.snapshot().table_properties().column_mapping_mode.is_some_and(|m| m != delta_kernel::table_features::ColumnMappingMode::None) {
+        if snapshot
+            .snapshot()
+            .table_properties()
+            .column_mapping_mode
+            .is_some_and(|m| m != delta_kernel::table_features::ColumnMappingMode::None)
+        {
             return Err(unsupported("column mapping"));
         }
         let table_url = self.location.table_url(EVENTS);
@@ -261,7 +270,8 @@ impl EventStore {
         while let Some(batch) = batches.next().await {
             let mut batch = batch.map_err(AppendError::Input)?;
             if bucketed {
-                batch = add_user_bucket(&batch, &schema).map_err(|e| AppendError::Storage(datafusion::error::DataFusionError::from(e).into()))?;
+                batch = add_user_bucket(&batch, &schema)
+                    .map_err(|e| AppendError::Storage(datafusion::error::DataFusionError::from(e).into()))?;
             }
             chunk_rows += batch.num_rows();
             writer.write(&batch).await.map_err(storage)?;
@@ -276,8 +286,14 @@ impl EventStore {
     }
 
     /// Commits written files (and, when the schema grew, the new schema) as one version.
-    async fn commit(&mut self, schema: SchemaRef, partition_columns: Vec<String>, adds: Vec<Add>) -> Result<AppendSummary> {
-        let kernel_schema: StructType = schema.as_ref().try_into_kernel().map_err(|e| self.delta_error("converting the schema of", e.into()))?;
+    async fn commit(
+        &mut self,
+        schema: SchemaRef,
+        partition_columns: Vec<String>,
+        adds: Vec<Add>,
+    ) -> Result<AppendSummary> {
+        let kernel_schema: StructType =
+            schema.as_ref().try_into_kernel().map_err(|e| self.delta_error("converting the schema of", e.into()))?;
         let actions: Vec<Action> = adds.into_iter().map(Action::Add).collect();
         let Ok(snapshot) = self.table.snapshot() else {
             let table = CreateBuilder::new()
@@ -293,15 +309,13 @@ impl EventStore {
         };
         let mut all = Vec::with_capacity(actions.len() + 1);
         if snapshot.snapshot().arrow_schema().fields().len() != schema.fields().len() {
-            let metadata = MetadataExt::with_schema(snapshot.metadata().clone(), &kernel_schema).map_err(|source| self.delta_error("evolving the schema of", source.into()))?;
+            let metadata = MetadataExt::with_schema(snapshot.metadata().clone(), &kernel_schema)
+                .map_err(|source| self.delta_error("evolving the schema of", source.into()))?;
             all.push(Action::Metadata(metadata));
         }
         all.extend(actions);
-        let operation = DeltaOperation::Write {
-            mode: SaveMode::Append,
-            partition_by: Some(partition_columns),
-            predicate: None,
-        };
+        let operation =
+            DeltaOperation::Write { mode: SaveMode::Append, partition_by: Some(partition_columns), predicate: None };
         // CommitProperties' defaults include the post-commit hook that writes a checkpoint
         // every `delta.checkpointInterval` (100) commits; without it every reader would replay
         // the whole log, and many small imports would slow every query down.
@@ -316,11 +330,7 @@ impl EventStore {
 
     /// Rewrites small files of each day into large ones, Z-ordered by user and time so that a
     /// user's events sit together (fast per-user aggregates) and time ranges prune well.
-    pub async fn optimize(
-        &mut self,
-        state: SessionState,
-        layout: &WriterLayout,
-    ) -> Result<OptimizeSummary> {
+    pub async fn optimize(&mut self, state: SessionState, layout: &WriterLayout) -> Result<OptimizeSummary> {
         self.require_table()?;
         let (table, metrics) = self
             .table
@@ -393,7 +403,10 @@ fn with_user_bucket(schema: &SchemaRef) -> SchemaRef {
 
 /// `batch` with the bucket of each row's `user_id` appended (as `schema`, from
 /// [`with_user_bucket`], says).
-fn add_user_bucket(batch: &RecordBatch, schema: &SchemaRef) -> std::result::Result<RecordBatch, datafusion::arrow::error::ArrowError> {
+fn add_user_bucket(
+    batch: &RecordBatch,
+    schema: &SchemaRef,
+) -> std::result::Result<RecordBatch, datafusion::arrow::error::ArrowError> {
     use datafusion::arrow::array::{AsArray, Int32Array};
     let user_ids = batch.column_by_name("user_id").expect("every write has user_id");
     // A NULL user_id is rejected by the non-null schema on write; bucket 0 meanwhile.
@@ -401,7 +414,11 @@ fn add_user_bucket(batch: &RecordBatch, schema: &SchemaRef) -> std::result::Resu
         DataType::Utf8 => user_ids.as_string::<i32>().iter().map(|u| Some(u.map_or(0, user_bucket))).collect(),
         DataType::LargeUtf8 => user_ids.as_string::<i64>().iter().map(|u| Some(u.map_or(0, user_bucket))).collect(),
         DataType::Utf8View => user_ids.as_string_view().iter().map(|u| Some(u.map_or(0, user_bucket))).collect(),
-        other => return Err(datafusion::arrow::error::ArrowError::InvalidArgumentError(format!("user_id must be text, not {other}"))),
+        other => {
+            return Err(datafusion::arrow::error::ArrowError::InvalidArgumentError(format!(
+                "user_id must be text, not {other}"
+            )))
+        }
     };
     let mut columns = batch.columns().to_vec();
     columns.push(Arc::new(buckets));

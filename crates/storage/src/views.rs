@@ -34,11 +34,20 @@ impl EventStore {
     /// Every saved view as (name, CREATE statement), by name.
     pub async fn views(&self) -> Result<Vec<(String, String)>> {
         let store = self.delta_table().object_store();
-        let listed: Vec<_> = store.list(Some(&Path::from(DIR))).try_collect().await.map_err(|e| self.view_error("*", e))?;
+        let listed: Vec<_> =
+            store.list(Some(&Path::from(DIR))).try_collect().await.map_err(|e| self.view_error("*", e))?;
         let mut views = Vec::new();
         for meta in listed {
-            let Some(name) = meta.location.filename().and_then(|f| f.strip_suffix(".sql")).map(str::to_string) else { continue };
-            let bytes = store.get(&meta.location).await.map_err(|e| self.view_error(&name, e))?.bytes().await.map_err(|e| self.view_error(&name, e))?;
+            let Some(name) = meta.location.filename().and_then(|f| f.strip_suffix(".sql")).map(str::to_string) else {
+                continue;
+            };
+            let bytes = store
+                .get(&meta.location)
+                .await
+                .map_err(|e| self.view_error(&name, e))?
+                .bytes()
+                .await
+                .map_err(|e| self.view_error(&name, e))?;
             views.push((name, String::from_utf8_lossy(&bytes).into_owned()));
         }
         views.sort();

@@ -11,7 +11,11 @@ const CLIENTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients");
 
 fn check(out: Output, what: &str) -> String {
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(out.status.success(), "{what} failed:\nstdout:\n{stdout}\nstderr:\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{what} failed:\nstdout:\n{stdout}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     stdout
 }
 
@@ -51,7 +55,10 @@ async fn psql_describes_queries_and_copies() {
 
     let dir = tempfile::tempdir().unwrap();
     let out_file = dir.path().join("purchases.csv");
-    let copy_out = format!("\\copy (SELECT event_time, user_id, event FROM events WHERE event = 'purchase') to '{}' csv header", out_file.display());
+    let copy_out = format!(
+        "\\copy (SELECT event_time, user_id, event FROM events WHERE event = 'purchase') to '{}' csv header",
+        out_file.display()
+    );
     check(blocking(move || psql(port, &["-c", &copy_out])).await, "\\copy to");
     let exported = std::fs::read_to_string(&out_file).unwrap();
     let purchases = exported.lines().count() - 1;
@@ -72,7 +79,10 @@ fn venv_python() -> &'static Path {
 async fn psycopg_and_sqlalchemy_like_superset() {
     let server = TestServer::start().await;
     let port = server.port;
-    let out = blocking(move || Command::new(venv_python()).arg(format!("{CLIENTS}/python_clients.py")).arg(port.to_string()).output().unwrap()).await;
+    let out = blocking(move || {
+        Command::new(venv_python()).arg(format!("{CLIENTS}/python_clients.py")).arg(port.to_string()).output().unwrap()
+    })
+    .await;
     let printed = check(out, "python clients");
     assert!(printed.contains("sqlalchemy reflection ok"), "{printed}");
 }
@@ -84,11 +94,19 @@ async fn pgjdbc_metadata_and_prepared_statements_like_dbeaver_and_metabase() {
     let jar = "/usr/share/java/postgresql.jar";
     assert!(Path::new(jar).exists(), "pgjdbc missing: run scripts/setup-test-env.sh (Debian libpostgresql-jdbc-java)");
     let out = blocking(move || {
-        Command::new("java").args(["-cp", jar]).arg(format!("{CLIENTS}/JdbcClient.java")).arg(port.to_string()).output().expect("java 17")
+        Command::new("java")
+            .args(["-cp", jar])
+            .arg(format!("{CLIENTS}/JdbcClient.java"))
+            .arg(port.to_string())
+            .output()
+            .expect("java 17")
     })
     .await;
     let printed = check(out, "pgjdbc client");
-    assert!(printed.contains("server PostgreSQL 16.6") && printed.contains("column event_time timestamptz"), "{printed}");
+    assert!(
+        printed.contains("server PostgreSQL 16.6") && printed.contains("column event_time timestamptz"),
+        "{printed}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -68,7 +68,9 @@ impl TestServer {
 }
 
 pub async fn connect(config: &str) -> Result<Client, tokio_postgres::Error> {
-    let (client, connection) = tokio::time::timeout(Duration::from_secs(20), tokio_postgres::connect(config, NoTls)).await.expect("connect timed out")?;
+    let (client, connection) = tokio::time::timeout(Duration::from_secs(20), tokio_postgres::connect(config, NoTls))
+        .await
+        .expect("connect timed out")?;
     tokio::spawn(connection);
     Ok(client)
 }

@@ -10,7 +10,8 @@ use tokio_postgres::{NoTls, SimpleQueryMessage};
 use super::{count, message, sqlstate, TestServer, SAMPLE_ROWS};
 
 /// A query that runs for many seconds on the sample (10k × 10k × 10k rows).
-const LONG_QUERY: &str = "SELECT count(*) FROM events a CROSS JOIN events b CROSS JOIN events c WHERE a.user_id < b.user_id";
+const LONG_QUERY: &str =
+    "SELECT count(*) FROM events a CROSS JOIN events b CROSS JOIN events c WHERE a.user_id < b.user_id";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn binary_results_for_every_column_type_match_the_text_protocol() {
@@ -20,13 +21,18 @@ async fn binary_results_for_every_column_type_match_the_text_protocol() {
     // tokio-postgres's query() is the extended protocol with binary results.
     let binary = client.query(sql, &[]).await.unwrap();
     let text = client.simple_query(sql).await.unwrap();
-    let text_rows: Vec<_> = text.iter().filter_map(|m| if let SimpleQueryMessage::Row(r) = m { Some(r) } else { None }).collect();
+    let text_rows: Vec<_> =
+        text.iter().filter_map(|m| if let SimpleQueryMessage::Row(r) = m { Some(r) } else { None }).collect();
     assert_eq!(binary.len(), 50);
     assert_eq!(text_rows.len(), 50);
     for (b, t) in binary.iter().zip(text_rows) {
         let time: DateTime<Utc> = b.get("event_time");
         let text_time = t.get("event_time").unwrap();
-        assert_eq!(DateTime::parse_from_str(&format!("{text_time}00"), "%Y-%m-%d %H:%M:%S%.f%z").unwrap(), time, "{text_time}");
+        assert_eq!(
+            DateTime::parse_from_str(&format!("{text_time}00"), "%Y-%m-%d %H:%M:%S%.f%z").unwrap(),
+            time,
+            "{text_time}"
+        );
         let date: NaiveDate = b.get("event_date");
         assert_eq!(date.to_string(), t.get("event_date").unwrap());
         assert_eq!(date, time.date_naive());
@@ -47,7 +53,10 @@ async fn parameters_bind_strings_timestamps_and_numbers() {
         .unwrap()
         .get(0);
     let literal: i64 = client
-        .query_one("SELECT count(*) FROM events WHERE event = 'purchase' AND event_time >= TIMESTAMP '2025-01-15 00:00:00Z'", &[])
+        .query_one(
+            "SELECT count(*) FROM events WHERE event = 'purchase' AND event_time >= TIMESTAMP '2025-01-15 00:00:00Z'",
+            &[],
+        )
         .await
         .unwrap()
         .get(0);
@@ -59,7 +68,8 @@ async fn parameters_bind_strings_timestamps_and_numbers() {
         .map(|e| futures::executor::block_on(client.query_one(&statement, &[e])).unwrap().get::<_, i64>(0))
         .sum::<i64>();
     assert!(total > literal);
-    let after: i64 = client.query_one("SELECT count(*) FROM events HAVING count(*) > $1", &[&0i64]).await.unwrap().get(0);
+    let after: i64 =
+        client.query_one("SELECT count(*) FROM events HAVING count(*) > $1", &[&0i64]).await.unwrap().get(0);
     assert_eq!(after, SAMPLE_ROWS);
 }
 
@@ -87,29 +97,57 @@ async fn copy_in_csv_and_text_commit_atomically_and_copy_out_streams() {
     let server = TestServer::start().await;
     let client = server.connect().await;
 
-    let sink = client.copy_in("COPY events (event_time, user_id, event, properties) FROM STDIN WITH (FORMAT csv, HEADER)").await.unwrap();
+    let sink = client
+        .copy_in("COPY events (event_time, user_id, event, properties) FROM STDIN WITH (FORMAT csv, HEADER)")
+        .await
+        .unwrap();
     futures::pin_mut!(sink);
-    sink.send(bytes::Bytes::from_static(b"event_time,user_id,event,properties\n2026-01-01 10:00:00,copy-u1,signup,\"{\"\"plan\"\":\"\"pro\"\"}\"\n")).await.unwrap();
+    sink.send(bytes::Bytes::from_static(
+        b"event_time,user_id,event,properties\n2026-01-01 10:00:00,copy-u1,signup,\"{\"\"plan\"\":\"\"pro\"\"}\"\n",
+    ))
+    .await
+    .unwrap();
     sink.send(bytes::Bytes::from_static(b"2026-01-01 10:05:00,copy-u1,purchase,\n")).await.unwrap();
     assert_eq!(sink.finish().await.unwrap(), 2);
     assert_eq!(count(&client).await, SAMPLE_ROWS + 2);
-    let plan: String = client.query_one("SELECT json_get_str(properties, 'plan') FROM events WHERE user_id = 'copy-u1' AND event = 'signup'", &[]).await.unwrap().get(0);
+    let plan: String = client
+        .query_one(
+            "SELECT json_get_str(properties, 'plan') FROM events WHERE user_id = 'copy-u1' AND event = 'signup'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(plan, "pro");
-    let date: NaiveDate = client.query_one("SELECT event_date FROM events WHERE user_id = 'copy-u1' AND event = 'purchase'", &[]).await.unwrap().get(0);
+    let date: NaiveDate = client
+        .query_one("SELECT event_date FROM events WHERE user_id = 'copy-u1' AND event = 'purchase'", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(date, NaiveDate::from_ymd_opt(2026, 1, 1).unwrap());
 
     // Text format: tab-separated, \N for NULL, backslash escapes.
     let sink = client.copy_in("COPY events (event_time, user_id, event, session_id) FROM STDIN").await.unwrap();
     futures::pin_mut!(sink);
-    sink.send(bytes::Bytes::from_static(b"2026-01-02 00:00:00\tcopy-u2\tsignup\t\\N\n2026-01-02 00:00:01\tcopy-u2\tlog\\tin\ts-1\n")).await.unwrap();
+    sink.send(bytes::Bytes::from_static(
+        b"2026-01-02 00:00:00\tcopy-u2\tsignup\t\\N\n2026-01-02 00:00:01\tcopy-u2\tlog\\tin\ts-1\n",
+    ))
+    .await
+    .unwrap();
     assert_eq!(sink.finish().await.unwrap(), 2);
-    let event: String = client.query_one("SELECT event FROM events WHERE user_id = 'copy-u2' AND session_id = 's-1'", &[]).await.unwrap().get(0);
+    let event: String = client
+        .query_one("SELECT event FROM events WHERE user_id = 'copy-u2' AND session_id = 's-1'", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(event, "log\tin");
 
     // A bad row: an error naming the line, and nothing committed.
     let sink = client.copy_in("COPY events (event_time, user_id, event) FROM STDIN WITH (FORMAT csv)").await.unwrap();
     futures::pin_mut!(sink);
-    sink.send(bytes::Bytes::from_static(b"2026-01-03 00:00:00,copy-u3,signup\nnot a time,copy-u3,signup\n")).await.unwrap();
+    sink.send(bytes::Bytes::from_static(b"2026-01-03 00:00:00,copy-u3,signup\nnot a time,copy-u3,signup\n"))
+        .await
+        .unwrap();
     let err = sink.finish().await.unwrap_err();
     assert!(message(&err).contains("line 2"), "{}", message(&err));
     assert_eq!(count(&client).await, SAMPLE_ROWS + 4);
@@ -132,7 +170,13 @@ async fn insert_commits_and_checks_columns() {
     let at: DateTime<Utc> = "2026-02-01T12:00:00.123456Z".parse().unwrap();
     let n = client.execute("INSERT INTO events (event_time, user_id, event, platform) VALUES ($1, $2, 'signup', 'ios'), ($1, $2, 'purchase', NULL)", &[&at, &"ins-1"]).await.unwrap();
     assert_eq!(n, 2);
-    let row = client.query_one("SELECT event_time, event_date, platform FROM events WHERE user_id = 'ins-1' AND event = 'signup'", &[]).await.unwrap();
+    let row = client
+        .query_one(
+            "SELECT event_time, event_date, platform FROM events WHERE user_id = 'ins-1' AND event = 'signup'",
+            &[],
+        )
+        .await
+        .unwrap();
     assert_eq!(row.get::<_, DateTime<Utc>>(0), at);
     assert_eq!(row.get::<_, NaiveDate>(1), at.date_naive());
     assert_eq!(row.get::<_, Option<String>>(2).as_deref(), Some("ios"));
@@ -142,7 +186,10 @@ async fn insert_commits_and_checks_columns() {
 
     let missing = client.execute("INSERT INTO events (event_time, event) VALUES (now(), 'x')", &[]).await.unwrap_err();
     assert_eq!(sqlstate(&missing), "23502", "{}", super::message(&missing));
-    let unknown = client.execute("INSERT INTO events (event_time, user_id, event, nope) VALUES (now(), 'u', 'x', 1)", &[]).await.unwrap_err();
+    let unknown = client
+        .execute("INSERT INTO events (event_time, user_id, event, nope) VALUES (now(), 'u', 'x', 1)", &[])
+        .await
+        .unwrap_err();
     assert_eq!(sqlstate(&unknown), "42703", "{}", super::message(&unknown));
     assert_eq!(count(&client).await, SAMPLE_ROWS + 4);
 }
@@ -183,7 +230,10 @@ async fn statement_timeout_is_per_connection_and_stops_execution() {
     let shown = other.simple_query("SHOW statement_timeout").await.unwrap();
     let SimpleQueryMessage::Row(row) = &shown[1] else { panic!("{shown:?}") };
     assert_eq!(row.get(0), Some("0"));
-    assert_eq!(limited.query_one("SELECT current_setting('statement_timeout')", &[]).await.unwrap().get::<_, String>(0), "300ms");
+    assert_eq!(
+        limited.query_one("SELECT current_setting('statement_timeout')", &[]).await.unwrap().get::<_, String>(0),
+        "300ms"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -233,7 +283,8 @@ async fn max_connections_refuses_with_a_clear_error() {
 async fn query_memory_limit_spills_or_fails_clearly() {
     let server = TestServer::start_with(Default::default(), |o| o.query_memory = 256 << 10).await;
     let client = server.connect().await;
-    let sql = "SELECT user_id, array_agg(properties ORDER BY event_time) AS p FROM events GROUP BY user_id ORDER BY user_id";
+    let sql =
+        "SELECT user_id, array_agg(properties ORDER BY event_time) AS p FROM events GROUP BY user_id ORDER BY user_id";
     match client.query(sql, &[]).await {
         Ok(rows) => {
             let users: i64 = client.query_one("SELECT count(DISTINCT user_id) FROM events", &[]).await.unwrap().get(0);
@@ -262,7 +313,11 @@ async fn views_persist_across_restarts_and_show_in_pg_catalog() {
     let other = super::connect(&format!("host=127.0.0.1 port={port} user=northstar dbname=northstar")).await.unwrap();
     let after: i64 = other.query_one("SELECT count(*) FROM repeat_buyers", &[]).await.unwrap().get(0);
     assert_eq!(after, before);
-    let kind: String = other.query_one("SELECT CAST(relkind AS TEXT) FROM pg_catalog.pg_class WHERE relname = 'repeat_buyers'", &[]).await.unwrap().get(0);
+    let kind: String = other
+        .query_one("SELECT CAST(relkind AS TEXT) FROM pg_catalog.pg_class WHERE relname = 'repeat_buyers'", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(kind, "v");
     // A report over the saved cohort.
     let users: i64 = other

@@ -23,7 +23,10 @@ async fn scram_accepts_the_right_password_only() {
     assert_eq!(sqlstate(&wrong), "28P01", "{}", super::message(&wrong));
     let unknown = connect(&format!("{} password=x", server.url("mallory"))).await.unwrap_err();
     assert_eq!(sqlstate(&unknown), "28P01", "{}", super::message(&unknown));
-    let other_db = connect(&format!("host=127.0.0.1 port={} user=alice password='correct horse' dbname=postgres", server.port)).await.unwrap_err();
+    let other_db =
+        connect(&format!("host=127.0.0.1 port={} user=alice password='correct horse' dbname=postgres", server.port))
+            .await
+            .unwrap_err();
     assert_eq!(sqlstate(&other_db), "3D000", "{}", super::message(&other_db));
 }
 
@@ -32,9 +35,16 @@ async fn read_only_users_cannot_write() {
     let server = TestServer::start_with(users(), |_| {}).await;
     let viewer = connect(&format!("{} password='look only'", server.url("viewer"))).await.unwrap();
     assert_eq!(count(&viewer).await, SAMPLE_ROWS);
-    let insert = viewer.execute("INSERT INTO events (event_time, user_id, event) VALUES (now(), 'v', 'x')", &[]).await.unwrap_err();
+    let insert = viewer
+        .execute("INSERT INTO events (event_time, user_id, event) VALUES (now(), 'v', 'x')", &[])
+        .await
+        .unwrap_err();
     assert_eq!(sqlstate(&insert), "42501", "{}", super::message(&insert));
-    let copy = viewer.copy_in::<_, bytes::Bytes>("COPY events (event_time, user_id, event) FROM STDIN").await.err().expect("COPY FROM refused");
+    let copy = viewer
+        .copy_in::<_, bytes::Bytes>("COPY events (event_time, user_id, event) FROM STDIN")
+        .await
+        .err()
+        .expect("COPY FROM refused");
     assert_eq!(sqlstate(&copy), "42501", "{}", super::message(&copy));
     // psql's \copy is COPY … FROM STDIN over the simple protocol.
     let port = server.port;
@@ -53,7 +63,8 @@ async fn read_only_users_cannot_write() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("read-only"), "{}", String::from_utf8_lossy(&out.stderr));
     let ddl = viewer.batch_execute("CREATE TABLE t AS SELECT 1").await.unwrap_err();
     assert_eq!(sqlstate(&ddl), "42501", "{}", super::message(&ddl));
-    let read_only: String = viewer.query_one("SELECT current_setting('transaction_read_only')", &[]).await.unwrap().get(0);
+    let read_only: String =
+        viewer.query_one("SELECT current_setting('transaction_read_only')", &[]).await.unwrap().get(0);
     assert_eq!(read_only, "on");
     assert_eq!(count(&viewer).await, SAMPLE_ROWS);
 }
