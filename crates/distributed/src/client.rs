@@ -19,7 +19,7 @@ use datafusion::logical_expr::{LogicalPlan, TableScan};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion_proto::protobuf::LogicalPlanNode;
 use deltalake::delta_datafusion::planner::DeltaPlanner;
-use northstar_storage::EventFiles;
+use northstar_storage::EventSnapshot;
 
 use crate::codec::NorthstarLogicalCodec;
 
@@ -44,7 +44,7 @@ pub fn placement(plan: &LogicalPlan) -> Result<Placement> {
     let (mut events, mut other) = (false, None);
     plan.apply_with_subqueries(|node| {
         if let LogicalPlan::TableScan(TableScan { table_name, source, .. }) = node {
-            if source_as_provider(source)?.downcast_ref::<EventFiles>().is_some() {
+            if source_as_provider(source)?.downcast_ref::<EventSnapshot>().is_some() {
                 events = true;
             } else {
                 other.get_or_insert_with(|| table_name.to_string());

@@ -1,5 +1,5 @@
 //! How Northstar's `events` table travels from the client to Ballista's scheduler: the
-//! [`EventFiles`] provider is encoded as its file list (JSON, after a tag) and rebuilt on the
+//! [`EventSnapshot`] provider is encoded as its file list (JSON, after a tag) and rebuilt on the
 //! scheduler with the schema the plan carries. Everything else is Ballista's own codec.
 //!
 //! Functions need no encoding: plans name them, and every scheduler and executor registers
@@ -15,9 +15,9 @@ use datafusion::datasource::file_format::FileFormatFactory;
 use datafusion::execution::TaskContext;
 use datafusion::logical_expr::{Extension, LogicalPlan};
 use datafusion_proto::logical_plan::LogicalExtensionCodec;
-use northstar_storage::{EventFiles, EventFilesSpec};
+use northstar_storage::{EventSnapshot, EventSnapshotSpec};
 
-/// Marks an encoded [`EventFiles`]; other providers' bytes never start with it.
+/// Marks an encoded [`EventSnapshot`]; other providers' bytes never start with it.
 const TAG: &[u8] = b"northstar.events/1:";
 
 #[derive(Debug, Default)]
@@ -43,9 +43,9 @@ impl LogicalExtensionCodec for NorthstarLogicalCodec {
     ) -> Result<Arc<dyn TableProvider>> {
         match buf.strip_prefix(TAG) {
             Some(json) => {
-                let spec: EventFilesSpec = serde_json::from_slice(json)
+                let spec: EventSnapshotSpec = serde_json::from_slice(json)
                     .map_err(|e| internal_datafusion_err!("cannot decode the file list of table {table_ref}: {e}"))?;
-                Ok(Arc::new(EventFiles::try_new(spec, schema)?))
+                Ok(Arc::new(EventSnapshot::try_new(spec, schema)?))
             }
             None => self.ballista.try_decode_table_provider(buf, table_ref, schema, ctx),
         }
@@ -57,7 +57,7 @@ impl LogicalExtensionCodec for NorthstarLogicalCodec {
         node: Arc<dyn TableProvider>,
         buf: &mut Vec<u8>,
     ) -> Result<()> {
-        match node.downcast_ref::<EventFiles>() {
+        match node.downcast_ref::<EventSnapshot>() {
             Some(events) => {
                 buf.extend_from_slice(TAG);
                 serde_json::to_writer(buf, events.spec())

@@ -15,8 +15,7 @@ use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::execution::{SessionState, SessionStateBuilder};
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::prelude::{SessionConfig, SessionContext};
-use northstar_functions::{FastTextEquality, SingleStageEventAggregates};
-use northstar_storage::UserBucketAggregation;
+use northstar_execution::{BucketAggregateRule, FastTextEquality, SingleStageEventAggregates};
 use northstar_storage::{DataLocation, EventStore, StorageError};
 
 /// Resource settings of a session.
@@ -30,7 +29,7 @@ pub struct EngineOptions {
     /// Parallelism of scans, joins and aggregates. `None`: the number of cores.
     pub target_partitions: Option<usize>,
     /// Plan the order-dependent functions in DataFusion's two stages (partial, final) instead
-    /// of one ([`northstar_functions::SingleStageEventAggregates`]); tests use it to exercise
+    /// of one ([`northstar_execution::SingleStageEventAggregates`]); tests use it to exercise
     /// their merge path.
     pub two_stage_aggregates: bool,
 }
@@ -78,7 +77,7 @@ pub fn parse_byte_size(text: &str) -> std::result::Result<usize, String> {
 pub fn new_context(options: &EngineOptions) -> Result<SessionContext> {
     let mut state = session_state(session_config(options), runtime_env(options)?)?;
     if options.two_stage_aggregates {
-        let one_stage = [SingleStageEventAggregates.name(), UserBucketAggregation.name()];
+        let one_stage = [SingleStageEventAggregates.name(), BucketAggregateRule.name()];
         let rules = state.physical_optimizers().iter().filter(|r| !one_stage.contains(&r.name())).cloned().collect();
         state = SessionStateBuilder::new_from_existing(state).with_physical_optimizer_rules(rules).build();
     }
@@ -143,7 +142,7 @@ pub fn session_state(config: SessionConfig, runtime: Arc<RuntimeEnv>) -> Result<
         // which takes the aggregates' arguments as they are then.
         .with_physical_optimizer_rule(Arc::new(FastTextEquality::default()))
         .with_physical_optimizer_rule(Arc::new(SingleStageEventAggregates))
-        .with_physical_optimizer_rule(Arc::new(UserBucketAggregation))
+        .with_physical_optimizer_rule(Arc::new(BucketAggregateRule))
         .build();
     datafusion_functions_json::register_all(&mut state)?;
     northstar_functions::register_all(&mut state)?;

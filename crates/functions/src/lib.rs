@@ -14,8 +14,7 @@ mod sequence;
 mod sequence_match;
 mod session_number;
 mod session_transitions;
-mod single_stage;
-mod text_equality;
+mod text_equals;
 mod window_funnel;
 
 use datafusion::common::Result;
@@ -24,8 +23,12 @@ use datafusion::logical_expr::{AggregateUDF, ScalarUDF, WindowUDF};
 
 pub use funnel::{Funnel, FunnelModes, FunnelResult};
 pub use sequence::Pattern;
-pub use single_stage::{SingleStageEventAggregates, EVENT_LIST_FUNCTIONS};
-pub use text_equality::{FastTextEquality, TextEquals};
+pub use text_equals::TextEquals;
+
+/// The functions whose partial state is all their input rows: planned in one aggregation
+/// stage (the `SingleStageEventAggregates` rule of the execution crate).
+pub const EVENT_LIST_FUNCTIONS: [&str; 5] =
+    ["window_funnel", "funnel_step_times", "sequence_match", "sequence_count", "session_transitions"];
 
 /// Every aggregate function Northstar adds.
 pub fn aggregate_functions() -> Vec<AggregateUDF> {

@@ -6,19 +6,21 @@
 
 use std::collections::HashMap;
 
+use northstar_storage::columns::{EVENT, EVENT_TIME, PROPERTIES, SESSION_ID, USER_ID};
+
 use crate::ImportError;
 
 /// Accepted source names per core column, in order of preference.
 const ALIASES: [(&str, &[&str]); 5] = [
-    ("event_time", &["event_time", "timestamp", "time", "ts"]),
-    ("user_id", &["user_id", "distinct_id", "userId", "user"]),
-    ("event", &["event", "event_name", "event_type", "name"]),
-    ("session_id", &["session_id", "sessionId", "$session_id"]),
-    ("properties", &["properties"]),
+    (EVENT_TIME, &[EVENT_TIME, "timestamp", "time", "ts"]),
+    (USER_ID, &[USER_ID, "distinct_id", "userId", "user"]),
+    (EVENT, &[EVENT, "event_name", "event_type", "name"]),
+    (SESSION_ID, &[SESSION_ID, "sessionId", "$session_id"]),
+    (PROPERTIES, &[PROPERTIES]),
 ];
 
 /// Core columns whose input field must exist.
-pub const REQUIRED: [&str; 3] = ["event_time", "user_id", "event"];
+pub const REQUIRED: [&str; 3] = [EVENT_TIME, USER_ID, EVENT];
 
 /// `--map` overrides: target column → source field.
 #[derive(Debug, Clone, Default)]

@@ -12,6 +12,7 @@ use datafusion::arrow::array::{
 };
 use datafusion::arrow::compute::{cast_with_options, CastOptions};
 use datafusion::arrow::record_batch::RecordBatch;
+use northstar_storage::columns::{EVENT, USER_ID};
 use northstar_storage::event_date_from_micros;
 
 use crate::convert::{Cell, Kind};
@@ -123,7 +124,7 @@ impl RowBatcher {
             Cell::Micros(m) => m,
             _ => return Err("missing event_time".into()),
         };
-        for (idx, name) in [(USER_ID_IDX, "user_id"), (EVENT_IDX, "event")] {
+        for (idx, name) in [(USER_ID_IDX, USER_ID), (EVENT_IDX, EVENT)] {
             match &self.row[idx] {
                 Cell::Text(s) if !s.is_empty() => {}
                 _ => return Err(format!("missing {name}")),

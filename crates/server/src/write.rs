@@ -17,7 +17,8 @@ use datafusion::sql::sqlparser::ast::{
 };
 use futures::{stream, Sink, SinkExt, StreamExt};
 use northstar_import::{ImportError, ImportOptions, Position};
-use northstar_storage::{AppendError, WriterLayout, EVENT_DATE, EVENT_TIME};
+use northstar_storage::columns::{EVENT_DATE, EVENT_TIME};
+use northstar_storage::{AppendError, WriterLayout};
 use pgwire::api::copy::CopyHandler;
 use pgwire::api::portal::Format;
 use pgwire::api::results::{CopyResponse, Response, Tag};

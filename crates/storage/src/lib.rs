@@ -7,23 +7,19 @@
 //! Every write is one Delta commit: data files are written first and become visible only when
 //! the log entry naming them is committed, so a crash leaves the table exactly as before.
 
-mod bucket_aggregate;
-mod bucket_aggregation;
-mod dictionary_user_ids;
-mod files;
+pub mod columns;
 mod location;
 mod schema;
+mod snapshot;
 mod table;
 mod views;
 
-pub use bucket_aggregate::BucketAggregateExec;
-pub use bucket_aggregation::UserBucketAggregation;
-pub use files::{query_field, store_and_root, DataFile, EventFiles, EventFilesSpec};
 pub use location::DataLocation;
 pub use schema::{
-    core_schema, event_date_from_micros, is_core_column, user_bucket, write_fields, CORE_COLUMNS, EVENT_DATE,
-    EVENT_TIME, PARTITION_COLUMNS, USER_BUCKET, USER_BUCKETS,
+    core_schema, event_date_from_micros, is_core_column, user_bucket, write_fields, CORE_COLUMNS, PARTITION_COLUMNS,
+    USER_BUCKETS,
 };
+pub use snapshot::{query_field, store_and_root, DataFile, EventSnapshot, EventSnapshotSpec};
 pub use table::{AppendError, AppendSummary, EventStore, OptimizeSummary, VacuumSummary, WriterLayout};
 
 /// Errors of the event store. Messages name the location and what went wrong.

@@ -4,14 +4,10 @@ use std::sync::Arc;
 
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 
-pub const EVENT_TIME: &str = "event_time";
-pub const EVENT_DATE: &str = "event_date";
+use crate::columns::{EVENT, EVENT_DATE, EVENT_TIME, PROPERTIES, SESSION_ID, USER_BUCKET, USER_ID};
 
 /// The core columns, in table order. `event_date` is derived from `event_time` (UTC day).
-pub const CORE_COLUMNS: [&str; 6] = ["event_time", "user_id", "event", "session_id", "properties", EVENT_DATE];
-
-/// Derived from `user_id` ([`user_bucket`]); a partition column that queries never see.
-pub const USER_BUCKET: &str = "user_bucket";
+pub const CORE_COLUMNS: [&str; 6] = [EVENT_TIME, USER_ID, EVENT, SESSION_ID, PROPERTIES, EVENT_DATE];
 
 /// How many user buckets each day is split into. Fixed for a table once written: a user's
 /// events must all land in one bucket, whenever they were imported.
@@ -52,17 +48,17 @@ pub fn event_time_type() -> DataType {
 pub fn core_schema() -> SchemaRef {
     Arc::new(Schema::new(vec![
         Field::new(EVENT_TIME, event_time_type(), false),
-        Field::new("user_id", DataType::Utf8, false),
-        Field::new("event", DataType::Utf8, false),
-        Field::new("session_id", DataType::Utf8, true),
-        Field::new("properties", DataType::Utf8, true),
+        Field::new(USER_ID, DataType::Utf8, false),
+        Field::new(EVENT, DataType::Utf8, false),
+        Field::new(SESSION_ID, DataType::Utf8, true),
+        Field::new(PROPERTIES, DataType::Utf8, true),
         Field::new(EVENT_DATE, DataType::Date32, false),
     ]))
 }
 
 /// The fields a write produces: the core columns, then the table's other columns (nullable),
 /// in table order.
-pub fn write_fields(existing: Option<&datafusion::arrow::datatypes::Schema>) -> Vec<Field> {
+pub fn write_fields(existing: Option<&Schema>) -> Vec<Field> {
     let mut fields: Vec<Field> = core_schema().fields().iter().map(|f| f.as_ref().clone()).collect();
     for field in existing.iter().flat_map(|s| s.fields()) {
         if !is_core_column(field.name()) {

@@ -22,9 +22,10 @@ use deltalake::protocol::SaveMode;
 use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
 use futures::StreamExt;
 
-use crate::files::{query_field, store_and_root, DataFile, EventFiles, EventFilesSpec};
+use crate::columns::{EVENT_TIME, USER_BUCKET, USER_ID};
 use crate::location::storage_options;
-use crate::schema::{user_bucket, EVENT_TIME, USER_BUCKET};
+use crate::schema::user_bucket;
+use crate::snapshot::{query_field, store_and_root, DataFile, EventSnapshot, EventSnapshotSpec};
 use crate::{DataLocation, Result, StorageError, PARTITION_COLUMNS};
 
 const EVENTS: &str = "events";
@@ -126,7 +127,7 @@ impl EventStore {
     /// The schema an append must produce: core columns, then the table's other columns.
     pub fn write_schema(&self) -> SchemaRef {
         let existing = self.table.snapshot().ok().map(|s| s.snapshot().arrow_schema());
-        Arc::new(datafusion::arrow::datatypes::Schema::new(crate::schema::write_fields(existing.as_deref())))
+        Arc::new(Schema::new(crate::schema::write_fields(existing.as_deref())))
     }
 
     /// Loads the newest committed version (commits by other processes included).
@@ -165,9 +166,9 @@ impl EventStore {
     }
 
     /// A DataFusion table provider for the current version: its data files read as Parquet
-    /// ([`EventFiles`]), with the table's object store registered in `state`'s runtime.
+    /// ([`EventSnapshot`]), with the table's object store registered in `state`'s runtime.
     pub async fn table_provider(&self, state: &SessionState) -> Result<Arc<dyn TableProvider>> {
-        let spec = self.files_spec()?;
+        let spec = self.snapshot_spec()?;
         let table_url = self.location.table_url(EVENTS);
         if !table_url.scheme().starts_with("file") {
             let store_url = url::Url::parse(&spec.store_url)
@@ -177,7 +178,7 @@ impl EventStore {
         let view_types = state.config_options().execution.parquet.schema_force_view_types;
         let arrow_schema = self.table.snapshot().map_err(|e| self.delta_error("reading", e))?.snapshot().arrow_schema();
         // The user bucket is layout, not data: queries do not see it.
-        let schema = datafusion::arrow::datatypes::Schema::new(
+        let schema = Schema::new(
             arrow_schema
                 .fields()
                 .iter()
@@ -185,13 +186,13 @@ impl EventStore {
                 .map(|f| query_field(f, view_types))
                 .collect::<Vec<_>>(),
         );
-        Ok(Arc::new(EventFiles::try_new(spec, Arc::new(schema))?))
+        Ok(Arc::new(EventSnapshot::try_new(spec, Arc::new(schema))?))
     }
 
     /// The data files of the current version, as the scan needs them. Fails, naming the
     /// feature, for tables whose files cannot be read as plain Parquet (deletion vectors,
     /// column mapping: written by other tools, never by Northstar).
-    pub fn files_spec(&self) -> Result<EventFilesSpec> {
+    pub fn snapshot_spec(&self) -> Result<EventSnapshotSpec> {
         let version = self.version().ok_or_else(|| StorageError::NoTable(self.location.to_string()))?;
         let snapshot = self.table.snapshot().map_err(|e| self.delta_error("reading", e))?;
         let unsupported = |what: &str| {
@@ -229,7 +230,7 @@ impl EventStore {
                 rows: file.num_records().map(|n| n as u64),
             });
         }
-        Ok(EventFilesSpec { store_url, table_url: table_url.to_string(), version, partition_columns, files })
+        Ok(EventSnapshotSpec { store_url, table_url: table_url.to_string(), version, partition_columns, files })
     }
 
     /// Appends every batch of `batches` (all of schema `schema`) in one Delta commit. New
@@ -336,7 +337,7 @@ impl EventStore {
             .table
             .clone()
             .optimize()
-            .with_type(OptimizeType::ZOrder(vec!["user_id".into(), "event_time".into()]))
+            .with_type(OptimizeType::ZOrder(vec![USER_ID.into(), EVENT_TIME.into()]))
             .with_session_state(Arc::new(state))
             .with_writer_properties(layout.writer_properties())
             .with_target_size(NonZeroU64::new(layout.target_file_bytes).expect("non-zero"))
@@ -408,7 +409,7 @@ fn add_user_bucket(
     schema: &SchemaRef,
 ) -> std::result::Result<RecordBatch, datafusion::arrow::error::ArrowError> {
     use datafusion::arrow::array::{AsArray, Int32Array};
-    let user_ids = batch.column_by_name("user_id").expect("every write has user_id");
+    let user_ids = batch.column_by_name(USER_ID).expect("every write has user_id");
     // A NULL user_id is rejected by the non-null schema on write; bucket 0 meanwhile.
     let buckets: Int32Array = match user_ids.data_type() {
         DataType::Utf8 => user_ids.as_string::<i32>().iter().map(|u| Some(u.map_or(0, user_bucket))).collect(),

@@ -1,91 +1,28 @@
-//! Faster conditions for the behavioural aggregates: `event = 'purchase'` on a text column
-//! read as Utf8View, inside an aggregate's arguments, becomes `text_equals(event, 'purchase')`.
+//! A physical optimizer rule: `event = 'purchase'` on a text column read as Utf8View, inside
+//! an aggregate's arguments, becomes `text_equals(event, 'purchase')`
+//! ([`northstar_functions::TextEquals`], which says why that is faster).
 //!
-//! Why: the conditions are evaluated on every row (four comparisons per event for a
-//! four-step funnel); arrow's comparison checks each value's length, prefix and buffers. A
-//! constant of at most 12 bytes is stored inline in its 16-byte view, and a value equals it
-//! exactly when the two views are equal (a longer value has a longer length field, a shorter
-//! or different one differs in the inline bytes), so one 128-bit comparison per row decides.
-//! Measured on the 20M-event funnel: the comparisons took a fifth of its CPU time.
+//! Only aggregate arguments: the behavioural aggregates evaluate their conditions on every
+//! row. Filters (`WHERE`) are left alone: their comparisons also prune Parquet files and row
+//! groups.
 //!
-//! `text_equals` is an ordinary scalar function, registered everywhere Northstar's functions
-//! are, so rewritten plans still travel to Ballista executors by name. Filters (`WHERE`) are
-//! left alone: their comparisons also prune Parquet files and row groups.
-//!
-//! ```sql
-//! SELECT text_equals(event, 'purchase') FROM events;  -- the same as event = 'purchase'
+//! ```text
+//! AggregateExec: aggr=[window_funnel(…, event = purchase)]   ==>   AggregateExec: aggr=[window_funnel(…, text_equals(event, purchase))]
 //! ```
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{make_view, Array, ArrayRef, AsArray, BooleanArray, Scalar};
-use datafusion::arrow::buffer::BooleanBuffer;
-use datafusion::arrow::compute::kernels::cmp::eq;
-use datafusion::arrow::datatypes::{DataType, Field};
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode};
-use datafusion::common::{exec_err, Result, ScalarValue};
-use datafusion::logical_expr::{
-    ColumnarValue, Operator, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
-};
+use datafusion::common::{Result, ScalarValue};
+use datafusion::logical_expr::{Operator, ScalarUDF};
 use datafusion::physical_expr::expressions::{BinaryExpr, Literal};
 use datafusion::physical_expr::{PhysicalExpr, ScalarFunctionExpr};
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::aggregates::AggregateExec;
 use datafusion::physical_plan::ExecutionPlan;
-
-/// Longest text stored inline in a view.
-const INLINE: usize = 12;
-
-/// `text_equals(text, constant)`: `text = constant`.
-#[derive(Debug, PartialEq, Eq, Hash)]
-pub struct TextEquals {
-    signature: Signature,
-}
-
-impl Default for TextEquals {
-    fn default() -> Self {
-        Self { signature: Signature::any(2, Volatility::Immutable) }
-    }
-}
-
-impl ScalarUDFImpl for TextEquals {
-    fn name(&self) -> &str {
-        "text_equals"
-    }
-
-    fn signature(&self) -> &Signature {
-        &self.signature
-    }
-
-    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
-        Ok(DataType::Boolean)
-    }
-
-    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let [text, constant] = args.args.as_slice() else {
-            return exec_err!("text_equals takes a text and a constant");
-        };
-        let ColumnarValue::Scalar(constant) = constant else {
-            return exec_err!("text_equals: the second argument must be a constant");
-        };
-        let rows = args.number_rows;
-        let text = text.to_array(rows)?;
-        // Called directly, the constant may be of another text type.
-        let constant = &constant.cast_to(text.data_type())?;
-        if let (DataType::Utf8View, ScalarValue::Utf8View(Some(value))) = (text.data_type(), constant) {
-            if value.len() <= INLINE {
-                let wanted = make_view(value.as_bytes(), 0, 0);
-                let views = text.as_string_view().views();
-                let equal = BooleanBuffer::collect_bool(views.len(), |i| views[i] == wanted);
-                let result: ArrayRef = Arc::new(BooleanArray::new(equal, text.logical_nulls()));
-                return Ok(ColumnarValue::Array(result));
-            }
-        }
-        let constant = Scalar::new(constant.to_array_of_size(1)?);
-        Ok(ColumnarValue::Array(Arc::new(eq(&text, &constant)?)))
-    }
-}
+use northstar_functions::TextEquals;
 
 /// Rewrites `column = 'short constant'` (Utf8View) in aggregate arguments to `text_equals`.
 #[derive(Debug)]
@@ -161,7 +98,7 @@ impl FastTextEquality {
     fn rewrite_equality(
         &self,
         expr: Arc<dyn PhysicalExpr>,
-        schema: &datafusion::arrow::datatypes::Schema,
+        schema: &Schema,
         config: &Arc<ConfigOptions>,
     ) -> Result<Transformed<Arc<dyn PhysicalExpr>>> {
         let Some(binary) = expr.downcast_ref::<BinaryExpr>() else { return Ok(Transformed::no(expr)) };
@@ -174,7 +111,8 @@ impl FastTextEquality {
             (Some(constant), None) => (binary.right(), constant),
             _ => return Ok(Transformed::no(expr)),
         };
-        let short_text = matches!(constant.value(), ScalarValue::Utf8View(Some(v)) if v.len() <= INLINE);
+        let short_text =
+            matches!(constant.value(), ScalarValue::Utf8View(Some(v)) if v.len() <= TextEquals::MAX_FAST_CONSTANT_LEN);
         if !short_text || text.data_type(schema)? != DataType::Utf8View {
             return Ok(Transformed::no(expr));
         }

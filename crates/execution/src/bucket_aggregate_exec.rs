@@ -51,10 +51,10 @@ use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, Pla
 use futures::{stream, StreamExt, TryStreamExt};
 use hashbrown::{DefaultHashBuilder, HashTable};
 
-use crate::dictionary_user_ids::DictionaryUserIdReaderFactory;
+use crate::user_id_dictionary::DictionaryUserIdReaderFactory;
 
 /// One stage of `GROUP BY user_id` over bucket partitions whose `user_id` column is a
-/// dictionary. Built by [`crate::UserBucketAggregation`]; answers exactly as the
+/// dictionary. Built by [`crate::BucketAggregateRule`]; answers exactly as the
 /// `SinglePartitioned` `AggregateExec` it replaces.
 #[derive(Debug, Clone)]
 pub struct BucketAggregateExec {
@@ -425,8 +425,8 @@ impl UserGroups {
     /// Bytes held, for the memory pool.
     fn size(&self) -> usize {
         self.ids.size()
-            + self.dictionary_groups.capacity() * std::mem::size_of::<u32>()
-            + self.group_indices.capacity() * std::mem::size_of::<usize>()
+            + self.dictionary_groups.capacity() * size_of::<u32>()
+            + self.group_indices.capacity() * size_of::<usize>()
             + self.accumulators.iter().map(|a| a.size()).sum::<usize>()
     }
 
@@ -514,8 +514,8 @@ impl UserIds {
     }
 
     fn size(&self) -> usize {
-        self.table.capacity() * (std::mem::size_of::<u32>() + 1)
-            + self.views.capacity() * std::mem::size_of::<u128>()
+        self.table.capacity() * (size_of::<u32>() + 1)
+            + self.views.capacity() * size_of::<u128>()
             + self.long_ids.capacity()
     }
 

@@ -34,7 +34,7 @@ use object_store::path::Path;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use crate::schema::USER_BUCKET;
+use crate::columns::USER_BUCKET;
 
 /// One data file of the version: where it is, its size, its partition values as Delta writes
 /// them (text), and its row count when the log has it.
@@ -43,7 +43,7 @@ pub struct DataFile {
     /// Path inside the object store (not a URL), e.g. `prefix/events/event_date=2025-01-01/part-….parquet`.
     pub path: String,
     pub size: u64,
-    /// One per partition column, in [`EventFilesSpec::partition_columns`] order; `None` is a
+    /// One per partition column, in [`EventSnapshotSpec::partition_columns`] order; `None` is a
     /// NULL partition.
     pub partition_values: Vec<Option<String>>,
     pub rows: Option<u64>,
@@ -52,7 +52,7 @@ pub struct DataFile {
 /// What identifies the scan, and all that travels when a plan is sent to other processes
 /// (Ballista's scheduler and executors): the table's schema travels alongside it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct EventFilesSpec {
+pub struct EventSnapshotSpec {
     /// The object store holding the files: `s3://bucket`, `file:///`, `memory://name`.
     pub store_url: String,
     /// The table's location, for messages.
@@ -64,10 +64,11 @@ pub struct EventFilesSpec {
     pub files: Vec<DataFile>,
 }
 
-/// The `events` table provider: the files of one version, read as Parquet.
+/// The `events` table provider: a snapshot of the table, the files of one committed version,
+/// read as Parquet.
 #[derive(Debug, Clone)]
-pub struct EventFiles {
-    spec: EventFilesSpec,
+pub struct EventSnapshot {
+    spec: EventSnapshotSpec,
     /// Columns in table order (as clients see them).
     schema: SchemaRef,
     /// Columns the files hold (the table's minus the partition columns), in table order.
@@ -78,9 +79,9 @@ pub struct EventFiles {
     scan_positions: Vec<usize>,
 }
 
-impl EventFiles {
+impl EventSnapshot {
     /// `schema` is the table's as queries see it, in table order (without the user bucket).
-    pub fn try_new(spec: EventFilesSpec, schema: SchemaRef) -> Result<Self> {
+    pub fn try_new(spec: EventSnapshotSpec, schema: SchemaRef) -> Result<Self> {
         let is_partition = |f: &FieldRef| spec.partition_columns.contains(f.name());
         let file_fields: Vec<FieldRef> = schema.fields().iter().filter(|f| !is_partition(f)).cloned().collect();
         let mut partition_fields = Vec::new();
@@ -105,7 +106,7 @@ impl EventFiles {
         Ok(Self { file_schema: Arc::new(Schema::new(file_fields)), partition_fields, scan_positions, spec, schema })
     }
 
-    pub fn spec(&self) -> &EventFilesSpec {
+    pub fn spec(&self) -> &EventSnapshotSpec {
         &self.spec
     }
 
@@ -171,7 +172,7 @@ impl EventFiles {
 }
 
 #[async_trait]
-impl TableProvider for EventFiles {
+impl TableProvider for EventSnapshot {
     fn schema(&self) -> SchemaRef {
         self.schema.clone()
     }

@@ -1,4 +1,4 @@
-//! Reading `user_id` from Parquet as a dictionary column, for [`crate::bucket_aggregate`].
+//! Reading `user_id` from Parquet as a dictionary column, for `BucketAggregateExec`.
 //!
 //! Why: a Parquet file stores `user_id` dictionary-encoded (each of an event file's ~50k rows
 //! names one of a few thousand users). Read as a string column, every row's id is rebuilt
@@ -25,9 +25,8 @@ use datafusion::parquet::file::metadata::{FileMetaData, KeyValue, ParquetMetaDat
 use datafusion::physical_plan::metrics::ExecutionPlanMetricsSet;
 use futures::future::BoxFuture;
 use futures::FutureExt;
+use northstar_storage::columns::USER_ID;
 use object_store::ObjectStore;
-
-pub const USER_ID: &str = "user_id";
 
 /// The type `user_id` is read as by a dictionary scan.
 pub fn user_id_dictionary_type() -> DataType {

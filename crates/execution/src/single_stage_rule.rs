@@ -1,8 +1,7 @@
 //! A physical optimizer rule: grouped aggregates that include an order-dependent function
-//! (`window_funnel`, `funnel_step_times`, `sequence_match`, `sequence_count`,
-//! `session_transitions`) run in one
-//! stage after a hash repartition of their input, instead of DataFusion's partial →
-//! repartition → final.
+//! ([`EVENT_LIST_FUNCTIONS`]: `window_funnel`, `funnel_step_times`, `sequence_match`,
+//! `sequence_count`, `session_transitions`) run in one stage after a hash repartition of their
+//! input, instead of DataFusion's partial → repartition → final.
 //!
 //! Why: those functions keep every matching event of a group until the end, so a partial
 //! aggregate reduces nothing. Two stages store each event twice, build list columns of all of
@@ -26,10 +25,7 @@ use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::aggregates::{AggregateExec, AggregateMode};
 use datafusion::physical_plan::repartition::RepartitionExec;
 use datafusion::physical_plan::{ExecutionPlan, Partitioning};
-
-/// The functions whose partial state is all their input rows.
-pub const EVENT_LIST_FUNCTIONS: [&str; 5] =
-    ["window_funnel", "funnel_step_times", "sequence_match", "sequence_count", "session_transitions"];
+use northstar_functions::EVENT_LIST_FUNCTIONS;
 
 #[derive(Debug, Default)]
 pub struct SingleStageEventAggregates;
