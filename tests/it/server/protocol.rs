@@ -185,12 +185,12 @@ async fn insert_commits_and_checks_columns() {
     assert_eq!(count(&client).await, SAMPLE_ROWS + 4);
 
     let missing = client.execute("INSERT INTO events (event_time, event) VALUES (now(), 'x')", &[]).await.unwrap_err();
-    assert_eq!(sqlstate(&missing), "23502", "{}", super::message(&missing));
+    assert_eq!(sqlstate(&missing), "23502", "{}", message(&missing));
     let unknown = client
         .execute("INSERT INTO events (event_time, user_id, event, nope) VALUES (now(), 'u', 'x', 1)", &[])
         .await
         .unwrap_err();
-    assert_eq!(sqlstate(&unknown), "42703", "{}", super::message(&unknown));
+    assert_eq!(sqlstate(&unknown), "42703", "{}", message(&unknown));
     assert_eq!(count(&client).await, SAMPLE_ROWS + 4);
 }
 
@@ -210,7 +210,7 @@ async fn cancel_stops_a_running_scan_within_a_second() {
     let (out, client) = running.await.unwrap();
     let took = sent.elapsed();
     let err = out.unwrap_err();
-    assert_eq!(sqlstate(&err), "57014", "{}", super::message(&err));
+    assert_eq!(sqlstate(&err), "57014", "{}", message(&err));
     assert!(took < Duration::from_secs(1), "cancel took {took:?}");
     // The connection serves the next statement.
     assert_eq!(client.query_one("SELECT 1::BIGINT", &[]).await.unwrap().get::<_, i64>(0), 1);
@@ -224,7 +224,7 @@ async fn statement_timeout_is_per_connection_and_stops_execution() {
     limited.batch_execute("SET statement_timeout = '300ms'").await.unwrap();
     let started = Instant::now();
     let err = limited.query_one(LONG_QUERY, &[]).await.unwrap_err();
-    assert_eq!(sqlstate(&err), "57014", "{}", super::message(&err));
+    assert_eq!(sqlstate(&err), "57014", "{}", message(&err));
     assert!(err.as_db_error().unwrap().message().contains("statement timeout"));
     assert!(started.elapsed() < Duration::from_millis(1500), "took {:?}", started.elapsed());
     let shown = other.simple_query("SHOW statement_timeout").await.unwrap();
@@ -272,7 +272,7 @@ async fn max_connections_refuses_with_a_clear_error() {
     let _a = server.connect().await;
     let _b = server.connect().await;
     let err = super::connect(&server.url("northstar")).await.unwrap_err();
-    assert_eq!(sqlstate(&err), "53300", "{}", super::message(&err));
+    assert_eq!(sqlstate(&err), "53300", "{}", message(&err));
     drop(_a);
     tokio::time::sleep(Duration::from_millis(200)).await;
     let c = server.connect().await;
@@ -291,7 +291,7 @@ async fn query_memory_limit_spills_or_fails_clearly() {
             assert_eq!(rows.len() as i64, users);
         }
         Err(e) => {
-            assert_eq!(sqlstate(&e), "53200", "{}", super::message(&e));
+            assert_eq!(sqlstate(&e), "53200", "{}", message(&e));
             assert!(message(&e).contains("query memory limit"), "{}", message(&e));
         }
     }
