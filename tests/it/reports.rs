@@ -216,6 +216,46 @@ async fn funnel_edge_cases() {
     assert!(error(&ctx, "SELECT * FROM retention('periods=0')").await.contains("periods must be a whole number"));
 }
 
+/// Option values are SQL fragments, each checked to be exactly one expression: a `where` that
+/// would close the report's parenthesis (and so escape its date filter) is refused; quotes keep
+/// `;`, `''` and `\'` inside their strings.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn report_options_are_checked_sql_fragments() {
+    let ctx = tiny(&[("a", 0, "a;b"), ("b", 48, "open"), ("c", 1, "it's"), ("d", 2, r"x\")]).await;
+    let first = |r: Vec<Vec<String>>| r[0][0].clone();
+    let events_on_day_one = "SELECT CAST(sum(events) AS BIGINT) FROM trends('to=2025-01-01; where=TRUE')";
+    assert_eq!(first(rows(&ctx, events_on_day_one).await), "3");
+    let e = error(&ctx, "SELECT * FROM trends('to=2025-01-01; where=1=1) OR (1=1')").await;
+    assert!(e.contains("trends: where must be one SQL expression, got '1=1) OR (1=1'"), "{e}");
+    assert!(e.contains("Expected: end of expression, found: )"), "{e}");
+
+    let events =
+        |options: &str| format!("SELECT count(*) FROM trends('{}') WHERE events > 0", options.replace('\'', "''"));
+    assert_eq!(first(rows(&ctx, &events("where=event = 'a;b'")).await), "1");
+    assert_eq!(first(rows(&ctx, &events("where=event = 'it''s'; to=2025-01-01")).await), "1");
+    assert_eq!(first(rows(&ctx, &events(r"where=event IN ('x\', 'open')")).await), "2");
+    // The string is `x\' OR TRUE --`: no such event, so no rows (not every row, as when the
+    // fragment's AST is printed back: `'x\' OR TRUE --'`).
+    assert_eq!(first(rows(&ctx, &events(r"where=event = 'x\'' OR TRUE --'")).await), "0");
+
+    for (options, message) in [
+        ("where=SELECT 1", "trends: where must be an SQL expression, not a statement"),
+        ("where=TRUE -- the rest", "trends: where may not contain SQL comments"),
+        ("breakdown=platform, event", "trends: breakdown must be one SQL expression, got 'platform, event'"),
+        ("where=event = 'a", "trends: options: Unterminated string literal"),
+        ("where=TRUE; where=FALSE", "trends: option 'where' is given more than once"),
+        ("colour=red", "trends: unknown option 'colour'; options: interval, event, breakdown, table, from, to, where"),
+        ("table=events, other", "trends: table must be a table or view name"),
+    ] {
+        let e = error(&ctx, &events(options)).await;
+        assert!(e.contains(message), "{options}: {e}");
+    }
+    let e = error(&ctx, "SELECT * FROM funnel(['open', 'event = ''a'') OR (TRUE'])").await;
+    assert!(e.contains("funnel: step 2 must be one SQL expression"), "{e}");
+    let users = rows(&ctx, r"SELECT users FROM funnel(['a;b', 'x\'])").await;
+    assert_eq!(users, [["1"], ["0"]]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retention_matrix_matches_a_reference() {
     let s = sample().await;

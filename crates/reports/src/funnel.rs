@@ -14,8 +14,9 @@ use std::sync::Arc;
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::common::{plan_err, Result};
 use datafusion::logical_expr::Expr;
+use datafusion::sql::sqlparser::dialect::Dialect;
 
-use crate::options::{condition, keys, quote, text_arg, text_list_arg, Options};
+use crate::options::{keys, text_arg, text_list_arg, Options};
 use crate::table::ReportSql;
 use crate::Report;
 
@@ -29,29 +30,31 @@ impl Report for Funnel {
         "funnel"
     }
 
-    fn build(&self, args: &[Expr]) -> Result<ReportSql> {
-        let usage = "funnel(['step1', 'step2', …], 'window=1 day; order=ordered|strict|unordered; exclude=event,…; hold=expr; breakdown=expr; from=YYYY-MM-DD; to=YYYY-MM-DD; table=events; where=condition')";
+    fn build(&self, args: &[Expr], dialect: &dyn Dialect) -> Result<ReportSql> {
+        let report = self.name();
+        let usage = "['step1', 'step2', …], 'window=1 day; order=ordered|strict|unordered; exclude=event,…; hold=expr; breakdown=expr; from=YYYY-MM-DD; to=YYYY-MM-DD; table=events; where=condition'";
         if args.is_empty() || args.len() > 2 {
-            return plan_err!("funnel takes 1 or 2 arguments: {usage}");
+            return plan_err!("{report} takes 1 or 2 arguments: {report}({usage})");
         }
-        let steps = text_list_arg("funnel", &args[0], "steps")?;
+        let steps = text_list_arg(report, &args[0], "steps")?;
         if !(1..=32).contains(&steps.len()) {
-            return plan_err!("funnel: 1 to 32 steps, got {}: {usage}", steps.len());
+            return plan_err!("{report}: 1 to 32 steps, got {}: {report}({usage})", steps.len());
         }
-        let options_text = args.get(1).map(|a| text_arg("funnel", a, "options")).transpose()?.unwrap_or_default();
-        let o = Options::parse("funnel", &options_text, &keys(&OWN_KEYS))?;
+        let options_text = args.get(1).map(|a| text_arg(report, a, "options")).transpose()?.unwrap_or_default();
+        let o = Options::parse(report, &options_text, &keys(&OWN_KEYS), dialect)?;
         let window = o.interval("window", "1 day")?;
         let order = o.choice("order", &["ordered", "strict", "unordered"])?;
-        let exclude: Vec<String> =
-            o.get("exclude").map(|e| e.split(',').map(|s| condition(s.trim())).collect()).unwrap_or_default();
+        let exclude = o.events("exclude")?;
         if order == "unordered" && !exclude.is_empty() {
-            return plan_err!("funnel: exclude applies to ordered and strict funnels only");
+            return plan_err!("{report}: exclude applies to ordered and strict funnels only");
         }
         let source = o.source()?;
-        let conditions: Vec<String> = steps.iter().map(|s| condition(s)).collect();
+        let step_label = |i: usize| format!("step {}", i + 1);
+        let conditions =
+            steps.iter().enumerate().map(|(i, s)| o.condition(&step_label(i), s)).collect::<Result<Vec<_>>>()?;
         let n = steps.len();
-        let hold = o.get("hold").map(|h| format!("({h})"));
-        let breakdown = o.get("breakdown").map(|b| format!("CAST(({b}) AS TEXT)"));
+        let hold = o.expression("hold")?;
+        let breakdown = o.expression("breakdown")?.map(|b| format!("CAST({b} AS TEXT)"));
 
         let group_keys = match &hold {
             Some(h) => format!("user_id, {h}"),
@@ -132,8 +135,8 @@ impl Report for Funnel {
         let names = steps
             .iter()
             .enumerate()
-            .map(|(i, s)| format!("WHEN {} THEN {}", i + 1, quote(s)))
-            .collect::<Vec<_>>()
+            .map(|(i, s)| Ok(format!("WHEN {} THEN {}", i + 1, o.literal(&step_label(i), s)?)))
+            .collect::<Result<Vec<_>>>()?
             .join(" ");
         // Without a breakdown every row's is NULL: partitioning by that constant is needless,
         // and on Ballista 55 the window then fails ("Expects PARTITION BY expression to be

@@ -11,6 +11,7 @@
 //! SELECT * FROM funnel(['signup', 'view_item', 'purchase'], 'window=1 day; breakdown=platform');
 //! ```
 
+mod fragment;
 mod funnel;
 mod lifecycle;
 mod options;
@@ -23,18 +24,43 @@ mod trends;
 use std::sync::Arc;
 
 use datafusion::catalog::{TableFunctionArgs, TableFunctionImpl};
-use datafusion::common::Result;
+use datafusion::common::{plan_datafusion_err, Result};
 use datafusion::datasource::TableProvider;
 use datafusion::prelude::SessionContext;
+use datafusion::sql::sqlparser::dialect::{dialect_from_str, Dialect, GenericDialect};
 
 pub use options::Options;
 use table::ReportTable;
 
 /// A report: its name, how its arguments become SQL, and its output schema.
 pub trait Report: std::fmt::Debug + Send + Sync + 'static {
+    /// The table function's name, also the prefix of its error messages.
     fn name(&self) -> &'static str;
-    /// The SQL for these call arguments, and the output schema it produces.
-    fn build(&self, args: &[datafusion::prelude::Expr]) -> Result<table::ReportSql>;
+    /// The SQL for these call arguments, and the output schema it produces. SQL fragments in
+    /// the arguments are checked with `dialect`, the one the SQL will be parsed with.
+    fn build(&self, args: &[datafusion::prelude::Expr], dialect: &dyn Dialect) -> Result<table::ReportSql>;
+}
+
+impl<R: Report + ?Sized> Report for Arc<R> {
+    fn name(&self) -> &'static str {
+        (**self).name()
+    }
+
+    fn build(&self, args: &[datafusion::prelude::Expr], dialect: &dyn Dialect) -> Result<table::ReportSql> {
+        (**self).build(args, dialect)
+    }
+}
+
+/// Every report, each once: registration names the table functions after [`Report::name`].
+pub fn reports() -> Vec<Arc<dyn Report>> {
+    vec![
+        Arc::new(funnel::Funnel),
+        Arc::new(retention::Retention),
+        Arc::new(trends::Trends),
+        Arc::new(lifecycle::Lifecycle),
+        Arc::new(stickiness::Stickiness),
+        Arc::new(paths::Paths),
+    ]
 }
 
 /// Adapts a [`Report`] to DataFusion's table-function interface.
@@ -42,25 +68,52 @@ pub trait Report: std::fmt::Debug + Send + Sync + 'static {
 pub struct ReportFunction<R: Report>(pub R);
 
 impl<R: Report> ReportFunction<R> {
-    /// The SQL a call would run (for docs, tests and `EXPLAIN`-like inspection).
+    /// The SQL a call would run (for docs, tests and `EXPLAIN`-like inspection), with
+    /// DataFusion's default dialect (`datafusion.sql_parser.dialect = generic`).
     pub fn sql(&self, args: &[datafusion::prelude::Expr]) -> Result<String> {
-        Ok(self.0.build(args)?.sql)
+        Ok(self.0.build(args, &GenericDialect {})?.sql)
     }
 }
 
 impl<R: Report> TableFunctionImpl for ReportFunction<R> {
     fn call_with_args(&self, args: TableFunctionArgs) -> Result<Arc<dyn TableProvider>> {
-        let built = self.0.build(args.exprs())?;
+        let name = args.session().config().options().sql_parser.dialect;
+        let dialect = dialect_from_str(name)
+            .ok_or_else(|| plan_datafusion_err!("{}: unsupported SQL dialect {name}", self.0.name()))?;
+        let built = self.0.build(args.exprs(), dialect.as_ref())?;
         Ok(Arc::new(ReportTable::new(built)))
     }
 }
 
 /// Registers every report in `ctx`.
 pub fn register_all(ctx: &SessionContext) {
-    ctx.register_udtf("funnel", Arc::new(ReportFunction(funnel::Funnel)));
-    ctx.register_udtf("retention", Arc::new(ReportFunction(retention::Retention)));
-    ctx.register_udtf("trends", Arc::new(ReportFunction(trends::Trends)));
-    ctx.register_udtf("lifecycle", Arc::new(ReportFunction(lifecycle::Lifecycle)));
-    ctx.register_udtf("stickiness", Arc::new(ReportFunction(stickiness::Stickiness)));
-    ctx.register_udtf("paths", Arc::new(ReportFunction(paths::Paths)));
+    for report in reports() {
+        ctx.register_udtf(report.name(), Arc::new(ReportFunction(report)));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_report_is_registered_under_its_name() {
+        let ctx = SessionContext::new();
+        register_all(&ctx);
+        for report in reports() {
+            assert!(ctx.table_function(report.name()).is_ok(), "{}", report.name());
+        }
+    }
+
+    #[test]
+    fn every_report_has_a_section_in_the_docs() {
+        let docs = include_str!("../../../docs/reports.md");
+        for report in reports() {
+            assert!(
+                docs.contains(&format!("\n## {}(", report.name())),
+                "docs/reports.md: no section for {}",
+                report.name()
+            );
+        }
+    }
 }

@@ -11,8 +11,9 @@ use std::sync::Arc;
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::common::Result;
 use datafusion::logical_expr::Expr;
+use datafusion::sql::sqlparser::dialect::Dialect;
 
-use crate::options::{condition, single_options_arg};
+use crate::options::single_options_arg;
 use crate::table::ReportSql;
 use crate::Report;
 
@@ -24,15 +25,16 @@ impl Report for Lifecycle {
         "lifecycle"
     }
 
-    fn build(&self, args: &[Expr]) -> Result<ReportSql> {
+    fn build(&self, args: &[Expr], dialect: &dyn Dialect) -> Result<ReportSql> {
         let o = single_options_arg(
-            "lifecycle",
+            self.name(),
             args,
-            "lifecycle('period=day|week|month; event=name or condition; from=…; to=…')",
+            "'period=day|week|month; event=name or condition; from=…; to=…'",
             &["period", "event"],
+            dialect,
         )?;
         let p = o.choice("period", &["day", "week", "month"])?;
-        let event = o.get("event").map(condition).unwrap_or_else(|| "TRUE".into());
+        let event = o.event("event")?.unwrap_or_else(|| "TRUE".into());
         let source = o.source()?;
         // Activity over all time (so "new" means new ever), reported for the periods in range.
         let sql = format!(

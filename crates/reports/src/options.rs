@@ -9,10 +9,16 @@ use std::collections::BTreeMap;
 use chrono::NaiveDate;
 use datafusion::common::{plan_datafusion_err, plan_err, Result, ScalarValue};
 use datafusion::logical_expr::Expr;
+use datafusion::sql::sqlparser::dialect::Dialect;
+use datafusion::sql::sqlparser::tokenizer::Token;
 
-#[derive(Debug, Default)]
-pub struct Options {
+use crate::fragment::{self, Origin};
+
+#[derive(Debug)]
+pub struct Options<'d> {
     report: &'static str,
+    /// The session's SQL dialect: fragments are checked as the report's SQL will be parsed.
+    dialect: &'d dyn Dialect,
     values: BTreeMap<String, String>,
 }
 
@@ -54,20 +60,32 @@ pub fn text_list_arg(report: &str, expr: &Expr, what: &str) -> Result<Vec<String
 }
 
 /// The options of a report that takes only an options text: checks the argument count
-/// (`usage` is shown when it is wrong) and parses the keys `own` plus the source keys.
-pub fn single_options_arg(report: &'static str, args: &[Expr], usage: &str, own: &[&'static str]) -> Result<Options> {
+/// (`usage`, the arguments after the report's name, is shown when it is wrong) and parses the
+/// keys `own` plus the source keys.
+pub fn single_options_arg<'d>(
+    report: &'static str,
+    args: &[Expr],
+    usage: &str,
+    own: &[&'static str],
+    dialect: &'d dyn Dialect,
+) -> Result<Options<'d>> {
     if args.len() > 1 {
-        return plan_err!("{report} takes one options argument: {usage}");
+        return plan_err!("{report} takes one options argument: {report}({usage})");
     }
     let text = args.first().map(|a| text_arg(report, a, "options")).transpose()?.unwrap_or_default();
-    Options::parse(report, &text, &keys(own))
+    Options::parse(report, &text, &keys(own), dialect)
 }
 
-impl Options {
-    /// Parses `text` and checks every key is one of `allowed`.
-    pub fn parse(report: &'static str, text: &str, allowed: &[&str]) -> Result<Self> {
+impl<'d> Options<'d> {
+    /// Parses `text` and checks every key is one of `allowed`, given once.
+    pub fn parse(report: &'static str, text: &str, allowed: &[&str], dialect: &'d dyn Dialect) -> Result<Self> {
         let mut values = BTreeMap::new();
-        for part in text.split(';').map(str::trim).filter(|p| !p.is_empty()) {
+        let origin = Origin { report, what: "options" };
+        for part in fragment::split_top_level(origin, text, &Token::SemiColon, dialect)? {
+            if part.is_empty() {
+                continue;
+            }
+            // Keys are plain words, so the first `=` ends the key whatever the value holds.
             let Some((key, value)) = part.split_once('=') else {
                 return plan_err!("{report}: option '{part}' must be key=value; options: {}", allowed.join(", "));
             };
@@ -75,13 +93,19 @@ impl Options {
             if !allowed.contains(&key.as_str()) {
                 return plan_err!("{report}: unknown option '{key}'; options: {}", allowed.join(", "));
             }
-            values.insert(key, value.trim().to_string());
+            if values.insert(key.clone(), value.trim().to_string()).is_some() {
+                return plan_err!("{report}: option '{key}' is given more than once");
+            }
         }
-        Ok(Options { report, values })
+        Ok(Options { report, dialect, values })
     }
 
     pub fn get(&self, key: &str) -> Option<&str> {
         self.values.get(key).map(String::as_str).filter(|v| !v.is_empty())
+    }
+
+    fn origin<'w>(&self, what: &'w str) -> Origin<'w> {
+        Origin { report: self.report, what }
     }
 
     /// One of `choices`, the first being the default.
@@ -121,12 +145,48 @@ impl Options {
         Ok(format!("INTERVAL '{v}'"))
     }
 
+    /// An expression-valued option (`breakdown`, `hold`, `where`), checked and parenthesized.
+    pub fn expression(&self, key: &str) -> Result<Option<String>> {
+        self.get(key).map(|v| fragment::expression(self.origin(key), v, self.dialect)).transpose()
+    }
+
+    /// An option naming an event or giving a condition (`start`, `event`, …), as a condition.
+    pub fn event(&self, key: &str) -> Result<Option<String>> {
+        self.get(key).map(|v| self.condition(key, v)).transpose()
+    }
+
+    /// A comma-separated list of events or conditions (`exclude`), as conditions.
+    pub fn events(&self, key: &str) -> Result<Vec<String>> {
+        let Some(v) = self.get(key) else { return Ok(vec![]) };
+        fragment::split_top_level(self.origin(key), v, &Token::Comma, self.dialect)?
+            .into_iter()
+            .map(|e| self.condition(key, e))
+            .collect()
+    }
+
+    /// A step or event (`what` names it in errors): an event name becomes `event = 'name'`;
+    /// anything with SQL operators, parentheses or quotes is a condition, which must be one
+    /// SQL expression.
+    pub fn condition(&self, what: &str, step: &str) -> Result<String> {
+        let lower = step.to_ascii_lowercase();
+        if step.contains(['=', '<', '>', '(', '\'']) || lower.contains(" like ") || lower.contains(" in ") {
+            fragment::expression(self.origin(what), step, self.dialect)
+        } else {
+            Ok(format!("(event = {})", self.literal(what, step)?))
+        }
+    }
+
+    /// `text` as an SQL string literal (event names, step names shown in results).
+    pub fn literal(&self, what: &str, text: &str) -> Result<String> {
+        fragment::string_literal(self.origin(what), text, self.dialect)
+    }
+
     /// The rows a report reads: its table, date range and extra filter.
     pub fn source(&self) -> Result<Source> {
-        let table = self.get("table").unwrap_or("events").to_string();
-        if !table.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.') {
-            return plan_err!("{}: table must be a table or view name, got '{table}'", self.report);
-        }
+        let table = match self.get("table") {
+            Some(t) => fragment::object_name(self.origin("table"), t, self.dialect)?,
+            None => "events".to_string(),
+        };
         let date = |key: &str| -> Result<Option<NaiveDate>> {
             self.get(key)
                 .map(|v| {
@@ -142,8 +202,8 @@ impl Options {
                 return plan_err!("{}: to ({t}) is before from ({f})", self.report);
             }
         }
+        let extra = self.expression("where")?;
         let mut filters = vec![];
-        let all_time = self.get("where").map(|w| format!("({w})")).unwrap_or_else(|| "TRUE".into());
         if let Some(f) = from {
             filters.push(format!("event_time >= TIMESTAMP '{f} 00:00:00Z'"));
         }
@@ -151,14 +211,17 @@ impl Options {
             // `to` is the last day included.
             filters.push(format!("event_time < TIMESTAMP '{} 00:00:00Z'", t + chrono::Days::new(1)));
         }
-        if let Some(w) = self.get("where") {
-            filters.push(format!("({w})"));
-        }
-        Ok(Source { table, filter: if filters.is_empty() { "TRUE".into() } else { filters.join(" AND ") }, all_time })
+        filters.extend(extra.clone());
+        Ok(Source {
+            table,
+            filter: if filters.is_empty() { "TRUE".into() } else { filters.join(" AND ") },
+            all_time: extra.unwrap_or_else(|| "TRUE".into()),
+        })
     }
 }
 
 /// The input rows of a report.
+#[derive(Debug)]
 pub struct Source {
     pub table: String,
     /// Date range and `where`.
@@ -173,19 +236,6 @@ impl Source {
     }
 }
 
-/// An event name becomes `event = 'name'`; anything with SQL operators, parentheses or quotes
-/// is taken as a condition as written.
-pub fn condition(step: &str) -> String {
-    if step.contains(['=', '<', '>', '(', '\''])
-        || step.to_ascii_lowercase().contains(" like ")
-        || step.to_ascii_lowercase().contains(" in ")
-    {
-        format!("({step})")
-    } else {
-        format!("(event = '{}')", step.replace('\'', "''"))
-    }
-}
-
 /// The options every report reads its rows with.
 pub const SOURCE_KEYS: [&str; 4] = ["table", "from", "to", "where"];
 
@@ -193,33 +243,92 @@ pub fn keys(own: &[&'static str]) -> Vec<&'static str> {
     own.iter().copied().chain(SOURCE_KEYS).collect()
 }
 
-/// `'x'` quoting for text shown in results.
-pub fn quote(text: &str) -> String {
-    format!("'{}'", text.replace('\'', "''"))
-}
-
 #[cfg(test)]
 mod tests {
+    use datafusion::sql::sqlparser::dialect::GenericDialect;
+
     use super::*;
+
+    const GENERIC: GenericDialect = GenericDialect {};
+
+    fn parse(text: &str, own: &[&'static str]) -> Result<Options<'static>> {
+        Options::parse("funnel", text, &keys(own), &GENERIC)
+    }
+
+    fn err<T: std::fmt::Debug>(result: Result<T>) -> String {
+        result.unwrap_err().to_string()
+    }
 
     #[test]
     fn options_are_checked() {
-        let o = Options::parse("funnel", "window=2 days; breakdown=platform", &keys(&["window", "breakdown"])).unwrap();
+        let o = parse("window=2 days; breakdown=platform", &["window", "breakdown"]).unwrap();
         assert_eq!(o.interval("window", "1 day").unwrap(), "INTERVAL '2 days'");
-        assert!(Options::parse("funnel", "colour=red", &keys(&["window"]))
-            .unwrap_err()
-            .to_string()
-            .contains("unknown option 'colour'"));
-        let o = Options::parse("funnel", "window=soon", &keys(&["window"])).unwrap();
-        assert!(o.interval("window", "1 day").unwrap_err().to_string().contains("window must be an interval"));
-        let o = Options::parse("funnel", "from=2025-02-01; to=2025-01-01", &keys(&[])).unwrap();
+        assert!(err(parse("colour=red", &["window"])).contains("unknown option 'colour'; options: window, table"));
+        assert!(err(parse("window", &["window"])).contains("option 'window' must be key=value"));
+        let o = parse("window=soon", &["window"]).unwrap();
+        assert!(err(o.interval("window", "1 day")).contains("window must be an interval"));
+        let o = parse("from=2025-02-01; to=2025-01-01", &[]).unwrap();
         assert!(o.source().is_err());
     }
 
     #[test]
+    fn an_option_given_twice_is_refused() {
+        let e = err(parse("window=1 day; Window=2 days", &["window"]));
+        assert!(e.contains("funnel: option 'window' is given more than once"), "{e}");
+    }
+
+    #[test]
+    fn semicolons_and_escaped_quotes_inside_strings_belong_to_the_value() {
+        let o = parse("where=event = 'a;b' OR event = 'it''s'; from=2025-01-01", &[]).unwrap();
+        assert_eq!(o.get("where"), Some("event = 'a;b' OR event = 'it''s'"));
+        assert_eq!(o.get("from"), Some("2025-01-01"));
+        assert_eq!(
+            o.source().unwrap().filter,
+            "event_time >= TIMESTAMP '2025-01-01 00:00:00Z' AND (event = 'a;b' OR event = 'it''s')"
+        );
+        assert!(err(parse("where=event = 'a;b", &[])).contains("funnel: options: Unterminated string literal"));
+    }
+
+    #[test]
+    fn a_where_that_closes_its_parenthesis_is_refused() {
+        let o = parse("from=2025-01-01; where=1=1) OR (1=1", &[]).unwrap();
+        let e = err(o.source());
+        assert!(e.contains("funnel: where must be one SQL expression, got '1=1) OR (1=1'"), "{e}");
+    }
+
+    #[test]
+    fn expression_options_are_one_expression() {
+        let o = parse("breakdown=json_get_str(properties, 'plan'); hold=a, b", &["breakdown", "hold"]).unwrap();
+        assert_eq!(o.expression("breakdown").unwrap().unwrap(), "(json_get_str(properties, 'plan'))");
+        assert!(err(o.expression("hold")).contains("funnel: hold must be one SQL expression, got 'a, b'"));
+        assert_eq!(o.expression("window").unwrap(), None);
+    }
+
+    #[test]
+    fn the_table_is_one_name() {
+        assert_eq!(parse("table=\"my events\"", &[]).unwrap().source().unwrap().table, "\"my events\"");
+        let e = err(parse("table=events e JOIN x", &[]).unwrap().source());
+        assert!(e.contains("funnel: table must be a table or view name"), "{e}");
+    }
+
+    #[test]
     fn steps_are_event_names_or_conditions() {
-        assert_eq!(condition("purchase"), "(event = 'purchase')");
-        assert_eq!(condition("Sign Up"), "(event = 'Sign Up')");
-        assert_eq!(condition("event = 'purchase' AND platform = 'ios'"), "(event = 'purchase' AND platform = 'ios')");
+        let o = parse("", &[]).unwrap();
+        assert_eq!(o.condition("step 1", "purchase").unwrap(), "(event = 'purchase')");
+        assert_eq!(o.condition("step 1", "Sign Up").unwrap(), "(event = 'Sign Up')");
+        assert_eq!(o.condition("step 1", r"C:\temp").unwrap(), r"(event = 'C:\temp')");
+        assert_eq!(
+            o.condition("step 1", "event = 'purchase' AND platform = 'ios'").unwrap(),
+            "(event = 'purchase' AND platform = 'ios')"
+        );
+        assert!(
+            err(o.condition("step 2", "event = 'a') OR (TRUE")).contains("funnel: step 2 must be one SQL expression")
+        );
+    }
+
+    #[test]
+    fn lists_of_events_split_at_top_level_commas() {
+        let o = parse("exclude=refund, event IN ('a', 'b'), x = 'c,d'", &["exclude"]).unwrap();
+        assert_eq!(o.events("exclude").unwrap(), ["(event = 'refund')", "(event IN ('a', 'b'))", "(x = 'c,d')"]);
     }
 }

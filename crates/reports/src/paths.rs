@@ -12,8 +12,9 @@ use std::sync::Arc;
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::common::Result;
 use datafusion::logical_expr::Expr;
+use datafusion::sql::sqlparser::dialect::Dialect;
 
-use crate::options::{condition, single_options_arg};
+use crate::options::single_options_arg;
 use crate::table::ReportSql;
 use crate::Report;
 
@@ -25,12 +26,13 @@ impl Report for Paths {
         "paths"
     }
 
-    fn build(&self, args: &[Expr]) -> Result<ReportSql> {
+    fn build(&self, args: &[Expr], dialect: &dyn Dialect) -> Result<ReportSql> {
         let o = single_options_arg(
-            "paths",
+            self.name(),
             args,
-            "paths('gap=30 minutes; start=event; end=event; top=20; from=…; to=…')",
+            "'gap=30 minutes; start=event; end=event; top=20; from=…; to=…'",
             &["gap", "start", "end", "top"],
+            dialect,
         )?;
         let gap = o.interval("gap", "30 minutes")?;
         let top = o.count("top", 20, 10_000)?;
@@ -38,8 +40,8 @@ impl Report for Paths {
         // One aggregation per user (session_transitions sorts each user's events alone): the
         // same report as window functions sorted all events at once, which at 100M events
         // needed more memory than the pool accounts for.
-        let start = o.get("start").map(condition).unwrap_or_else(|| "TRUE".into());
-        let end = o.get("end").map(condition).unwrap_or_else(|| "TRUE".into());
+        let start = o.event("start")?.unwrap_or_else(|| "TRUE".into());
+        let end = o.event("end")?.unwrap_or_else(|| "TRUE".into());
         let sql = format!(
             "WITH {}, pairs AS (SELECT user_id, unnest(session_transitions(event_time, event, {gap}, {start}, {end})) AS t FROM base GROUP BY user_id) \
              SELECT CAST(t['from'] AS TEXT) AS from_event, CAST(t['to'] AS TEXT) AS to_event, CAST(count(*) AS BIGINT) AS transitions, CAST(count(DISTINCT user_id) AS BIGINT) AS users \

@@ -18,8 +18,9 @@ use std::sync::Arc;
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::common::Result;
 use datafusion::logical_expr::Expr;
+use datafusion::sql::sqlparser::dialect::Dialect;
 
-use crate::options::{condition, single_options_arg};
+use crate::options::single_options_arg;
 use crate::table::ReportSql;
 use crate::Report;
 
@@ -52,10 +53,16 @@ impl Report for Retention {
         "retention"
     }
 
-    fn build(&self, args: &[Expr]) -> Result<ReportSql> {
-        let o = single_options_arg("retention", args, "retention('start=signup; return=purchase; period=day|week|month; periods=7; criterion=on|on_or_after; cohort=first|recurring; windows=calendar|rolling; from=…; to=…')", &OWN_KEYS)?;
-        let start = o.get("start").map(condition).unwrap_or_else(|| "TRUE".into());
-        let ret = o.get("return").map(condition).unwrap_or_else(|| "TRUE".into());
+    fn build(&self, args: &[Expr], dialect: &dyn Dialect) -> Result<ReportSql> {
+        let o = single_options_arg(
+            self.name(),
+            args,
+            "'start=signup; return=purchase; period=day|week|month; periods=7; criterion=on|on_or_after; cohort=first|recurring; windows=calendar|rolling; from=…; to=…'",
+            &OWN_KEYS,
+            dialect,
+        )?;
+        let start = o.event("start")?.unwrap_or_else(|| "TRUE".into());
+        let ret = o.event("return")?.unwrap_or_else(|| "TRUE".into());
         let period = o.choice("period", &["day", "week", "month"])?;
         let periods = o.count("periods", 7, 366)?;
         let criterion = o.choice("criterion", &["on", "on_or_after"])?;

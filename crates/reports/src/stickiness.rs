@@ -10,8 +10,9 @@ use std::sync::Arc;
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::common::Result;
 use datafusion::logical_expr::Expr;
+use datafusion::sql::sqlparser::dialect::Dialect;
 
-use crate::options::{condition, single_options_arg};
+use crate::options::single_options_arg;
 use crate::table::ReportSql;
 use crate::Report;
 
@@ -23,15 +24,16 @@ impl Report for Stickiness {
         "stickiness"
     }
 
-    fn build(&self, args: &[Expr]) -> Result<ReportSql> {
+    fn build(&self, args: &[Expr], dialect: &dyn Dialect) -> Result<ReportSql> {
         let o = single_options_arg(
-            "stickiness",
+            self.name(),
             args,
-            "stickiness('period=week|month; event=name or condition; from=…; to=…')",
+            "'period=week|month; event=name or condition; from=…; to=…'",
             &["period", "event"],
+            dialect,
         )?;
         let p = o.choice("period", &["week", "month"])?;
-        let event = o.get("event").map(condition).unwrap_or_else(|| "TRUE".into());
+        let event = o.event("event")?.unwrap_or_else(|| "TRUE".into());
         let source = o.source()?;
         let sql = format!(
             "WITH {}, per_user AS (SELECT user_id, date_trunc('{p}', event_time) AS period, count(DISTINCT date_trunc('day', event_time)) AS days FROM base WHERE {event} GROUP BY 1, 2) \

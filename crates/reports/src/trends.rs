@@ -10,8 +10,9 @@ use std::sync::Arc;
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::common::Result;
 use datafusion::logical_expr::Expr;
+use datafusion::sql::sqlparser::dialect::Dialect;
 
-use crate::options::{condition, single_options_arg};
+use crate::options::single_options_arg;
 use crate::table::ReportSql;
 use crate::Report;
 
@@ -23,17 +24,20 @@ impl Report for Trends {
         "trends"
     }
 
-    fn build(&self, args: &[Expr]) -> Result<ReportSql> {
+    fn build(&self, args: &[Expr], dialect: &dyn Dialect) -> Result<ReportSql> {
         let o = single_options_arg(
-            "trends",
+            self.name(),
             args,
-            "trends('interval=day|week|month; event=name or condition; breakdown=expr; from=…; to=…')",
+            "'interval=day|week|month; event=name or condition; breakdown=expr; from=…; to=…'",
             &["interval", "event", "breakdown"],
+            dialect,
         )?;
         let interval = o.choice("interval", &["day", "week", "month"])?;
-        let event = o.get("event").map(condition).unwrap_or_else(|| "TRUE".into());
-        let breakdown =
-            o.get("breakdown").map(|b| format!("CAST(({b}) AS TEXT)")).unwrap_or_else(|| "CAST(NULL AS TEXT)".into());
+        let event = o.event("event")?.unwrap_or_else(|| "TRUE".into());
+        let breakdown = o
+            .expression("breakdown")?
+            .map(|b| format!("CAST({b} AS TEXT)"))
+            .unwrap_or_else(|| "CAST(NULL AS TEXT)".into());
         let source = o.source()?;
         let mut ctes = vec![
             source.cte(),
