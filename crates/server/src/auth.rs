@@ -12,7 +12,22 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use ring::{digest, hmac, pbkdf2};
 
+use pgwire::error::PgWireResult;
+
+use crate::errors::read_only;
+use crate::statement::Access;
+
 pub const SCRAM_ITERATIONS: u32 = 4096;
+
+/// The one authorization decision: whether `role` may run a statement of `access` (resolved:
+/// an `EXECUTE` has the access of the statement it runs). Every statement passes here once,
+/// before it runs, whichever protocol path it came by; `tag` names it in the refusal.
+pub fn authorize(role: Role, access: &Access, tag: &str) -> PgWireResult<()> {
+    match (role, access) {
+        (Role::Writer, _) | (Role::Reader, Access::Read) => Ok(()),
+        (Role::Reader, Access::Write | Access::OfPrepared(_)) => Err(read_only(tag)),
+    }
+}
 
 /// What a user may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -232,6 +247,15 @@ fn rand_bytes<const N: usize>() -> [u8; N] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn readers_may_run_reads_only() {
+        assert!(authorize(Role::Reader, &Access::Read, "SELECT").is_ok());
+        assert!(authorize(Role::Reader, &Access::Write, "INSERT").is_err());
+        // An EXECUTE not resolved to what it runs is refused rather than guessed.
+        assert!(authorize(Role::Reader, &Access::OfPrepared("p".into()), "EXECUTE").is_err());
+        assert!(authorize(Role::Writer, &Access::Write, "INSERT").is_ok());
+    }
 
     /// RFC 7677's SCRAM-SHA-256 example: user "user", password "pencil".
     #[test]

@@ -31,14 +31,14 @@ const REFRESH_INTERVAL: Duration = Duration::from_secs(1);
 /// The events table shared by every connection: one writer handle (appends are serialized in
 /// this process; Delta's commit protocol orders them against other processes) and the table
 /// version sessions currently read.
-pub struct EventsTable {
+pub struct SharedEventStore {
     store: Mutex<EventStore>,
     checked: std::sync::Mutex<Instant>,
 }
 
-impl EventsTable {
+impl SharedEventStore {
     pub async fn open(location: &DataLocation) -> Result<Self, StorageError> {
-        Ok(EventsTable {
+        Ok(SharedEventStore {
             store: Mutex::new(EventStore::open(location).await?),
             checked: std::sync::Mutex::new(Instant::now()),
         })
@@ -111,7 +111,7 @@ impl EventsTable {
 
 /// The session every connection's session is cloned from.
 pub async fn template_session(
-    events: &EventsTable,
+    events: &SharedEventStore,
     engine: &EngineOptions,
     upgrade: Option<&SessionUpgrade>,
 ) -> Result<SessionContext, StorageError> {

@@ -1,75 +1,46 @@
-//! One client connection: its startup (TLS requirement, SCRAM), its own DataFusion session
-//! and settings, and the pgwire handler traits, all on one per-connection object. A session
-//! per connection is what makes `SET` change only that connection.
+//! One client connection: its startup (TLS requirement, SCRAM), its session (see `session`;
+//! a session per connection is what makes `SET` change only that connection), and the pgwire
+//! handler traits, all on one per-connection object that hands statements to the session.
 
 use std::collections::HashMap;
 use std::fmt::Debug;
-use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use datafusion::execution::runtime_env::RuntimeEnvBuilder;
-use datafusion::execution::SessionStateBuilder;
-use datafusion::prelude::SessionContext;
-use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
 use futures::{Sink, SinkExt};
 use pgwire::api::auth::{
     finish_authentication, protocol_negotiation, save_startup_parameters_to_metadata, ServerParameterProvider,
     StartupHandler,
 };
 use pgwire::api::cancel::CancelHandler;
+use pgwire::api::copy::CopyHandler;
+use pgwire::api::portal::{Format, Portal};
+use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
+use pgwire::api::results::{Response, Tag};
+use pgwire::api::store::PortalStore;
 use pgwire::api::{
-    ClientInfo, ErrorHandler, PgWireConnectionState, PgWireServerHandlers, METADATA_DATABASE, METADATA_USER,
+    ClientInfo, ClientPortalStore, ErrorHandler, PgWireConnectionState, PgWireServerHandlers, METADATA_DATABASE,
+    METADATA_USER,
 };
 use pgwire::error::{PgWireError, PgWireResult};
 use pgwire::messages::cancel::CancelRequest;
+use pgwire::messages::copy::{CopyData, CopyDone, CopyFail};
 use pgwire::messages::startup::{Authentication, SecretKey};
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use tokio::sync::Mutex;
 
-use crate::auth::{Role, ScramExchange, Users, Verifier};
-use crate::catalog::{CurrentSetting, EventsTable, DATABASE};
-use crate::errors::{fatal, INVALID_AUTHORIZATION, INVALID_PASSWORD, PROTOCOL_VIOLATION, TOO_MANY_CONNECTIONS};
-use crate::limits::{CancelSignal, CappedPool};
+use crate::auth::{Role, ScramExchange, Verifier};
+use crate::catalog::DATABASE;
+use crate::copy::PendingCopy;
+use crate::errors::{
+    error, fatal, INVALID_AUTHORIZATION, INVALID_PASSWORD, PROTOCOL_VIOLATION, QUERY_CANCELED, TOO_MANY_CONNECTIONS,
+};
+use crate::limits::CancelHandle;
+use crate::query::{portal_parameters, Prepared, StatementParser};
+use crate::session::{Session, Shared};
 use crate::settings::Settings;
-use crate::write::CopyIn;
-use crate::ServerOptions;
-
-/// State shared by every connection of a server.
-pub struct Shared {
-    pub template: SessionContext,
-    pub events: EventsTable,
-    pub users: Users,
-    pub options: ServerOptions,
-    pub parser: PostgresCompatibilityParser,
-    cancels: std::sync::Mutex<HashMap<i32, (Bytes, Arc<CancelSignal>)>>,
-    next_pid: AtomicI32,
-    active: AtomicUsize,
-}
-
-impl Shared {
-    pub fn new(template: SessionContext, events: EventsTable, users: Users, options: ServerOptions) -> Self {
-        Shared {
-            template,
-            events,
-            users,
-            options,
-            parser: PostgresCompatibilityParser::new(),
-            cancels: Default::default(),
-            next_pid: AtomicI32::new(1000),
-            active: AtomicUsize::new(0),
-        }
-    }
-}
-
-/// The logged-in user's session.
-pub struct Session {
-    pub ctx: SessionContext,
-    pub settings: Arc<Settings>,
-    pub user: String,
-    pub role: Role,
-}
 
 enum Startup {
     /// Nothing received yet: the startup message (or an SSL request) comes first.
@@ -85,13 +56,13 @@ pub struct Connection {
     pub shared: Arc<Shared>,
     pid: i32,
     secret: i32,
-    pub cancel: Arc<CancelSignal>,
+    cancel: Arc<CancelHandle>,
     /// Set when the server is full: the startup is answered with an error.
     over_limit: bool,
     startup: Mutex<Startup>,
     session: Arc<OnceLock<Session>>,
-    pub parser: Arc<crate::query::StatementParser>,
-    pub copy_in: Mutex<Option<CopyIn>>,
+    parser: Arc<StatementParser>,
+    copy_in: PendingCopy,
 }
 
 impl Connection {
@@ -106,9 +77,9 @@ impl Connection {
             ring::rand::SystemRandom::new().fill(&mut b).expect("system randomness");
             i32::from_ne_bytes(b)
         };
-        let cancel = Arc::new(CancelSignal::default());
+        let cancel = Arc::new(CancelHandle::default());
         let session = Arc::new(OnceLock::new());
-        let parser = Arc::new(crate::query::StatementParser { shared: shared.clone(), session: session.clone() });
+        let parser = Arc::new(StatementParser { shared: shared.clone(), session: session.clone() });
         shared.cancels.lock().unwrap().insert(pid, (SecretKey::I32(secret).to_bytes(), cancel.clone()));
         Arc::new(Connection {
             shared,
@@ -124,27 +95,8 @@ impl Connection {
     }
 
     /// The session, once authentication finished (handlers run only after it).
-    pub fn session(&self) -> PgWireResult<&Session> {
+    fn session(&self) -> PgWireResult<&Session> {
         self.session.get().ok_or_else(|| fatal(PROTOCOL_VIOLATION, "query before authentication finished"))
-    }
-
-    fn open_session(&self, user: &str, role: Role, application_name: &str) -> PgWireResult<()> {
-        let settings = Arc::new(Settings::new(user, DATABASE, application_name, role == Role::Reader));
-        let template = self.shared.template.state();
-        let pool =
-            Arc::new(CappedPool::new(template.runtime_env().memory_pool.clone(), self.shared.options.query_memory));
-        let runtime = RuntimeEnvBuilder::from_runtime_env(template.runtime_env())
-            .with_memory_pool(pool)
-            .build_arc()
-            .map_err(crate::errors::from_datafusion)?;
-        let state = SessionStateBuilder::new_from_existing(template).with_runtime_env(runtime).build();
-        let ctx = SessionContext::new_with_state(state);
-        ctx.register_udf(CurrentSetting::udf(settings.clone()));
-        if let Some(timeout) = self.shared.options.statement_timeout {
-            settings.set("statement_timeout", &timeout.as_millis().to_string())?;
-        }
-        let _ = self.session.set(Session { ctx, settings, user: user.to_string(), role });
-        Ok(())
     }
 
     async fn finish_startup<C>(&self, client: &mut C, user: &str, role: Role) -> PgWireResult<()>
@@ -154,7 +106,8 @@ impl Connection {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let application_name = client.metadata().get("application_name").cloned().unwrap_or_default();
-        self.open_session(user, role, &application_name)?;
+        let session = Session::open(self.shared.clone(), self.cancel.clone(), user, role, &application_name)?;
+        let _ = self.session.set(session);
         client.set_pid_and_secret_key(self.pid, SecretKey::I32(self.secret));
         finish_authentication(client, &StartupParameters(self.session()?.settings.clone())).await
     }
@@ -285,8 +238,101 @@ impl CancelHandler for Connection {
         };
         if let Some(signal) = signal {
             tracing::info!(pid = request.pid, "cancel request");
-            signal.fire();
+            signal.cancel();
         }
+    }
+}
+
+#[async_trait]
+impl SimpleQueryHandler for Connection {
+    async fn do_query<C>(&self, client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let session = self.session()?;
+        let statements = self.parser.split(query)?;
+        let mut responses = Vec::with_capacity(statements.len());
+        for prepared in statements {
+            match session.execute(client, &prepared, None, &Format::UnifiedText, &self.copy_in).await {
+                Ok(response) => responses.push(response),
+                Err(e) if responses.is_empty() => return Err(e),
+                // Later statements of a multi-statement query: report and stop, as PostgreSQL does.
+                Err(e) => {
+                    responses.push(Response::Error(Box::new(e.into())));
+                    break;
+                }
+            }
+        }
+        if responses.is_empty() {
+            responses.push(Response::EmptyQuery);
+        }
+        Ok(responses)
+    }
+}
+
+#[async_trait]
+impl ExtendedQueryHandler for Connection {
+    type Statement = Prepared;
+    type QueryParser = StatementParser;
+
+    fn query_parser(&self) -> Arc<StatementParser> {
+        self.parser.clone()
+    }
+
+    async fn do_query<C>(&self, client: &mut C, portal: &Portal<Prepared>, _max_rows: usize) -> PgWireResult<Response>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let params = portal_parameters(portal)?;
+        let format = &portal.result_column_format;
+        self.session()?.execute(client, &portal.statement.statement, params, format, &self.copy_in).await
+    }
+}
+
+#[async_trait]
+impl CopyHandler for Connection {
+    async fn on_copy_data<C>(&self, _client: &mut C, data: CopyData) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let mut copy = self.copy_in.lock().await;
+        let copy = copy.as_mut().ok_or_else(|| error(PROTOCOL_VIOLATION, "COPY data without COPY FROM STDIN"))?;
+        copy.write(&data.data)
+    }
+
+    async fn on_copy_done<C>(&self, client: &mut C, _done: CopyDone) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let copy = self
+            .copy_in
+            .lock()
+            .await
+            .take()
+            .ok_or_else(|| error(PROTOCOL_VIOLATION, "CopyDone without COPY FROM STDIN"))?;
+        let rows = self.session()?.copy_in_finish(copy).await?;
+        client.send(PgWireBackendMessage::CommandComplete(Tag::new("COPY").with_rows(rows).into())).await?;
+        Ok(())
+    }
+
+    async fn on_copy_fail<C>(&self, _client: &mut C, fail: CopyFail) -> PgWireError
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        self.copy_in.lock().await.take();
+        error(QUERY_CANCELED, format!("COPY from stdin failed: {}", fail.message))
     }
 }
 
@@ -300,16 +346,16 @@ impl ErrorHandler for Connection {
 pub struct Handlers(pub Arc<Connection>);
 
 impl PgWireServerHandlers for Handlers {
-    fn simple_query_handler(&self) -> Arc<impl pgwire::api::query::SimpleQueryHandler> {
+    fn simple_query_handler(&self) -> Arc<impl SimpleQueryHandler> {
         self.0.clone()
     }
-    fn extended_query_handler(&self) -> Arc<impl pgwire::api::query::ExtendedQueryHandler> {
+    fn extended_query_handler(&self) -> Arc<impl ExtendedQueryHandler> {
         self.0.clone()
     }
     fn startup_handler(&self) -> Arc<impl StartupHandler> {
         self.0.clone()
     }
-    fn copy_handler(&self) -> Arc<impl pgwire::api::copy::CopyHandler> {
+    fn copy_handler(&self) -> Arc<impl CopyHandler> {
         self.0.clone()
     }
     fn error_handler(&self) -> Arc<impl ErrorHandler> {

@@ -33,6 +33,11 @@ pub fn fatal(code: &str, message: impl Into<String>) -> PgWireError {
     PgWireError::UserError(Box::new(ErrorInfo::new("FATAL".into(), code.into(), message.into())))
 }
 
+/// A failure of the server itself (storage, temporary files): XX000.
+pub fn internal(e: impl std::fmt::Display) -> PgWireError {
+    error(INTERNAL_ERROR, e.to_string())
+}
+
 pub fn canceled(reason: &str) -> PgWireError {
     error(QUERY_CANCELED, format!("canceling statement due to {reason}"))
 }

@@ -9,10 +9,13 @@
 mod auth;
 mod catalog;
 mod connection;
+mod copy;
 mod errors;
 mod limits;
 mod query;
+mod session;
 mod settings;
+mod statement;
 mod write;
 
 use std::net::SocketAddr;
@@ -30,7 +33,8 @@ use tokio_rustls::TlsAcceptor;
 
 pub use auth::{Role, User, Users, Verifier};
 pub use catalog::{version_string, DATABASE};
-use connection::{Connection, Handlers, Shared};
+use connection::{Connection, Handlers};
+use session::Shared;
 
 #[derive(Debug, Clone)]
 pub struct TlsFiles {
@@ -121,7 +125,7 @@ impl Server {
             return Err(ServerError::Config("--require-tls needs --tls-cert and --tls-key".into()));
         }
         let tls = options.tls.as_ref().map(load_tls).transpose()?;
-        let events = catalog::EventsTable::open(location).await?;
+        let events = catalog::SharedEventStore::open(location).await?;
         let template = catalog::template_session(&events, &options.engine, options.session_upgrade.as_ref()).await?;
         let listener = TcpListener::bind(options.listen).await.map_err(|e| ServerError::Listen(options.listen, e))?;
         Ok(Server { listener, tls, shared: Arc::new(Shared::new(template, events, users, options)) })

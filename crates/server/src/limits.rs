@@ -7,61 +7,49 @@
 //! cancel signal and the statement's deadline. Dropping the stream drops DataFusion's tasks.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use datafusion::common::{resources_datafusion_err, Result as DfResult};
 use datafusion::execution::memory_pool::{MemoryLimit, MemoryPool, MemoryReservation};
 use futures::{Stream, StreamExt};
 use pgwire::error::PgWireError;
-use tokio::sync::Notify;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use crate::errors::canceled;
 
-/// One connection's cancel signal, fired by a CancelRequest carrying its pid and secret.
+/// One connection's cancel handle, fired by a CancelRequest carrying its pid and secret. Each
+/// statement gets a fresh token, so a cancel that arrived between statements is forgotten
+/// (PostgreSQL ignores those too) and only the statement running at the time stops.
 #[derive(Debug, Default)]
-pub struct CancelSignal {
-    fired: AtomicBool,
-    notify: Notify,
+pub struct CancelHandle {
+    current: Mutex<CancellationToken>,
 }
 
-impl CancelSignal {
-    /// Forgets a cancel that arrived between statements (PostgreSQL ignores those too).
-    pub fn reset(&self) {
-        self.fired.store(false, Ordering::SeqCst);
+impl CancelHandle {
+    fn start_statement(&self) -> CancellationToken {
+        let token = CancellationToken::new();
+        *self.current.lock().unwrap() = token.clone();
+        token
     }
 
-    pub fn fire(&self) {
-        self.fired.store(true, Ordering::SeqCst);
-        self.notify.notify_waiters();
-    }
-
-    async fn fired(&self) {
-        loop {
-            let notified = self.notify.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if self.fired.load(Ordering::SeqCst) {
-                return;
-            }
-            notified.await;
-        }
+    pub fn cancel(&self) {
+        self.current.lock().unwrap().cancel();
     }
 }
 
 /// The limits of one running statement.
 #[derive(Clone)]
 pub struct StatementLimits {
-    cancel: Arc<CancelSignal>,
+    cancel: CancellationToken,
     deadline: Option<Instant>,
 }
 
 impl StatementLimits {
-    pub fn start(cancel: Arc<CancelSignal>, timeout: Option<Duration>) -> Self {
-        cancel.reset();
-        StatementLimits { cancel, deadline: timeout.map(|t| Instant::now() + t) }
+    pub fn start(cancel: &CancelHandle, timeout: Option<Duration>) -> Self {
+        StatementLimits { cancel: cancel.start_statement(), deadline: timeout.map(|t| Instant::now() + t) }
     }
 
     /// Awaits `work` unless the statement is canceled or times out first.
@@ -74,7 +62,7 @@ impl StatementLimits {
         };
         tokio::select! {
             biased;
-            _ = self.cancel.fired() => Err(canceled("user request")),
+            _ = self.cancel.cancelled() => Err(canceled("user request")),
             _ = deadline => Err(canceled("statement timeout")),
             out = work => out,
         }

@@ -1,11 +1,12 @@
-//! Statements: splitting and classifying them, the simple and extended query protocols, and
-//! running them on the connection's DataFusion session under its limits.
+//! Statements: splitting and describing them (the extended protocol's query parser), and
+//! running them on the connection's session under its limits.
 
 use std::fmt::Debug;
 use std::sync::{Arc, OnceLock};
 
 use arrow_pg::datatypes::{arrow_schema_to_pg_fields, encode_recordbatch, into_pg_type};
 use async_trait::async_trait;
+use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::ParamValues;
 use datafusion::logical_expr::LogicalPlan;
@@ -13,61 +14,20 @@ use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::Statement;
 use futures::{stream, Sink, SinkExt, StreamExt};
 use pgwire::api::portal::{Format, Portal};
-use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
 use pgwire::api::results::{DataRowEncoder, FieldInfo, QueryResponse, Response, Tag};
 use pgwire::api::stmt::QueryParser;
-use pgwire::api::store::PortalStore;
-use pgwire::api::{ClientInfo, ClientPortalStore, Type};
+use pgwire::api::{ClientInfo, Type};
 use pgwire::error::{PgWireError, PgWireResult};
 use pgwire::messages::startup::ParameterStatus;
 use pgwire::messages::PgWireBackendMessage;
 use pgwire::types::format::FormatOptions;
 
-use crate::auth::Role;
-use crate::connection::{Connection, Session, Shared};
-use crate::errors::{self, error, from_datafusion, read_only, SYNTAX_ERROR};
+use crate::copy::{refuse_server_file, PendingCopy};
+use crate::errors::{self, error, from_datafusion, internal, SYNTAX_ERROR};
 use crate::limits::StatementLimits;
-
-/// What a statement is, told from its leading keywords.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    Query,
-    /// Changes the catalog or data through DataFusion (CREATE, DROP …): writers only.
-    Ddl,
-    Set,
-    Reset,
-    Show,
-    Begin,
-    Commit,
-    Rollback,
-    Insert,
-    Copy,
-    /// Accepted and answered with this tag, with no effect (DISCARD ALL, DEALLOCATE …).
-    NoOp(&'static str),
-}
-
-pub fn classify(sql: &str) -> Kind {
-    let mut words = sql.split(|c: char| c.is_whitespace() || c == '(' || c == ';').filter(|w| !w.is_empty());
-    let first = words.next().unwrap_or("").to_ascii_uppercase();
-    match first.as_str() {
-        "SET" => Kind::Set,
-        "RESET" => Kind::Reset,
-        "SHOW" => Kind::Show,
-        "BEGIN" | "START" => Kind::Begin,
-        "COMMIT" | "END" => Kind::Commit,
-        "ROLLBACK" | "ABORT" => Kind::Rollback,
-        "INSERT" => Kind::Insert,
-        "COPY" => Kind::Copy,
-        "DISCARD" => Kind::NoOp("DISCARD ALL"),
-        "DEALLOCATE" => Kind::NoOp("DEALLOCATE"),
-        "SAVEPOINT" => Kind::NoOp("SAVEPOINT"),
-        "RELEASE" => Kind::NoOp("RELEASE"),
-        "LISTEN" => Kind::NoOp("LISTEN"),
-        "UNLISTEN" => Kind::NoOp("UNLISTEN"),
-        "CREATE" | "DROP" | "ALTER" | "DELETE" | "UPDATE" | "TRUNCATE" | "MERGE" | "GRANT" | "REVOKE" => Kind::Ddl,
-        _ => Kind::Query,
-    }
-}
+use crate::session::{Session, Shared};
+use crate::statement::{classify, classify_unparsed, Classified, Kind};
+use crate::write::insert_column_types;
 
 /// A parsed statement, as prepared statements and portals keep it.
 #[derive(Debug, Clone)]
@@ -76,7 +36,7 @@ pub struct Prepared {
     /// The statement after datafusion-pg-catalog's client-compatibility rewrites; `None` for
     /// session statements sqlparser does not know (they are handled from `sql`).
     pub ast: Option<Statement>,
-    pub kind: Kind,
+    pub statement: Classified,
     /// Types of `$1 … $n` as DataFusion inferred them.
     pub param_types: Vec<Option<DataType>>,
     /// Result columns, when the statement returns rows.
@@ -91,10 +51,10 @@ pub struct StatementParser {
 impl StatementParser {
     /// Splits a query string into statements.
     pub fn split(&self, sql: &str) -> PgWireResult<Vec<Prepared>> {
-        let prepared = |sql: String, ast: Option<Statement>| Prepared {
-            kind: classify(&sql),
+        let prepared = |sql: String, ast: Option<Statement>, statement: Classified| Prepared {
             sql,
             ast,
+            statement,
             param_types: vec![],
             schema: None,
         };
@@ -103,25 +63,16 @@ impl StatementParser {
                 .into_iter()
                 .map(|s| {
                     let s = rewrite_missing_catalog_columns(rewrite_generate_subscripts(s));
-                    prepared(s.to_string(), Some(s))
+                    let statement = classify(&s);
+                    prepared(s.to_string(), Some(s), statement)
                 })
                 .collect()),
             Err(e) => {
                 // sqlparser does not know every session statement clients send
                 // (SET SESSION CHARACTERISTICS …); those are handled from their text.
                 let text = sql.trim().trim_end_matches(';').trim().to_string();
-                match classify(&text) {
-                    Kind::Set
-                    | Kind::Reset
-                    | Kind::Show
-                    | Kind::Begin
-                    | Kind::Commit
-                    | Kind::Rollback
-                    | Kind::NoOp(_)
-                        if !text.contains(';') =>
-                    {
-                        Ok(vec![prepared(text, None)])
-                    }
+                match classify_unparsed(&text) {
+                    Some(statement) if !text.contains(';') => Ok(vec![prepared(text, None, statement)]),
                     _ => Err(error(SYNTAX_ERROR, format!("syntax error: {e}"))),
                 }
             }
@@ -137,25 +88,18 @@ impl StatementParser {
     /// Fills in parameter types and the result schema (for Describe).
     async fn describe(&self, prepared: &mut Prepared) -> PgWireResult<()> {
         let session = self.session()?;
-        // Refused at Parse already, so a client's prepare fails cleanly (PostgreSQL refuses at
-        // execution; the SQLSTATE is the same).
-        if session.role == Role::Reader && is_write(prepared) {
-            return Err(read_only(&command_tag(&prepared.sql)));
-        }
-        match prepared.kind {
-            Kind::Query | Kind::Ddl => {
+        // Authorization is at execution (as in PostgreSQL): describing a statement runs nothing.
+        match &prepared.statement.kind {
+            Kind::DataFusion => {
                 let plan = plan(session, prepared).await?;
                 prepared.param_types = parameter_types(&plan)?;
                 if returns_rows(&plan) {
                     prepared.schema = Some(Arc::new(plan.schema().as_arrow().clone()));
                 }
             }
-            Kind::Insert => {
-                let source = match &prepared.ast {
-                    Some(Statement::Insert(insert)) => insert.source.clone(),
-                    _ => None,
-                };
-                if let Some(source) = source {
+            Kind::EventsInsert => {
+                let Some(Statement::Insert(insert)) = &prepared.ast else { return Ok(()) };
+                if let Some(source) = &insert.source {
                     let plan = session
                         .ctx
                         .state()
@@ -164,7 +108,7 @@ impl StatementParser {
                         .map_err(from_datafusion)?;
                     prepared.param_types = parameter_types(&plan)?;
                     // `VALUES ($1, $2)`: a parameter takes the type of the column it fills.
-                    let targets = crate::write::insert_column_types(&self.shared.events, prepared).await;
+                    let targets = insert_column_types(&self.shared.events, insert).await;
                     for (n, data_type) in targets {
                         if let Some(slot) = prepared.param_types.get_mut(n - 1) {
                             slot.get_or_insert(data_type);
@@ -172,7 +116,7 @@ impl StatementParser {
                     }
                 }
             }
-            Kind::Show => prepared.schema = Some(show_schema(&show_target(&prepared.sql))),
+            Kind::Show(name) => prepared.schema = Some(show_schema(name)),
             _ => {}
         }
         Ok(())
@@ -306,15 +250,6 @@ async fn plan(session: &Session, prepared: &Prepared) -> PgWireResult<LogicalPla
     session.ctx.state().statement_to_plan(statement).await.map_err(from_datafusion)
 }
 
-/// Statements a read-only user may not run, known before planning.
-fn is_write(prepared: &Prepared) -> bool {
-    match prepared.kind {
-        Kind::Ddl | Kind::Insert => true,
-        Kind::Copy => matches!(&prepared.ast, Some(Statement::Copy { to: false, .. })),
-        _ => false,
-    }
-}
-
 fn returns_rows(plan: &LogicalPlan) -> bool {
     !matches!(plan, LogicalPlan::Ddl(_) | LogicalPlan::Dml(_) | LogicalPlan::Copy(_) | LogicalPlan::Statement(_))
         && !plan.schema().fields().is_empty()
@@ -344,12 +279,6 @@ pub fn portal_parameters(portal: &Portal<Prepared>) -> PgWireResult<Option<Param
     }
     let inferred: Vec<Option<&DataType>> = prepared.param_types.iter().map(|t| t.as_ref()).collect();
     arrow_pg::datatypes::df::deserialize_parameters(portal, &inferred).map(Some)
-}
-
-/// The name after SHOW, normalised (`SHOW TRANSACTION ISOLATION LEVEL` → its parameter).
-fn show_target(sql: &str) -> String {
-    let rest = sql.trim().trim_end_matches(';')[4..].trim();
-    rest.trim_matches('"').to_string()
 }
 
 fn show_schema(name: &str) -> SchemaRef {
@@ -406,82 +335,50 @@ fn parse_set(sql: &str) -> PgWireResult<Option<(String, String)>> {
     Ok(Some((name, value)))
 }
 
-fn command_tag(sql: &str) -> String {
-    let words: Vec<String> = sql.split_whitespace().take(6).map(|w| w.to_ascii_uppercase()).collect();
-    match words.first().map(String::as_str) {
-        Some("CREATE" | "DROP" | "ALTER") => {
-            let object = words[1..]
-                .iter()
-                .find(|w| !matches!(w.as_str(), "OR" | "REPLACE" | "EXTERNAL" | "TEMP" | "TEMPORARY" | "UNLOGGED"))
-                .map(String::as_str)
-                .unwrap_or("");
-            format!("{} {}", words[0], object)
-        }
-        Some(first) => first.to_string(),
-        None => String::new(),
-    }
-}
-
-impl Connection {
-    fn limits(&self, session: &Session) -> StatementLimits {
-        StatementLimits::start(self.cancel.clone(), session.settings.statement_timeout())
-    }
-
-    /// Runs one statement.
+impl Session {
+    /// Runs one statement, after the one authorization check every statement passes
+    /// (whichever protocol it came by). A `COPY … FROM STDIN` leaves its state in `copy_in`
+    /// for the CopyData that follows.
     pub async fn execute<C>(
         &self,
         client: &mut C,
         prepared: &Prepared,
         params: Option<ParamValues>,
         format: &Format,
+        copy_in: &PendingCopy,
     ) -> PgWireResult<Response>
     where
         C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let session = self.session()?;
-        match prepared.kind {
-            Kind::Set => self.set(client, session, prepared).await,
-            Kind::Reset => {
-                let name = prepared.sql.trim()[5..].trim().trim_end_matches(';').trim();
-                let fresh = crate::settings::Settings::new(
-                    &session.user,
-                    crate::catalog::DATABASE,
-                    "",
-                    session.role == Role::Reader,
-                );
-                let all = name.eq_ignore_ascii_case("all");
-                let names: Vec<String> =
-                    if all { fresh.all().into_iter().map(|(n, _)| n).collect() } else { vec![name.to_string()] };
-                for name in names {
-                    match session.settings.reset(&name, &fresh) {
-                        Ok(Some((name, value))) => {
-                            client
-                                .send(PgWireBackendMessage::ParameterStatus(ParameterStatus::new(name, value)))
-                                .await?
-                        }
-                        Ok(None) => {}
-                        // RESET ALL passes over the parameters that cannot be set.
-                        Err(_) if all => {}
-                        Err(e) => return Err(e),
-                    }
-                }
-                Ok(Response::Execution(Tag::new("RESET")))
-            }
-            Kind::Show => self.show(session, prepared, format).await,
+        self.authorize(&prepared.statement)?;
+        let ast =
+            || prepared.ast.as_ref().ok_or_else(|| error(SYNTAX_ERROR, format!("cannot parse '{}'", prepared.sql)));
+        match &prepared.statement.kind {
+            Kind::Set => self.set(client, prepared).await,
+            Kind::Reset(name) => self.reset(client, name.as_deref()).await,
+            Kind::Show(name) => self.show(name, prepared, format).await,
             Kind::Begin => Ok(Response::TransactionStart(Tag::new("BEGIN"))),
             Kind::Commit => Ok(Response::TransactionEnd(Tag::new("COMMIT"))),
             Kind::Rollback => Ok(Response::TransactionEnd(Tag::new("ROLLBACK"))),
-            Kind::NoOp(tag) => Ok(Response::Execution(Tag::new(tag))),
-            Kind::Insert if crate::write::is_events_insert(prepared) => self.insert(session, prepared, params).await,
-            Kind::Insert => self.run_datafusion(client, session, prepared, params, format).await,
-            Kind::Copy => self.copy(session, prepared).await,
-            Kind::Query | Kind::Ddl => self.run_datafusion(client, session, prepared, params, format).await,
+            Kind::NoOp => Ok(Response::Execution(Tag::new(&prepared.statement.tag))),
+            Kind::EventsInsert => match ast()? {
+                Statement::Insert(insert) => self.insert_events(insert, params).await,
+                other => Err(error(SYNTAX_ERROR, format!("not an INSERT: {other}"))),
+            },
+            Kind::CopyFrom => {
+                let (response, copy) = self.copy_in_start(ast()?).await?;
+                *copy_in.lock().await = Some(copy);
+                Ok(response)
+            }
+            Kind::CopyTo => self.copy_out(ast()?).await,
+            Kind::CopyFile => Err(refuse_server_file()),
+            Kind::DataFusion => self.run_datafusion(client, prepared, params, format).await,
         }
     }
 
-    async fn set<C>(&self, client: &mut C, session: &Session, prepared: &Prepared) -> PgWireResult<Response>
+    async fn set<C>(&self, client: &mut C, prepared: &Prepared) -> PgWireResult<Response>
     where
         C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
         C::Error: Debug,
@@ -489,32 +386,56 @@ impl Connection {
     {
         if let Some((name, value)) = parse_set(&prepared.sql)? {
             if name.to_ascii_lowercase().starts_with("datafusion.") {
-                session.ctx.sql(&prepared.sql).await.map_err(from_datafusion)?;
-            } else if let Some((name, value)) = session.settings.set(&name, &value)? {
+                self.ctx.sql(&prepared.sql).await.map_err(from_datafusion)?;
+            } else if let Some((name, value)) = self.settings.set(&name, &value)? {
                 client.send(PgWireBackendMessage::ParameterStatus(ParameterStatus::new(name, value))).await?;
             }
         }
         Ok(Response::Execution(Tag::new("SET")))
     }
 
-    async fn show(&self, session: &Session, prepared: &Prepared, format: &Format) -> PgWireResult<Response> {
-        let name = show_target(&prepared.sql);
+    /// `RESET name` / `RESET ALL` (`None`): back to the values the session started with.
+    async fn reset<C>(&self, client: &mut C, name: Option<&str>) -> PgWireResult<Response>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let all = name.is_none();
+        let names: Vec<String> = match name {
+            None => self.startup.all().into_iter().map(|(n, _)| n).collect(),
+            Some(name) => vec![name.to_string()],
+        };
+        for name in names {
+            match self.settings.reset(&name, &self.startup) {
+                Ok(Some((name, value))) => {
+                    client.send(PgWireBackendMessage::ParameterStatus(ParameterStatus::new(name, value))).await?
+                }
+                Ok(None) => {}
+                // RESET ALL passes over the parameters that cannot be set.
+                Err(_) if all => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(Response::Execution(Tag::new("RESET")))
+    }
+
+    async fn show(&self, name: &str, prepared: &Prepared, format: &Format) -> PgWireResult<Response> {
         if name.to_ascii_lowercase().starts_with("datafusion.") {
-            let df = session.ctx.sql(&prepared.sql).await.map_err(from_datafusion)?;
-            return self.stream_dataframe(session, df, format).await;
+            let df = self.ctx.sql(&prepared.sql).await.map_err(from_datafusion)?;
+            return self.stream_with(self.limits(), df, format, None).await;
         }
         let rows: Vec<Vec<Option<String>>> = if name.eq_ignore_ascii_case("all") {
-            session.settings.all().into_iter().map(|(n, v)| vec![Some(n), Some(v)]).collect()
+            self.settings.all().into_iter().map(|(n, v)| vec![Some(n), Some(v)]).collect()
         } else {
-            vec![vec![Some(session.settings.show(&name)?)]]
+            vec![vec![Some(self.settings.show(name)?)]]
         };
-        Ok(Response::Query(text_rows(&show_schema(&name), rows, format)?))
+        Ok(Response::Query(text_rows(&show_schema(name), rows, format)?))
     }
 
     async fn run_datafusion<C>(
         &self,
         client: &mut C,
-        session: &Session,
         prepared: &Prepared,
         params: Option<ParamValues>,
         format: &Format,
@@ -524,49 +445,27 @@ impl Connection {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        if matches!(prepared.kind, Kind::Ddl | Kind::Insert) && session.role == Role::Reader {
-            return Err(read_only(&command_tag(&prepared.sql)));
-        }
-        self.shared
-            .events
-            .refresh(&self.shared.template)
-            .await
-            .map_err(|e| error(errors::INTERNAL_ERROR, e.to_string()))?;
-        let limits = self.limits(session);
-        let mut plan = limits.run(plan(session, prepared)).await?;
+        self.shared.events.refresh(&self.shared.template).await.map_err(internal)?;
+        let limits = self.limits();
+        let mut plan = limits.run(plan(self, prepared)).await?;
         if let Some(params) = &params {
             plan = plan.replace_params_with_values(params).map_err(from_datafusion)?;
         }
-        if session.role == Role::Reader
-            && matches!(plan, LogicalPlan::Ddl(_) | LogicalPlan::Dml(_) | LogicalPlan::Copy(_))
-        {
-            return Err(read_only(&command_tag(&prepared.sql)));
-        }
         let rows = returns_rows(&plan);
-        let df = limits.run(async { session.ctx.execute_logical_plan(plan).await.map_err(from_datafusion) }).await?;
+        let dml = matches!(plan, LogicalPlan::Dml(_));
+        let df = limits.run(async { self.ctx.execute_logical_plan(plan).await.map_err(from_datafusion) }).await?;
+        self.remember_prepared(&prepared.statement);
         if rows {
             let format_options = Arc::new(FormatOptions::from_client_metadata(client.metadata()));
             self.stream_with(limits, df, format, Some(format_options)).await
         } else {
-            limits.run(async { df.collect().await.map_err(from_datafusion) }).await?;
+            let batches = limits.run(async { df.collect().await.map_err(from_datafusion) }).await?;
             if let Some(ast) = &prepared.ast {
-                self.shared
-                    .events
-                    .persist_view_change(ast)
-                    .await
-                    .map_err(|e| error(errors::INTERNAL_ERROR, e.to_string()))?;
+                self.shared.events.persist_view_change(ast).await.map_err(internal)?;
             }
-            Ok(Response::Execution(Tag::new(&command_tag(&prepared.sql))))
+            let tag = Tag::new(&prepared.statement.tag);
+            Ok(Response::Execution(if dml { with_row_count(tag, &prepared.statement.tag, &batches) } else { tag }))
         }
-    }
-
-    async fn stream_dataframe(
-        &self,
-        session: &Session,
-        df: datafusion::dataframe::DataFrame,
-        format: &Format,
-    ) -> PgWireResult<Response> {
-        self.stream_with(self.limits(session), df, format, None).await
     }
 
     /// Streams a result to the client, batch by batch, under the statement's limits.
@@ -594,6 +493,18 @@ impl Connection {
     }
 }
 
+/// DataFusion's DML answers with one `count` row; PostgreSQL's tag carries it (`INSERT 0 n`).
+fn with_row_count(tag: Tag, name: &str, batches: &[RecordBatch]) -> Tag {
+    use datafusion::arrow::array::{Array, UInt64Array};
+    let rows: u64 = batches
+        .iter()
+        .filter_map(|b| b.column_by_name("count").and_then(|c| c.as_any().downcast_ref::<UInt64Array>().cloned()))
+        .map(|counts| counts.iter().flatten().sum::<u64>())
+        .sum();
+    let tag = if name == "INSERT" { tag.with_oid(0) } else { tag };
+    tag.with_rows(rows as usize)
+}
+
 /// A small all-text result (SHOW).
 fn text_rows(schema: &SchemaRef, rows: Vec<Vec<Option<String>>>, format: &Format) -> PgWireResult<QueryResponse> {
     let fields = Arc::new(
@@ -617,69 +528,9 @@ fn text_rows(schema: &SchemaRef, rows: Vec<Vec<Option<String>>>, format: &Format
     Ok(QueryResponse::new(fields, stream::iter(encoded)))
 }
 
-#[async_trait]
-impl SimpleQueryHandler for Connection {
-    async fn do_query<C>(&self, client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
-    where
-        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
-        C::PortalStore: PortalStore,
-        C::Error: Debug,
-        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
-    {
-        let statements = self.parser.split(query)?;
-        let mut responses = Vec::with_capacity(statements.len());
-        for prepared in statements {
-            match self.execute(client, &prepared, None, &Format::UnifiedText).await {
-                Ok(response) => responses.push(response),
-                Err(e) if responses.is_empty() => return Err(e),
-                // Later statements of a multi-statement query: report and stop, as PostgreSQL does.
-                Err(e) => {
-                    responses.push(Response::Error(Box::new(e.into())));
-                    break;
-                }
-            }
-        }
-        if responses.is_empty() {
-            responses.push(Response::EmptyQuery);
-        }
-        Ok(responses)
-    }
-}
-
-#[async_trait]
-impl ExtendedQueryHandler for Connection {
-    type Statement = Prepared;
-    type QueryParser = StatementParser;
-
-    fn query_parser(&self) -> Arc<StatementParser> {
-        self.parser.clone()
-    }
-
-    async fn do_query<C>(&self, client: &mut C, portal: &Portal<Prepared>, _max_rows: usize) -> PgWireResult<Response>
-    where
-        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
-        C::PortalStore: PortalStore<Statement = Self::Statement>,
-        C::Error: Debug,
-        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
-    {
-        let params = portal_parameters(portal)?;
-        self.execute(client, &portal.statement.statement, params, &portal.result_column_format).await
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn statements_are_classified_by_leading_keywords() {
-        assert_eq!(classify("select 1"), Kind::Query);
-        assert_eq!(classify("  SET extra_float_digits = 3"), Kind::Set);
-        assert_eq!(classify("start transaction"), Kind::Begin);
-        assert_eq!(classify("COPY events FROM STDIN"), Kind::Copy);
-        assert_eq!(classify("create view v as select 1"), Kind::Ddl);
-        assert_eq!(classify("(select 1)"), Kind::Query);
-    }
 
     #[test]
     fn set_forms_clients_send() {
@@ -701,12 +552,5 @@ mod tests {
             Some(("search_path".into(), "public, pg_catalog".into()))
         );
         assert!(parse_set("SET nonsense").is_err());
-    }
-
-    #[test]
-    fn command_tags_name_the_object() {
-        assert_eq!(command_tag("CREATE TABLE t AS SELECT 1"), "CREATE TABLE");
-        assert_eq!(command_tag("create or replace view v as select 1"), "CREATE VIEW");
-        assert_eq!(command_tag("DROP VIEW v"), "DROP VIEW");
     }
 }

@@ -236,6 +236,35 @@ async fn statement_timeout_is_per_connection_and_stops_execution() {
     );
 }
 
+/// The value `SHOW name` answers, over the simple protocol.
+async fn show(client: &tokio_postgres::Client, name: &str) -> String {
+    let shown = client.simple_query(&format!("SHOW {name}")).await.unwrap();
+    let row = shown.iter().find_map(|m| if let SimpleQueryMessage::Row(row) = m { Some(row) } else { None });
+    row.and_then(|r| r.get(0)).unwrap_or_else(|| panic!("SHOW {name}: {shown:?}")).to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reset_restores_the_values_the_session_started_with() {
+    let server =
+        TestServer::start_with(Default::default(), |o| o.statement_timeout = Some(Duration::from_millis(4500))).await;
+    let client = super::connect(&format!("{} application_name=start-app", server.url("northstar"))).await.unwrap();
+    assert_eq!(show(&client, "statement_timeout").await, "4500");
+    assert_eq!(show(&client, "application_name").await, "start-app");
+    let change = "SET statement_timeout = '20s'; SET application_name = 'other'";
+    client.batch_execute(change).await.unwrap();
+    assert_eq!(
+        (show(&client, "statement_timeout").await, show(&client, "application_name").await),
+        ("20s".into(), "other".into())
+    );
+    client.batch_execute("RESET statement_timeout; RESET application_name").await.unwrap();
+    assert_eq!(show(&client, "statement_timeout").await, "4500");
+    assert_eq!(show(&client, "application_name").await, "start-app");
+    client.batch_execute(change).await.unwrap();
+    client.batch_execute("RESET ALL").await.unwrap();
+    assert_eq!(show(&client, "statement_timeout").await, "4500");
+    assert_eq!(show(&client, "application_name").await, "start-app");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn errors_carry_postgres_sqlstates_and_the_server_keeps_serving() {
     let server = TestServer::start().await;

@@ -61,6 +61,21 @@ async fn read_only_users_cannot_write() {
     .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("read-only"), "{}", String::from_utf8_lossy(&out.stderr));
+    // Statements that write by what they contain: each refused before it runs.
+    for sql in [
+        "EXPLAIN ANALYZE INSERT INTO events (event_time, user_id, event) VALUES (now(), 'v', 'x')",
+        "PREPARE sneaky AS INSERT INTO events (event_time, user_id, event) VALUES (now(), 'v', 'x')",
+        "WITH v AS (SELECT 1) INSERT INTO events (event_time, user_id, event) VALUES (now(), 'v', 'x')",
+        "COPY events TO '/tmp/northstar-viewer-copy'",
+    ] {
+        let refused = viewer.batch_execute(sql).await.unwrap_err();
+        assert_eq!(sqlstate(&refused), "42501", "{sql}: {}", super::message(&refused));
+    }
+    // The refused PREPARE defined nothing to EXECUTE; a prepared read runs.
+    let execute = viewer.batch_execute("EXECUTE sneaky").await.unwrap_err();
+    assert_ne!(sqlstate(&execute), "42501", "{}", super::message(&execute));
+    viewer.batch_execute("PREPARE look AS SELECT count(*) FROM events").await.unwrap();
+    viewer.batch_execute("EXECUTE look").await.unwrap();
     let ddl = viewer.batch_execute("CREATE TABLE t AS SELECT 1").await.unwrap_err();
     assert_eq!(sqlstate(&ddl), "42501", "{}", super::message(&ddl));
     let read_only: String =

@@ -1,0 +1,120 @@
+//! The state statements run against: what every connection of a server shares ([`Shared`]),
+//! and one logged-in connection's own session ([`Session`]): its DataFusion session, settings,
+//! role and cancel handle. The statement modules (`query`, `write`, `copy`) add their methods
+//! to [`Session`]; `connection` owns it.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI32, AtomicUsize};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::execution::SessionStateBuilder;
+use datafusion::prelude::SessionContext;
+use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
+use pgwire::error::PgWireResult;
+
+use crate::auth::{authorize, Role, Users};
+use crate::catalog::{CurrentSetting, SharedEventStore, DATABASE};
+use crate::errors::from_datafusion;
+use crate::limits::{CancelHandle, CappedPool, StatementLimits};
+use crate::settings::Settings;
+use crate::statement::{Access, Classified};
+use crate::ServerOptions;
+
+/// State shared by every connection of a server.
+pub struct Shared {
+    pub template: SessionContext,
+    pub events: SharedEventStore,
+    pub users: Users,
+    pub options: ServerOptions,
+    pub parser: PostgresCompatibilityParser,
+    /// Connections by pid, with their cancel secret, for CancelRequests.
+    pub cancels: Mutex<HashMap<i32, (Bytes, Arc<CancelHandle>)>>,
+    pub next_pid: AtomicI32,
+    pub active: AtomicUsize,
+}
+
+impl Shared {
+    pub fn new(template: SessionContext, events: SharedEventStore, users: Users, options: ServerOptions) -> Self {
+        Shared {
+            template,
+            events,
+            users,
+            options,
+            parser: PostgresCompatibilityParser::new(),
+            cancels: Default::default(),
+            next_pid: AtomicI32::new(1000),
+            active: AtomicUsize::new(0),
+        }
+    }
+}
+
+/// The logged-in user's session.
+pub struct Session {
+    pub shared: Arc<Shared>,
+    pub ctx: SessionContext,
+    pub settings: Arc<Settings>,
+    /// The values the session started with (the server's `--statement-timeout`, the client's
+    /// startup `application_name`): what `RESET` restores.
+    pub startup: Settings,
+    pub role: Role,
+    pub cancel: Arc<CancelHandle>,
+    /// What each SQL-level `PREPARE name` defined does, for authorizing `EXECUTE name`.
+    prepared: Mutex<HashMap<String, Access>>,
+}
+
+impl Session {
+    /// A session over a copy of the server's template, with its own memory cap and settings.
+    pub fn open(
+        shared: Arc<Shared>,
+        cancel: Arc<CancelHandle>,
+        user: &str,
+        role: Role,
+        application_name: &str,
+    ) -> PgWireResult<Session> {
+        let startup_settings = || -> PgWireResult<Settings> {
+            let settings = Settings::new(user, DATABASE, application_name, role == Role::Reader);
+            if let Some(timeout) = shared.options.statement_timeout {
+                settings.set("statement_timeout", &timeout.as_millis().to_string())?;
+            }
+            Ok(settings)
+        };
+        let settings = Arc::new(startup_settings()?);
+        let startup = startup_settings()?;
+        let template = shared.template.state();
+        let pool = Arc::new(CappedPool::new(template.runtime_env().memory_pool.clone(), shared.options.query_memory));
+        let runtime = RuntimeEnvBuilder::from_runtime_env(template.runtime_env())
+            .with_memory_pool(pool)
+            .build_arc()
+            .map_err(from_datafusion)?;
+        let state = SessionStateBuilder::new_from_existing(template).with_runtime_env(runtime).build();
+        let ctx = SessionContext::new_with_state(state);
+        ctx.register_udf(CurrentSetting::udf(settings.clone()));
+        Ok(Session { shared, ctx, settings, startup, role, cancel, prepared: Mutex::default() })
+    }
+
+    /// Limits for a statement starting now: the connection's cancel handle and the session's
+    /// `statement_timeout`.
+    pub fn limits(&self) -> StatementLimits {
+        StatementLimits::start(&self.cancel, self.settings.statement_timeout())
+    }
+
+    /// Whether this session's role may run `statement` (see [`authorize`]); an `EXECUTE` is
+    /// judged by what its `PREPARE` defined. An unknown name has nothing to run: DataFusion
+    /// refuses it.
+    pub fn authorize(&self, statement: &Classified) -> PgWireResult<()> {
+        let access = match &statement.access {
+            Access::OfPrepared(name) => self.prepared.lock().unwrap().get(name).cloned().unwrap_or(Access::Read),
+            access => access.clone(),
+        };
+        authorize(self.role, &access, &statement.tag)
+    }
+
+    /// Records what a `PREPARE` that just ran defined.
+    pub fn remember_prepared(&self, statement: &Classified) {
+        if let Some((name, access)) = &statement.defines {
+            self.prepared.lock().unwrap().insert(name.clone(), access.clone());
+        }
+    }
+}
