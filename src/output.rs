@@ -51,14 +51,3 @@ pub fn write_json(out: &mut impl Write, batches: &[RecordBatch]) -> Result<()> {
     writer.finish()?;
     Ok(())
 }
-
-pub fn human_bytes(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    format!("{value:.1} {}", UNITS[unit])
-}

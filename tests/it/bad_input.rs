@@ -1,7 +1,7 @@
 //! Bad input: a clear message naming file and line or row, a non-zero exit, nothing committed;
 //! with --rejects the good rows are committed and the bad ones listed.
 
-use crate::cli::{count, fails, log_entries, ok, Scratch};
+use crate::support::{count, fails, log_entries, ok, Scratch};
 
 const GOOD: &str = r#"{"event_time":"2024-01-01T00:00:00Z","user_id":"a","event":"open"}"#;
 
@@ -94,7 +94,7 @@ fn rejects_file_keeps_good_rows_and_lists_bad_ones() {
     );
     let file = s.write("mixed.ndjson", &text);
     let rejects = s.path("rejects.ndjson");
-    let out = crate::cli::run(&["import", "--data", &s.data(), "--rejects", rejects.to_str().unwrap(), &file]);
+    let out = crate::support::run(&["import", "--data", &s.data(), "--rejects", rejects.to_str().unwrap(), &file]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stderr).contains("imported 3 rows (3 rejected)"));
     assert_eq!(count(&s.data()), 3);

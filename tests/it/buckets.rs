@@ -2,11 +2,10 @@
 //! table runs without a repartition (one stage per bucket group), and the answers are those
 //! of DataFusion's own two-stage plan — also where a join above needs hash partitions.
 
-use datafusion::arrow::util::pretty::pretty_format_batches;
 use northstar_engine::{open_session, EngineOptions};
 use northstar_storage::DataLocation;
 
-use crate::cli::{ok, Scratch};
+use crate::support::{ok, pretty, Scratch};
 
 /// The first five run in `BucketAggregateExec` (grouping by the Parquet dictionary of
 /// `user_id`); the last two need DataFusion's `AggregateExec`: a filter on `user_id` (its
@@ -34,9 +33,7 @@ async fn answer(data: &str, partitions: usize, two_stage: bool, sql: &str) -> (S
     for setting in ["hash_join_single_partition_threshold", "hash_join_single_partition_threshold_rows"] {
         ctx.sql(&format!("SET datafusion.optimizer.{setting} = 0")).await.unwrap().collect().await.unwrap();
     }
-    let batches = ctx.sql(sql).await.unwrap().collect().await.unwrap();
-    let plan = ctx.sql(&format!("EXPLAIN {sql}")).await.unwrap().collect().await.unwrap();
-    (pretty_format_batches(&batches).unwrap().to_string(), pretty_format_batches(&plan).unwrap().to_string())
+    (pretty(&ctx, sql).await, pretty(&ctx, &format!("EXPLAIN {sql}")).await)
 }
 
 #[tokio::test]
@@ -108,16 +105,14 @@ async fn bucket_aggregates_fall_back_to_spilling_aggregates_when_memory_runs_out
         for setting in ["sort_spill_reservation_bytes = 32768", "batch_size = 256"] {
             ctx.sql(&format!("SET datafusion.execution.{setting}")).await.unwrap().collect().await.unwrap();
         }
-        let analyzed = ctx.sql(&format!("EXPLAIN ANALYZE {sql}")).await.unwrap().collect().await.unwrap();
-        let plan = pretty_format_batches(&analyzed).unwrap().to_string();
+        let plan = pretty(&ctx, &format!("EXPLAIN ANALYZE {sql}")).await;
         let fallbacks: usize = fell_back.captures_iter(&plan).map(|c| c[1].parse::<usize>().unwrap()).sum();
         // The funnel keeps every event of its four steps and must outgrow the pool; the
         // others' smaller states may fit (their answers are checked all the same).
         if sql.contains("window_funnel") {
             assert!(fallbacks > 0, "a 2 MiB pool must make the bucket aggregate fall back: {sql}\n{plan}");
         }
-        let limited = ctx.sql(sql).await.unwrap().collect().await.unwrap();
-        assert_eq!(pretty_format_batches(&limited).unwrap().to_string(), reference, "{sql}");
+        assert_eq!(pretty(&ctx, sql).await, reference, "{sql}");
     }
 }
 
@@ -132,18 +127,16 @@ async fn bucket_aggregates_reuse_the_sessions_footer_cache() {
     let options = EngineOptions { target_partitions: Some(2), two_stage_aggregates: false, ..Default::default() };
     let ctx = open_session(&DataLocation::parse(&data).unwrap(), &options).await.unwrap();
     let sql = PER_USER[1];
-    let plan = pretty_format_batches(&ctx.sql(&format!("EXPLAIN {sql}")).await.unwrap().collect().await.unwrap())
-        .unwrap()
-        .to_string();
+    let plan = pretty(&ctx, &format!("EXPLAIN {sql}")).await;
     assert!(plan.contains("BucketAggregateExec"), "{plan}");
 
     let cache = ctx.runtime_env().cache_manager.get_file_metadata_cache();
     let hits = || cache.list_entries().values().map(|entry| entry.hits).sum::<usize>();
-    let first = ctx.sql(sql).await.unwrap().collect().await.unwrap();
+    let first = pretty(&ctx, sql).await;
     let (footers, hits_before) = (cache.len(), hits());
     assert!(footers > 0, "the first run leaves the files' footers in the cache");
-    let second = ctx.sql(sql).await.unwrap().collect().await.unwrap();
-    assert_eq!(pretty_format_batches(&second).unwrap().to_string(), pretty_format_batches(&first).unwrap().to_string());
+    let second = pretty(&ctx, sql).await;
+    assert_eq!(second, first);
     assert!(
         hits() >= hits_before + footers,
         "the second run reads every footer from the cache: {} hits before, {} after, {footers} files",

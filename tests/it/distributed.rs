@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 
 use tokio_postgres::{Client, SimpleQueryMessage};
 
-use crate::cli::{northstar, Scratch};
-use crate::object_store::{free_port, Process, S3Server};
+use crate::object_store::S3Server;
 use crate::server::connect;
+use crate::support::{free_port, northstar, Process, Scratch};
 
 const BUCKET: &str = "northstar-cluster";
 const DATA: &str = "s3://northstar-cluster/analytics";

@@ -1,9 +1,10 @@
 //! The behavioural functions through SQL: registration, argument forms, planning errors,
 //! result types, and the same answers with 1, 2 and 8 partitions.
 
-use datafusion::arrow::util::pretty::pretty_format_batches;
 use datafusion::prelude::SessionContext;
 use northstar_engine::{new_context, EngineOptions};
+
+use crate::support::{error, pretty};
 
 /// A session with a table `t(u, ts, e)` from VALUES rows `(user, unix seconds, event)`.
 async fn session(partitions: usize, rows: &[(&str, f64, &str)]) -> SessionContext {
@@ -17,31 +18,13 @@ async fn session(partitions: usize, rows: &[(&str, f64, &str)]) -> SessionContex
         values.join(", ")
     );
     ctx.sql(&sql).await.unwrap().collect().await.unwrap();
-    // the plan is Partial -> hash repartition -> Final, so every answer here goes through
-    // state() and merge_batch(); goldens.rs and properties.rs split the input over several
-    // partitions, which also merges several partial states of one group
+    // Which path an answer takes: with one partition DataFusion combines the two aggregation
+    // stages into one; with more, window_funnel, funnel_step_times and sequence_* run in one
+    // stage after a hash repartition (SingleStageEventAggregates), while retention and
+    // cohort_periods go Partial -> repartition -> Final, through state() and merge_batch().
+    // The event-list functions' merge path is covered by properties.rs's runs with
+    // EngineOptions::two_stage_aggregates.
     ctx
-}
-
-async fn query(ctx: &SessionContext, sql: &str) -> String {
-    let batches = ctx
-        .sql(sql)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
-        .collect()
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"));
-    pretty_format_batches(&batches).unwrap().to_string()
-}
-
-async fn error(ctx: &SessionContext, sql: &str) -> String {
-    match ctx.sql(sql).await {
-        Err(e) => e.to_string(),
-        Ok(frame) => match frame.collect().await {
-            Err(e) => e.to_string(),
-            Ok(_) => panic!("{sql} should fail"),
-        },
-    }
 }
 
 const ROWS: &[(&str, f64, &str)] = &[
@@ -61,7 +44,7 @@ const ROWS: &[(&str, f64, &str)] = &[
 async fn window_funnel_through_sql_with_interval_integer_and_modes() {
     for partitions in [1, 2, 8] {
         let ctx = session(partitions, ROWS).await;
-        let out = query(&ctx, "SELECT u, window_funnel(INTERVAL '1 day', ts, e = 'view', e = 'cart', e = 'buy') AS l FROM t GROUP BY u ORDER BY u").await;
+        let out = pretty(&ctx, "SELECT u, window_funnel(INTERVAL '1 day', ts, e = 'view', e = 'cart', e = 'buy') AS l FROM t GROUP BY u ORDER BY u").await;
         assert!(
             out.contains("| a | 3 |")
                 && out.contains("| b | 1 |")
@@ -69,16 +52,16 @@ async fn window_funnel_through_sql_with_interval_integer_and_modes() {
                 && out.contains("| d | 2 |"),
             "{partitions}: {out}"
         );
-        let out = query(
+        let out = pretty(
             &ctx,
             "SELECT u, window_funnel(150, ts, e = 'view', e = 'cart', e = 'buy') AS l FROM t GROUP BY u ORDER BY u",
         )
         .await;
         assert!(out.contains("| a | 2 |"), "window 150 s is inclusive of 100 s, not 200 s: {out}");
         // sub-second order is kept: d's 'other' at 1.25 s interrupts view@1.2 → cart@1.3
-        let out = query(&ctx, "SELECT u, window_funnel(10, 'strict_order', ts, e = 'view', e = 'cart') AS l FROM t WHERE u = 'd' GROUP BY u").await;
+        let out = pretty(&ctx, "SELECT u, window_funnel(10, 'strict_order', ts, e = 'view', e = 'cart') AS l FROM t WHERE u = 'd' GROUP BY u").await;
         assert!(out.contains("| d | 1 |"), "{out}");
-        let out = query(
+        let out = pretty(
             &ctx,
             "SELECT window_funnel(INTERVAL '1 hour', ts, e = 'view', e = 'cart') AS l FROM t WHERE u = 'a'",
         )
@@ -91,22 +74,22 @@ async fn window_funnel_through_sql_with_interval_integer_and_modes() {
 async fn other_functions_through_sql() {
     let ctx = session(2, ROWS).await;
     let out =
-        query(&ctx, "SELECT u, retention(e = 'view', e = 'cart', e = 'buy') AS r FROM t GROUP BY u ORDER BY u").await;
+        pretty(&ctx, "SELECT u, retention(e = 'view', e = 'cart', e = 'buy') AS r FROM t GROUP BY u ORDER BY u").await;
     assert!(
         out.contains("| a | [1, 1, 1] |") && out.contains("| b | [1, 1, 0] |") && out.contains("| c | [1, 1, 0] |"),
         "{out}"
     );
-    let out = query(&ctx, "SELECT u, sequence_match('(?1)(?t<=150)(?2)', ts, e = 'view', e = 'cart') AS m, sequence_count('(?1).*(?2)', ts, e = 'view', e = 'cart') AS n FROM t GROUP BY u ORDER BY u").await;
+    let out = pretty(&ctx, "SELECT u, sequence_match('(?1)(?t<=150)(?2)', ts, e = 'view', e = 'cart') AS m, sequence_count('(?1).*(?2)', ts, e = 'view', e = 'cart') AS n FROM t GROUP BY u ORDER BY u").await;
     assert!(
         out.contains("| a | true  | 1 |") && out.contains("| b | false | 1 |") && out.contains("| c | false | 0 |"),
         "{out}"
     );
-    let out = query(&ctx, "SELECT u, funnel_step_times(INTERVAL '1 day', ts, e = 'view', e = 'cart', e = 'buy') AS s FROM t WHERE u IN ('a', 'c') GROUP BY u ORDER BY u").await;
+    let out = pretty(&ctx, "SELECT u, funnel_step_times(INTERVAL '1 day', ts, e = 'view', e = 'cart', e = 'buy') AS s FROM t WHERE u IN ('a', 'c') GROUP BY u ORDER BY u").await;
     assert!(out.contains("| a | [1970-01-01T00:00:00Z, 1970-01-01T00:01:40Z, 1970-01-01T00:03:20Z] |"), "{out}");
     assert!(out.contains("| c | [1970-01-01T00:00:06Z] "), "{out}");
-    let typed = query(&ctx, "SELECT arrow_typeof(funnel_step_times(10, ts, e = 'view')) AS t FROM t").await;
+    let typed = pretty(&ctx, "SELECT arrow_typeof(funnel_step_times(10, ts, e = 'view')) AS t FROM t").await;
     assert!(typed.contains("List(Timestamp(µs, \"UTC\"))") || typed.contains("Timestamp(Microsecond"), "{typed}");
-    let out = query(&ctx, "SELECT u, ts, session_number(ts, INTERVAL '1 hour') OVER (PARTITION BY u ORDER BY ts) AS s FROM t WHERE u IN ('a', 'b') ORDER BY u, ts").await;
+    let out = pretty(&ctx, "SELECT u, ts, session_number(ts, INTERVAL '1 hour') OVER (PARTITION BY u ORDER BY ts) AS s FROM t WHERE u IN ('a', 'b') ORDER BY u, ts").await;
     let sessions: Vec<&str> =
         out.lines().filter(|l| l.starts_with("| ")).skip(1).map(|l| l.rsplit('|').nth(1).unwrap().trim()).collect();
     assert_eq!(sessions, vec!["1", "1", "1", "1", "2"], "{out}");
@@ -194,13 +177,13 @@ async fn cohort_periods_counts_active_periods_from_the_first() {
     ];
     for partitions in [1, 2, 8] {
         let ctx = session(partitions, rows).await;
-        let out = query(&ctx, "SELECT u, cohort_periods(ts, 'week') AS w, cohort_periods(ts, 'day') AS d, cohort_periods(ts, 'month') AS m FROM t GROUP BY u ORDER BY u").await;
+        let out = pretty(&ctx, "SELECT u, cohort_periods(ts, 'week') AS w, cohort_periods(ts, 'day') AS d, cohort_periods(ts, 'month') AS m FROM t GROUP BY u ORDER BY u").await;
         // a: weeks of Jan 5 (days 4, 4.5, 10), Jan 12 (11), Jan 26 (25); c: Sunday Jan 4 is the week before Monday Jan 5.
         assert!(out.contains("| a | [0, 1, 3] | [0, 6, 7, 21] | [0]    |"), "{partitions}: {out}");
         assert!(out.contains("| b | [0]       | [0]           | [0]    |"), "{partitions}: {out}");
         assert!(out.contains("| c | [0, 1, 5] | [0, 1, 32]    | [0, 1] |"), "{partitions}: {out}");
         // the whole cohort matrix in one pass
-        let matrix = query(&ctx, "SELECT cohort, k, count(*) AS n FROM (SELECT cohort, unnest(p) AS k FROM \
+        let matrix = pretty(&ctx, "SELECT cohort, k, count(*) AS n FROM (SELECT cohort, unnest(p) AS k FROM \
             (SELECT CAST(date_trunc('week', min(ts)) AS DATE) AS cohort, cohort_periods(ts, 'week') AS p FROM t GROUP BY u)) \
             GROUP BY cohort, k ORDER BY cohort, k").await;
         assert!(
@@ -215,19 +198,19 @@ async fn cohort_periods_counts_active_periods_from_the_first() {
     assert!(err.contains("unknown period 'fortnight'"), "{err}");
     let err = error(&ctx, "SELECT cohort_periods(42, 'week') FROM t").await;
     assert!(err.contains("must be a TIMESTAMP or DATE"), "{err}");
-    let out = query(&ctx, "SELECT cohort_periods(ts, 'week') AS w FROM t WHERE u = 'nobody'").await;
+    let out = pretty(&ctx, "SELECT cohort_periods(ts, 'week') AS w FROM t WHERE u = 'nobody'").await;
     assert!(out.contains("| [] |"), "no rows: {out}");
 }
 
 #[tokio::test]
 async fn text_equals_is_equality_for_short_and_long_texts_and_nulls() {
     let ctx = session(2, ROWS).await;
-    let out = query(&ctx, "SELECT count(*) FILTER (WHERE text_equals(e, 'view')) AS v, count(*) FILTER (WHERE text_equals(e, 'no such event, longer than twelve')) AS l, \
+    let out = pretty(&ctx, "SELECT count(*) FILTER (WHERE text_equals(e, 'view')) AS v, count(*) FILTER (WHERE text_equals(e, 'no such event, longer than twelve')) AS l, \
         sum(CASE WHEN text_equals(arrow_cast(NULL, 'Utf8View'), 'view') IS NULL THEN 1 END) AS n FROM t").await;
     assert!(out.contains("| 4 | 0 | 10 |"), "{out}");
     // inside a funnel's conditions `e = 'view'` becomes text_equals; the answers stay the same
-    let long = query(&ctx, "SELECT u, window_funnel(INTERVAL '1 day', ts, arrow_cast(e, 'Utf8View') = 'view', arrow_cast(e, 'Utf8View') = 'cart') AS l FROM t GROUP BY u ORDER BY u").await;
-    let plain = query(
+    let long = pretty(&ctx, "SELECT u, window_funnel(INTERVAL '1 day', ts, arrow_cast(e, 'Utf8View') = 'view', arrow_cast(e, 'Utf8View') = 'cart') AS l FROM t GROUP BY u ORDER BY u").await;
+    let plain = pretty(
         &ctx,
         "SELECT u, window_funnel(INTERVAL '1 day', ts, e IN ('view'), e IN ('cart')) AS l FROM t GROUP BY u ORDER BY u",
     )

@@ -2,14 +2,13 @@
 
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
 
-use crate::cli::{count, ok, scalar, Scratch};
+use crate::support::{count, ok, pretty, scalar, Scratch};
 
 /// Counts taken on the generated file itself, independently of the import.
 async fn file_counts(path: &str) -> (u64, u64) {
     let ctx = SessionContext::new();
     ctx.register_parquet("f", path, ParquetReadOptions::default()).await.unwrap();
-    let batches = ctx.sql("SELECT count(*), count(DISTINCT user_id) FROM f").await.unwrap().collect().await.unwrap();
-    let text = datafusion::arrow::util::pretty::pretty_format_batches(&batches).unwrap().to_string();
+    let text = pretty(&ctx, "SELECT count(*), count(DISTINCT user_id) FROM f").await;
     let numbers: Vec<u64> =
         text.split(|c: char| !c.is_ascii_digit()).filter(|s| !s.is_empty()).map(|s| s.parse().unwrap()).collect();
     (numbers[0], numbers[1])
@@ -78,7 +77,7 @@ fn csv_gzip_and_map_override_and_schema_evolution_across_imports() {
 #[test]
 fn stdin_import_with_explicit_format() {
     let s = Scratch::new();
-    let mut child = crate::cli::northstar()
+    let mut child = crate::support::northstar()
         .args(["import", "--data", &s.data(), "--format", "ndjson", "-"])
         .stdin(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())

@@ -2,7 +2,6 @@
 
 mod bad_input;
 mod buckets;
-mod cli;
 mod crash;
 mod distributed;
 mod functions;
@@ -14,3 +13,4 @@ mod properties;
 mod query;
 mod reports;
 mod server;
+mod support;

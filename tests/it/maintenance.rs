@@ -1,6 +1,6 @@
 //! optimize and vacuum: fewer files, same answers, readers consistent.
 
-use crate::cli::{count, ok, scalar, Scratch};
+use crate::support::{count, ok, scalar, Scratch};
 
 fn data_files(dir: &std::path::Path) -> usize {
     walk(dir).into_iter().filter(|p| p.extension().is_some_and(|e| e == "parquet")).count()
@@ -56,7 +56,7 @@ fn optimize_compacts_small_imports_and_vacuum_removes_replaced_files() {
     assert_eq!(partitions.len(), days * buckets, "37 users fill every bucket of each day");
     assert_eq!(files_before, 6 * partitions.len(), "6 imports × 3 days × user buckets");
 
-    let out = crate::cli::run(&["optimize", "--data", &data]);
+    let out = crate::support::run(&["optimize", "--data", &data]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let message = String::from_utf8_lossy(&out.stderr);
     assert!(message.contains(&format!("{files_before} files → {} files", partitions.len())), "{message}");
@@ -74,9 +74,9 @@ fn optimize_compacts_small_imports_and_vacuum_removes_replaced_files() {
 
     // the replaced files stay until vacuum, which respects the retention period
     assert_eq!(data_files(&s.path("data/events")), files_before + partitions.len());
-    let kept = crate::cli::run(&["vacuum", "--data", &data]);
+    let kept = crate::support::run(&["vacuum", "--data", &data]);
     assert!(String::from_utf8_lossy(&kept.stderr).contains("deleted 0 unreferenced files"));
-    let gone = crate::cli::run(&["vacuum", "--data", &data, "--retention-hours", "0"]);
+    let gone = crate::support::run(&["vacuum", "--data", &data, "--retention-hours", "0"]);
     assert!(
         String::from_utf8_lossy(&gone.stderr).contains(&format!("deleted {files_before} unreferenced files")),
         "{}",

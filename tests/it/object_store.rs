@@ -2,12 +2,12 @@
 //! S3-compatible server (moto, installed by scripts/setup-test-env.sh) on 127.0.0.1.
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::cli::{northstar, Scratch};
+use crate::support::{free_port, northstar, pretty, Process, Scratch};
 
 #[tokio::test]
 async fn memory_location_round_trip_in_process() {
@@ -20,14 +20,7 @@ async fn memory_location_round_trip_in_process() {
         northstar_import::import(&mut store, std::slice::from_ref(&file), &options).await.unwrap();
     }
     let ctx = northstar_engine::open_session(&location, &Default::default()).await.unwrap();
-    let batches = ctx
-        .sql("SELECT count(*) AS n, count(DISTINCT platform) AS p FROM events")
-        .await
-        .unwrap()
-        .collect()
-        .await
-        .unwrap();
-    let text = datafusion::arrow::util::pretty::pretty_format_batches(&batches).unwrap().to_string();
+    let text = pretty(&ctx, "SELECT count(*) AS n, count(DISTINCT platform) AS p FROM events").await;
     assert!(text.contains("| 6000 | 3 |"), "{text}");
 }
 
@@ -42,20 +35,6 @@ fn moto_server() -> PathBuf {
         path.display()
     );
     path
-}
-
-/// A child process, killed when dropped.
-pub struct Process(pub Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// Sends one bodiless HTTP request; returns the status line.

@@ -1,8 +1,10 @@
-//! Property tests: on random small event sets, the engine (SQL, GROUP BY, partial and final
-//! aggregation over 1, 2 and 8 partitions, and with spilling forced) agrees with naive
-//! reference implementations written from the rules in docs/functions.md.
+//! Property tests (proptest): on random small event sets, the engine (SQL, GROUP BY, partial
+//! and final aggregation over 1, 2 and 8 partitions, and with spilling forced) agrees with
+//! naive reference implementations written from the rules in docs/functions.md. A failure is
+//! shrunk to a minimal case: fewest users and events, simplest modes.
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, AsArray, StringArray, TimestampMicrosecondArray};
@@ -11,8 +13,13 @@ use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::datasource::MemTable;
 use datafusion::prelude::SessionContext;
 use northstar_engine::{new_context, EngineOptions};
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
+use proptest::collection::{btree_map, vec};
+use proptest::prelude::*;
+use proptest::sample::{select, subsequence};
+use proptest::strategy::ValueTree;
+use proptest::test_runner::TestRunner;
+
+use crate::support::pretty;
 
 const LETTERS: [&str; 5] = ["A", "B", "C", "D", "X"];
 const MODES: [&str; 4] = ["strict_order", "strict_deduplication", "strict_increase", "strict_once"];
@@ -20,38 +27,47 @@ const MODES: [&str; 4] = ["strict_order", "strict_deduplication", "strict_increa
 /// user → events (seconds, letter)
 type Users = BTreeMap<String, Vec<(i64, &'static str)>>;
 
-/// Random users with up to 8 events each over 30 seconds; with `distinct_times`, no two events
-/// of a user share a time (ClickHouse leaves the order of equal times unspecified for the
-/// sequence functions).
-fn random_users(rng: &mut ChaCha8Rng, users: usize, distinct_times: bool) -> Users {
-    (0..users)
-        .map(|u| {
-            let n = rng.random_range(0..9);
-            let mut times: Vec<i64> = Vec::new();
-            while times.len() < n {
-                let t = rng.random_range(0..30i64);
-                if !distinct_times || !times.contains(&t) {
-                    times.push(t);
-                }
-            }
-            let events = times.into_iter().map(|t| (t, LETTERS[rng.random_range(0..LETTERS.len())])).collect();
-            (format!("u{u:04}"), events)
-        })
-        .collect()
+/// Users `u0000`… with up to 8 events each over 30 seconds; with `distinct_times`, no two
+/// events of a user share a time (ClickHouse leaves the order of equal times unspecified for
+/// the sequence functions).
+fn random_users(count: usize, distinct_times: bool) -> impl Strategy<Value = Users> {
+    let letter = (0..LETTERS.len()).prop_map(|l| LETTERS[l]);
+    let events = if distinct_times {
+        btree_map(0..30i64, letter, 0..9).prop_map(|m| m.into_iter().collect::<Vec<_>>()).boxed()
+    } else {
+        vec((0..30i64, letter), 0..9).boxed()
+    };
+    vec(events, count).prop_map(|all| all.into_iter().enumerate().map(|(u, e)| (format!("u{u:04}"), e)).collect())
 }
 
-/// The table, its rows dealt round-robin over `partitions` partitions in shuffled order.
-fn table(users: &Users, partitions: usize, rng: &mut ChaCha8Rng) -> MemTable {
+/// Users with an order of all their rows, in which `table` deals them out.
+fn with_row_order(users: impl Strategy<Value = Users>) -> impl Strategy<Value = (Users, Vec<usize>)> {
+    users.prop_flat_map(|users| {
+        let rows = users.values().map(Vec::len).sum::<usize>();
+        (Just(users), Just((0..rows).collect::<Vec<_>>()).prop_shuffle())
+    })
+}
+
+/// One value of `strategy`, the same on every run (for tests that need data, not a property).
+fn fixed<S: Strategy>(strategy: S) -> S::Value {
+    strategy.new_tree(&mut TestRunner::deterministic()).expect("a value").current()
+}
+
+/// Runs one case's queries (proptest's cases are synchronous).
+fn block_on<F: Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime").block_on(future)
+}
+
+/// The table, its rows taken in `order` and dealt out over `partitions` partitions.
+fn table(users: &Users, order: &[usize], partitions: usize) -> MemTable {
     let schema = Arc::new(Schema::new(vec![
         Field::new("u", DataType::Utf8, false),
         Field::new("ts", DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), false),
         Field::new("e", DataType::Utf8, false),
     ]));
-    let mut rows: Vec<(&str, i64, &str)> =
+    let all: Vec<(&str, i64, &str)> =
         users.iter().flat_map(|(u, es)| es.iter().map(move |(t, e)| (u.as_str(), *t, *e))).collect();
-    for i in (1..rows.len()).rev() {
-        rows.swap(i, rng.random_range(0..=i));
-    }
+    let rows: Vec<(&str, i64, &str)> = order.iter().map(|&i| all[i]).collect();
     let mut parts = vec![Vec::new(); partitions];
     for (p, chunk) in rows.chunks(rows.len().div_ceil(partitions).max(1)).enumerate() {
         let batch = RecordBatch::try_new(
@@ -238,27 +254,27 @@ fn reference_sequence(events: &[(i64, &str)], pattern: &str, conditions: usize, 
     }
 }
 
-fn mode_sets() -> Vec<Vec<&'static str>> {
-    let mut sets = Vec::new();
-    for bits in 0..16u32 {
-        let modes: Vec<&str> = (0..4).filter(|b| bits & (1 << b) != 0).map(|b| MODES[b]).collect();
-        if modes.contains(&"strict_order") {
-            let mut with_reentry = modes.clone();
-            with_reentry.push("allow_reentry");
-            sets.push(with_reentry);
+/// Any combination of the four modes, with `allow_reentry` only beside `strict_order`.
+fn modes() -> impl Strategy<Value = Vec<&'static str>> {
+    (subsequence(MODES.to_vec(), 0..=MODES.len()), any::<bool>()).prop_map(|(mut modes, reentry)| {
+        if reentry && modes.contains(&"strict_order") {
+            modes.push("allow_reentry");
         }
-        sets.push(modes);
-    }
-    sets
+        modes
+    })
 }
 
-#[tokio::test]
-async fn window_funnel_matches_reference_for_every_mode_combination_and_partitioning() {
-    let mut rng = ChaCha8Rng::seed_from_u64(7);
-    for modes in mode_sets() {
-        let users = random_users(&mut rng, 60, false);
-        let steps = rng.random_range(1..=4);
-        let window = [0, 2, 5, 10, 40][rng.random_range(0..5)];
+proptest! {
+    // 24 mode sets; every case runs all five partitionings (the loop this replaced ran each
+    // mode set once).
+    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+    #[test]
+    fn window_funnel_matches_reference_for_any_modes_and_partitioning(
+        (users, order) in with_row_order(random_users(60, false)),
+        modes in modes(),
+        steps in 1..=4usize,
+        window in select(vec![0i64, 2, 5, 10, 40]),
+    ) {
         let conds: Vec<String> = LETTERS[..steps].iter().map(|l| format!("e = '{l}'")).collect();
         let sql = format!(
             "SELECT u, window_funnel({window}, '{}', ts, {}) FROM t GROUP BY u",
@@ -272,56 +288,51 @@ async fn window_funnel_matches_reference_for_every_mode_combination_and_partitio
             .collect();
         for (partitions, two_stage) in [(1, false), (2, false), (8, false), (2, true), (8, true)] {
             let ctx = context(partitions, None, two_stage);
-            ctx.register_table("t", Arc::new(table(&users, partitions, &mut rng))).unwrap();
-            let got = per_user(&ctx, &sql).await;
+            ctx.register_table("t", Arc::new(table(&users, &order, partitions))).unwrap();
+            let got = block_on(per_user(&ctx, &sql));
             let differing: Vec<String> = got
                 .iter()
                 .filter(|(u, v)| expected.get(*u) != Some(v))
                 .map(|(u, v)| format!("{u}: engine {v}, reference {:?}, events {:?}", expected.get(u), users[u]))
                 .collect();
-            assert!(
+            prop_assert!(
                 differing.is_empty(),
-                "{sql} with {partitions} partitions (two stages: {two_stage}):\n{}",
-                differing.join("\n")
+                "{} with {} partitions (two stages: {}):\n{}",
+                sql, partitions, two_stage, differing.join("\n")
             );
-            assert_eq!(got.len(), expected.len());
+            prop_assert_eq!(got.len(), expected.len());
         }
     }
 }
 
-#[tokio::test]
-async fn retention_and_sequences_match_reference() {
-    let mut rng = ChaCha8Rng::seed_from_u64(11);
-    let patterns = [
-        "(?1)(?2)",
-        "(?1).*(?2)",
-        "(?1).(?2)",
-        "(?2)(?1)",
-        "(?1).*(?2).*(?3)",
-        "(?1)(?1)",
-        "(?3)",
-        ".(?2)",
-        "(?1).*.(?3)",
-    ];
-    for (i, pattern) in patterns.iter().enumerate() {
-        let users = random_users(&mut rng, 80, true);
-        let conditions = 3 + i % 2;
+const PATTERNS: [&str; 9] =
+    ["(?1)(?2)", "(?1).*(?2)", "(?1).(?2)", "(?2)(?1)", "(?1).*(?2).*(?3)", "(?1)(?1)", "(?3)", ".(?2)", "(?1).*.(?3)"];
+
+proptest! {
+    // nine patterns (the loop this replaced ran each once)
+    #![proptest_config(ProptestConfig { cases: 16, ..ProptestConfig::default() })]
+    #[test]
+    fn retention_and_sequences_match_reference(
+        (users, order) in with_row_order(random_users(80, true)),
+        pattern in select(PATTERNS.to_vec()),
+        conditions in 3..=4usize,
+        partitions in select(vec![1usize, 2, 8]),
+        two_stage in any::<bool>(),
+    ) {
         let conds: Vec<String> = LETTERS[..conditions].iter().map(|l| format!("e = '{l}'")).collect();
-        let partitions = [1, 2, 8][i % 3];
-        let ctx = context(partitions, None, i % 2 == 1);
-        ctx.register_table("t", Arc::new(table(&users, partitions, &mut rng))).unwrap();
-        let present = |e: &&Vec<(i64, &str)>| !e.is_empty();
+        let ctx = context(partitions, None, two_stage);
+        ctx.register_table("t", Arc::new(table(&users, &order, partitions))).unwrap();
         for (function, count) in [("sequence_match", false), ("sequence_count", true)] {
             let sql = format!("SELECT u, {function}('{pattern}', ts, {}) FROM t GROUP BY u", conds.join(", "));
             let expected: BTreeMap<String, i64> = users
                 .iter()
-                .filter(|(_, e)| present(e))
+                .filter(|(_, e)| !e.is_empty())
                 .map(|(u, e)| (u.clone(), reference_sequence(e, pattern, conditions, count)))
                 .collect();
-            assert_eq!(per_user(&ctx, &sql).await, expected, "{sql} with {partitions} partitions");
+            prop_assert_eq!(block_on(per_user(&ctx, &sql)), expected, "{} with {} partitions", sql, partitions);
         }
         let sql = format!("SELECT u, retention({}) AS r FROM t GROUP BY u", conds.join(", "));
-        let batches = ctx.sql(&sql).await.unwrap().collect().await.unwrap();
+        let batches = block_on(async { ctx.sql(&sql).await.unwrap().collect().await.unwrap() });
         for b in batches {
             let users_col = b.column(0).as_string::<i32>();
             let lists = b.column(1).as_list::<i32>();
@@ -330,7 +341,7 @@ async fn retention_and_sequences_match_reference() {
                 let bits: i64 =
                     value.as_primitive::<Int32Type>().iter().enumerate().map(|(k, v)| (v.unwrap() as i64) << k).sum();
                 let u = users_col.value(row);
-                assert_eq!(bits, reference_retention(&users[u], conditions), "{sql}: user {u}");
+                prop_assert_eq!(bits, reference_retention(&users[u], conditions), "{}: user {}", sql, u);
             }
         }
     }
@@ -344,38 +355,37 @@ fn reference_cohort_days(events: &[(i64, &str)]) -> Vec<i64> {
     days.into_iter().map(|d| d - first).collect()
 }
 
-#[tokio::test]
-async fn cohort_periods_matches_reference_across_partitions_and_a_small_memory_pool() {
-    let mut rng = ChaCha8Rng::seed_from_u64(13);
-    // Up to 8 events per user spread over 30 days (times in seconds).
-    let users: Users = (0..3_000)
-        .map(|u| {
-            let n = rng.random_range(1..9);
-            (format!("u{u:05}"), (0..n).map(|_| (rng.random_range(0..30 * 86_400i64), "A")).collect())
-        })
-        .collect();
-    let sql = "SELECT u, cohort_periods(ts, 'day') FROM t GROUP BY u";
-    for (partitions, memory) in [(1, None), (2, None), (8, None), (2, Some(1 << 20))] {
-        let ctx = context(partitions, memory, false);
-        ctx.register_table("t", Arc::new(table(&users, partitions, &mut rng))).unwrap();
-        let batches = ctx
-            .sql(sql)
-            .await
-            .unwrap()
-            .collect()
-            .await
-            .unwrap_or_else(|e| panic!("{sql} with {partitions} partitions, memory {memory:?}: {e}"));
-        for b in batches {
-            let (names, lists) = (b.column(0).as_string::<i32>(), b.column(1).as_list::<i32>());
-            for row in 0..b.num_rows() {
-                let got: Vec<i64> =
-                    lists.value(row).as_primitive::<Int32Type>().values().iter().map(|&v| v as i64).collect();
-                let u = names.value(row);
-                assert_eq!(
-                    got,
-                    reference_cohort_days(&users[u]),
-                    "{u} with {partitions} partitions, memory {memory:?}"
-                );
+/// Users with 1 to 8 events each spread over 30 days (times in seconds).
+fn active_users(count: usize) -> impl Strategy<Value = Users> {
+    let events = vec((0..30 * 86_400i64, Just("A")), 1..9);
+    vec(events, count).prop_map(|all| all.into_iter().enumerate().map(|(u, e)| (format!("u{u:05}"), e)).collect())
+}
+
+proptest! {
+    // each case is a large table, run four ways (the test this replaced had one of 3 000 users)
+    #![proptest_config(ProptestConfig { cases: 2, ..ProptestConfig::default() })]
+    #[test]
+    fn cohort_periods_matches_reference_across_partitions_and_a_small_memory_pool(
+        (users, order) in with_row_order(active_users(1_500)),
+    ) {
+        let sql = "SELECT u, cohort_periods(ts, 'day') FROM t GROUP BY u";
+        for (partitions, memory) in [(1, None), (2, None), (8, None), (2, Some(1 << 20))] {
+            let ctx = context(partitions, memory, false);
+            ctx.register_table("t", Arc::new(table(&users, &order, partitions))).unwrap();
+            let batches = block_on(async { ctx.sql(sql).await.unwrap().collect().await })
+                .unwrap_or_else(|e| panic!("{sql} with {partitions} partitions, memory {memory:?}: {e}"));
+            for b in batches {
+                let (names, lists) = (b.column(0).as_string::<i32>(), b.column(1).as_list::<i32>());
+                for row in 0..b.num_rows() {
+                    let got: Vec<i64> =
+                        lists.value(row).as_primitive::<Int32Type>().values().iter().map(|&v| v as i64).collect();
+                    let u = names.value(row);
+                    prop_assert_eq!(
+                        got,
+                        reference_cohort_days(&users[u]),
+                        "{} with {} partitions, memory {:?}", u, partitions, memory
+                    );
+                }
             }
         }
     }
@@ -383,8 +393,7 @@ async fn cohort_periods_matches_reference_across_partitions_and_a_small_memory_p
 
 #[tokio::test]
 async fn funnel_with_spilling_forced_matches_unlimited_run() {
-    let mut rng = ChaCha8Rng::seed_from_u64(3);
-    let users = random_users(&mut rng, 20_000, false);
+    let (users, order) = fixed(with_row_order(random_users(20_000, false)));
     let sql = "SELECT u, window_funnel(10, 'strict_order', ts, e = 'A', e = 'B', e = 'C') FROM t GROUP BY u";
     let expected: BTreeMap<String, i64> = users
         .iter()
@@ -394,9 +403,8 @@ async fn funnel_with_spilling_forced_matches_unlimited_run() {
     let spill_count = regex::Regex::new(r"spill_count=(\d+)").unwrap();
     for two_stage in [false, true] {
         let ctx = context(2, Some(2 << 20), two_stage);
-        ctx.register_table("t", Arc::new(table(&users, 4, &mut rng))).unwrap();
-        let analyzed = ctx.sql(&format!("EXPLAIN ANALYZE {sql}")).await.unwrap().collect().await.unwrap();
-        let plan = datafusion::arrow::util::pretty::pretty_format_batches(&analyzed).unwrap().to_string();
+        ctx.register_table("t", Arc::new(table(&users, &order, 4))).unwrap();
+        let plan = pretty(&ctx, &format!("EXPLAIN ANALYZE {sql}")).await;
         let spills: usize = spill_count.captures_iter(&plan).map(|c| c[1].parse::<usize>().unwrap()).sum();
         assert!(spills > 0, "a 2 MiB pool must make the aggregation spill (two stages: {two_stage}):\n{plan}");
         assert_eq!(per_user(&ctx, sql).await, expected, "two stages: {two_stage}");
@@ -405,16 +413,14 @@ async fn funnel_with_spilling_forced_matches_unlimited_run() {
 
 #[tokio::test]
 async fn order_dependent_aggregates_run_in_one_stage_unless_asked_for_two() {
-    let mut rng = ChaCha8Rng::seed_from_u64(5);
-    let users = random_users(&mut rng, 50, false);
+    let (users, order) = fixed(with_row_order(random_users(50, false)));
     let sql = "EXPLAIN SELECT u, window_funnel(10, ts, e = 'A', e = 'B'), count(*) FROM t GROUP BY u";
     let aggregate_mode = regex::Regex::new(r"AggregateExec: mode=(\w+)").unwrap();
     for (two_stage, expected_modes) in [(false, vec!["SinglePartitioned"]), (true, vec!["FinalPartitioned", "Partial"])]
     {
         let ctx = context(2, None, two_stage);
-        ctx.register_table("t", Arc::new(table(&users, 2, &mut rng))).unwrap();
-        let explained = ctx.sql(sql).await.unwrap().collect().await.unwrap();
-        let plan = datafusion::arrow::util::pretty::pretty_format_batches(&explained).unwrap().to_string();
+        ctx.register_table("t", Arc::new(table(&users, &order, 2))).unwrap();
+        let plan = pretty(&ctx, sql).await;
         let modes: Vec<String> = aggregate_mode.captures_iter(&plan).map(|c| c[1].to_string()).collect();
         assert_eq!(modes, expected_modes, "{plan}");
     }

@@ -1,6 +1,6 @@
 //! `northstar query`: output formats and errors.
 
-use crate::cli::{fails, ok, Scratch};
+use crate::support::{fails, ok, Scratch};
 
 #[test]
 fn output_formats_and_readable_errors() {

@@ -446,7 +446,7 @@ async fn paths_match_a_sessionizing_reference() {
 
 #[test]
 fn views_made_with_the_cli_persist_and_feed_reports() {
-    use crate::cli::{ok, scalar, Scratch};
+    use crate::support::{ok, scalar, Scratch};
     let scratch = Scratch::new();
     let data = scratch.path("data");
     let data = data.to_str().unwrap();
@@ -468,7 +468,7 @@ fn views_made_with_the_cli_persist_and_feed_reports() {
         )
     );
     ok(&["query", "--data", data, "DROP VIEW ios_users"]);
-    let err = crate::cli::fails(&["query", "--data", data, "SELECT * FROM ios_users"]);
+    let err = crate::support::fails(&["query", "--data", data, "SELECT * FROM ios_users"]);
     assert!(err.contains("ios_users"), "{err}");
 }
 

@@ -235,6 +235,13 @@ mod tests {
     #[test]
     fn default_memory_limit_is_half_of_ram() {
         assert_eq!(default_memory_limit(Some(24 << 30)), 12 << 30);
-        assert!(total_memory_bytes().unwrap_or(1) > 0);
+        assert_eq!(default_memory_limit(None), 4 << 30, "without /proc/meminfo: 4 GiB");
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn total_memory_is_read_from_proc_meminfo_on_linux() {
+        let total = total_memory_bytes().expect("MemTotal in /proc/meminfo");
+        assert!(total >= 64 << 20, "{total} bytes of RAM");
     }
 }

@@ -182,8 +182,8 @@ pub async fn import(
     if specs.iter().filter(|s| s.name == "-").count() > 1 {
         return Err(ImportError::Usage("stdin ('-') can be named only once".into()));
     }
-    let counter = progress::ByteCounter::default();
     let total_bytes: u64 = specs.iter().filter_map(|s| s.size()).sum();
+    let counter = progress::ByteCounter::new(total_bytes, options.progress);
 
     let probes = {
         let (specs, options, counter) = (specs.clone(), options.clone(), counter.clone());
@@ -224,17 +224,6 @@ pub async fn import(
         })
     };
 
-    let bar = options.progress.then(|| progress_bar(total_bytes));
-    let ticker = bar.clone().map(|bar| {
-        let counter = counter.clone();
-        tokio::spawn(async move {
-            loop {
-                bar.set_position(counter.get());
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-        })
-    });
-
     let batches =
         futures::stream::unfold(
             receiver,
@@ -242,12 +231,7 @@ pub async fn import(
         );
     let appended = store.append(target.schema.clone(), Box::pin(batches), &options.layout).await;
 
-    if let Some(t) = ticker {
-        t.abort();
-    }
-    if let Some(bar) = bar {
-        bar.finish_and_clear();
-    }
+    counter.finish();
     let (rows, rejected) = producer.join().map_err(|_| ImportError::Usage("input reader panicked".into()))?;
     let summary = appended.map_err(|e| match e {
         AppendError::Input(e) => e,
@@ -260,18 +244,6 @@ pub async fn import(
         elapsed: started.elapsed(),
         version: summary.version,
     })
-}
-
-fn progress_bar(total: u64) -> indicatif::ProgressBar {
-    let bar = indicatif::ProgressBar::with_draw_target(Some(total), indicatif::ProgressDrawTarget::stderr());
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{spinner} importing [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-        )
-        .expect("template")
-        .progress_chars("=> "),
-    );
-    bar
 }
 
 /// The first 60 characters of a value, for messages.

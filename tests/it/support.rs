@@ -1,7 +1,13 @@
-//! Running the `northstar` binary from tests.
+//! Helpers shared by the integration tests: running the `northstar` binary, scratch
+//! directories with generated or imported events, SQL through a session as text, child
+//! processes and free ports. (The wire server's helpers are in `server/mod.rs`.)
 
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output};
+
+use datafusion::arrow::util::pretty::pretty_format_batches;
+use datafusion::prelude::SessionContext;
 
 pub fn northstar() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_northstar"));
@@ -90,4 +96,41 @@ impl Scratch {
         ok(&["import", "--data", &self.data(), &generated]);
         self.data()
     }
+}
+
+/// The answer of `sql` as a pretty-printed table; panics with the statement on an error.
+pub async fn pretty(ctx: &SessionContext, sql: &str) -> String {
+    let batches = ctx
+        .sql(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .collect()
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    pretty_format_batches(&batches).unwrap().to_string()
+}
+
+/// The error of `sql`, from planning or execution; panics if it succeeds.
+pub async fn error(ctx: &SessionContext, sql: &str) -> String {
+    match ctx.sql(sql).await {
+        Err(e) => e.to_string(),
+        Ok(frame) => match frame.collect().await {
+            Err(e) => e.to_string(),
+            Ok(_) => panic!("{sql} should fail"),
+        },
+    }
+}
+
+/// A child process, killed when dropped.
+pub struct Process(pub Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }

@@ -1,0 +1,64 @@
+//! `northstar demo`: sample data into an empty location, one query, then a server over it.
+
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use northstar_engine::{open_session, EngineOptions};
+use northstar_generate::{generate_to_file, GeneratorConfig, OutputFormat};
+use northstar_import::ImportOptions;
+use northstar_storage::{DataLocation, EventStore};
+
+use crate::cli::{DemoArgs, ServerArgs};
+use crate::commands::import::import_into;
+use crate::commands::serve::{bind_server, run_until_ctrl_c};
+use crate::output;
+
+pub async fn run(args: DemoArgs) -> Result<()> {
+    let location = DataLocation::parse(&args.data)?;
+    let store = EventStore::open(&location).await?;
+    if store.version().is_none() {
+        // Removed when dropped, whether the import succeeds or not.
+        let dir =
+            tempfile::Builder::new().prefix("northstar-demo-").tempdir().context("creating a temporary directory")?;
+        let file = dir.path().join("demo-events.parquet");
+        eprintln!("generating {} sample events …", args.events);
+        let config = GeneratorConfig { events: args.events, ..Default::default() };
+        generate_to_file(&config, &file, OutputFormat::Parquet, |_| {}).map_err(anyhow::Error::msg)?;
+        let options = ImportOptions { progress: true, ..Default::default() };
+        let summary = import_into(&location, &[file.display().to_string()], &options).await?;
+        eprintln!("imported {} events in {:.1} s into {}", summary.rows, summary.elapsed.as_secs_f64(), args.data);
+    } else {
+        eprintln!("{} already holds events; using them", args.data);
+    }
+    let ctx = open_session(&location, &EngineOptions::default()).await?;
+    let started = Instant::now();
+    let batches = ctx
+        .sql("SELECT event, count(*) AS events, count(DISTINCT user_id) AS users FROM events GROUP BY event ORDER BY events DESC")
+        .await?
+        .collect()
+        .await?;
+    output::write_table(&mut std::io::stdout().lock(), &batches)?;
+    eprintln!("({:.2} s)", started.elapsed().as_secs_f64());
+    let server = ServerArgs {
+        listen: args.listen,
+        users: None,
+        writers: vec![],
+        readers: vec![],
+        tls_cert: None,
+        tls_key: None,
+        require_tls: false,
+        max_connections: 100,
+        query_memory: None,
+        statement_timeout_ms: 0,
+    };
+    let server = bind_server(&location, &EngineOptions::default(), &server, None).await?;
+    let port = server.local_addr().port();
+    println!("\nServing {} over the PostgreSQL protocol on {} (Ctrl-C stops). Try:", args.data, server.local_addr());
+    println!("  psql -h 127.0.0.1 -p {port} -U northstar northstar");
+    println!(
+        "  northstar=> SELECT event_date, count(DISTINCT user_id) AS dau FROM events GROUP BY 1 ORDER BY 1 LIMIT 7;"
+    );
+    println!("  northstar=> SELECT * FROM funnel(['signup', 'view_item', 'add_to_cart', 'purchase'], 'window=1 day');");
+    println!("  northstar=> SELECT * FROM retention('start=signup; period=week; periods=4');");
+    run_until_ctrl_c(server).await
+}
