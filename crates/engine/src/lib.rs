@@ -244,4 +244,48 @@ mod tests {
         let total = total_memory_bytes().expect("MemTotal in /proc/meminfo");
         assert!(total >= 64 << 20, "{total} bytes of RAM");
     }
+
+    /// Every function Northstar registers carries DataFusion documentation (description,
+    /// syntax, SQL example), and SQL clients see the description in
+    /// `information_schema.routines`.
+    #[tokio::test]
+    async fn every_function_is_documented_and_visible_in_information_schema() {
+        let docs = northstar_functions::aggregate_functions()
+            .iter()
+            .map(|f| (f.name().to_string(), f.documentation().cloned()))
+            .chain(
+                northstar_functions::window_functions()
+                    .iter()
+                    .map(|f| (f.name().to_string(), f.documentation().cloned())),
+            )
+            .chain(
+                northstar_functions::scalar_functions()
+                    .iter()
+                    .map(|f| (f.name().to_string(), f.documentation().cloned())),
+            )
+            .collect::<Vec<_>>();
+        assert_eq!(docs.len(), 9, "{docs:?}");
+        for (name, doc) in &docs {
+            let doc = doc.as_ref().unwrap_or_else(|| panic!("{name} has no documentation()"));
+            assert!(!doc.description.is_empty(), "{name}: empty description");
+            assert!(doc.syntax_example.starts_with(name.as_str()), "{name}: syntax {}", doc.syntax_example);
+            let example = doc.sql_example.as_deref().unwrap_or_else(|| panic!("{name} has no SQL example"));
+            assert!(example.contains(name.as_str()), "{name}: example does not call it: {example}");
+        }
+        for (name, doc) in northstar_reports::documentation::report_documentation() {
+            assert!(!doc.description.is_empty() && doc.sql_example.is_some(), "report {name}");
+        }
+
+        let ctx = new_context(&EngineOptions::default()).unwrap();
+        let batches = ctx
+            .sql("SELECT routine_name, description FROM information_schema.routines WHERE routine_name = 'window_funnel'")
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        let text = datafusion::arrow::util::pretty::pretty_format_batches(&batches).unwrap().to_string();
+        let expected = &docs.iter().find(|(n, _)| n == "window_funnel").unwrap().1.as_ref().unwrap().description;
+        assert!(text.contains(&expected[..40]), "{text}");
+    }
 }

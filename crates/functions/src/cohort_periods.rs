@@ -18,7 +18,7 @@
 //! The same matrix in plain SQL takes two passes over the events and a join (distinct
 //! user-periods, first period per user).
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, Int32Builder, ListArray, ListBuilder, PrimitiveArray,
@@ -26,9 +26,11 @@ use datafusion::arrow::array::{
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Int32Type, Int64Type};
 use datafusion::common::{plan_err, Result};
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
-use datafusion::logical_expr::{Accumulator, AggregateUDFImpl, EmitTo, GroupsAccumulator, Signature, Volatility};
+use datafusion::logical_expr::{
+    Accumulator, AggregateUDFImpl, Documentation, EmitTo, GroupsAccumulator, Signature, Volatility,
+};
 
-use crate::common::{check_time, is_text, literal_text, SingleGroup, TimeKind};
+use crate::common::{check_time, is_text, literal_text, SingleGroup, TimeKind, DOC_SECTION_BEHAVIOURAL};
 use crate::flat_groups::{list_column, FlatGroups};
 
 const NAME: &str = "cohort_periods";
@@ -78,6 +80,31 @@ impl Period {
     }
 }
 
+static DOCUMENTATION: LazyLock<Documentation> = LazyLock::new(|| {
+    Documentation::builder(
+        DOC_SECTION_BEHAVIOURAL,
+        "Returns the distinct periods in which the group has a row, as offsets from the group's first period, \
+         ascending ([0, 1, 4]: active in its first period, the next one and four periods later): a cohort \
+         matrix in one pass. Periods are UTC calendar days, weeks (from Monday, as date_trunc) or months. \
+         Rows with a NULL timestamp are ignored; a group without any gets [].",
+        "cohort_periods(timestamp, period)",
+    )
+    .with_sql_example(
+        r#"```sql
+-- weekly cohorts: users by first week, and how many were active k weeks later
+SELECT cohort, k, count(*) AS users
+FROM (SELECT cohort, unnest(periods) AS k
+      FROM (SELECT CAST(date_trunc('week', min(event_time)) AS DATE) AS cohort,
+                   cohort_periods(event_time, 'week') AS periods
+            FROM events GROUP BY user_id))
+GROUP BY cohort, k ORDER BY cohort, k;
+```"#,
+    )
+    .with_argument("timestamp", "The event time: TIMESTAMP or DATE.")
+    .with_argument("period", "Constant text: 'day', 'week' or 'month'.")
+    .build()
+});
+
 impl AggregateUDFImpl for CohortPeriods {
     fn name(&self) -> &str {
         NAME
@@ -85,6 +112,10 @@ impl AggregateUDFImpl for CohortPeriods {
 
     fn signature(&self) -> &Signature {
         &self.signature
+    }
+
+    fn documentation(&self) -> Option<&Documentation> {
+        Some(&DOCUMENTATION)
     }
 
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {

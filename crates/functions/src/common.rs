@@ -8,9 +8,16 @@ use datafusion::arrow::buffer::NullBuffer;
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Int64Type, TimeUnit};
 use datafusion::common::{exec_err, plan_err, Result, ScalarValue};
-use datafusion::logical_expr::{Accumulator, EmitTo, GroupsAccumulator};
+use datafusion::logical_expr::{Accumulator, DocSection, EmitTo, GroupsAccumulator};
 use datafusion::physical_expr::expressions::Literal;
 use datafusion::physical_expr::PhysicalExpr;
+
+/// Where the behavioural functions' [`datafusion::logical_expr::Documentation`] files them.
+pub const DOC_SECTION_BEHAVIOURAL: DocSection = DocSection {
+    include: true,
+    label: "Behavioural Functions",
+    description: Some("Product-analytics aggregates over a group's events, in any input order (docs/functions.md)."),
+};
 
 /// Most conditions a function takes (as in ClickHouse: they fit a 32-bit mask).
 pub const MAX_CONDITIONS: usize = 32;

@@ -7,7 +7,9 @@ use std::sync::Arc;
 use datafusion::arrow::datatypes::{DataType, FieldRef};
 use datafusion::common::{plan_err, Result};
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
-use datafusion::logical_expr::{Accumulator, AggregateUDFImpl, GroupsAccumulator, Signature, Volatility};
+use datafusion::logical_expr::{
+    Accumulator, AggregateUDFImpl, Documentation, GroupsAccumulator, Signature, Volatility,
+};
 
 use crate::common::{any_nullable, check_conditions, check_time, literal_arg, literal_text, SingleGroup, TimeKind};
 use crate::event_list::{state_fields, Event, EventListAccumulator, Finisher};
@@ -19,6 +21,7 @@ pub trait FunnelOutput: std::fmt::Debug + Send + Sync + 'static {
     const USAGE: &'static str;
     type Finisher: Finisher;
     fn return_type(kind: TimeKind) -> DataType;
+    fn documentation() -> &'static Documentation;
     fn finisher(funnel: Funnel, kind: TimeKind) -> Self::Finisher;
 }
 
@@ -88,6 +91,10 @@ impl<O: FunnelOutput> AggregateUDFImpl for FunnelFunction<O> {
 
     fn create_groups_accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn GroupsAccumulator>> {
         Ok(Self::factory(&args)?())
+    }
+
+    fn documentation(&self) -> Option<&Documentation> {
+        Some(O::documentation())
     }
 }
 

@@ -17,6 +17,10 @@ mod session_transitions;
 mod text_equals;
 mod window_funnel;
 
+pub mod expr_fn;
+
+use std::sync::{Arc, LazyLock};
+
 use datafusion::common::Result;
 use datafusion::execution::FunctionRegistry;
 use datafusion::logical_expr::{AggregateUDF, ScalarUDF, WindowUDF};
@@ -30,39 +34,107 @@ pub use text_equals::TextEquals;
 pub const EVENT_LIST_FUNCTIONS: [&str; 5] =
     ["window_funnel", "funnel_step_times", "sequence_match", "sequence_count", "session_transitions"];
 
+/// Defines `$name() -> Arc<$udf>`: one shared instance per process, as DataFusion's
+/// `create_func!` does, so every session and every expression built by [`expr_fn`] refers to
+/// the same function object.
+macro_rules! singleton {
+    ($(#[$doc:meta])* $name:ident, $udf:ty, $make:expr) => {
+        $(#[$doc])*
+        pub fn $name() -> Arc<$udf> {
+            static INSTANCE: LazyLock<Arc<$udf>> = LazyLock::new(|| Arc::new(<$udf>::from($make)));
+            Arc::clone(&INSTANCE)
+        }
+    };
+}
+
+singleton!(
+    /// The `window_funnel` aggregate.
+    window_funnel_udaf,
+    AggregateUDF,
+    window_funnel::WindowFunnel::default()
+);
+singleton!(
+    /// The `funnel_step_times` aggregate.
+    funnel_step_times_udaf,
+    AggregateUDF,
+    funnel_step_times::FunnelStepTimes::default()
+);
+singleton!(
+    /// The `retention` aggregate.
+    retention_udaf,
+    AggregateUDF,
+    retention::Retention::default()
+);
+singleton!(
+    /// The `cohort_periods` aggregate.
+    cohort_periods_udaf,
+    AggregateUDF,
+    cohort_periods::CohortPeriods::default()
+);
+singleton!(
+    /// The `session_transitions` aggregate.
+    session_transitions_udaf,
+    AggregateUDF,
+    session_transitions::SessionTransitions::default()
+);
+singleton!(
+    /// The `sequence_match` aggregate.
+    sequence_match_udaf,
+    AggregateUDF,
+    sequence_match::SequenceFunction::sequence_match()
+);
+singleton!(
+    /// The `sequence_count` aggregate.
+    sequence_count_udaf,
+    AggregateUDF,
+    sequence_match::SequenceFunction::sequence_count()
+);
+singleton!(
+    /// The `session_number` window function.
+    session_number_udwf,
+    WindowUDF,
+    session_number::SessionNumber::default()
+);
+singleton!(
+    /// The `text_equals` scalar function.
+    text_equals_udf,
+    ScalarUDF,
+    TextEquals::default()
+);
+
 /// Every aggregate function Northstar adds.
-pub fn aggregate_functions() -> Vec<AggregateUDF> {
+pub fn aggregate_functions() -> Vec<Arc<AggregateUDF>> {
     vec![
-        AggregateUDF::from(window_funnel::WindowFunnel::default()),
-        AggregateUDF::from(funnel_step_times::FunnelStepTimes::default()),
-        AggregateUDF::from(retention::Retention::default()),
-        AggregateUDF::from(cohort_periods::CohortPeriods::default()),
-        AggregateUDF::from(session_transitions::SessionTransitions::default()),
-        AggregateUDF::from(sequence_match::SequenceFunction::sequence_match()),
-        AggregateUDF::from(sequence_match::SequenceFunction::sequence_count()),
+        window_funnel_udaf(),
+        funnel_step_times_udaf(),
+        retention_udaf(),
+        cohort_periods_udaf(),
+        session_transitions_udaf(),
+        sequence_match_udaf(),
+        sequence_count_udaf(),
     ]
 }
 
 /// Every scalar function Northstar adds.
-pub fn scalar_functions() -> Vec<ScalarUDF> {
-    vec![ScalarUDF::from(TextEquals::default())]
+pub fn scalar_functions() -> Vec<Arc<ScalarUDF>> {
+    vec![text_equals_udf()]
 }
 
 /// Every window function Northstar adds.
-pub fn window_functions() -> Vec<WindowUDF> {
-    vec![WindowUDF::from(session_number::SessionNumber::default())]
+pub fn window_functions() -> Vec<Arc<WindowUDF>> {
+    vec![session_number_udwf()]
 }
 
 /// Registers all of Northstar's functions.
 pub fn register_all(registry: &mut dyn FunctionRegistry) -> Result<()> {
     for f in aggregate_functions() {
-        registry.register_udaf(f.into())?;
+        registry.register_udaf(f)?;
     }
     for f in window_functions() {
-        registry.register_udwf(f.into())?;
+        registry.register_udwf(f)?;
     }
     for f in scalar_functions() {
-        registry.register_udf(f.into())?;
+        registry.register_udf(f)?;
     }
     Ok(())
 }

@@ -14,15 +14,17 @@
 //! where `ci` is whether any row of the group satisfied condition i. Time order plays no part.
 //! 2 to 32 conditions; a row with a NULL condition is skipped.
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Int32Builder, ListBuilder, UInt32Array};
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef, UInt32Type};
 use datafusion::common::Result;
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
-use datafusion::logical_expr::{Accumulator, AggregateUDFImpl, EmitTo, GroupsAccumulator, Signature, Volatility};
+use datafusion::logical_expr::{
+    Accumulator, AggregateUDFImpl, Documentation, EmitTo, GroupsAccumulator, Signature, Volatility,
+};
 
-use crate::common::{check_conditions, ConditionRows, SingleGroup};
+use crate::common::{check_conditions, ConditionRows, SingleGroup, DOC_SECTION_BEHAVIOURAL};
 
 const NAME: &str = "retention";
 const USAGE: &str = "retention(cond1, cond2, ..., condN)";
@@ -42,6 +44,30 @@ fn output_type() -> DataType {
     DataType::new_list(DataType::Int32, true)
 }
 
+static DOCUMENTATION: LazyLock<Documentation> = LazyLock::new(|| {
+    Documentation::builder(
+        DOC_SECTION_BEHAVIOURAL,
+        "Returns [c1, c1 AND c2, ..., c1 AND cN] as 0/1 integers, where ci is whether any row of the group \
+         satisfied condition i: ClickHouse's retention. Time order plays no part; a row with a NULL \
+         condition is skipped; a group without rows gets all zeros.",
+        "retention(cond1, cond2, ..., condN)",
+    )
+    .with_sql_example(
+        r#"```sql
+-- users active on 2025-01-01, and of those, how many came back on day 1 and day 7
+SELECT sum(r[1]) AS cohort, sum(r[2]) AS day_1, sum(r[3]) AS day_7
+FROM (SELECT user_id,
+             retention(event_date = DATE '2025-01-01',
+                       event_date = DATE '2025-01-02',
+                       event_date = DATE '2025-01-08') AS r
+      FROM events GROUP BY user_id);
+```"#,
+    )
+    .with_argument("cond1", "The boolean condition that puts a group in the cohort.")
+    .with_argument("cond2, ..., condN", "1 to 31 more boolean conditions, each counted only with cond1.")
+    .build()
+});
+
 impl AggregateUDFImpl for Retention {
     fn name(&self) -> &str {
         NAME
@@ -49,6 +75,10 @@ impl AggregateUDFImpl for Retention {
 
     fn signature(&self) -> &Signature {
         &self.signature
+    }
+
+    fn documentation(&self) -> Option<&Documentation> {
+        Some(&DOCUMENTATION)
     }
 
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {

@@ -12,15 +12,17 @@
 //! ClickHouse's `sequenceMatch(pattern)(ts, cond1, …)` and `sequenceCount`; see
 //! [`crate::sequence`] for the pattern language.
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use datafusion::arrow::array::{BooleanBuilder, Int64Builder};
 use datafusion::arrow::datatypes::{DataType, FieldRef};
 use datafusion::common::Result;
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
-use datafusion::logical_expr::{Accumulator, AggregateUDFImpl, GroupsAccumulator, Signature, Volatility};
+use datafusion::logical_expr::{
+    Accumulator, AggregateUDFImpl, Documentation, DocumentationBuilder, GroupsAccumulator, Signature, Volatility,
+};
 
-use crate::common::SingleGroup;
+use crate::common::{SingleGroup, DOC_SECTION_BEHAVIOURAL};
 use crate::event_list::{state_fields, Event, Finisher};
 use crate::sequence::{accumulator_factory, check_arguments, sort_by_time, Pattern};
 
@@ -95,6 +97,46 @@ impl Finisher for CountFinisher {
     }
 }
 
+/// What both functions' documentation says of their arguments and pattern language.
+fn documented(description: &str, syntax: &str) -> DocumentationBuilder {
+    let pattern_rules = "Only rows satisfying at least one condition are events, ordered by time. Pattern: an \
+         implicit leading .*; (?N) an event satisfying condition N; . one event; .* any number; time gates \
+         (?t<=V), (?t<V), (?t>=V), (?t>V), (?t==V) compare the next event's time with the last matched one \
+         (V in seconds for TIMESTAMP, days for DATE, raw for integers).";
+    Documentation::builder(DOC_SECTION_BEHAVIOURAL, format!("{description} {pattern_rules}"), syntax)
+        .with_sql_example(
+            r#"```sql
+-- per user: did an add-to-cart lead to a purchase within an hour, and how often
+SELECT user_id,
+       sequence_match('(?1)(?t<=3600)(?2)', event_time, event = 'add_to_cart', event = 'purchase') AS converted,
+       sequence_count('(?1)(?t<=3600)(?2)', event_time, event = 'add_to_cart', event = 'purchase') AS times
+FROM events GROUP BY user_id;
+```"#,
+        )
+        .with_argument("pattern", "Constant text: the pattern, e.g. '(?1)(?t<=3600)(?2)'; no whitespace.")
+        .with_argument("timestamp", "The event time: TIMESTAMP (any precision), DATE or an integer.")
+        .with_argument("cond1, ..., condN", "2 to 32 boolean conditions, referred to as (?1) .. (?N).")
+}
+
+static MATCH_DOCUMENTATION: LazyLock<Documentation> = LazyLock::new(|| {
+    documented(
+        "Returns whether the group's events contain the pattern: ClickHouse's sequenceMatch.",
+        "sequence_match(pattern, timestamp, cond1, ..., condN)",
+    )
+    .with_related_udf("sequence_count")
+    .build()
+});
+
+static COUNT_DOCUMENTATION: LazyLock<Documentation> = LazyLock::new(|| {
+    documented(
+        "Returns how many non-overlapping times the group's events contain the pattern, resuming after each \
+         match: ClickHouse's sequenceCount.",
+        "sequence_count(pattern, timestamp, cond1, ..., condN)",
+    )
+    .with_related_udf("sequence_match")
+    .build()
+});
+
 impl AggregateUDFImpl for SequenceFunction {
     fn name(&self) -> &str {
         self.static_name()
@@ -102,6 +144,13 @@ impl AggregateUDFImpl for SequenceFunction {
 
     fn signature(&self) -> &Signature {
         &self.signature
+    }
+
+    fn documentation(&self) -> Option<&Documentation> {
+        Some(match self.kind {
+            Kind::Match => &MATCH_DOCUMENTATION,
+            Kind::Count => &COUNT_DOCUMENTATION,
+        })
     }
 
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {

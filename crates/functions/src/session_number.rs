@@ -14,15 +14,15 @@
 //! argument (the OVER clause's ORDER BY); out-of-order input is an error rather than a
 //! silently wrong answer.
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use datafusion::arrow::array::{Array, ArrayRef, Int64Array};
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef};
 use datafusion::common::{exec_err, plan_err, Result};
 use datafusion::logical_expr::function::{PartitionEvaluatorArgs, WindowUDFFieldArgs};
-use datafusion::logical_expr::{PartitionEvaluator, Signature, Volatility, WindowUDFImpl};
+use datafusion::logical_expr::{Documentation, PartitionEvaluator, Signature, Volatility, WindowUDFImpl};
 
-use crate::common::{check_time, literal_arg, time_values, TimeKind};
+use crate::common::{check_time, literal_arg, time_values, TimeKind, DOC_SECTION_BEHAVIOURAL};
 
 const NAME: &str = "session_number";
 const USAGE: &str = "session_number(timestamp, gap) OVER (PARTITION BY user_id ORDER BY timestamp)";
@@ -38,6 +38,29 @@ impl Default for SessionNumber {
     }
 }
 
+static DOCUMENTATION: LazyLock<Documentation> = LazyLock::new(|| {
+    Documentation::builder(
+        DOC_SECTION_BEHAVIOURAL,
+        "Window function: numbers the sessions of a partition (a user's events) from 1; each row more than \
+         `gap` after the previous row starts the next session (a gap of exactly `gap` stays in the session). \
+         Rows with a NULL time keep the current number. Rows must be ordered by the time argument (the OVER \
+         clause's ORDER BY), otherwise the query fails.",
+        "session_number(timestamp, gap) OVER (PARTITION BY user_id ORDER BY timestamp)",
+    )
+    .with_sql_example(
+        r#"```sql
+SELECT user_id, event_time, event,
+       session_number(event_time, INTERVAL '30 minutes')
+           OVER (PARTITION BY user_id ORDER BY event_time) AS session
+FROM events;
+```"#,
+    )
+    .with_argument("timestamp", "The event time: TIMESTAMP, DATE or an integer; the OVER clause orders by it.")
+    .with_argument("gap", "Constant session gap: an INTERVAL or an integer (seconds for a TIMESTAMP).")
+    .with_related_udf("session_transitions")
+    .build()
+});
+
 impl WindowUDFImpl for SessionNumber {
     fn name(&self) -> &str {
         NAME
@@ -45,6 +68,10 @@ impl WindowUDFImpl for SessionNumber {
 
     fn signature(&self) -> &Signature {
         &self.signature
+    }
+
+    fn documentation(&self) -> Option<&Documentation> {
+        Some(&DOCUMENTATION)
     }
 
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {

@@ -25,7 +25,7 @@
 //! sorted alone, when the group is emitted.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, ListArray, PrimitiveArray, StringBuilder, StructArray, UInt8Array,
@@ -35,9 +35,13 @@ use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Fields, Int64Type, UInt8Type};
 use datafusion::common::{exec_err, plan_err, Result};
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
-use datafusion::logical_expr::{Accumulator, AggregateUDFImpl, EmitTo, GroupsAccumulator, Signature, Volatility};
+use datafusion::logical_expr::{
+    Accumulator, AggregateUDFImpl, Documentation, EmitTo, GroupsAccumulator, Signature, Volatility,
+};
 
-use crate::common::{check_conditions, check_time, is_text, literal_arg, time_values, SingleGroup, TimeKind};
+use crate::common::{
+    check_conditions, check_time, is_text, literal_arg, time_values, SingleGroup, TimeKind, DOC_SECTION_BEHAVIOURAL,
+};
 use crate::flat_groups::{list_column, FlatGroups};
 
 const NAME: &str = "session_transitions";
@@ -61,6 +65,34 @@ fn pair_fields() -> Fields {
     Fields::from(vec![Field::new("from", DataType::Utf8, false), Field::new("to", DataType::Utf8, false)])
 }
 
+static DOCUMENTATION: LazyLock<Documentation> = LazyLock::new(|| {
+    Documentation::builder(
+        DOC_SECTION_BEHAVIOURAL,
+        "Returns the moves between consecutive events in each session of the group, as a list of {from, to} \
+         text pairs (what the paths report counts). Rows are ordered by (time, event); a session ends where \
+         the next row is more than `gap` later; consecutive repeats of an event collapse into the first. \
+         With `start` and `end`, a session keeps its events from the first time `start` holds to the last \
+         time `end` holds. Rows with a NULL time or event are ignored.",
+        "session_transitions(timestamp, event, gap [, start, end])",
+    )
+    .with_sql_example(
+        r#"```sql
+-- the most frequent moves between events within 30-minute sessions
+SELECT t['from'] AS from_event, t['to'] AS to_event, count(*) AS transitions, count(DISTINCT user_id) AS users
+FROM (SELECT user_id, unnest(session_transitions(event_time, event, INTERVAL '30 minutes')) AS t
+      FROM events GROUP BY user_id)
+GROUP BY 1, 2 ORDER BY transitions DESC, from_event, to_event LIMIT 20;
+```"#,
+    )
+    .with_argument("timestamp", "The event time: a TIMESTAMP.")
+    .with_argument("event", "The event name: text.")
+    .with_argument("gap", "Constant session gap: an INTERVAL or seconds; a gap of exactly `gap` stays in the session.")
+    .with_argument("start", "Optional boolean condition where a session's path starts (TRUE: no bound); needs `end`.")
+    .with_argument("end", "Optional boolean condition where a session's path ends (TRUE: no bound).")
+    .with_related_udf("session_number")
+    .build()
+});
+
 impl AggregateUDFImpl for SessionTransitions {
     fn name(&self) -> &str {
         NAME
@@ -68,6 +100,10 @@ impl AggregateUDFImpl for SessionTransitions {
 
     fn signature(&self) -> &Signature {
         &self.signature
+    }
+
+    fn documentation(&self) -> Option<&Documentation> {
+        Some(&DOCUMENTATION)
     }
 
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {

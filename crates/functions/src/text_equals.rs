@@ -16,14 +16,17 @@
 //! SELECT text_equals(event, 'purchase') FROM events;  -- the same as event = 'purchase'
 //! ```
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use datafusion::arrow::array::{make_view, Array, ArrayRef, AsArray, BooleanArray, Scalar};
 use datafusion::arrow::buffer::BooleanBuffer;
 use datafusion::arrow::compute::kernels::cmp::eq;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::{exec_err, Result, ScalarValue};
-use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility};
+use datafusion::logical_expr::scalar_doc_sections::DOC_SECTION_STRING;
+use datafusion::logical_expr::{
+    ColumnarValue, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
+};
 
 /// `text_equals(text, constant)`: `text = constant`.
 #[derive(Debug, PartialEq, Eq, Hash)]
@@ -42,6 +45,24 @@ impl TextEquals {
     pub const MAX_FAST_CONSTANT_LEN: usize = 12;
 }
 
+static DOCUMENTATION: LazyLock<Documentation> = LazyLock::new(|| {
+    Documentation::builder(
+        DOC_SECTION_STRING,
+        "Returns text = constant. Northstar's planner writes it in place of column = 'short text' inside \
+         aggregate arguments when the column is read as Utf8View and the constant has at most 12 bytes: one \
+         128-bit comparison per row then decides.",
+        "text_equals(text, constant)",
+    )
+    .with_sql_example(
+        r#"```sql
+SELECT count(*) FILTER (WHERE text_equals(event, 'purchase')) AS purchases FROM events;
+```"#,
+    )
+    .with_argument("text", "The text to compare.")
+    .with_argument("constant", "A constant text.")
+    .build()
+});
+
 impl ScalarUDFImpl for TextEquals {
     fn name(&self) -> &str {
         "text_equals"
@@ -49,6 +70,10 @@ impl ScalarUDFImpl for TextEquals {
 
     fn signature(&self) -> &Signature {
         &self.signature
+    }
+
+    fn documentation(&self) -> Option<&Documentation> {
+        Some(&DOCUMENTATION)
     }
 
     fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {

@@ -11,6 +11,7 @@
 //! SELECT * FROM funnel(['signup', 'view_item', 'purchase'], 'window=1 day; breakdown=platform');
 //! ```
 
+pub mod documentation;
 mod fragment;
 mod funnel;
 mod lifecycle;
