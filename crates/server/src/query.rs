@@ -88,7 +88,9 @@ impl StatementParser {
     /// Fills in parameter types and the result schema (for Describe).
     async fn describe(&self, prepared: &mut Prepared) -> PgWireResult<()> {
         let session = self.session()?;
-        // Authorization is at execution (as in PostgreSQL): describing a statement runs nothing.
+        // Authorized at Parse as well as at execution: a driver that gets an error at Execute of
+        // a COPY FROM it already prepared closes the connection (tokio-postgres does).
+        session.authorize(&prepared.statement)?;
         match &prepared.statement.kind {
             Kind::DataFusion => {
                 let plan = plan(session, prepared).await?;
