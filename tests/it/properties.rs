@@ -19,7 +19,7 @@ use proptest::sample::{select, subsequence};
 use proptest::strategy::ValueTree;
 use proptest::test_runner::TestRunner;
 
-use crate::support::pretty;
+use crate::support::{batches, pretty};
 
 const LETTERS: [&str; 5] = ["A", "B", "C", "D", "X"];
 const MODES: [&str; 4] = ["strict_order", "strict_deduplication", "strict_increase", "strict_once"];
@@ -101,13 +101,7 @@ fn context(partitions: usize, memory: Option<usize>, two_stage: bool) -> Session
 
 /// user → first column as i64 (booleans as 0/1).
 async fn per_user(ctx: &SessionContext, sql: &str) -> BTreeMap<String, i64> {
-    let batches = ctx
-        .sql(sql)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
-        .collect()
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    let batches = batches(ctx, sql).await;
     let mut out = BTreeMap::new();
     for b in batches {
         let users = b.column(0).as_string::<i32>();

@@ -14,6 +14,8 @@ use datafusion::prelude::SessionContext;
 use northstar_engine::{new_context, open_session, EngineOptions};
 use northstar_storage::{DataLocation, EventStore};
 
+use crate::support::{batches, error};
+
 const DAY: i64 = 86_400_000_000;
 
 struct Sample {
@@ -31,13 +33,7 @@ async fn sample() -> Sample {
 }
 
 async fn rows(ctx: &SessionContext, sql: &str) -> Vec<Vec<String>> {
-    let batches = ctx
-        .sql(sql)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
-        .collect()
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    let batches = batches(ctx, sql).await;
     let mut out = vec![];
     for b in batches {
         for r in 0..b.num_rows() {
@@ -45,13 +41,6 @@ async fn rows(ctx: &SessionContext, sql: &str) -> Vec<Vec<String>> {
         }
     }
     out
-}
-
-async fn error(ctx: &SessionContext, sql: &str) -> String {
-    match ctx.sql(sql).await {
-        Err(e) => e.to_string(),
-        Ok(df) => df.collect().await.err().map(|e| e.to_string()).unwrap_or_else(|| panic!("{sql} should fail")),
-    }
 }
 
 #[derive(Clone, Debug)]

@@ -6,6 +6,7 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output};
 
+use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::arrow::util::pretty::pretty_format_batches;
 use datafusion::prelude::SessionContext;
 
@@ -98,16 +99,14 @@ impl Scratch {
     }
 }
 
+/// The answer of `sql`; panics with the statement on an error.
+pub async fn batches(ctx: &SessionContext, sql: &str) -> Vec<RecordBatch> {
+    ctx.sql(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}")).collect().await.unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
 /// The answer of `sql` as a pretty-printed table; panics with the statement on an error.
 pub async fn pretty(ctx: &SessionContext, sql: &str) -> String {
-    let batches = ctx
-        .sql(sql)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
-        .collect()
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"));
-    pretty_format_batches(&batches).unwrap().to_string()
+    pretty_format_batches(&batches(ctx, sql).await).unwrap().to_string()
 }
 
 /// The error of `sql`, from planning or execution; panics if it succeeds.
