@@ -110,9 +110,18 @@ pub fn classify(statement: &Statement) -> Classified {
             let name = variable.iter().map(|i| i.value.clone()).collect::<Vec<_>>().join(" ");
             Classified::new(Kind::Show(name), "SHOW", Read)
         }
-        Statement::ShowTables { .. } | Statement::ShowColumns { .. } | Statement::ShowFunctions { .. } => {
-            datafusion("SHOW", Read)
-        }
+        Statement::ShowTables { .. }
+        | Statement::ShowColumns { .. }
+        | Statement::ShowFunctions { .. }
+        | Statement::ShowCreate { .. }
+        | Statement::ShowDatabases { .. }
+        | Statement::ShowSchemas { .. }
+        | Statement::ShowViews { .. }
+        | Statement::ShowObjects(_)
+        | Statement::ShowStatus { .. }
+        | Statement::ShowCollation { .. } => datafusion("SHOW", Read),
+        // `DESCRIBE t`: the table's columns.
+        Statement::ExplainTable { .. } => datafusion("DESCRIBE", Read),
         Statement::StartTransaction { .. } => Classified::new(Kind::Begin, "BEGIN", Read),
         Statement::Commit { .. } => Classified::new(Kind::Commit, "COMMIT", Read),
         Statement::Rollback { .. } => Classified::new(Kind::Rollback, "ROLLBACK", Read),
@@ -218,6 +227,12 @@ mod tests {
     #[test]
     fn queries_read_and_data_modifying_queries_write() {
         assert_eq!(summary("select 1"), (Kind::DataFusion, "SELECT".into(), Access::Read));
+        // Introspection reads, whatever DataFusion then makes of it.
+        for sql in
+            ["DESCRIBE events", "SHOW TABLES", "SHOW COLUMNS FROM events", "SHOW SCHEMAS", "SHOW CREATE TABLE events"]
+        {
+            assert_eq!(of(sql).access, Access::Read, "{sql}");
+        }
         assert_eq!(summary("(select 1) union (select 2)"), (Kind::DataFusion, "SELECT".into(), Access::Read));
         assert_eq!(
             summary("WITH s AS (SELECT 1 AS x) INSERT INTO t SELECT x FROM s"),
