@@ -45,37 +45,27 @@ pub fn unescape(field: &[u8]) -> Vec<u8> {
             b'r' => b'\r',
             b't' => b'\t',
             b'v' => 0x0b,
-            b'0'..=b'7' => {
-                let mut value = u32::from(escaped - b'0');
-                for _ in 0..2 {
-                    match field.get(i) {
-                        Some(&d @ b'0'..=b'7') => {
-                            value = value * 8 + u32::from(d - b'0');
-                            i += 1;
-                        }
-                        _ => break,
-                    }
-                }
-                // PostgreSQL keeps the low byte of `\777`.
-                (value & 0xff) as u8
-            }
-            b'x' if field.get(i).is_some_and(u8::is_ascii_hexdigit) => {
-                let mut value = 0u8;
-                for _ in 0..2 {
-                    match field.get(i).and_then(|d| (*d as char).to_digit(16)) {
-                        Some(d) => {
-                            value = value * 16 + d as u8;
-                            i += 1;
-                        }
-                        None => break,
-                    }
-                }
-                value
-            }
+            // PostgreSQL keeps the low byte of `\777`.
+            b'0'..=b'7' => (take_digits(field, &mut i, 8, 2, u32::from(escaped - b'0')) & 0xff) as u8,
+            b'x' if field.get(i).is_some_and(u8::is_ascii_hexdigit) => take_digits(field, &mut i, 16, 2, 0) as u8,
             other => other,
         });
     }
     out
+}
+
+/// Appends up to `most` digits of `radix` at `field[*i..]` to `value`, moving `*i` past them.
+fn take_digits(field: &[u8], i: &mut usize, radix: u32, most: usize, mut value: u32) -> u32 {
+    for _ in 0..most {
+        match field.get(*i).and_then(|d| char::from(*d).to_digit(radix)) {
+            Some(d) => {
+                value = value * radix + d;
+                *i += 1;
+            }
+            None => break,
+        }
+    }
+    value
 }
 
 /// Encodes one field's value as PostgreSQL writes it: backslash, the delimiter, and the
