@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs what the tests need besides Rust: a Python venv (.venv) with the moto S3 server,
-# psycopg 3, psycopg2 and SQLAlchemy 2; and, from Debian's packages, psql, the pgjdbc driver,
-# a Java runtime and openssl. Idempotent: what is already there is left alone.
+# psycopg 3, psycopg2 and SQLAlchemy 2; and, from Debian's packages, psql, a PostgreSQL server
+# (client checks run against it too), the pgjdbc driver, a Java runtime and openssl. Idempotent: what is already there is left alone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 missing=()
 command -v psql >/dev/null || missing+=(postgresql-client)
+compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
 command -v java >/dev/null || missing+=(openjdk-17-jre-headless)
 command -v openssl >/dev/null || missing+=(openssl)
 [ -f /usr/share/java/postgresql.jar ] || missing+=(libpostgresql-jdbc-java)

@@ -3,6 +3,7 @@
 mod bad_input;
 mod buckets;
 mod crash;
+mod damage;
 mod distributed;
 mod functions;
 mod goldens;

@@ -165,6 +165,11 @@ pub async fn open_session(
 /// columns went away) is skipped with a warning rather than making the whole location unusable.
 pub async fn load_views(ctx: &SessionContext, store: &EventStore) -> std::result::Result<(), StorageError> {
     for (name, sql) in store.views().await? {
+        if name.eq_ignore_ascii_case(EVENTS_TABLE) {
+            // Saved by a version that let a view replace the table: it would hide every event.
+            tracing::warn!("saved view {name} ignored: a view may not replace the event table");
+            continue;
+        }
         if let Err(e) = ctx.sql(&sql).await {
             tracing::warn!("saved view {name} was not loaded: {e}");
         }
@@ -181,6 +186,15 @@ pub async fn execute_sql(
 ) -> std::result::Result<datafusion::dataframe::DataFrame, StorageError> {
     let dialect = ctx.state().config().options().sql_parser.dialect;
     let statement = ctx.state().sql_to_statement(sql, &dialect)?;
+    if let datafusion::sql::parser::Statement::Statement(inner) = &statement {
+        if let datafusion::sql::sqlparser::ast::Statement::CreateView(view) = inner.as_ref() {
+            if view_name(&view.name).eq_ignore_ascii_case(EVENTS_TABLE) {
+                return Err(StorageError::DataFusion(datafusion::error::DataFusionError::Plan(
+                    "a view may not replace the event table \"events\": create it under another name".to_string(),
+                )));
+            }
+        }
+    }
     let df = ctx.execute_logical_plan(ctx.state().statement_to_plan(statement.clone()).await?).await?;
     if let datafusion::sql::parser::Statement::Statement(statement) = &statement {
         persist_view_change(store, statement).await?;
@@ -210,11 +224,14 @@ fn view_name(name: &datafusion::sql::sqlparser::ast::ObjectName) -> String {
     name.0.last().map(|p| p.to_string().trim_matches('"').to_string()).unwrap_or_default()
 }
 
+/// The name the event table is registered under.
+pub const EVENTS_TABLE: &str = "events";
+
 /// Registers (or re-registers) the current version of `events` in `ctx`.
 pub async fn register_events(ctx: &SessionContext, store: &EventStore) -> std::result::Result<(), StorageError> {
     let provider = store.table_provider(&ctx.state()).await?;
-    ctx.deregister_table("events")?;
-    ctx.register_table("events", provider)?;
+    ctx.deregister_table(EVENTS_TABLE)?;
+    ctx.register_table(EVENTS_TABLE, provider)?;
     Ok(())
 }
 

@@ -14,7 +14,7 @@ use ring::{digest, hmac, pbkdf2};
 
 use pgwire::error::PgWireResult;
 
-use crate::errors::read_only;
+use crate::errors::{error, read_only, INSUFFICIENT_PRIVILEGE};
 use crate::statement::Access;
 
 pub const SCRAM_ITERATIONS: u32 = 4096;
@@ -24,9 +24,35 @@ pub const SCRAM_ITERATIONS: u32 = 4096;
 /// before it runs, whichever protocol path it came by; `tag` names it in the refusal.
 pub fn authorize(role: Role, access: &Access, tag: &str) -> PgWireResult<()> {
     match (role, access) {
+        (_, Access::Forbidden(why)) => Err(error(INSUFFICIENT_PRIVILEGE, why.clone())),
         (Role::Writer, _) | (Role::Reader, Access::Read) => Ok(()),
         (Role::Reader, Access::Write | Access::OfPrepared(_)) => Err(read_only(tag)),
     }
+}
+
+/// DataFusion settings a client may change with `SET`: how queries are planned, explained,
+/// parsed and printed, and the session time zone. Everything else under `datafusion.` is the
+/// server's (`runtime.*`: memory limit, temporary directory; `execution.*`: batch size,
+/// partitions, spilling; `catalog.*`: locations), set by its command-line options.
+const SETTABLE_DATAFUSION_PREFIXES: [&str; 5] = [
+    "datafusion.optimizer.",
+    "datafusion.explain.",
+    "datafusion.sql_parser.",
+    "datafusion.format.",
+    "datafusion.execution.time_zone",
+];
+
+/// Whether any client may `SET name` (see [`SETTABLE_DATAFUSION_PREFIXES`]); Northstar's own
+/// settings (`statement_timeout`, `TimeZone` …) are checked by `Settings`.
+pub fn authorize_setting(name: &str) -> PgWireResult<()> {
+    let lower = name.to_ascii_lowercase();
+    if !lower.starts_with("datafusion.") || SETTABLE_DATAFUSION_PREFIXES.iter().any(|p| lower.starts_with(p)) {
+        return Ok(());
+    }
+    Err(error(
+        INSUFFICIENT_PRIVILEGE,
+        format!("permission denied to set parameter \"{name}\": the server's limits and paths are set when it starts"),
+    ))
 }
 
 /// What a user may do.

@@ -1,7 +1,8 @@
 //! What every connection's session starts from: Northstar's engine session, the `events`
 //! table kept current, `pg_catalog` from datafusion-pg-catalog, and the few PostgreSQL
 //! functions that crate leaves out (`version`, `current_setting`, `pg_typeof`,
-//! `col_description`, `obj_description`, `pg_get_indexdef`).
+//! `col_description`, `pg_get_indexdef`); Northstar's functions in `pg_proc` come from
+//! `function_catalog`.
 
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
@@ -124,10 +125,10 @@ pub async fn template_session(
     let catalog = ctx.state().config().options().catalog.default_catalog.clone();
     datafusion_pg_catalog::setup_pg_catalog(&ctx, &catalog, EmptyContextProvider)
         .map_err(|e| StorageError::DataFusion(*e))?;
+    crate::function_catalog::register(&ctx, &catalog).await.map_err(StorageError::DataFusion)?;
     ctx.register_udf(constant("version", ScalarValue::Utf8(Some(version_string())), 0..=0));
-    // No comments are stored; PostgreSQL returns NULL for objects without one.
+    // Columns have no comments; PostgreSQL returns NULL for objects without one.
     ctx.register_udf(constant("col_description", ScalarValue::Utf8(None), 2..=2));
-    ctx.register_udf(constant("obj_description", ScalarValue::Utf8(None), 1..=2));
     ctx.register_udf(constant("shobj_description", ScalarValue::Utf8(None), 2..=2));
     ctx.register_udf(constant("pg_get_indexdef", ScalarValue::Utf8(None), 1..=3));
     // Every type and function lives in pg_catalog, which is always on the search path.
@@ -201,28 +202,11 @@ impl ScalarUDFImpl for PgTypeof {
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
         let data_type = args.arg_fields[0].data_type();
         let name = match arrow_pg::datatypes::into_pg_type(data_type) {
-            Ok(t) => pg_type_display_name(t.name()),
+            Ok(t) => crate::function_catalog::display_type_name(t.name()),
             Err(_) => data_type.to_string(),
         };
         Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(name))))
     }
-}
-
-/// PostgreSQL's display names for the internal ones pg_type uses (`int8` → `bigint`).
-fn pg_type_display_name(internal: &str) -> String {
-    match internal {
-        "int2" => "smallint",
-        "int4" => "integer",
-        "int8" => "bigint",
-        "float4" => "real",
-        "float8" => "double precision",
-        "bool" => "boolean",
-        "varchar" => "character varying",
-        "timestamptz" => "timestamp with time zone",
-        "timestamp" => "timestamp without time zone",
-        other => other,
-    }
-    .to_string()
 }
 
 /// `current_setting(name [, missing_ok])` over one connection's settings.

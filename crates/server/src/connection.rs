@@ -27,7 +27,7 @@ use pgwire::api::{
 use pgwire::error::{PgWireError, PgWireResult};
 use pgwire::messages::cancel::CancelRequest;
 use pgwire::messages::copy::{CopyData, CopyDone, CopyFail};
-use pgwire::messages::startup::{Authentication, SecretKey};
+use pgwire::messages::startup::{Authentication, PasswordMessageFamily, SecretKey};
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use tokio::sync::Mutex;
 
@@ -41,6 +41,7 @@ use crate::limits::CancelHandle;
 use crate::query::{portal_parameters, Prepared, StatementParser};
 use crate::session::{Session, Shared};
 use crate::settings::Settings;
+use crate::wire_check::check_sasl_initial_response;
 
 enum Startup {
     /// Nothing received yet: the startup message (or an SSL request) comes first.
@@ -92,6 +93,11 @@ impl Connection {
             parser,
             copy_in: Mutex::new(None),
         })
+    }
+
+    /// Cancels the statement running now, as a CancelRequest would (the client went away).
+    pub fn cancel_running(&self) {
+        self.cancel.cancel();
     }
 
     /// The session, once authentication finished (handlers run only after it).
@@ -188,6 +194,9 @@ impl StartupHandler for Connection {
                 Ok(())
             }
             (Startup::AwaitingScramFirst(verifier), PgWireFrontendMessage::PasswordMessageFamily(message)) => {
+                if let PasswordMessageFamily::Raw(body) = &message {
+                    check_sasl_initial_response(body).map_err(|m| fatal(PROTOCOL_VIOLATION, m.to_string()))?;
+                }
                 let initial = message.into_sasl_initial_response()?;
                 if initial.auth_method != "SCRAM-SHA-256" {
                     return Err(fatal(

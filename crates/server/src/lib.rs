@@ -8,14 +8,18 @@
 
 mod auth;
 mod catalog;
+mod complexity;
 mod connection;
 mod copy;
 mod errors;
+mod function_catalog;
 mod limits;
 mod query;
 mod session;
 mod settings;
+mod socket;
 mod statement;
+mod wire_check;
 mod write;
 
 use std::net::SocketAddr;
@@ -26,7 +30,6 @@ use std::time::Duration;
 use datafusion::execution::SessionState;
 use northstar_engine::EngineOptions;
 use northstar_storage::DataLocation;
-use pgwire::tokio::process_socket;
 use tokio::net::TcpListener;
 use tokio_rustls::rustls;
 use tokio_rustls::TlsAcceptor;
@@ -109,6 +112,43 @@ pub struct Server {
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
     shared: Arc<Shared>,
+    connections: ConnectionRuntime,
+}
+
+/// Stack size of the threads connections run on. Parsing, planning and printing a statement
+/// recurse over its tree; at the nesting limit (`complexity.rs`) that takes a few MiB in a debug
+/// build, more than the 2 MiB of tokio's default workers.
+const CONNECTION_STACK: usize = 64 << 20;
+
+/// The runtime every connection (and the DataFusion work it starts) runs on, owned by the
+/// server so that what a statement may do never depends on the stack size of the embedder's
+/// runtime. Shut down in the background when the server goes, as dropping a runtime inside
+/// async code is not allowed.
+struct ConnectionRuntime(Option<tokio::runtime::Runtime>);
+
+impl ConnectionRuntime {
+    fn new() -> std::io::Result<Self> {
+        let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .thread_name("northstar-connection")
+            .thread_stack_size(CONNECTION_STACK)
+            .enable_all()
+            .build()?;
+        Ok(ConnectionRuntime(Some(runtime)))
+    }
+
+    fn handle(&self) -> &tokio::runtime::Handle {
+        self.0.as_ref().expect("runtime until dropped").handle()
+    }
+}
+
+impl Drop for ConnectionRuntime {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
 }
 
 impl Server {
@@ -128,14 +168,17 @@ impl Server {
         let events = catalog::SharedEventStore::open(location).await?;
         let template = catalog::template_session(&events, &options.engine, options.session_upgrade.as_ref()).await?;
         let listener = TcpListener::bind(options.listen).await.map_err(|e| ServerError::Listen(options.listen, e))?;
-        Ok(Server { listener, tls, shared: Arc::new(Shared::new(template, events, users, options)) })
+        let connections = ConnectionRuntime::new()
+            .map_err(|e| ServerError::Config(format!("cannot start connection threads: {e}")))?;
+        Ok(Server { listener, tls, shared: Arc::new(Shared::new(template, events, users, options)), connections })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
         self.listener.local_addr().expect("bound listener has an address")
     }
 
-    /// Serves until the task is dropped. A failing connection never stops the others.
+    /// Serves until the task is dropped (connections then end with the server's connection
+    /// runtime). A failing connection never stops the others.
     pub async fn run(self) {
         loop {
             let (socket, peer) = match self.listener.accept().await {
@@ -146,10 +189,22 @@ impl Server {
                     continue;
                 }
             };
+            // Re-registered on the connection runtime's reactor (`into_std` keeps it non-blocking).
+            let socket = match socket.into_std() {
+                Ok(socket) => socket,
+                Err(e) => {
+                    tracing::warn!(%peer, "cannot hand over a connection: {e}");
+                    continue;
+                }
+            };
             let handlers = Handlers(Connection::admit(self.shared.clone()));
             let tls = self.tls.clone();
-            tokio::spawn(async move {
-                if let Err(e) = process_socket(socket, tls, handlers).await {
+            self.connections.handle().spawn(async move {
+                let served = match tokio::net::TcpStream::from_std(socket) {
+                    Ok(socket) => socket::serve(socket, tls, handlers).await,
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = served {
                     tracing::debug!(%peer, "connection ended with an error: {e}");
                 }
             });

@@ -22,6 +22,7 @@ use pgwire::messages::startup::ParameterStatus;
 use pgwire::messages::PgWireBackendMessage;
 use pgwire::types::format::FormatOptions;
 
+use crate::complexity::deep;
 use crate::copy::{refuse_server_file, PendingCopy};
 use crate::errors::{self, error, from_datafusion, internal, SYNTAX_ERROR};
 use crate::limits::StatementLimits;
@@ -51,6 +52,11 @@ pub struct StatementParser {
 impl StatementParser {
     /// Splits a query string into statements.
     pub fn split(&self, sql: &str) -> PgWireResult<Vec<Prepared>> {
+        crate::complexity::check(sql)?;
+        deep(|| self.split_checked(sql))
+    }
+
+    fn split_checked(&self, sql: &str) -> PgWireResult<Vec<Prepared>> {
         let prepared = |sql: String, ast: Option<Statement>, statement: Classified| Prepared {
             sql,
             ast,
@@ -105,7 +111,7 @@ impl StatementParser {
                     let plan = session
                         .ctx
                         .state()
-                        .statement_to_plan(DfStatement::Statement(Box::new(Statement::Query(source.clone()))))
+                        .statement_to_plan(DfStatement::Statement(Box::new(Statement::Query(deep(|| source.clone())))))
                         .await
                         .map_err(from_datafusion)?;
                     prepared.param_types = parameter_types(&plan)?;
@@ -246,7 +252,7 @@ fn rewrite_missing_catalog_columns(mut statement: Statement) -> Statement {
 
 async fn plan(session: &Session, prepared: &Prepared) -> PgWireResult<LogicalPlan> {
     let statement = match &prepared.ast {
-        Some(ast) => DfStatement::Statement(Box::new(ast.clone())),
+        Some(ast) => DfStatement::Statement(Box::new(deep(|| ast.clone()))),
         None => return Err(error(SYNTAX_ERROR, format!("cannot plan '{}'", prepared.sql))),
     };
     session.ctx.state().statement_to_plan(statement).await.map_err(from_datafusion)
@@ -387,6 +393,7 @@ impl Session {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         if let Some((name, value)) = parse_set(&prepared.sql)? {
+            crate::auth::authorize_setting(&name)?;
             if name.to_ascii_lowercase().starts_with("datafusion.") {
                 self.ctx.sql(&prepared.sql).await.map_err(from_datafusion)?;
             } else if let Some((name, value)) = self.settings.set(&name, &value)? {

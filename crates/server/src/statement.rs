@@ -2,7 +2,9 @@
 //! command tag PostgreSQL answers with, and whether it reads or writes ([`Access`]), which is
 //! all authorization looks at. Pure: no session, no I/O.
 
-use datafusion::sql::sqlparser::ast::{CopyTarget, ObjectName, Query, SetExpr, Statement, TableObject};
+use datafusion::sql::sqlparser::ast::{
+    CopyTarget, Ident, ObjectName, ObjectType, Query, SetExpr, Statement, TableObject,
+};
 
 /// How the server runs a statement.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,6 +39,9 @@ pub enum Access {
     Write,
     /// `EXECUTE name`: whatever the statement `PREPARE name` defined does.
     OfPrepared(String),
+    /// No role may run it (the reason): it would replace or drop `events` or a system
+    /// catalog's object, which every client relies on.
+    Forbidden(String),
 }
 
 /// A statement classified: see the module documentation.
@@ -131,17 +136,24 @@ pub fn classify(statement: &Statement) -> Classified {
         Statement::ReleaseSavepoint { .. } => Classified::new(Kind::NoOp, "RELEASE", Read),
         Statement::LISTEN { .. } => Classified::new(Kind::NoOp, "LISTEN", Read),
         Statement::UNLISTEN { .. } => Classified::new(Kind::NoOp, "UNLISTEN", Read),
-        Statement::CreateView(view) => {
-            datafusion(if view.materialized { "CREATE MATERIALIZED VIEW" } else { "CREATE VIEW" }, Write)
+        Statement::CreateView(view) => datafusion(
+            if view.materialized { "CREATE MATERIALIZED VIEW" } else { "CREATE VIEW" },
+            guarded(Write, [&view.name]),
+        ),
+        Statement::CreateTable(table) => datafusion("CREATE TABLE", guarded(Write, [&table.name])),
+        Statement::CreateSchema { schema_name, .. } => {
+            let name = ObjectName::from(vec![Ident::new(schema_name.to_string())]);
+            datafusion("CREATE SCHEMA", guarded_schemas(Write, [&name]))
         }
-        Statement::CreateTable(_) => datafusion("CREATE TABLE", Write),
-        Statement::CreateSchema { .. } => datafusion("CREATE SCHEMA", Write),
         Statement::CreateDatabase { .. } => datafusion("CREATE DATABASE", Write),
         Statement::CreateIndex(_) => datafusion("CREATE INDEX", Write),
         Statement::CreateFunction(_) => datafusion("CREATE FUNCTION", Write),
-        Statement::Drop { object_type, .. } => datafusion(&format!("DROP {object_type}"), Write),
-        Statement::AlterTable(_) => datafusion("ALTER TABLE", Write),
-        Statement::AlterView { .. } => datafusion("ALTER VIEW", Write),
+        Statement::Drop { object_type: ObjectType::Schema, names, .. } => {
+            datafusion("DROP SCHEMA", guarded_schemas(Write, names))
+        }
+        Statement::Drop { object_type, names, .. } => datafusion(&format!("DROP {object_type}"), guarded(Write, names)),
+        Statement::AlterTable(table) => datafusion("ALTER TABLE", guarded(Write, [&table.name])),
+        Statement::AlterView { name, .. } => datafusion("ALTER VIEW", guarded(Write, [name])),
         Statement::Truncate(_) => datafusion("TRUNCATE TABLE", Write),
         Statement::Grant(_) => datafusion("GRANT", Write),
         Statement::Revoke(_) => datafusion("REVOKE", Write),
@@ -151,6 +163,46 @@ pub fn classify(statement: &Statement) -> Classified {
             datafusion(&tag, Write)
         }
     }
+}
+
+/// Schemas whose objects are the server's: the catalogs clients introspect.
+const SYSTEM_SCHEMAS: [&str; 2] = ["pg_catalog", "information_schema"];
+
+fn unquoted(part: &impl std::fmt::Display) -> String {
+    part.to_string().trim_matches('"').to_ascii_lowercase()
+}
+
+/// `access`, or [`Access::Forbidden`] when a statement creating, replacing, altering or
+/// dropping `names` would touch `events` (in the default schema) or a system catalog's object.
+fn guarded<'a>(access: Access, names: impl IntoIterator<Item = &'a ObjectName>) -> Access {
+    for name in names {
+        let parts: Vec<String> = name.0.iter().map(unquoted).collect();
+        let schema = parts.len().checked_sub(2).map(|i| parts[i].as_str());
+        if let Some(schema) = schema.filter(|s| SYSTEM_SCHEMAS.contains(s)) {
+            return Access::Forbidden(format!(
+                "permission denied: {schema} belongs to the server and cannot be changed"
+            ));
+        }
+        if is_events(name) && matches!(schema, None | Some("public")) {
+            return Access::Forbidden(
+                "permission denied: \"events\" is the event table; it cannot be replaced, altered or dropped \
+                 (create a view under another name)"
+                    .to_string(),
+            );
+        }
+    }
+    access
+}
+
+/// Like [`guarded`] for statements on schemas themselves.
+fn guarded_schemas<'a>(access: Access, names: impl IntoIterator<Item = &'a ObjectName>) -> Access {
+    for name in names {
+        let schema = name.0.last().map(unquoted).unwrap_or_default();
+        if SYSTEM_SCHEMAS.contains(&schema.as_str()) || schema == "public" {
+            return Access::Forbidden(format!("permission denied: schema {schema} belongs to the server"));
+        }
+    }
+    access
 }
 
 /// Session statements sqlparser cannot parse (`SET SESSION CHARACTERISTICS …`), told from

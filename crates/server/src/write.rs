@@ -96,7 +96,7 @@ impl Session {
             insert.columns.iter().map(|c| c.to_string().trim_matches('"').to_string()).collect(),
         )?;
         let limits = self.limits();
-        let statement = DfStatement::Statement(Box::new(Statement::Query(source.clone())));
+        let statement = DfStatement::Statement(Box::new(Statement::Query(crate::complexity::deep(|| source.clone()))));
         let mut plan = session.ctx.state().statement_to_plan(statement).await.map_err(from_datafusion)?;
         if let Some(params) = &params {
             plan = plan.replace_params_with_values(params).map_err(from_datafusion)?;

@@ -9,12 +9,14 @@
 
 pub mod columns;
 mod location;
+mod log_check;
 mod schema;
 mod snapshot;
 mod table;
 mod views;
 
 pub use location::DataLocation;
+pub use log_check::{check_commit_bytes, Damage};
 pub use schema::{
     core_schema, event_date_from_micros, is_core_column, user_bucket, write_fields, CORE_COLUMNS, PARTITION_COLUMNS,
     USER_BUCKETS,
@@ -37,6 +39,9 @@ pub enum StorageError {
     },
     #[error(transparent)]
     DataFusion(#[from] datafusion::error::DataFusionError),
+    /// A file of the table is not as its log says: nothing is answered from it.
+    #[error(transparent)]
+    Damaged(#[from] Damage),
 }
 
 pub type Result<T, E = StorageError> = std::result::Result<T, E>;

@@ -95,6 +95,8 @@ pub struct VacuumSummary {
 pub struct EventStore {
     location: DataLocation,
     table: DeltaTable,
+    /// The newest commit file checked to be whole (see `log_check`).
+    checked_through: Option<u64>,
 }
 
 impl EventStore {
@@ -115,13 +117,24 @@ impl EventStore {
         if let Some((store, base)) = location.memory_store() {
             builder = builder.with_storage_backend(store, base);
         }
-        let mut table =
-            builder.build().map_err(|source| StorageError::Delta { context: context("opening"), source })?;
-        match table.load().await {
-            Ok(()) | Err(DeltaTableError::NotATable(_)) => {}
-            Err(source) => return Err(StorageError::Delta { context: context("loading the events table at"), source }),
+        let table = builder.build().map_err(|source| StorageError::Delta { context: context("opening"), source })?;
+        let mut store = Self { location: location.clone(), table, checked_through: None };
+        store.load("loading").await?;
+        Ok(store)
+    }
+
+    /// Loads the newest version, then checks the commit files not checked before; when the
+    /// load itself fails, the check names the damaged file if that is the cause.
+    async fn load(&mut self, what: &str) -> Result<()> {
+        let loaded = self.table.load().await;
+        if matches!(loaded, Err(DeltaTableError::NotATable(_))) {
+            return Ok(());
         }
-        Ok(Self { location: location.clone(), table })
+        let store = self.table.log_store().object_store(None);
+        let root = format!("{}/{EVENTS}", self.location);
+        let log = object_store::path::Path::from("_delta_log");
+        self.checked_through = crate::log_check::check_log(&store, &log, self.checked_through, None, &root).await?;
+        loaded.map_err(|source| self.delta_error(what, source))
     }
 
     /// The schema an append must produce: core columns, then the table's other columns.
@@ -132,10 +145,7 @@ impl EventStore {
 
     /// Loads the newest committed version (commits by other processes included).
     pub async fn reload(&mut self) -> Result<()> {
-        match self.table.load().await {
-            Ok(()) | Err(DeltaTableError::NotATable(_)) => Ok(()),
-            Err(source) => Err(self.delta_error("reloading", source)),
-        }
+        self.load("reloading").await
     }
 
     pub fn location(&self) -> &DataLocation {

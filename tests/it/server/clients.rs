@@ -5,6 +5,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+use super::postgres::RealPostgres;
 use super::{count, TestServer, SAMPLE_ROWS};
 
 const CLIENTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients");
@@ -24,9 +25,13 @@ async fn blocking(f: impl FnOnce() -> Output + Send + 'static) -> Output {
 }
 
 fn psql(port: u16, args: &[&str]) -> Output {
+    psql_at(&format!("host=127.0.0.1 port={port} user=northstar dbname=northstar"), args)
+}
+
+fn psql_at(conninfo: &str, args: &[&str]) -> Output {
     Command::new("psql")
         .env("PGCONNECT_TIMEOUT", "10")
-        .arg(format!("host=127.0.0.1 port={port} user=northstar dbname=northstar"))
+        .arg(conninfo)
         .arg("-X")
         .args(args)
         .output()
@@ -133,4 +138,65 @@ async fn grafana_and_metabase_connect_queries_succeed() {
         ran += 1;
     }
     assert!(ran >= 15, "ran {ran}");
+}
+
+/// The row psql's `\df+ NAME` prints for the function (unaligned output: fields split by `|`):
+/// schema, name, result type, arguments, kind, …, description.
+fn df_plus_row(printed: &str, name: &str) -> Vec<String> {
+    let row = printed
+        .lines()
+        .find(|line| line.split('|').nth(1) == Some(name))
+        .unwrap_or_else(|| panic!("\\df+ {name} printed no row for it:\n{printed}"));
+    row.split('|').map(str::to_string).collect()
+}
+
+/// `\df+` and `obj_description` show a function's kind and documentation, on Northstar and on
+/// PostgreSQL (where the same check runs against an aggregate given the same comment).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn psql_df_plus_shows_functions_and_their_documentation_as_postgresql_does() {
+    let postgres = RealPostgres::start();
+    let description = "Returns the highest step of a funnel";
+    let setup = format!(
+        "CREATE AGGREGATE window_funnel(boolean) (sfunc = boolor_statefunc, stype = boolean); \
+         COMMENT ON AGGREGATE window_funnel(boolean) IS '{description} (PostgreSQL stand-in)';"
+    );
+    let conninfo = postgres.conninfo("postgres");
+    check(psql_at(&conninfo, &["-c", &setup]), "creating the stand-in aggregate on PostgreSQL");
+
+    let server = TestServer::start().await;
+    let northstar = format!("host=127.0.0.1 port={} user=northstar dbname=northstar", server.port);
+    for (target, conninfo) in [("PostgreSQL", conninfo), ("Northstar", northstar)] {
+        let described = {
+            let conninfo = conninfo.clone();
+            check(blocking(move || psql_at(&conninfo, &["-A", "-c", "\\df+ window_funnel"])).await, "\\df+")
+        };
+        let row = df_plus_row(&described, "window_funnel");
+        assert_eq!(row[4], "agg", "{target}: kind in {row:?}");
+        assert!(row.last().unwrap().starts_with(description), "{target}: description in {row:?}");
+
+        let listed = {
+            let conninfo = conninfo.clone();
+            check(blocking(move || psql_at(&conninfo, &["-A", "-c", "\\df"])).await, "\\df")
+        };
+        assert!(
+            listed.lines().any(|l| l.starts_with("public|window_funnel|")),
+            "{target}: \\df lists user functions:\n{listed}"
+        );
+
+        let sql =
+            "SELECT obj_description(p.oid, 'pg_proc') FROM pg_catalog.pg_proc p WHERE p.proname = 'window_funnel'";
+        let by_sql = check(blocking(move || psql_at(&conninfo, &["-A", "-t", "-c", sql])).await, "obj_description");
+        assert!(by_sql.starts_with(description), "{target}: obj_description gave {by_sql}");
+    }
+
+    // Northstar's own: result types and the reports.
+    let port = server.port;
+    let funnel =
+        check(blocking(move || psql(port, &["-A", "-c", "\\df+ window_funnel|funnel|session_number"])).await, "\\df+");
+    let row = df_plus_row(&funnel, "window_funnel");
+    assert_eq!((row[2].as_str(), row[3].starts_with("window, ")), ("integer", true), "{row:?}");
+    let row = df_plus_row(&funnel, "funnel");
+    assert_eq!((row[2].as_str(), row[4].as_str()), ("SETOF record", "func"), "{row:?}");
+    assert!(row.last().unwrap().starts_with("Funnel report"), "{row:?}");
+    assert_eq!(df_plus_row(&funnel, "session_number")[4], "window");
 }

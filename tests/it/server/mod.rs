@@ -3,6 +3,8 @@
 //! port the OS picks and is stopped when its test ends.
 
 mod clients;
+mod hostile;
+mod postgres;
 mod protocol;
 mod security;
 
