@@ -126,6 +126,7 @@ pub async fn template_session(
     datafusion_pg_catalog::setup_pg_catalog(&ctx, &catalog, EmptyContextProvider)
         .map_err(|e| StorageError::DataFusion(*e))?;
     crate::function_catalog::register(&ctx, &catalog).await.map_err(StorageError::DataFusion)?;
+    crate::built_size::register(&ctx);
     ctx.register_udf(constant("version", ScalarValue::Utf8(Some(version_string())), 0..=0));
     // Columns have no comments; PostgreSQL returns NULL for objects without one.
     ctx.register_udf(constant("col_description", ScalarValue::Utf8(None), 2..=2));

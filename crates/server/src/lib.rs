@@ -7,6 +7,7 @@
 //! writes that are single Delta commits. See `docs/clients.md`.
 
 mod auth;
+mod built_size;
 mod catalog;
 mod complexity;
 mod connection;

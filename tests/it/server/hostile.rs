@@ -205,3 +205,53 @@ async fn server_limits_paths_and_the_event_table_cannot_be_changed_by_clients() 
     assert_eq!(count(&again).await, SAMPLE_ROWS);
     task.abort();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_goes_away_has_its_statement_cancelled() {
+    // One connection slot: it is free again only once the vanished client's statement ended.
+    let server = TestServer::start_with(Users::default(), |o| o.max_connections = 1).await;
+    let mut socket = TcpStream::connect(("127.0.0.1", server.port)).await.unwrap();
+    let endless = "SELECT count(*) FROM events a CROSS JOIN events b CROSS JOIN events c WHERE a.user_id < b.user_id\0";
+    socket.write_all(&[startup("northstar"), typed(b'Q', endless.as_bytes())].concat()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let gone = std::time::Instant::now();
+    drop(socket);
+    loop {
+        match super::connect(&server.url("northstar")).await {
+            Ok(client) => {
+                assert_eq!(count(&client).await, SAMPLE_ROWS);
+                break;
+            }
+            Err(e) => {
+                assert_eq!(super::sqlstate(&e), "53300", "{}", super::message(&e));
+                assert!(gone.elapsed() < Duration::from_secs(3), "the statement still runs {:?} later", gone.elapsed());
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+    eprintln!("slot free {:?} after the client went away", gone.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn values_built_per_row_are_bounded() {
+    let server = TestServer::start().await;
+    let client = server.connect().await;
+    for sql in [
+        "SELECT repeat('x', 1000000000)",
+        "SELECT length(repeat(user_id, 100000000)) FROM events",
+        "SELECT lpad('x', 2000000000)",
+        "SELECT length(rpad(event, 1000000000, '-')) FROM events",
+    ] {
+        let Err(e) = client.query(sql, &[]).await else { panic!("{sql} ran") };
+        assert_eq!(super::sqlstate(&e), "53200", "{sql}: {}", super::message(&e));
+        assert!(super::message(&e).contains("would build"), "{}", super::message(&e));
+    }
+    // Ordinary uses are untouched.
+    let row = client.query_one("SELECT repeat('ab', 3), lpad('7', 3, '0'), rpad('a', 3, '.')", &[]).await.unwrap();
+    assert_eq!(
+        (row.get::<_, String>(0), row.get::<_, String>(1), row.get::<_, String>(2)),
+        ("ababab".into(), "007".into(), "a..".into())
+    );
+    let long: i32 = client.query_one("SELECT max(length(repeat(user_id, 10))) FROM events", &[]).await.unwrap().get(0);
+    assert!(long > 10);
+}
