@@ -164,6 +164,12 @@ async fn huge_and_deeply_nested_statements_are_refused_and_the_server_lives() {
     assert_eq!(count(&client).await, SAMPLE_ROWS);
 }
 
+/// Runs `sql` (simple protocol) and insists it fails with `code`.
+async fn refused_with(client: &tokio_postgres::Client, sql: &str, code: &str) {
+    let e = client.batch_execute(sql).await.unwrap_err();
+    assert_eq!(super::sqlstate(&e), code, "{sql}: {}", super::message(&e));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_limits_paths_and_the_event_table_cannot_be_changed_by_clients() {
     let mut users = Users::default();
@@ -179,8 +185,7 @@ async fn server_limits_paths_and_the_event_table_cannot_be_changed_by_clients() 
             "SET datafusion.execution.batch_size = 100000000",
             "SET datafusion.catalog.location = '/etc'",
         ] {
-            let e = client.batch_execute(sql).await.unwrap_err();
-            assert_eq!(super::sqlstate(&e), "42501", "{sql}: {}", super::message(&e));
+            refused_with(client, sql, "42501").await;
         }
         // Planning settings stay open.
         client.batch_execute("SET datafusion.optimizer.max_passes = 2").await.unwrap();
@@ -195,8 +200,7 @@ async fn server_limits_paths_and_the_event_table_cannot_be_changed_by_clients() 
         "DROP SCHEMA information_schema",
         "PREPARE shadow AS CREATE VIEW events AS SELECT 1 AS x",
     ] {
-        let e = writer.batch_execute(sql).await.unwrap_err();
-        assert_eq!(super::sqlstate(&e), "42501", "{sql}: {}", super::message(&e));
+        refused_with(&writer, sql, "42501").await;
     }
     // Still the event table, here and after a restart.
     assert_eq!(count(&writer).await, SAMPLE_ROWS);
