@@ -1,6 +1,7 @@
 //! Errors as PostgreSQL reports them: an SQLSTATE code clients can act on (psycopg raises
 //! `UndefinedTable` for 42P01, pgjdbc exposes `getSQLState()`), and a message naming the problem.
 
+use datafusion::arrow::error::ArrowError;
 use datafusion::error::DataFusionError;
 use pgwire::error::{ErrorInfo, PgWireError};
 
@@ -14,6 +15,8 @@ pub const QUERY_CANCELED: &str = "57014";
 pub const FEATURE_NOT_SUPPORTED: &str = "0A000";
 pub const INVALID_PARAMETER_VALUE: &str = "22023";
 pub const DATA_EXCEPTION: &str = "22000";
+pub const DIVISION_BY_ZERO: &str = "22012";
+pub const NUMERIC_VALUE_OUT_OF_RANGE: &str = "22003";
 pub const NOT_NULL_VIOLATION: &str = "23502";
 pub const BAD_COPY_FORMAT: &str = "22P04";
 pub const OUT_OF_MEMORY: &str = "53200";
@@ -73,7 +76,14 @@ fn sqlstate_of(e: &DataFusionError) -> &'static str {
             Some(df) => sqlstate_of(df),
             None => INTERNAL_ERROR,
         },
-        DataFusionError::ArrowError(..) => DATA_EXCEPTION,
+        // Several errors of one statement (each unknown column): the first decides, as
+        // PostgreSQL reports the first it meets.
+        DataFusionError::Collection(errors) => errors.first().map_or(INTERNAL_ERROR, sqlstate_of),
+        DataFusionError::ArrowError(inner, _) => match inner.as_ref() {
+            ArrowError::DivideByZero => DIVISION_BY_ZERO,
+            ArrowError::ArithmeticOverflow(_) => NUMERIC_VALUE_OUT_OF_RANGE,
+            _ => DATA_EXCEPTION,
+        },
         DataFusionError::Plan(message) => plan_sqlstate(message),
         DataFusionError::Execution(message) if message.contains("Cancelled") => QUERY_CANCELED,
         DataFusionError::Execution(_) => DATA_EXCEPTION,
@@ -103,6 +113,9 @@ fn plan_sqlstate(message: &str) -> &'static str {
 /// DataFusion prefixes messages with the variant ("Error during planning: …"); PostgreSQL
 /// clients show the message after "ERROR:", so the prefix is noise.
 fn clean_message(e: &DataFusionError) -> String {
+    if sqlstate_of(e) == DIVISION_BY_ZERO {
+        return "division by zero".into(); // PostgreSQL's words; clients match on them
+    }
     let text = e.to_string();
     for prefix in [
         "Error during planning: ",
@@ -110,6 +123,7 @@ fn clean_message(e: &DataFusionError) -> String {
         "SQL error: ",
         "This feature is not implemented: ",
         "Schema error: ",
+        "Arrow error: ",
     ] {
         if let Some(rest) = text.strip_prefix(prefix) {
             return rest.to_string();
@@ -141,5 +155,9 @@ mod tests {
         assert_eq!(code_of("SELECT * FROM nowhere").await, UNDEFINED_TABLE);
         assert_eq!(code_of("SELECT no_such_function(1)").await, UNDEFINED_FUNCTION);
         assert_eq!(code_of("SELECT nope FROM (SELECT 1 AS a)").await, UNDEFINED_COLUMN);
+        // No FROM: DataFusion wraps the error in a diagnostic; in a window, one per mention.
+        assert_eq!(code_of("SELECT user_id").await, UNDEFINED_COLUMN);
+        assert_eq!(code_of("SELECT user_id, count(*) OVER (PARTITION BY user_id)").await, UNDEFINED_COLUMN);
+        assert_eq!(code_of("SELECT 1 / 0").await, DIVISION_BY_ZERO);
     }
 }

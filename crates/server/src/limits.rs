@@ -18,7 +18,7 @@ use pgwire::error::PgWireError;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::errors::canceled;
+use crate::errors::{canceled, internal};
 
 /// One connection's cancel handle, fired by a CancelRequest carrying its pid and secret. Each
 /// statement gets a fresh token, so a cancel that arrived between statements is forgotten
@@ -68,6 +68,27 @@ impl StatementLimits {
         }
     }
 
+    /// Like `run`, for work that computes without awaiting (planning and optimizing a
+    /// statement): it runs on a blocking thread so that a cancel or the deadline answers the
+    /// client at once. Abandoned work finishes on that thread, bounded by the statement limits
+    /// of `complexity.rs`; a panic in it is resumed here, to end the statement as any panic does.
+    pub async fn run_blocking<T, W>(&self, work: W) -> Result<T, PgWireError>
+    where
+        T: Send + 'static,
+        W: Future<Output = Result<T, PgWireError>> + Send + 'static,
+    {
+        let runtime = tokio::runtime::Handle::current();
+        let task = tokio::task::spawn_blocking(move || runtime.block_on(work));
+        self.run(async {
+            match task.await {
+                Ok(out) => out,
+                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                Err(e) => Err(internal(e)),
+            }
+        })
+        .await
+    }
+
     /// Wraps a stream so that each item is subject to the limits; the stream ends after the
     /// first error.
     pub fn stream<S, T>(self, inner: S) -> impl Stream<Item = Result<T, PgWireError>> + Send
@@ -83,6 +104,23 @@ impl StatementLimits {
                 Ok(None) => None,
             }
         })
+    }
+}
+
+/// Runs a write to its end on a task of its own, whatever happens to the statement that
+/// started it. A write dropped by a cancel or a deadline while its Delta commit was under way
+/// could leave the client told 57014 while its rows are in the table (and its retry doubling
+/// them); PostgreSQL likewise lets a commit in progress finish. A write's *input* is what the
+/// statement's limits stop: a canceled input fails the write before anything is committed.
+pub async fn uninterrupted<T, W>(write: W) -> Result<T, PgWireError>
+where
+    T: Send + 'static,
+    W: Future<Output = Result<T, PgWireError>> + Send + 'static,
+{
+    match tokio::spawn(write).await {
+        Ok(out) => out,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(e) => Err(internal(e)),
     }
 }
 

@@ -99,7 +99,7 @@ impl StatementParser {
         session.authorize(&prepared.statement)?;
         match &prepared.statement.kind {
             Kind::DataFusion => {
-                let plan = plan(session, prepared).await?;
+                let plan = plan(session, datafusion_statement(prepared)?, &session.limits()).await?;
                 prepared.param_types = parameter_types(&plan)?;
                 if returns_rows(&plan) {
                     prepared.schema = Some(Arc::new(plan.schema().as_arrow().clone()));
@@ -108,12 +108,8 @@ impl StatementParser {
             Kind::EventsInsert => {
                 let Some(Statement::Insert(insert)) = &prepared.ast else { return Ok(()) };
                 if let Some(source) = &insert.source {
-                    let plan = session
-                        .ctx
-                        .state()
-                        .statement_to_plan(DfStatement::Statement(Box::new(Statement::Query(deep(|| source.clone())))))
-                        .await
-                        .map_err(from_datafusion)?;
+                    let query = DfStatement::Statement(Box::new(Statement::Query(deep(|| source.clone()))));
+                    let plan = plan(session, query, &session.limits()).await?;
                     prepared.param_types = parameter_types(&plan)?;
                     // `VALUES ($1, $2)`: a parameter takes the type of the column it fills.
                     let targets = insert_column_types(&self.shared.events, insert).await;
@@ -250,12 +246,20 @@ fn rewrite_missing_catalog_columns(mut statement: Statement) -> Statement {
     statement
 }
 
-async fn plan(session: &Session, prepared: &Prepared) -> PgWireResult<LogicalPlan> {
-    let statement = match &prepared.ast {
-        Some(ast) => DfStatement::Statement(Box::new(deep(|| ast.clone()))),
-        None => return Err(error(SYNTAX_ERROR, format!("cannot plan '{}'", prepared.sql))),
-    };
-    session.ctx.state().statement_to_plan(statement).await.map_err(from_datafusion)
+/// The statement as DataFusion's planner takes it.
+fn datafusion_statement(prepared: &Prepared) -> PgWireResult<DfStatement> {
+    match &prepared.ast {
+        Some(ast) => Ok(DfStatement::Statement(Box::new(deep(|| ast.clone())))),
+        None => Err(error(SYNTAX_ERROR, format!("cannot plan '{}'", prepared.sql))),
+    }
+}
+
+/// Plans a statement under the limits of a statement: a cancel or the deadline stops the wait
+/// for the planner. At Parse/Describe as well as at Execute: PostgreSQL's `statement_timeout`
+/// runs from the first message of an extended query.
+async fn plan(session: &Session, statement: DfStatement, limits: &StatementLimits) -> PgWireResult<LogicalPlan> {
+    let state = session.ctx.state();
+    limits.run_blocking(async move { state.statement_to_plan(statement).await.map_err(from_datafusion) }).await
 }
 
 fn returns_rows(plan: &LogicalPlan) -> bool {
@@ -456,7 +460,7 @@ impl Session {
     {
         self.shared.events.refresh(&self.shared.template).await.map_err(internal)?;
         let limits = self.limits();
-        let mut plan = limits.run(plan(self, prepared)).await?;
+        let mut plan = plan(self, datafusion_statement(prepared)?, &limits).await?;
         if let Some(params) = &params {
             plan = plan.replace_params_with_values(params).map_err(from_datafusion)?;
         }
@@ -486,7 +490,11 @@ impl Session {
         options: Option<Arc<FormatOptions>>,
     ) -> PgWireResult<Response> {
         let fields = Arc::new(arrow_schema_to_pg_fields(df.schema().as_arrow(), format, options)?);
-        let batches = limits.run(async { df.execute_stream().await.map_err(from_datafusion) }).await?;
+        // The optimizers and the physical planner run before the first batch, without awaiting.
+        let task = Arc::new(df.task_ctx());
+        let physical =
+            limits.run_blocking(async move { df.create_physical_plan().await.map_err(from_datafusion) }).await?;
+        let batches = datafusion::physical_plan::execute_stream(physical, task).map_err(from_datafusion)?;
         let batches = batches.map(|b| b.map_err(from_datafusion));
         let encoded_fields = fields.clone();
         let rows = limits

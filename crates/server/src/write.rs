@@ -18,6 +18,7 @@ use crate::catalog::SharedEventStore;
 use crate::errors::{
     error, from_datafusion, internal, FEATURE_NOT_SUPPORTED, NOT_NULL_VIOLATION, SYNTAX_ERROR, UNDEFINED_COLUMN,
 };
+use crate::limits::uninterrupted;
 use crate::session::Session;
 
 /// Checks that every named column exists; returns the names, or the table's writable columns.
@@ -134,23 +135,28 @@ impl Session {
             RecordBatch::try_new(target.clone(), batch.columns().to_vec())
                 .map_err(|e| error(NOT_NULL_VIOLATION, e.to_string()))
         });
-        let layout = WriterLayout::default();
-        let summary = limits
-            .run(self.shared.events.write(&self.shared.template, async |store| {
-                let mut rows = 0usize;
-                let counted = batches.inspect(|b| {
-                    if let Ok(b) = b {
-                        rows += b.num_rows();
-                    }
-                });
-                let counted = Box::pin(counted);
-                store.append(schema.clone(), counted, &layout).await.map_err(|e| match e {
-                    AppendError::Input(e) => e,
-                    AppendError::Storage(e) => internal(e),
-                })?;
-                Ok::<usize, PgWireError>(rows)
-            }))
-            .await?;
+        let batches = Box::pin(limits.stream(batches));
+        let shared = self.shared.clone();
+        let summary = uninterrupted(async move {
+            let layout = WriterLayout::default();
+            shared
+                .events
+                .write(&shared.template, async |store| {
+                    let mut rows = 0usize;
+                    let counted = batches.inspect(|b| {
+                        if let Ok(b) = b {
+                            rows += b.num_rows();
+                        }
+                    });
+                    store.append(schema.clone(), counted, &layout).await.map_err(|e| match e {
+                        AppendError::Input(e) => e,
+                        AppendError::Storage(e) => internal(e),
+                    })?;
+                    Ok::<usize, PgWireError>(rows)
+                })
+                .await
+        })
+        .await?;
         Ok(Response::Execution(Tag::new("INSERT").with_oid(0).with_rows(summary)))
     }
 }

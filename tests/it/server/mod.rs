@@ -3,10 +3,12 @@
 //! port the OS picks and is stopped when its test ends.
 
 mod clients;
+mod fuzz_sql;
 mod hostile;
 mod postgres;
 mod protocol;
 mod security;
+mod soak;
 
 use std::time::Duration;
 

@@ -216,6 +216,59 @@ async fn cancel_stops_a_running_scan_within_a_second() {
     assert_eq!(client.query_one("SELECT 1::BIGINT", &[]).await.unwrap().get::<_, i64>(0), 1);
 }
 
+/// Work of three kinds that runs far past a second on the sample, each stopped somewhere else:
+/// a join's probe loop, an expression evaluated batch after batch, and a report's aggregates
+/// over a large input (a view of 100M rows for `table=`).
+fn slow_work() -> Vec<(&'static str, String)> {
+    // 900 operators deep (sqlparser nests parentheses at most 50 deep; chained operators go
+    // to Northstar's limit of 1,000), evaluated batch after batch.
+    let deep = (1..900).fold("(g % 1000003)".to_string(), |e, n| format!("{e} + {n}"));
+    vec![
+        ("cross join", LONG_QUERY.to_string()),
+        ("deep expression", format!("SELECT sum({deep}) FROM generate_series(1, 100000000000) AS t(g)")),
+        (
+            "report",
+            "SELECT * FROM funnel(['signup', 'view_item', 'purchase'], 'window=1 day; table=big_events')".to_string(),
+        ),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_and_statement_timeout_stop_a_cross_join_a_deep_expression_and_a_report_within_a_second() {
+    let server = TestServer::start().await;
+    let setup = server.connect().await;
+    setup
+        .batch_execute(
+            "CREATE VIEW big_events AS SELECT a.event_time, a.event_date, a.event, a.user_id || '/' || b.user_id AS user_id, \
+             a.properties FROM events a CROSS JOIN events b",
+        )
+        .await
+        .unwrap();
+    let timeout = Duration::from_millis(500);
+    for (kind, sql) in slow_work() {
+        let client = server.connect().await;
+        client.batch_execute(&format!("SET statement_timeout = {}", timeout.as_millis())).await.unwrap();
+        let started = Instant::now();
+        let err = client.query_one(&sql, &[]).await.unwrap_err();
+        let overshoot = started.elapsed().saturating_sub(timeout);
+        assert_eq!(sqlstate(&err), "57014", "{kind}: {}", message(&err));
+        assert!(overshoot < Duration::from_secs(1), "{kind}: the timeout overshot by {overshoot:?}");
+
+        client.batch_execute("SET statement_timeout = 0").await.unwrap();
+        let token = client.cancel_token();
+        let running = tokio::spawn(async move { client.query_one(&sql, &[]).await });
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert!(!running.is_finished(), "{kind} finished before the cancel");
+        let sent = Instant::now();
+        token.cancel_query(NoTls).await.unwrap();
+        let err = running.await.unwrap().unwrap_err();
+        let took = sent.elapsed();
+        assert_eq!(sqlstate(&err), "57014", "{kind}: {}", message(&err));
+        assert!(took < Duration::from_secs(1), "{kind}: the cancel took {took:?}");
+        eprintln!("{kind}: statement_timeout overshoot {overshoot:?}, cancel {took:?}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn statement_timeout_is_per_connection_and_stops_execution() {
     let server = TestServer::start().await;

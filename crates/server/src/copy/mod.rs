@@ -22,6 +22,7 @@ use pgwire::messages::data::DataRow;
 
 use self::options::CopyFormat;
 use crate::errors::{error, from_datafusion, internal, BAD_COPY_FORMAT, FEATURE_NOT_SUPPORTED, SYNTAX_ERROR};
+use crate::limits::uninterrupted;
 use crate::session::Session;
 use crate::statement::is_events;
 use crate::write::target_columns;
@@ -127,14 +128,20 @@ impl Session {
             .map_err(internal)??;
         let options = ImportOptions { format: Some(northstar_import::Format::Csv), ..ImportOptions::default() };
         let path = normalized.path().to_string_lossy().to_string();
-        let summary = self
-            .limits()
-            .run(self.shared.events.write(&self.shared.template, async |store| {
-                northstar_import::import(store, std::slice::from_ref(&path), &options)
-                    .await
-                    .map_err(|e| copy_error(e, header_lines))
-            }))
-            .await?;
+        // All the data is here: the load runs to its end (see `uninterrupted`), bounded by its size.
+        let shared = self.shared.clone();
+        let summary = uninterrupted(async move {
+            let _normalized = normalized; // the file lives until the import has read it
+            shared
+                .events
+                .write(&shared.template, async |store| {
+                    northstar_import::import(store, std::slice::from_ref(&path), &options)
+                        .await
+                        .map_err(|e| copy_error(e, header_lines))
+                })
+                .await
+        })
+        .await?;
         Ok(summary.rows as usize)
     }
 }
