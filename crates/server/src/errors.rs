@@ -85,6 +85,9 @@ fn sqlstate_of(e: &DataFusionError) -> &'static str {
             _ => DATA_EXCEPTION,
         },
         DataFusionError::Plan(message) => plan_sqlstate(message),
+        // `SET datafusion.<unknown>`: PostgreSQL's "unrecognized configuration parameter".
+        DataFusionError::Configuration(message) if message.contains("not found") => UNDEFINED_OBJECT,
+        DataFusionError::Configuration(_) => INVALID_PARAMETER_VALUE,
         DataFusionError::Execution(message) if message.contains("Cancelled") => QUERY_CANCELED,
         DataFusionError::Execution(_) => DATA_EXCEPTION,
         _ => INTERNAL_ERROR,
@@ -159,5 +162,6 @@ mod tests {
         assert_eq!(code_of("SELECT user_id").await, UNDEFINED_COLUMN);
         assert_eq!(code_of("SELECT user_id, count(*) OVER (PARTITION BY user_id)").await, UNDEFINED_COLUMN);
         assert_eq!(code_of("SELECT 1 / 0").await, DIVISION_BY_ZERO);
+        assert_eq!(code_of("SET datafusion.execution.time_zonenull = 'x'").await, UNDEFINED_OBJECT);
     }
 }
