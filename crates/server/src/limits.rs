@@ -71,7 +71,7 @@ impl StatementLimits {
     /// Like `run`, for work that computes without awaiting (planning and optimizing a
     /// statement): it runs on a blocking thread so that a cancel or the deadline answers the
     /// client at once. Abandoned work finishes on that thread, bounded by the statement limits
-    /// of `complexity.rs`; a panic in it is resumed here, to end the statement as any panic does.
+    /// of `complexity.rs`.
     pub async fn run_blocking<T, W>(&self, work: W) -> Result<T, PgWireError>
     where
         T: Send + 'static,
@@ -79,14 +79,7 @@ impl StatementLimits {
     {
         let runtime = tokio::runtime::Handle::current();
         let task = tokio::task::spawn_blocking(move || runtime.block_on(work));
-        self.run(async {
-            match task.await {
-                Ok(out) => out,
-                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-                Err(e) => Err(internal(e)),
-            }
-        })
-        .await
+        self.run(async { joined(task.await) }).await
     }
 
     /// Wraps a stream so that each item is subject to the limits; the stream ends after the
@@ -117,7 +110,13 @@ where
     T: Send + 'static,
     W: Future<Output = Result<T, PgWireError>> + Send + 'static,
 {
-    match tokio::spawn(write).await {
+    joined(tokio::spawn(write).await)
+}
+
+/// The outcome of a task the statement waited for; a panic in it is resumed here, to end the
+/// statement as any panic does.
+fn joined<T>(outcome: Result<Result<T, PgWireError>, tokio::task::JoinError>) -> Result<T, PgWireError> {
+    match outcome {
         Ok(out) => out,
         Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
         Err(e) => Err(internal(e)),
