@@ -160,6 +160,11 @@ pub struct GenerateArgs {
     /// Days over which users arrive.
     #[arg(long, default_value_t = 90)]
     pub days: u32,
+    /// Plant an A/B test on checkout from the middle day on: `flag:variant=lift,…`, the first
+    /// variant the control, e.g. checkout-redesign:control=0,test=0.15,test_b=0
+    /// (docs/experiments.md).
+    #[arg(long)]
+    pub experiment: Option<String>,
 }
 
 #[derive(Args)]

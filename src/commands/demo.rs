@@ -4,7 +4,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use northstar_engine::{open_session, EngineOptions};
-use northstar_generate::{generate_to_file, GeneratorConfig, OutputFormat};
+use northstar_generate::{generate_to_file, GeneratorConfig, OutputFormat, PlantedExperiment};
 use northstar_import::ImportOptions;
 use northstar_storage::{DataLocation, EventStore};
 
@@ -22,7 +22,9 @@ pub async fn run(args: DemoArgs) -> Result<()> {
             tempfile::Builder::new().prefix("northstar-demo-").tempdir().context("creating a temporary directory")?;
         let file = dir.path().join("demo-events.parquet");
         eprintln!("generating {} sample events …", args.events);
-        let config = GeneratorConfig { events: args.events, ..Default::default() };
+        // The demo data carries an A/B test (README, docs/experiments.md).
+        let config =
+            GeneratorConfig { events: args.events, experiment: Some(PlantedExperiment::demo()), ..Default::default() };
         generate_to_file(&config, &file, OutputFormat::Parquet, |_| {}).map_err(anyhow::Error::msg)?;
         let options = ImportOptions { progress: true, ..Default::default() };
         let summary = import_into(&location, &[file.display().to_string()], &options).await?;

@@ -2,7 +2,7 @@
 
 use anyhow::Result;
 use indicatif::{HumanBytes, ProgressBar, ProgressDrawTarget};
-use northstar_generate::{generate_to_file, GeneratorConfig, OutputFormat};
+use northstar_generate::{generate_to_file, GeneratorConfig, OutputFormat, PlantedExperiment};
 
 use crate::cli::{GenFormat, GenerateArgs};
 
@@ -15,7 +15,10 @@ pub fn run(args: GenerateArgs) -> Result<()> {
             _ => OutputFormat::Parquet,
         },
     };
-    let config = GeneratorConfig { events: args.events, seed: args.seed, days: args.days, ..Default::default() };
+    let experiment =
+        args.experiment.as_deref().map(PlantedExperiment::parse).transpose().map_err(anyhow::Error::msg)?;
+    let config =
+        GeneratorConfig { events: args.events, seed: args.seed, days: args.days, experiment, ..Default::default() };
     let bar = ProgressBar::with_draw_target(Some(args.events), ProgressDrawTarget::stderr());
     let summary = generate_to_file(&config, &args.out, format, |n| bar.set_position(n)).map_err(anyhow::Error::msg)?;
     bar.finish_and_clear();

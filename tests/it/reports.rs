@@ -494,3 +494,53 @@ async fn paths_with_bounds_match_the_window_function_form() {
         assert_eq!(report, rows(&s.ctx, &window_form(start, end)).await, "{options}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_report_keeps_its_declared_types_under_distinct() {
+    // The SQL fuzz found `SELECT DISTINCT * FROM lifecycle(…)` failing with XX000: the planner
+    // typed `status` Utf8View where the report declares Utf8.
+    let s = sample().await;
+    let all = rows(&s.ctx, "SELECT * FROM lifecycle('period=week')").await;
+    let distinct = rows(&s.ctx, "SELECT DISTINCT * FROM lifecycle('period=week')").await;
+    assert!(!distinct.is_empty() && distinct.len() <= all.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn experiment_counts_only_after_exposure_within_the_range_and_sets_aside_users_in_two_variants() {
+    let ctx = tiny(&[
+        ("a", 5, "buy"), // before a's exposure: not counted
+        ("a", 10, "x_control"),
+        ("a", 12, "buy"),
+        ("b", 1, "x_control"),
+        ("b", 2, "buy"),
+        ("b", 3, "buy"),
+        ("c", 1, "x_test"),
+        ("c", 2, "buy"),
+        ("d", 2, "x_test"),
+        ("e", 1, "x_test"), // e is seen in two variants
+        ("e", 3, "x_control"),
+        ("e", 4, "buy"),
+        ("f", 30, "x_test"), // exposed after `to`: not in the experiment
+        ("f", 31, "buy"),
+    ])
+    .await;
+    let sql = "SELECT variant, users, value, note FROM experiment(['count: buy'], \
+               'exposure=event LIKE ''x_%''; variant=substr(event, 3); to=2025-01-01')";
+    let got = rows(&ctx, sql).await;
+    let want = [
+        ["control", "2", "1.5", ""],
+        ["test", "2", "0.5", ""],
+        ["$multiple", "1", "", "users exposed to more than one variant, left out"],
+    ];
+    assert_eq!(got, want.map(|r| r.map(String::from).to_vec()).to_vec());
+    let e = error(
+        &ctx,
+        "SELECT * FROM experiment(['sum: event; event=buy'], 'exposure=event LIKE ''x_%''; variant=substr(event, 3)')",
+    )
+    .await;
+    assert!(e.contains("experiment: metric 1 must be numeric, got Utf8"), "{e}");
+    let e = error(&ctx, "SELECT * FROM experiment(['median: buy'])").await;
+    assert!(e.contains("experiment: metric 1: unknown kind 'median'"), "{e}");
+    let e = error(&ctx, "SELECT * FROM experiment(['count: buy'], 'alpha=2')").await;
+    assert!(e.contains("experiment: alpha must be a number"), "{e}");
+}

@@ -13,5 +13,5 @@
 mod model;
 mod writer;
 
-pub use model::{Event, EventGenerator, GeneratorConfig};
+pub use model::{Event, EventGenerator, GeneratorConfig, PlantedExperiment, FLAG_CALLED};
 pub use writer::{generate_to_file, OutputFormat, WriteSummary};

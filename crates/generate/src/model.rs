@@ -12,11 +12,64 @@ pub struct GeneratorConfig {
     pub days: u32,
     /// First day, as Unix seconds at 00:00 UTC (default 2025-01-01).
     pub start_unix: i64,
+    /// An A/B test planted in the data (docs/experiments.md).
+    pub experiment: Option<PlantedExperiment>,
 }
 
 impl Default for GeneratorConfig {
     fn default() -> Self {
-        Self { events: 1_000_000, seed: 42, days: 90, start_unix: 1_735_689_600 }
+        Self { events: 1_000_000, seed: 42, days: 90, start_unix: 1_735_689_600, experiment: None }
+    }
+}
+
+/// A feature flag tested on checkout: from `start_day`, a user's first `begin_checkout` calls
+/// the flag (a `$feature_flag_called` event with `$feature_flag` and
+/// `$feature_flag_response`, as PostHog's SDKs send it, just before the checkout), and from
+/// then on each of their checkouts ends in a purchase with probability 0.65 × (1 + lift) of
+/// their variant. Users are assigned by a hash of (seed, user), in equal shares.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlantedExperiment {
+    pub flag: String,
+    /// (variant, lift); the first is the control, conventionally with lift 0.
+    pub variants: Vec<(String, f64)>,
+    /// The first day of the test (days from the start); default: half way through.
+    pub start_day: Option<u32>,
+}
+
+impl PlantedExperiment {
+    /// The demo's experiment: `checkout-redesign` with control, test (+15 %) and test_b (0 %).
+    pub fn demo() -> Self {
+        Self::parse("checkout-redesign:control=0,test=0.15,test_b=0").expect("valid")
+    }
+
+    /// `flag:variant=lift,variant=lift,…` (the first variant is the control).
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let usage = "expected flag:variant=lift,variant=lift,… such as checkout-redesign:control=0,test=0.15";
+        let (flag, variants) = text.split_once(':').ok_or_else(|| format!("experiment '{text}': {usage}"))?;
+        let variants = variants
+            .split(',')
+            .map(|v| {
+                let (name, lift) = v.split_once('=').ok_or_else(|| format!("experiment variant '{v}': {usage}"))?;
+                let lift: f64 = lift.trim().parse().map_err(|_| format!("experiment variant '{v}': lift must be a number"))?;
+                if !(-1.0..=0.5).contains(&lift) {
+                    return Err(format!("experiment variant '{v}': lift must be between -1 and 0.5 (a purchase probability stays below 1)"));
+                }
+                Ok((name.trim().to_string(), lift))
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        if flag.trim().is_empty() || variants.len() < 2 || variants.iter().any(|(n, _)| n.is_empty()) {
+            return Err(format!("experiment '{text}': a flag name and two or more variants; {usage}"));
+        }
+        Ok(PlantedExperiment { flag: flag.trim().to_string(), variants, start_day: None })
+    }
+
+    /// The variant of `user`: a hash, so that assigning draws nothing from the event stream.
+    fn variant_of(&self, seed: u64, user: u32) -> u8 {
+        let mut z = seed ^ (user as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0x5EED_F1A6;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        (z % self.variants.len() as u64) as u8
     }
 }
 
@@ -32,6 +85,18 @@ pub struct Event {
     pub plan: &'static str,
     /// Price in cents for item events, 0 otherwise.
     pub price_cents: u32,
+    /// For the planted experiment's exposure event, the variant's index.
+    pub variant: Option<u8>,
+}
+
+/// The event a feature-flag check sends (PostHog's name).
+pub const FLAG_CALLED: &str = "$feature_flag_called";
+
+/// The planted experiment as one session sees it.
+struct Arm {
+    variant: u8,
+    lift: f64,
+    exposed: bool,
 }
 
 const PLATFORMS: [(&str, u32); 3] = [("ios", 40), ("android", 35), ("web", 25)];
@@ -87,6 +152,8 @@ pub struct EventGenerator {
     emitted: u64,
     buffer: std::vec::IntoIter<Event>,
     sessions_started: u32,
+    /// Per user: called the experiment's flag already.
+    exposed: Vec<bool>,
 }
 
 impl EventGenerator {
@@ -104,6 +171,7 @@ impl EventGenerator {
             emitted: 0,
             buffer: Vec::new().into_iter(),
             sessions_started: 0,
+            exposed: Vec::new(),
         }
     }
 
@@ -128,6 +196,9 @@ impl EventGenerator {
             self.users.push(user);
         }
         let day_start = (self.config.start_unix + day as i64 * 86_400) * 1_000_000;
+        self.exposed.resize(self.users.len(), false);
+        let experiment =
+            self.config.experiment.as_ref().filter(|x| day >= x.start_day.unwrap_or(self.config.days / 2)).cloned();
         let mut events = Vec::new();
         for id in 0..self.users.len() {
             let user = self.users[id];
@@ -141,7 +212,13 @@ impl EventGenerator {
                 self.sessions_started += 1;
                 let start = day_start + rng.random_range(0..86_000_000_000i64);
                 let is_first = age == 0 && s == 0;
-                session(&mut rng, &mut events, id as u32, self.sessions_started, user, start, is_first);
+                let mut arm = experiment.as_ref().map(|x| {
+                    let variant = x.variant_of(self.config.seed, id as u32);
+                    Arm { variant, lift: x.variants[variant as usize].1, exposed: self.exposed[id] }
+                });
+                let ids = (id as u32, self.sessions_started);
+                session(&mut rng, &mut events, ids, user, start, is_first, arm.as_mut());
+                self.exposed[id] = arm.is_some_and(|a| a.exposed);
             }
         }
         events.sort_by_key(|e| (e.micros, e.user));
@@ -149,10 +226,19 @@ impl EventGenerator {
     }
 }
 
-/// One session: a walk down the funnel with drop-off at every step.
-fn session(rng: &mut ChaCha8Rng, out: &mut Vec<Event>, user: u32, session: u32, traits: User, start: i64, first: bool) {
+/// One session: a walk down the funnel with drop-off at every step. `ids` is (user, session).
+fn session(
+    rng: &mut ChaCha8Rng,
+    out: &mut Vec<Event>,
+    ids: (u32, u32),
+    traits: User,
+    start: i64,
+    first: bool,
+    arm: Option<&mut Arm>,
+) {
+    let (user, session) = ids;
     let mut t = start;
-    let mut emit = |rng: &mut ChaCha8Rng, name: &'static str, price_cents: u32| {
+    let mut emit = |rng: Option<&mut ChaCha8Rng>, name: &'static str, price_cents: u32, variant: Option<u8>| {
         out.push(Event {
             micros: t,
             user,
@@ -162,34 +248,47 @@ fn session(rng: &mut ChaCha8Rng, out: &mut Vec<Event>, user: u32, session: u32, 
             country: traits.country,
             plan: traits.plan,
             price_cents,
+            variant,
         });
-        t += rng.random_range(2_000_000..180_000_000i64);
+        // The flag call shares its checkout's time and draws nothing: the rest of the data is
+        // the same with or without a planted experiment.
+        if let Some(rng) = rng {
+            t += rng.random_range(2_000_000..180_000_000i64);
+        }
     };
-    emit(rng, "app_open", 0);
+    emit(Some(&mut *rng), "app_open", 0, None);
     if first && rng.random::<f64>() < 0.45 {
-        emit(rng, "signup", 0);
+        emit(Some(&mut *rng), "signup", 0, None);
     }
     for _ in 0..rng.random_range(1..=4) {
-        emit(rng, "page_view", 0);
+        emit(Some(&mut *rng), "page_view", 0, None);
     }
     if rng.random::<f64>() < 0.6 {
-        emit(rng, "search", 0);
+        emit(Some(&mut *rng), "search", 0, None);
     }
     if rng.random::<f64>() >= 0.7 {
         return;
     }
     let price = rng.random_range(199..=19_999u32);
-    emit(rng, "view_item", price);
+    emit(Some(&mut *rng), "view_item", price, None);
     if rng.random::<f64>() >= 0.35 {
         return;
     }
-    emit(rng, "add_to_cart", price);
+    emit(Some(&mut *rng), "add_to_cart", price, None);
     if rng.random::<f64>() >= 0.55 {
         return;
     }
-    emit(rng, "begin_checkout", price);
-    if rng.random::<f64>() < 0.65 {
-        emit(rng, "purchase", price);
+    let mut purchase = 0.65;
+    if let Some(arm) = arm {
+        if !arm.exposed {
+            emit(None, FLAG_CALLED, 0, Some(arm.variant));
+            arm.exposed = true;
+        }
+        purchase *= 1.0 + arm.lift;
+    }
+    emit(Some(&mut *rng), "begin_checkout", price, None);
+    if rng.random::<f64>() < purchase {
+        emit(Some(&mut *rng), "purchase", price, None);
     }
 }
 

@@ -13,7 +13,7 @@ use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::basic::{Compression, ZstdLevel};
 use datafusion::parquet::file::properties::WriterProperties;
 
-use crate::model::{Event, EventGenerator, GeneratorConfig};
+use crate::model::{Event, EventGenerator, GeneratorConfig, PlantedExperiment};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OutputFormat {
@@ -52,7 +52,16 @@ fn session_id(session: u32) -> String {
     format!("s{session:09}")
 }
 
-fn properties(e: &Event) -> String {
+fn properties(e: &Event, experiment: Option<&PlantedExperiment>) -> String {
+    if let (Some(variant), Some(x)) = (e.variant, experiment) {
+        let quoted = |s: &str| serde_json::Value::from(s).to_string();
+        return format!(
+            "{{\"$feature_flag\":{},\"$feature_flag_response\":{},\"plan\":\"{}\"}}",
+            quoted(&x.flag),
+            quoted(&x.variants[variant as usize].0),
+            e.plan
+        );
+    }
     if e.price_cents > 0 {
         format!("{{\"plan\":\"{}\",\"price\":{}.{:02}}}", e.plan, e.price_cents / 100, e.price_cents % 100)
     } else {
@@ -60,7 +69,7 @@ fn properties(e: &Event) -> String {
     }
 }
 
-fn to_batch(events: &[Event]) -> datafusion::arrow::error::Result<RecordBatch> {
+fn to_batch(events: &[Event], experiment: Option<&PlantedExperiment>) -> datafusion::arrow::error::Result<RecordBatch> {
     let mut time = TimestampMicrosecondBuilder::with_capacity(events.len());
     let mut text: Vec<StringBuilder> =
         (0..6).map(|_| StringBuilder::with_capacity(events.len(), events.len() * 12)).collect();
@@ -71,19 +80,19 @@ fn to_batch(events: &[Event]) -> datafusion::arrow::error::Result<RecordBatch> {
         text[2].append_value(session_id(e.session));
         text[3].append_value(e.platform);
         text[4].append_value(e.country);
-        text[5].append_value(properties(e));
+        text[5].append_value(properties(e, experiment));
     }
     let mut columns: Vec<ArrayRef> = vec![Arc::new(time.finish().with_timezone("UTC"))];
     columns.extend(text.iter_mut().map(|b| Arc::new(b.finish()) as ArrayRef));
     RecordBatch::try_new(generated_schema(), columns)
 }
 
-fn ndjson_line(out: &mut impl Write, e: &Event) -> std::io::Result<()> {
+fn ndjson_line(out: &mut impl Write, e: &Event, experiment: Option<&PlantedExperiment>) -> std::io::Result<()> {
     let ts = chrono::DateTime::from_timestamp_micros(e.micros).expect("in range").format("%Y-%m-%dT%H:%M:%S%.6fZ");
     writeln!(
         out,
         "{{\"event_time\":\"{ts}\",\"user_id\":\"{}\",\"event\":\"{}\",\"session_id\":\"{}\",\"platform\":\"{}\",\"country\":\"{}\",\"properties\":{}}}",
-        user_id(e.user), e.event, session_id(e.session), e.platform, e.country, properties(e)
+        user_id(e.user), e.event, session_id(e.session), e.platform, e.country, properties(e, experiment)
     )
 }
 
@@ -131,7 +140,9 @@ fn write_all(
                 }
                 count += chunk.len() as u64;
                 chunk.iter().for_each(|e| users.add(e.user));
-                writer.write(&to_batch(&chunk).map_err(|e| err(&e))?).map_err(|e| err(&e))?;
+                writer
+                    .write(&to_batch(&chunk, config.experiment.as_ref()).map_err(|e| err(&e))?)
+                    .map_err(|e| err(&e))?;
                 on_progress(count);
             }
             writer.close().map_err(|e| err(&e))?;
@@ -139,7 +150,7 @@ fn write_all(
         OutputFormat::Ndjson => {
             let mut out = BufWriter::with_capacity(1 << 20, file);
             for e in generator {
-                ndjson_line(&mut out, &e).map_err(|e| err(&e))?;
+                ndjson_line(&mut out, &e, config.experiment.as_ref()).map_err(|e| err(&e))?;
                 count += 1;
                 users.add(e.user);
                 if count.is_multiple_of(BATCH as u64) {

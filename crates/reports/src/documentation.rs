@@ -102,6 +102,32 @@ static PATHS: LazyLock<Documentation> = LazyLock::new(|| {
     .build()
 });
 
+static EXPERIMENT: LazyLock<Documentation> = LazyLock::new(|| {
+    report(
+        "A/B experiment report: per (metric, variant) the exposed users, the value, the absolute and relative lift \
+         against control with Welch's t confidence interval and p-value, the chance to beat control, credible \
+         interval and expected loss, and the sample-ratio mismatch check (docs/experiments.md).",
+        "experiment(metrics, options)",
+        "SELECT metric, variant, users, value, relative_lift, ci_low, ci_high, p_value, chance_to_win\n\
+         FROM experiment(['conversion: purchase', 'sum: json_get_float(properties, ''price''); event=purchase'],\n\
+                         'flag=checkout-redesign; window=7 days');",
+    )
+    .with_argument(
+        "metrics",
+        "A list of metrics: 'conversion: step, …', 'count: event', 'sum: expression; event=…; winsorize=0.99', \
+         'ratio: expression; denominator=expression; event=…; denominator_event=…'; each may add name=….",
+    )
+    .with_argument(
+        "options",
+        format!(
+            "{OPTIONS}; and exposure (default $feature_flag_called), flag, variant, control (default control), \
+             variants, weights, multiple (exclude, first), window, alpha (0.05), cuped (off, on), cuped_days (14), \
+             sequential (off, on), sequential_n (5000), correction (none, holm, bh)."
+        ),
+    )
+    .build()
+});
+
 /// Every report's name and documentation, in the order [`crate::register_all`] registers them.
 pub fn report_documentation() -> Vec<(&'static str, &'static Documentation)> {
     vec![
@@ -111,5 +137,6 @@ pub fn report_documentation() -> Vec<(&'static str, &'static Documentation)> {
         ("lifecycle", &*LIFECYCLE),
         ("stickiness", &*STICKINESS),
         ("paths", &*PATHS),
+        ("experiment", &*EXPERIMENT),
     ]
 }

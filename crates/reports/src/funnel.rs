@@ -152,7 +152,7 @@ impl Report for Funnel {
              FROM per_step ORDER BY breakdown NULLS FIRST, step",
             ctes.join(",\n")
         );
-        Ok(ReportSql { sql, schema: Arc::new(schema()) })
+        Ok(ReportSql { after: None, sql, schema: Arc::new(schema()) })
     }
 }
 

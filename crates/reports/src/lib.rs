@@ -1,5 +1,5 @@
 //! Product-analytics reports in one SQL call: `SELECT * FROM funnel(…)`, `retention(…)`,
-//! `trends(…)`, `lifecycle(…)`, `stickiness(…)`, `paths(…)`.
+//! `trends(…)`, `lifecycle(…)`, `stickiness(…)`, `paths(…)`, `experiment(…)`.
 //!
 //! Each report is a table function that writes the SQL an analyst would write by hand — with
 //! the behavioural functions where they apply — and plans it when the report is scanned. So a
@@ -12,6 +12,8 @@
 //! ```
 
 pub mod documentation;
+mod experiment;
+mod finish;
 mod fragment;
 mod funnel;
 mod lifecycle;
@@ -61,6 +63,7 @@ pub fn reports() -> Vec<Arc<dyn Report>> {
         Arc::new(lifecycle::Lifecycle),
         Arc::new(stickiness::Stickiness),
         Arc::new(paths::Paths),
+        Arc::new(experiment::Experiment),
     ]
 }
 
@@ -82,7 +85,7 @@ impl<R: Report> TableFunctionImpl for ReportFunction<R> {
         let dialect = dialect_from_str(name)
             .ok_or_else(|| plan_datafusion_err!("{}: unsupported SQL dialect {name}", self.0.name()))?;
         let built = self.0.build(args.exprs(), dialect.as_ref())?;
-        Ok(Arc::new(ReportTable::new(built)))
+        Ok(Arc::new(ReportTable::new(self.0.name(), built)))
     }
 }
 

@@ -56,6 +56,7 @@ impl Report for Lifecycle {
             filter = source.filter,
         );
         Ok(ReportSql {
+            after: None,
             sql,
             schema: Arc::new(Schema::new(vec![
                 Field::new("period", DataType::Date32, true),

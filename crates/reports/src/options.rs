@@ -181,22 +181,48 @@ impl<'d> Options<'d> {
         fragment::string_literal(self.origin(what), text, self.dialect)
     }
 
+    /// `text` (part of option `what`) as exactly one SQL expression, parenthesized.
+    pub fn fragment(&self, what: &str, text: &str) -> Result<String> {
+        fragment::expression(self.origin(what), text, self.dialect)
+    }
+
+    /// `text` (part of option `what`) split at top-level `separator`s (`,` or `;`).
+    pub fn split<'t>(&self, what: &str, text: &'t str, separator: &Token) -> Result<Vec<&'t str>> {
+        fragment::split_top_level(self.origin(what), text, separator, self.dialect)
+    }
+
+    /// A number in `range` (inclusive of its ends as the range says).
+    pub fn number(
+        &self,
+        key: &str,
+        default: f64,
+        range: impl std::ops::RangeBounds<f64> + std::fmt::Debug,
+    ) -> Result<f64> {
+        match self.get(key) {
+            None => Ok(default),
+            Some(v) => match v.parse::<f64>() {
+                Ok(n) if range.contains(&n) => Ok(n),
+                _ => plan_err!("{}: {key} must be a number in {range:?}, got '{v}'", self.report),
+            },
+        }
+    }
+
+    fn date(&self, key: &str) -> Result<Option<NaiveDate>> {
+        self.get(key)
+            .map(|v| {
+                NaiveDate::parse_from_str(v, "%Y-%m-%d")
+                    .map_err(|_| plan_datafusion_err!("{}: {key} must be a date YYYY-MM-DD, got '{v}'", self.report))
+            })
+            .transpose()
+    }
+
     /// The rows a report reads: its table, date range and extra filter.
     pub fn source(&self) -> Result<Source> {
         let table = match self.get("table") {
             Some(t) => fragment::object_name(self.origin("table"), t, self.dialect)?,
             None => "events".to_string(),
         };
-        let date = |key: &str| -> Result<Option<NaiveDate>> {
-            self.get(key)
-                .map(|v| {
-                    NaiveDate::parse_from_str(v, "%Y-%m-%d").map_err(|_| {
-                        plan_datafusion_err!("{}: {key} must be a date YYYY-MM-DD, got '{v}'", self.report)
-                    })
-                })
-                .transpose()
-        };
-        let (from, to) = (date("from")?, date("to")?);
+        let (from, to) = (self.date("from")?, self.date("to")?);
         if let (Some(f), Some(t)) = (from, to) {
             if t < f {
                 return plan_err!("{}: to ({t}) is before from ({f})", self.report);
@@ -216,6 +242,8 @@ impl<'d> Options<'d> {
             table,
             filter: if filters.is_empty() { "TRUE".into() } else { filters.join(" AND ") },
             all_time: extra.unwrap_or_else(|| "TRUE".into()),
+            from,
+            to,
         })
     }
 }
@@ -228,6 +256,9 @@ pub struct Source {
     pub filter: String,
     /// `where` only: for what a report must know from before the range (a user's first event).
     pub all_time: String,
+    /// The range's first and last day.
+    pub from: Option<NaiveDate>,
+    pub to: Option<NaiveDate>,
 }
 
 impl Source {

@@ -49,6 +49,7 @@ impl Report for Paths {
             source.cte()
         );
         Ok(ReportSql {
+            after: None,
             sql,
             schema: Arc::new(Schema::new(vec![
                 Field::new("from_event", DataType::Utf8, true),

@@ -119,6 +119,7 @@ impl Report for Retention {
             ctes.join(",\n")
         );
         Ok(ReportSql {
+            after: None,
             sql,
             schema: Arc::new(Schema::new(vec![
                 Field::new("cohort_start", DataType::Date32, true),

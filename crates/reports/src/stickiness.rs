@@ -41,6 +41,7 @@ impl Report for Stickiness {
             source.cte()
         );
         Ok(ReportSql {
+            after: None,
             sql,
             schema: Arc::new(Schema::new(vec![
                 Field::new("period", DataType::Date32, true),

@@ -69,6 +69,7 @@ impl Report for Trends {
             ctes.join(",\n")
         );
         Ok(ReportSql {
+            after: None,
             sql,
             schema: Arc::new(Schema::new(vec![
                 Field::new("period", DataType::Date32, true),
