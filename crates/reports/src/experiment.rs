@@ -260,6 +260,7 @@ fn plan_options(o: &Options, metrics: &[Metric]) -> Result<Plan> {
     })
 }
 
+/// The exposure condition and the variant expression as the user wrote it (not yet cast).
 fn exposure_and_variant(o: &Options) -> Result<(String, String)> {
     let mut exposure = o.event("exposure")?.unwrap_or_else(|| "(event = '$feature_flag_called')".into());
     if let Some(flag) = o.get("flag") {
@@ -267,7 +268,7 @@ fn exposure_and_variant(o: &Options) -> Result<(String, String)> {
     }
     let variant =
         o.expression("variant")?.unwrap_or_else(|| "(json_get_str(properties, '$feature_flag_response'))".into());
-    Ok((exposure, format!("CAST({variant} AS TEXT)")))
+    Ok((exposure, variant))
 }
 
 fn checks(o: &Options, source: &Source, metrics: &[Metric]) -> Result<Vec<Check>> {
@@ -306,6 +307,7 @@ fn checks(o: &Options, source: &Source, metrics: &[Metric]) -> Result<Vec<Check>
 
 fn sql(o: &Options, source: &Source, metrics: &[Metric], plan: &Plan) -> Result<String> {
     let (exposure, variant) = exposure_and_variant(o)?;
+    let variant = format!("CAST({variant} AS TEXT)");
     let window = match o.get("window") {
         Some(_) => Some(o.interval("window", "1 day")?),
         None => None,

@@ -70,8 +70,7 @@ pub fn t_test(lift: &Lift, alpha: f64) -> (f64, [f64; 2]) {
 /// ρ = √((−2 ln α + ln(−2 ln α + 1)) / N*), half-width = √(s² · 2(Nρ² + 1)/(N²ρ²) ·
 /// ln(√(Nρ² + 1)/α)) with s² = variance · N.
 pub fn sequential_half_width(lift: &Lift, users: f64, alpha: f64, tuning: f64) -> f64 {
-    let log_alpha = alpha.ln();
-    let rho2 = (-2.0 * log_alpha + (-2.0 * log_alpha + 1.0).ln()) / tuning;
+    let (log_alpha, rho2) = (alpha.ln(), mixture_rho2(alpha, tuning));
     let s2 = lift.variance * users;
     let n = users;
     (s2 * 2.0 * (n * rho2 + 1.0) / (n * n * rho2) * ((n * rho2 + 1.0).sqrt().ln() - log_alpha)).sqrt()
@@ -82,9 +81,14 @@ pub fn sequential_half_width(lift: &Lift, users: f64, alpha: f64, tuning: f64) -
 /// when the interval leaves out 0), and the interval.
 pub fn sequential_test(lift: &Lift, users: f64, alpha: f64, tuning: f64) -> (f64, [f64; 2]) {
     let half = sequential_half_width(lift, users, alpha, tuning);
-    let log_alpha = alpha.ln();
-    let rho2 = (-2.0 * log_alpha + (-2.0 * log_alpha + 1.0).ln()) / tuning;
+    let rho2 = mixture_rho2(alpha, tuning);
     let s2 = lift.relative * lift.relative * users / lift.variance;
     let log_e = rho2 * s2 / (2.0 * (users * rho2 + 1.0)) - 0.5 * (users * rho2 + 1.0).ln();
     ((-log_e).exp().min(1.0), [lift.relative - half, lift.relative + half])
+}
+
+/// ρ² = (−2 ln α + ln(1 − 2 ln α)) / N*: the mixture's variance, tuned for N* users.
+fn mixture_rho2(alpha: f64, tuning: f64) -> f64 {
+    let log_alpha = alpha.ln();
+    (-2.0 * log_alpha + (-2.0 * log_alpha + 1.0).ln()) / tuning
 }
