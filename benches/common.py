@@ -17,14 +17,15 @@ def timed(cmd, env=None):
     return float(seconds), int(kib) / 1024, out.stdout
 
 
-def prepare(northstar, events, work):
+def prepare(northstar, events, work, generate_args=(), tag=""):
     """The generated Parquet file and the Northstar data location for `events` events under
-    `work`, made if missing. Returns (parquet path, data path, import timing or None)."""
+    `work` (generated with `generate_args`, named with `tag`), made if missing. Returns
+    (parquet path, data path, import timing or None)."""
     os.makedirs(work, exist_ok=True)
-    src = os.path.join(work, f"events-{events}.parquet")
-    data = os.path.join(work, f"data-{events}")
+    src = os.path.join(work, f"events{tag}-{events}.parquet")
+    data = os.path.join(work, f"data{tag}-{events}")
     if not os.path.exists(src):
-        subprocess.run([northstar, "generate", "--events", str(events), "--out", src], check=True)
+        subprocess.run([northstar, "generate", "--events", str(events), "--out", src, *generate_args], check=True)
     imported = None
     if not os.path.exists(data):
         seconds, rss, _ = timed([northstar, "import", "--data", data, src])

@@ -161,8 +161,9 @@ pub struct GenerateArgs {
     #[arg(long, default_value_t = 90)]
     pub days: u32,
     /// Plant an A/B test on checkout from the middle day on: `flag:variant=lift,…`, the first
-    /// variant the control, e.g. checkout-redesign:control=0,test=0.15,test_b=0
-    /// (docs/experiments.md).
+    /// variant the control, e.g. checkout-redesign:control=0,test=0.15,test_b=0; `;start=day`
+    /// moves its first day, `;at=app_open` calls the flag as the app opens instead of on
+    /// checkout (docs/experiments.md).
     #[arg(long)]
     pub experiment: Option<String>,
 }

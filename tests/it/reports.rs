@@ -18,12 +18,12 @@ use crate::support::{batches, error};
 
 const DAY: i64 = 86_400_000_000;
 
-struct Sample {
-    ctx: SessionContext,
+pub(crate) struct Sample {
+    pub(crate) ctx: SessionContext,
     _dir: tempfile::TempDir,
 }
 
-async fn sample() -> Sample {
+pub(crate) async fn sample() -> Sample {
     let dir = tempfile::tempdir().unwrap();
     let location = DataLocation::parse(dir.path().to_str().unwrap()).unwrap();
     let mut store = EventStore::open(&location).await.unwrap();
@@ -32,7 +32,7 @@ async fn sample() -> Sample {
     Sample { ctx: open_session(&location, &EngineOptions::default()).await.unwrap(), _dir: dir }
 }
 
-async fn rows(ctx: &SessionContext, sql: &str) -> Vec<Vec<String>> {
+pub(crate) async fn rows(ctx: &SessionContext, sql: &str) -> Vec<Vec<String>> {
     let batches = batches(ctx, sql).await;
     let mut out = vec![];
     for b in batches {
@@ -148,7 +148,8 @@ async fn unordered_funnel_matches_a_sliding_window_reference() {
 }
 
 /// A hand-made events table; times in hours from 2025-01-01.
-async fn tiny(rows_: &[(&str, i64, &str)]) -> SessionContext {
+/// A table `events(user_id, event_time, event)`; times in hours from 2025-01-01 00:00 UTC.
+pub(crate) async fn tiny(rows_: &[(&str, i64, &str)]) -> SessionContext {
     let ctx = new_context(&EngineOptions::default()).unwrap();
     let base = 1_735_689_600_000_000i64;
     let schema = Arc::new(Schema::new(vec![
@@ -503,44 +504,4 @@ async fn a_report_keeps_its_declared_types_under_distinct() {
     let all = rows(&s.ctx, "SELECT * FROM lifecycle('period=week')").await;
     let distinct = rows(&s.ctx, "SELECT DISTINCT * FROM lifecycle('period=week')").await;
     assert!(!distinct.is_empty() && distinct.len() <= all.len());
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn experiment_counts_only_after_exposure_within_the_range_and_sets_aside_users_in_two_variants() {
-    let ctx = tiny(&[
-        ("a", 5, "buy"), // before a's exposure: not counted
-        ("a", 10, "x_control"),
-        ("a", 12, "buy"),
-        ("b", 1, "x_control"),
-        ("b", 2, "buy"),
-        ("b", 3, "buy"),
-        ("c", 1, "x_test"),
-        ("c", 2, "buy"),
-        ("d", 2, "x_test"),
-        ("e", 1, "x_test"), // e is seen in two variants
-        ("e", 3, "x_control"),
-        ("e", 4, "buy"),
-        ("f", 30, "x_test"), // exposed after `to`: not in the experiment
-        ("f", 31, "buy"),
-    ])
-    .await;
-    let sql = "SELECT variant, users, value, note FROM experiment(['count: buy'], \
-               'exposure=event LIKE ''x_%''; variant=substr(event, 3); to=2025-01-01')";
-    let got = rows(&ctx, sql).await;
-    let want = [
-        ["control", "2", "1.5", ""],
-        ["test", "2", "0.5", ""],
-        ["$multiple", "1", "", "users exposed to more than one variant, left out"],
-    ];
-    assert_eq!(got, want.map(|r| r.map(String::from).to_vec()).to_vec());
-    let e = error(
-        &ctx,
-        "SELECT * FROM experiment(['sum: event; event=buy'], 'exposure=event LIKE ''x_%''; variant=substr(event, 3)')",
-    )
-    .await;
-    assert!(e.contains("experiment: metric 1 must be numeric, got Utf8"), "{e}");
-    let e = error(&ctx, "SELECT * FROM experiment(['median: buy'])").await;
-    assert!(e.contains("experiment: metric 1: unknown kind 'median'"), "{e}");
-    let e = error(&ctx, "SELECT * FROM experiment(['count: buy'], 'alpha=2')").await;
-    assert!(e.contains("experiment: alpha must be a number"), "{e}");
 }

@@ -22,11 +22,12 @@ impl Default for GeneratorConfig {
     }
 }
 
-/// A feature flag tested on checkout: from `start_day`, a user's first `begin_checkout` calls
-/// the flag (a `$feature_flag_called` event with `$feature_flag` and
-/// `$feature_flag_response`, as PostHog's SDKs send it, just before the checkout), and from
-/// then on each of their checkouts ends in a purchase with probability 0.65 × (1 + lift) of
-/// their variant. Users are assigned by a hash of (seed, user), in equal shares.
+/// A feature flag tested on checkout: from `start_day`, a user's first `begin_checkout` (or,
+/// with `at=app_open`, their first session) calls the flag (a `$feature_flag_called` event with
+/// `$feature_flag` and `$feature_flag_response`, as PostHog's SDKs send it, at the same time),
+/// and from then on each of their checkouts ends in a purchase with probability
+/// 0.65 × (1 + lift) of their variant. Users are assigned by a hash of (seed, user), in equal
+/// shares.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PlantedExperiment {
     pub flag: String,
@@ -34,6 +35,9 @@ pub struct PlantedExperiment {
     pub variants: Vec<(String, f64)>,
     /// The first day of the test (days from the start); default: half way through.
     pub start_day: Option<u32>,
+    /// Where the flag is called: on checkout (default), or as the app opens (every user active
+    /// during the test is exposed, as for a flag evaluated on start-up).
+    pub at_app_open: bool,
 }
 
 impl PlantedExperiment {
@@ -42,11 +46,15 @@ impl PlantedExperiment {
         Self::parse("checkout-redesign:control=0,test=0.15,test_b=0").expect("valid")
     }
 
-    /// `flag:variant=lift,variant=lift,…` (the first variant is the control).
+    /// `flag:variant=lift,variant=lift,…[;start=day][;at=app_open|begin_checkout]` (the first
+    /// variant is the control).
     pub fn parse(text: &str) -> Result<Self, String> {
-        let usage = "expected flag:variant=lift,variant=lift,… such as checkout-redesign:control=0,test=0.15";
-        let (flag, variants) = text.split_once(':').ok_or_else(|| format!("experiment '{text}': {usage}"))?;
-        let variants = variants
+        let usage = "expected flag:variant=lift,variant=lift,…[;start=day][;at=app_open] such as checkout-redesign:control=0,test=0.15";
+        let (flag, rest) = text.split_once(':').ok_or_else(|| format!("experiment '{text}': {usage}"))?;
+        let mut parts = rest.split(';');
+        let variants = parts
+            .next()
+            .unwrap_or_default()
             .split(',')
             .map(|v| {
                 let (name, lift) = v.split_once('=').ok_or_else(|| format!("experiment variant '{v}': {usage}"))?;
@@ -60,7 +68,20 @@ impl PlantedExperiment {
         if flag.trim().is_empty() || variants.len() < 2 || variants.iter().any(|(n, _)| n.is_empty()) {
             return Err(format!("experiment '{text}': a flag name and two or more variants; {usage}"));
         }
-        Ok(PlantedExperiment { flag: flag.trim().to_string(), variants, start_day: None })
+        let mut planted =
+            PlantedExperiment { flag: flag.trim().to_string(), variants, start_day: None, at_app_open: false };
+        for setting in parts {
+            match setting.split_once('=').map(|(k, v)| (k.trim(), v.trim())) {
+                Some(("start", day)) => {
+                    planted.start_day =
+                        Some(day.parse().map_err(|_| format!("experiment start '{day}': a day number from 0"))?)
+                }
+                Some(("at", "app_open")) => planted.at_app_open = true,
+                Some(("at", "begin_checkout")) => planted.at_app_open = false,
+                _ => return Err(format!("experiment setting '{setting}': start=day or at=app_open|begin_checkout")),
+            }
+        }
+        Ok(planted)
     }
 
     /// The variant of `user`: a hash, so that assigning draws nothing from the event stream.
@@ -97,6 +118,7 @@ struct Arm {
     variant: u8,
     lift: f64,
     exposed: bool,
+    at_app_open: bool,
 }
 
 const PLATFORMS: [(&str, u32); 3] = [("ios", 40), ("android", 35), ("web", 25)];
@@ -214,7 +236,12 @@ impl EventGenerator {
                 let is_first = age == 0 && s == 0;
                 let mut arm = experiment.as_ref().map(|x| {
                     let variant = x.variant_of(self.config.seed, id as u32);
-                    Arm { variant, lift: x.variants[variant as usize].1, exposed: self.exposed[id] }
+                    Arm {
+                        variant,
+                        lift: x.variants[variant as usize].1,
+                        exposed: self.exposed[id],
+                        at_app_open: x.at_app_open,
+                    }
                 });
                 let ids = (id as u32, self.sessions_started);
                 session(&mut rng, &mut events, ids, user, start, is_first, arm.as_mut());
@@ -256,6 +283,11 @@ fn session(
             t += rng.random_range(2_000_000..180_000_000i64);
         }
     };
+    let mut arm = arm;
+    if let Some(arm) = arm.as_deref_mut().filter(|a| a.at_app_open && !a.exposed) {
+        emit(None, FLAG_CALLED, 0, Some(arm.variant));
+        arm.exposed = true;
+    }
     emit(Some(&mut *rng), "app_open", 0, None);
     if first && rng.random::<f64>() < 0.45 {
         emit(Some(&mut *rng), "signup", 0, None);
@@ -339,6 +371,26 @@ mod tests {
         assert!(count("add_to_cart") > count("begin_checkout"));
         assert!(count("begin_checkout") > count("purchase"));
         assert!(count("purchase") > 0 && count("signup") > 0);
+    }
+
+    #[test]
+    fn a_flag_called_at_app_open_exposes_every_active_user_once() {
+        let experiment = PlantedExperiment::parse("f:control=0,test=0.1;start=0;at=app_open").unwrap();
+        assert!(experiment.at_app_open && experiment.start_day == Some(0));
+        let config = GeneratorConfig { events: 20_000, seed: 3, experiment: Some(experiment), ..Default::default() };
+        let events: Vec<Event> = EventGenerator::new(config).collect();
+        let users: std::collections::BTreeSet<u32> = events.iter().map(|e| e.user).collect();
+        let calls: Vec<&Event> = events.iter().filter(|e| e.event == FLAG_CALLED).collect();
+        // The last day is cut at exactly 20,000 events: a few of its users may lack their call.
+        assert!(calls.len() <= users.len() && calls.len() + 100 > users.len(), "{} {}", calls.len(), users.len());
+        let called: std::collections::BTreeSet<u32> = calls.iter().map(|e| e.user).collect();
+        assert_eq!(called.len(), calls.len(), "one call per user");
+        assert!(calls
+            .iter()
+            .all(|c| events.iter().any(|e| e.user == c.user && e.event == "app_open" && e.micros == c.micros)));
+        for bad in ["f:a=0,b=0;at=lunch", "f:a=0,b=0;start=x", "f:a=0,b=0;when=1"] {
+            assert!(PlantedExperiment::parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

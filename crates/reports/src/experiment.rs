@@ -272,9 +272,7 @@ fn exposure_and_variant(o: &Options) -> Result<(String, String)> {
 }
 
 fn checks(o: &Options, source: &Source, metrics: &[Metric]) -> Result<Vec<Check>> {
-    let (exposure, _) = exposure_and_variant(o)?;
-    let variant =
-        o.expression("variant")?.unwrap_or_else(|| "(json_get_str(properties, '$feature_flag_response'))".into());
+    let (exposure, variant) = exposure_and_variant(o)?;
     let mut checks = vec![];
     let mut add = |what: String, expression: &str, want: Want| {
         checks.push(Check { what, sql: format!("SELECT {expression} FROM {} LIMIT 0", source.table), want })
@@ -389,12 +387,34 @@ fn sql(o: &Options, source: &Source, metrics: &[Metric], plan: &Plan) -> Result<
     let values = if capped.is_empty() {
         "per_user"
     } else {
-        let caps = capped
+        // The exact linear-interpolation quantile (numpy's default, which GrowthBook caps
+        // with): DataFusion's `percentile_cont` rounds the interpolation fraction to 6 digits.
+        let sorted = capped
             .iter()
-            .map(|(i, q)| format!("percentile_cont(m{i}, {q}) AS cap_m{i}, percentile_cont(d{i}, {q}) AS cap_d{i}"))
+            .map(|(i, _)| format!("array_sort(array_agg(m{i})) AS s_m{i}, array_sort(array_agg(d{i})) AS s_d{i}"))
             .collect::<Vec<_>>()
             .join(", ");
-        ctes.push(format!("caps AS (SELECT {caps} FROM per_user)"));
+        ctes.push(format!("sorted AS (SELECT CAST(count(*) AS DOUBLE) AS users, {sorted} FROM per_user)"));
+        let quantile = |column: &str, q: f64| {
+            let position = format!("({q} * (users - 1))");
+            let (low, high) = (
+                format!("{column}[CAST(floor({position}) AS BIGINT) + 1]"),
+                format!("{column}[CAST(ceil({position}) AS BIGINT) + 1]"),
+            );
+            format!("{low} + ({position} - floor({position})) * ({high} - {low})")
+        };
+        let caps = capped
+            .iter()
+            .map(|(i, q)| {
+                format!(
+                    "{} AS cap_m{i}, {} AS cap_d{i}",
+                    quantile(&format!("s_m{i}"), *q),
+                    quantile(&format!("s_d{i}"), *q)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        ctes.push(format!("caps AS (SELECT {caps} FROM sorted)"));
         let projected = (0..metrics.len())
             .map(|i| match capped.iter().find(|(c, _)| *c == i) {
                 Some(_) => format!("least(m{i}, cap_m{i}) AS m{i}, least(d{i}, cap_d{i}) AS d{i}"),
