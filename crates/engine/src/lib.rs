@@ -15,7 +15,7 @@ use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::execution::{SessionState, SessionStateBuilder};
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::prelude::{SessionConfig, SessionContext};
-use northstar_execution::{BucketAggregateRule, FastTextEquality, SingleStageEventAggregates};
+use northstar_execution::{BucketAggregateRule, FastTextEquality, SingleStageEventAggregates, UtcDates};
 use northstar_storage::{DataLocation, EventStore, StorageError};
 
 /// Resource settings of a session.
@@ -138,6 +138,7 @@ pub fn session_state(config: SessionConfig, runtime: Arc<RuntimeEnv>) -> Result<
         .with_default_features()
         // Delta's planner knows the extension nodes its writes, optimize and merge plan with.
         .with_query_planner(deltalake::delta_datafusion::planner::DeltaPlanner::new())
+        .with_optimizer_rule(Arc::new(UtcDates))
         // Text equality first: the bucket rule may replace AggregateExec by its own operator,
         // which takes the aggregates' arguments as they are then.
         .with_physical_optimizer_rule(Arc::new(FastTextEquality::default()))
@@ -281,7 +282,7 @@ mod tests {
                     .map(|f| (f.name().to_string(), f.documentation().cloned())),
             )
             .collect::<Vec<_>>();
-        assert_eq!(docs.len(), 9, "{docs:?}");
+        assert_eq!(docs.len(), 10, "{docs:?}");
         for (name, doc) in &docs {
             let doc = doc.as_ref().unwrap_or_else(|| panic!("{name} has no documentation()"));
             assert!(!doc.description.is_empty(), "{name}: empty description");

@@ -2,7 +2,9 @@
 //! of DataFusion's plans for the events table and the behavioural functions. Each keeps the
 //! answers of the plan it replaces; docs/storage.md and docs/functions.md say what each saves.
 //!
-//! The rules run in this order (as the engine registers them):
+//! One logical rule, [`UtcDates`], runs after DataFusion's own: `CAST(t AS DATE)` of a UTC
+//! timestamp becomes `utc_date(t)`. The physical rules run in this order (as the engine
+//! registers them):
 //! - [`FastTextEquality`]: `event = 'purchase'` in aggregate arguments becomes `text_equals`;
 //! - [`SingleStageEventAggregates`]: the event-list functions aggregate in one stage;
 //! - [`BucketAggregateRule`]: `GROUP BY user_id` runs per user bucket, without a repartition,
@@ -13,8 +15,10 @@ mod bucket_aggregate_rule;
 mod single_stage_rule;
 mod text_equality_rule;
 mod user_id_dictionary;
+mod utc_dates_rule;
 
 pub use bucket_aggregate_exec::BucketAggregateExec;
 pub use bucket_aggregate_rule::BucketAggregateRule;
 pub use single_stage_rule::SingleStageEventAggregates;
 pub use text_equality_rule::FastTextEquality;
+pub use utc_dates_rule::UtcDates;

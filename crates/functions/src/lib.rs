@@ -15,6 +15,8 @@ mod sequence_match;
 mod session_number;
 mod session_transitions;
 mod text_equals;
+mod utc_date;
+mod utc_date_trunc;
 mod window_funnel;
 
 pub mod expr_fn;
@@ -28,6 +30,8 @@ use datafusion::logical_expr::{AggregateUDF, ScalarUDF, WindowUDF};
 pub use funnel::{Funnel, FunnelModes, FunnelResult};
 pub use sequence::Pattern;
 pub use text_equals::TextEquals;
+pub use utc_date::{is_utc_zone, UtcDate};
+pub use utc_date_trunc::UtcDateTrunc;
 
 /// The functions whose partial state is all their input rows: planned in one aggregation
 /// stage (the `SingleStageEventAggregates` rule of the execution crate).
@@ -101,6 +105,12 @@ singleton!(
     ScalarUDF,
     TextEquals::default()
 );
+singleton!(
+    /// The `utc_date` scalar function.
+    utc_date_udf,
+    ScalarUDF,
+    UtcDate::default()
+);
 
 /// Every aggregate function Northstar adds.
 pub fn aggregate_functions() -> Vec<Arc<AggregateUDF>> {
@@ -117,7 +127,7 @@ pub fn aggregate_functions() -> Vec<Arc<AggregateUDF>> {
 
 /// Every scalar function Northstar adds.
 pub fn scalar_functions() -> Vec<Arc<ScalarUDF>> {
-    vec![text_equals_udf()]
+    vec![text_equals_udf(), utc_date_udf()]
 }
 
 /// Every window function Northstar adds.
@@ -135,6 +145,12 @@ pub fn register_all(registry: &mut dyn FunctionRegistry) -> Result<()> {
     }
     for f in scalar_functions() {
         registry.register_udf(f)?;
+    }
+    // DataFusion's `date_trunc`, with a fast path for UTC timestamps (utc_date_trunc.rs).
+    if let Ok(inner) = registry.udf("date_trunc") {
+        if inner.inner().downcast_ref::<UtcDateTrunc>().is_none() {
+            registry.register_udf(Arc::new(ScalarUDF::from(UtcDateTrunc::new(inner))))?;
+        }
     }
     Ok(())
 }

@@ -8,6 +8,7 @@
 //! the log entry naming them is committed, so a crash leaves the table exactly as before.
 
 pub mod columns;
+mod date_pruning;
 mod location;
 mod log_check;
 mod schema;

@@ -34,7 +34,8 @@ use object_store::path::Path;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use crate::columns::USER_BUCKET;
+use crate::columns::{EVENT_DATE, USER_BUCKET};
+use crate::date_pruning::implied_date_filter;
 
 /// One data file of the version: where it is, its size, its partition values as Delta writes
 /// them (text), and its row count when the log has it.
@@ -141,13 +142,16 @@ impl EventSnapshot {
             files.push(partitioned);
         }
         let partition_names: Vec<&str> = self.partition_fields.iter().map(|f| f.name().as_str()).collect();
+        let on_partitions = |f: &Expr| {
+            !f.column_refs().is_empty() && f.column_refs().iter().all(|c| partition_names.contains(&c.name.as_str()))
+        };
         let partition_filters: Vec<Expr> = filters
             .iter()
-            .filter(|f| {
-                !f.column_refs().is_empty()
-                    && f.column_refs().iter().all(|c| partition_names.contains(&c.name.as_str()))
+            .filter_map(|f| match on_partitions(f) {
+                true => Some(f.clone()),
+                // Days implied by a filter on the event time (date_pruning.rs).
+                false => implied_date_filter(f).filter(|_| partition_names.contains(&EVENT_DATE)),
             })
-            .cloned()
             .collect();
         let Some(predicate) = conjunction(partition_filters) else {
             return Ok(files);
