@@ -58,6 +58,28 @@ def questions(src):
             "duckdb": f"SELECT CAST(c AS DATE), CAST(date_diff('day', c, w) / 7 AS BIGINT) AS k, count(*) FROM (SELECT date_trunc('week', min(event_time)) AS c, "
                       f"unnest(list(DISTINCT date_trunc('week', event_time))) AS w FROM {dk} GROUP BY user_id) GROUP BY 1, 2 ORDER BY 1, 2",
         }),
+        # The forms an analyst writes by hand on the event time (issue 22): casts, date_trunc,
+        # time ranges; Northstar reads them on UTC integer paths and prunes days by them.
+        ("DAU per day, CAST(event_time AS DATE)", {
+            "northstar": "SELECT CAST(event_time AS DATE) AS d, count(DISTINCT user_id) FROM events GROUP BY 1 ORDER BY 1",
+            "clickhouse": f"SELECT toDate(event_time) AS d, uniqExact(user_id) FROM {ch} GROUP BY d ORDER BY d",
+            "duckdb": f"SELECT CAST(event_time AS DATE) AS d, count(DISTINCT user_id) FROM {dk} GROUP BY 1 ORDER BY 1",
+        }),
+        ("weekly active users, date_trunc('week', event_time)", {
+            "northstar": "SELECT date_trunc('week', event_time) AS w, count(DISTINCT user_id) FROM events GROUP BY 1 ORDER BY 1",
+            "clickhouse": f"SELECT toMonday(event_time) AS w, uniqExact(user_id) FROM {ch} GROUP BY w ORDER BY w",
+            "duckdb": f"SELECT date_trunc('week', event_time) AS w, count(DISTINCT user_id) FROM {dk} GROUP BY 1 ORDER BY 1",
+        }),
+        ("events of one day, WHERE CAST(event_time AS DATE) =", {
+            "northstar": "SELECT event, count(*) FROM events WHERE CAST(event_time AS DATE) = DATE '2025-02-01' GROUP BY 1 ORDER BY 1",
+            "clickhouse": f"SELECT event, count() FROM {ch} WHERE toDate(event_time) = toDate('2025-02-01') GROUP BY event ORDER BY event",
+            "duckdb": f"SELECT event, count(*) FROM {dk} WHERE CAST(event_time AS DATE) = DATE '2025-02-01' GROUP BY 1 ORDER BY 1",
+        }),
+        ("users of one week, event_time range", {
+            "northstar": "SELECT count(DISTINCT user_id) FROM events WHERE event_time >= TIMESTAMP '2025-02-01 00:00:00Z' AND event_time < TIMESTAMP '2025-02-08 00:00:00Z'",
+            "clickhouse": f"SELECT uniqExact(user_id) FROM {ch} WHERE event_time >= toDateTime64('2025-02-01 00:00:00', 6, 'UTC') AND event_time < toDateTime64('2025-02-08 00:00:00', 6, 'UTC')",
+            "duckdb": f"SELECT count(DISTINCT user_id) FROM {dk} WHERE event_time >= TIMESTAMPTZ '2025-02-01 00:00:00+00' AND event_time < TIMESTAMPTZ '2025-02-08 00:00:00+00'",
+        }),
         ("report: funnel", {"northstar": "SELECT * FROM funnel(['app_open', 'view_item', 'add_to_cart', 'purchase'], 'window=1 day')"}),
         ("report: retention", {"northstar": "SELECT * FROM retention('start=signup; period=week; periods=8')"}),
         ("report: trends", {"northstar": "SELECT * FROM trends()"}),
