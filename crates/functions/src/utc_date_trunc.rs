@@ -94,15 +94,14 @@ impl ScalarUDFImpl for UtcDateTrunc {
         let Some((unit, _)) = args.arg_fields.get(1).and_then(|f| utc_timestamp(f.data_type())) else {
             return self.inner.invoke_with_args(args);
         };
-        let zoned = args.arg_fields[1].data_type().clone();
         let plain = DataType::Timestamp(unit, None);
         args.args[1] = relabel(args.args[1].clone(), &plain)?;
         args.arg_fields[1] = with_type(&args.arg_fields[1], plain.clone());
         let returned = args.return_field.data_type().clone();
         args.return_field = with_type(&args.return_field, plain);
         let truncated = self.inner.invoke_with_args(args)?;
-        // DataFusion returns the argument's type; keep whatever it declared.
-        relabel(truncated, if returned == zoned { &zoned } else { &returned })
+        // The type DataFusion declared for the call (the argument's, zone included).
+        relabel(truncated, &returned)
     }
 }
 
