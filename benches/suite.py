@@ -82,9 +82,32 @@ def questions(src):
         }),
         ("report: funnel", {"northstar": "SELECT * FROM funnel(['app_open', 'view_item', 'add_to_cart', 'purchase'], 'window=1 day')"}),
         ("report: retention", {"northstar": "SELECT * FROM retention('start=signup; period=week; periods=8')"}),
-        ("report: trends", {"northstar": "SELECT * FROM trends()"}),
-        ("report: lifecycle", {"northstar": "SELECT * FROM lifecycle('period=week')"}),
-        ("report: stickiness", {"northstar": "SELECT * FROM stickiness('period=month')"}),
+        # The reports against the same report written by hand for ClickHouse (issue 22).
+        ("report: trends", {
+            "northstar": "SELECT * FROM trends()",
+            # ClickHouse's idiom for rolling distinct counts: per-day uniqExact states merged
+            # over a window (the DISTINCT (user, day) × range(30) form took 60 s here).
+            "clickhouse": f"SELECT d, '' AS breakdown, events, finalizeAggregation(s) AS dau, "
+                          f"uniqExactMerge(s) OVER (ORDER BY d RANGE BETWEEN 6 PRECEDING AND CURRENT ROW) AS wau, "
+                          f"uniqExactMerge(s) OVER (ORDER BY d RANGE BETWEEN 29 PRECEDING AND CURRENT ROW) AS mau "
+                          f"FROM (SELECT toDate(event_time) AS d, count() AS events, uniqExactState(user_id) AS s FROM {ch} GROUP BY d) ORDER BY d",
+        }),
+        ("report: lifecycle", {
+            "northstar": "SELECT * FROM lifecycle('period=week')",
+            "clickhouse": f"WITH weeks AS (SELECT user_id, arraySort(groupUniqArray(toMonday(event_time))) AS ws FROM {ch} GROUP BY user_id) "
+                          f"SELECT p, status, sum(n) AS users FROM ("
+                          f"SELECT w AS p, if(i = 1, 'new', if(ws[i - 1] = w - 7, 'returning', 'resurrecting')) AS status, 1 AS n "
+                          f"FROM weeks ARRAY JOIN ws AS w, arrayEnumerate(ws) AS i "
+                          f"UNION ALL SELECT w + 7 AS p, 'dormant' AS status, -1 AS n FROM weeks ARRAY JOIN ws AS w, arrayEnumerate(ws) AS i "
+                          f"WHERE i = length(ws) OR ws[i + 1] != w + 7) "
+                          f"WHERE p IN (SELECT DISTINCT toMonday(event_time) FROM {ch}) GROUP BY p, status "
+                          f"ORDER BY p, multiIf(status = 'new', 1, status = 'returning', 2, status = 'resurrecting', 3, 4)",
+        }),
+        ("report: stickiness", {
+            "northstar": "SELECT * FROM stickiness('period=month')",
+            "clickhouse": f"SELECT m, d, count() FROM (SELECT user_id, toStartOfMonth(event_time) AS m, uniqExact(toDate(event_time)) AS d "
+                          f"FROM {ch} GROUP BY user_id, m) GROUP BY m, d ORDER BY m, d",
+        }),
         ("report: paths", {"northstar": "SELECT * FROM paths('top=20')"}),
     ]
 

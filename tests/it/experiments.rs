@@ -478,4 +478,24 @@ async fn experiment_finds_the_planted_lift_of_generated_data() {
     assert_eq!(test_b[6], "false", "{got:?}");
     assert!(number(&test_b, 3) < 0.0 && 0.0 < number(&test_b, 4), "{got:?}");
     assert!(got.iter().all(|r| r[7] != "true"), "{got:?}");
+
+    // Every kind of metric with CUPED, on the bucketed table (`experiment_user` by bucket,
+    // user_id read as a dictionary), equals the same report planned without the bucket rules.
+    let sql = "SELECT metric, variant, users, value, relative_lift, ci_low, ci_high, p_value FROM experiment([\
+               'conversion: view_item, add_to_cart, purchase', 'count: purchase', \
+               'sum: json_get_float(properties, ''price''); event=purchase; winsorize=0.99', \
+               'ratio: json_get_float(properties, ''price''); event=purchase; denominator=1; denominator_event=purchase'], \
+               'flag=checkout-redesign; window=7 days; cuped=on') ORDER BY metric, variant";
+    let bucketed = rows(&ctx, sql).await;
+    let options = EngineOptions { two_stage_aggregates: true, ..EngineOptions::default() };
+    let plain = open_session(&DataLocation::parse(&scratch.data()).unwrap(), &options).await.unwrap();
+    let expected = rows(&plain, sql).await;
+    assert_eq!(bucketed.len(), 16, "{bucketed:?}");
+    for (got, want) in bucketed.iter().zip(&expected) {
+        assert_eq!(got[..3], want[..3]);
+        for (g, w) in got[3..].iter().zip(&want[3..]) {
+            let (g, w) = (g.parse::<f64>().unwrap_or(f64::NAN), w.parse::<f64>().unwrap_or(f64::NAN));
+            assert!((g.is_nan() && w.is_nan()) || (g - w).abs() <= 1e-9 * w.abs().max(1.0), "{got:?} vs {want:?}");
+        }
+    }
 }

@@ -505,3 +505,98 @@ async fn a_report_keeps_its_declared_types_under_distinct() {
     let distinct = rows(&s.ctx, "SELECT DISTINCT * FROM lifecycle('period=week')").await;
     assert!(!distinct.is_empty() && distinct.len() <= all.len());
 }
+
+/// `lifecycle` and `stickiness` run on per-user functions (`lifecycle_statuses`,
+/// `days_active`); their answers equal the reports' earlier plain-SQL form (DISTINCT user
+/// periods joined to themselves; count(DISTINCT day) per user and period) for every period,
+/// with and without a range and an event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lifecycle_and_stickiness_equal_their_plain_sql_form() {
+    let s = sample().await;
+    let ranges = [
+        ("TRUE", "TRUE", ""),
+        ("event_date BETWEEN DATE '2025-01-15' AND DATE '2025-02-20'", "TRUE", "; from=2025-01-15; to=2025-02-20"),
+        ("event = 'purchase'", "event = 'purchase'", "; event=purchase"),
+    ];
+    for period in ["day", "week", "month"] {
+        for (filter, event, options) in ranges {
+            let plain = format!(
+                "WITH active AS (SELECT DISTINCT user_id, date_trunc('{period}', event_time) AS period FROM events WHERE {event}), \
+                 shown AS (SELECT DISTINCT date_trunc('{period}', event_time) AS period FROM events WHERE {filter} AND {event}), \
+                 firsts AS (SELECT user_id, min(period) AS first FROM active GROUP BY user_id), \
+                 statuses AS (SELECT a.period, CASE WHEN a.period = f.first THEN 'new' WHEN prev.user_id IS NOT NULL THEN 'returning' ELSE 'resurrecting' END AS status \
+                              FROM active a JOIN firsts f ON a.user_id = f.user_id \
+                              LEFT JOIN active prev ON prev.user_id = a.user_id AND prev.period = a.period - INTERVAL '1 {period}'), \
+                 dormant AS (SELECT a.period + INTERVAL '1 {period}' AS period, 'dormant' AS status FROM active a \
+                             LEFT JOIN active nxt ON nxt.user_id = a.user_id AND nxt.period = a.period + INTERVAL '1 {period}' WHERE nxt.user_id IS NULL), \
+                 counted AS (SELECT period, status, count(*) AS users FROM statuses GROUP BY 1, 2 \
+                             UNION ALL SELECT period, status, -count(*) FROM dormant GROUP BY 1, 2), \
+                 ranked AS (SELECT c.period AS p, c.status AS s, c.users AS n, CASE c.status WHEN 'new' THEN 1 WHEN 'returning' THEN 2 WHEN 'resurrecting' THEN 3 ELSE 4 END AS r \
+                            FROM counted c JOIN shown ON shown.period = c.period) \
+                 SELECT CAST(p AS DATE) AS period, s, n FROM ranked ORDER BY p, r"
+            );
+            let report = format!("SELECT * FROM lifecycle('period={period}{options}')");
+            let (want, got) = (rows(&s.ctx, &plain).await, rows(&s.ctx, &report).await);
+            assert!(want.len() > 3, "{plain}");
+            assert_eq!(got, want, "{report}");
+            if period == "day" {
+                continue;
+            }
+            let plain = format!(
+                "SELECT CAST(period AS DATE) AS day, CAST(days AS INT), count(*) FROM (SELECT user_id, date_trunc('{period}', event_time) AS period, \
+                 count(DISTINCT date_trunc('day', event_time)) AS days FROM events WHERE {filter} AND {event} GROUP BY 1, 2) GROUP BY 1, 2 ORDER BY 1, 2"
+            );
+            let report = format!("SELECT * FROM stickiness('period={period}{options}')");
+            let (want, got) = (rows(&s.ctx, &plain).await, rows(&s.ctx, &report).await);
+            assert!(want.len() > 3, "{plain}");
+            assert_eq!(got, want, "{report}");
+        }
+    }
+}
+
+/// `trends` runs on per-user functions (`rolling_activity`, `days_active`); its answers equal
+/// its earlier plain-SQL form (count(DISTINCT user_id) per period; the rolling windows as each
+/// (user, window day) counted once) for every interval, with a range, an event and a breakdown.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trends_equal_their_plain_sql_form() {
+    let s = sample().await;
+    let cases = [
+        ("TRUE", "TRUE", "CAST(NULL AS TEXT)", ""),
+        (
+            "event_date BETWEEN DATE '2025-01-15' AND DATE '2025-02-20'",
+            "TRUE",
+            "CAST(NULL AS TEXT)",
+            "; from=2025-01-15; to=2025-02-20",
+        ),
+        ("TRUE", "event = 'purchase'", "CAST(platform AS TEXT)", "; event=purchase; breakdown=platform"),
+    ];
+    for interval in ["day", "week", "month"] {
+        for (filter, event, breakdown, options) in cases {
+            let mut ctes = vec![
+                format!("picked AS (SELECT user_id, event_time, {breakdown} AS breakdown FROM events WHERE {filter} AND {event})"),
+                format!("per AS (SELECT date_trunc('{interval}', event_time) AS period, breakdown, count(*) AS events, count(DISTINCT user_id) AS users FROM picked GROUP BY 1, 2)"),
+            ];
+            let (wau, mau, rolling) = if interval == "day" {
+                ctes.push("user_days AS (SELECT DISTINCT user_id, breakdown, CAST(CAST(date_trunc('day', event_time) AS DATE) AS BIGINT) AS day FROM picked)".into());
+                for (name, days) in [("wau", 7), ("mau", 30)] {
+                    ctes.push(format!(
+                        "{name} AS (SELECT d AS day, breakdown, count(DISTINCT user_id) AS users FROM (SELECT user_id, breakdown, unnest(range(day, day + {days})) AS d FROM user_days) GROUP BY 1, 2)"
+                    ));
+                }
+                ("wau.users", "mau.users", "LEFT JOIN wau ON wau.day = CAST(CAST(per.period AS DATE) AS BIGINT) AND (wau.breakdown IS NOT DISTINCT FROM per.breakdown) \
+                  LEFT JOIN mau ON mau.day = CAST(CAST(per.period AS DATE) AS BIGINT) AND (mau.breakdown IS NOT DISTINCT FROM per.breakdown)")
+            } else {
+                ("NULL", "NULL", "")
+            };
+            let plain = format!(
+                "WITH {} SELECT CAST(per.period AS DATE) AS period, per.breakdown, per.events, per.users, CAST({wau} AS BIGINT) AS wau, CAST({mau} AS BIGINT) AS mau \
+                 FROM per {rolling} ORDER BY period, per.breakdown NULLS FIRST",
+                ctes.join(", ")
+            );
+            let report = format!("SELECT * FROM trends('interval={interval}{options}')");
+            let (want, got) = (rows(&s.ctx, &plain).await, rows(&s.ctx, &report).await);
+            assert!(!want.is_empty(), "{plain}");
+            assert_eq!(got, want, "{report}");
+        }
+    }
+}

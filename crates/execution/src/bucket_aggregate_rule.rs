@@ -36,7 +36,9 @@ use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::aggregates::{AggregateExec, AggregateMode};
 use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
-use datafusion::physical_plan::execution_plan::replace_children_if_necessary;
+use datafusion::physical_plan::execution_plan::{
+    replace_children_if_necessary, ChildrenPropertiesMode, ReplaceChildrenOptions,
+};
 use datafusion::physical_plan::filter::FilterExec;
 use datafusion::physical_plan::projection::ProjectionExec;
 use datafusion::physical_plan::repartition::RepartitionExec;
@@ -274,11 +276,18 @@ fn rewrite_scan(
     uses: Uses,
     replace: &ScanReplacement<'_>,
 ) -> Result<Option<Arc<dyn ExecutionPlan>>> {
+    // Rebuilt on the new input, which may read `user_id` as a dictionary: a projection is
+    // made anew from its expressions, since its `with_new_children` keeps the output schema
+    // computed for the old input (an experiment with sum and ratio metrics then failed at
+    // execution, 'expected Utf8View but found Dictionary').
     let below = |input: &Arc<dyn ExecutionPlan>, column: usize| -> Result<Option<Arc<dyn ExecutionPlan>>> {
-        Ok(match rewrite_scan(input, column, uses, replace)? {
-            Some(new_input) => Some(replace_children_if_necessary(plan.clone(), vec![new_input])?),
-            None => None,
-        })
+        let Some(new_input) = rewrite_scan(input, column, uses, replace)? else { return Ok(None) };
+        Ok(Some(match plan.downcast_ref::<ProjectionExec>() {
+            Some(projection) => Arc::new(ProjectionExec::try_new(projection.expr().iter().cloned(), new_input)?),
+            None => plan
+                .clone()
+                .replace_children(vec![new_input], ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute))?,
+        }))
     };
     if let Some(projection) = plan.downcast_ref::<ProjectionExec>() {
         let Some(source) = projection.expr().get(column).and_then(|e| e.expr.downcast_ref::<Column>()) else {

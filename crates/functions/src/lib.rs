@@ -1,15 +1,21 @@
 //! Northstar's behavioural SQL functions, with ClickHouse-exact semantics where ClickHouse has
 //! the function: `window_funnel`, `retention`, `sequence_match`, `sequence_count`; and beyond
-//! it: `funnel_step_times`, `cohort_periods`, `session_transitions` and the window function `session_number`. Each is documented with
-//! its rules in docs/functions.md.
+//! it: `funnel_step_times`, `cohort_periods`, `lifecycle_statuses`, `days_active`,
+//! `rolling_activity`, `session_transitions`, `experiment_user` and the window function `session_number`. Each is
+//! documented with its rules in docs/functions.md.
 
 mod cohort_periods;
 mod common;
+mod days_active;
 mod event_list;
+mod experiment_user;
 mod flat_groups;
 mod funnel;
 mod funnel_step_times;
+mod lifecycle_statuses;
+mod periods;
 mod retention;
+mod rolling_activity;
 mod sequence;
 mod sequence_match;
 mod session_number;
@@ -35,8 +41,14 @@ pub use utc_date_trunc::UtcDateTrunc;
 
 /// The functions whose partial state is all their input rows: planned in one aggregation
 /// stage (the `SingleStageEventAggregates` rule of the execution crate).
-pub const EVENT_LIST_FUNCTIONS: [&str; 5] =
-    ["window_funnel", "funnel_step_times", "sequence_match", "sequence_count", "session_transitions"];
+pub const EVENT_LIST_FUNCTIONS: [&str; 6] = [
+    "window_funnel",
+    "funnel_step_times",
+    "sequence_match",
+    "sequence_count",
+    "session_transitions",
+    "experiment_user",
+];
 
 /// Defines `$name() -> Arc<$udf>`: one shared instance per process, as DataFusion's
 /// `create_func!` does, so every session and every expression built by [`expr_fn`] refers to
@@ -76,10 +88,34 @@ singleton!(
     cohort_periods::CohortPeriods::default()
 );
 singleton!(
+    /// The `lifecycle_statuses` aggregate.
+    lifecycle_statuses_udaf,
+    AggregateUDF,
+    lifecycle_statuses::LifecycleStatuses::default()
+);
+singleton!(
+    /// The `days_active` aggregate.
+    days_active_udaf,
+    AggregateUDF,
+    days_active::DaysActive::default()
+);
+singleton!(
+    /// The `rolling_activity` aggregate.
+    rolling_activity_udaf,
+    AggregateUDF,
+    rolling_activity::RollingActivity::default()
+);
+singleton!(
     /// The `session_transitions` aggregate.
     session_transitions_udaf,
     AggregateUDF,
     session_transitions::SessionTransitions::default()
+);
+singleton!(
+    /// The `experiment_user` aggregate.
+    experiment_user_udaf,
+    AggregateUDF,
+    experiment_user::ExperimentUser::default()
 );
 singleton!(
     /// The `sequence_match` aggregate.
@@ -119,7 +155,11 @@ pub fn aggregate_functions() -> Vec<Arc<AggregateUDF>> {
         funnel_step_times_udaf(),
         retention_udaf(),
         cohort_periods_udaf(),
+        lifecycle_statuses_udaf(),
+        days_active_udaf(),
+        rolling_activity_udaf(),
         session_transitions_udaf(),
+        experiment_user_udaf(),
         sequence_match_udaf(),
         sequence_count_udaf(),
     ]

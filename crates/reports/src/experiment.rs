@@ -7,15 +7,18 @@
 //!                 'flag=checkout-redesign; window=7 days; cuped=on');
 //! ```
 //!
-//! The SQL reduces the events to sums per variant (each exposed user's metric values after
-//! their first exposure, and before it for CUPED); the statistics are computed from those sums
-//! by `northstar-stats` in the report's last step ([`crate::finish`]). Definitions, formulas
+//! The SQL reduces the events to sums per variant: `experiment_user`, grouped by user, reads
+//! each user's events once for their first exposure and their metric values after it (and
+//! before it, for CUPED); the statistics are computed from those sums by `northstar-stats` in
+//! the report's last step ([`crate::finish`]). Definitions, formulas
 //! and defaults: docs/experiments.md.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, Float64Array, Int64Array, StringArray};
+use datafusion::arrow::array::{
+    Array, ArrayRef, BooleanArray, Float64Array, Int64Array, ListArray, StringArray, StructArray,
+};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
@@ -52,7 +55,7 @@ const OWN_KEYS: [&str; 14] = [
 /// The variant row that counts users seen in more than one variant (`multiple=exclude`).
 pub const MULTIPLE: &str = "$multiple";
 
-/// What a metric measures per exposed user, as SQL over the joined events `e`.
+/// What a metric measures per exposed user, as SQL conditions and values over the events.
 #[derive(Debug, Clone)]
 enum Measure {
     /// Reaching the last of these steps (conditions), in order, `window_funnel` semantics.
@@ -165,6 +168,8 @@ fn parse_metric(o: &Options, number: usize, text: &str) -> Result<Metric> {
 #[derive(Debug, Clone)]
 struct Plan {
     metrics: Vec<(String, Kind)>,
+    /// Per metric, the quantile its users' values are capped at.
+    winsorize: Vec<Option<f64>>,
     control: String,
     variants: Option<Vec<String>>,
     weights: Option<Vec<f64>>,
@@ -251,6 +256,13 @@ fn plan_options(o: &Options, metrics: &[Metric]) -> Result<Plan> {
     };
     Ok(Plan {
         metrics: metrics.iter().map(|m| (m.name.clone(), m.kind())).collect(),
+        winsorize: metrics
+            .iter()
+            .map(|m| match m.measure {
+                Measure::Sum { winsorize, .. } => winsorize,
+                _ => None,
+            })
+            .collect(),
         control,
         variants,
         weights,
@@ -305,59 +317,40 @@ fn checks(o: &Options, source: &Source, metrics: &[Metric]) -> Result<Vec<Check>
 
 fn sql(o: &Options, source: &Source, metrics: &[Metric], plan: &Plan) -> Result<String> {
     let (exposure, variant) = exposure_and_variant(o)?;
-    let variant = format!("CAST({variant} AS TEXT)");
     let window = match o.get("window") {
-        Some(_) => Some(o.interval("window", "1 day")?),
-        None => None,
+        Some(_) => o.interval("window", "1 day")?,
+        None => "NULL".into(),
     };
     let cuped_days = o.count("cuped_days", 14, 3650)?;
-    let post = match &window {
-        Some(w) => format!("e.event_time >= a.exposed_at AND e.event_time <= a.exposed_at + {w}"),
-        None => "e.event_time >= a.exposed_at".into(),
-    };
-    let pre = format!("e.event_time >= a.exposed_at - INTERVAL '{cuped_days} days' AND e.event_time < a.exposed_at");
-    // The funnel's own window: the experiment's, or longer than any data.
-    let funnel_window = window.clone().unwrap_or_else(|| "INTERVAL '1000000 days'".into());
     let cuped = plan.settings.cuped;
-    let mut columns = vec![];
-    for (i, m) in metrics.iter().enumerate() {
-        let cuped = cuped && m.kind() != Kind::Ratio;
-        let (value, second) = match &m.measure {
+    let cuped_period = if cuped { format!("INTERVAL '{cuped_days} days'") } else { "NULL".into() };
+    // `experiment_user` reads each user's events once: exposure, then every metric relative
+    // to it (crates/functions/src/experiment_user.rs). A sum's or ratio's NULL does not count.
+    let number = |value: &str, event: &str| format!("CASE WHEN {event} THEN CAST({value} AS DOUBLE) END");
+    let (mut layout, mut arguments) = (vec![], vec![]);
+    for m in metrics {
+        match &m.measure {
             Measure::Conversion(steps) => {
-                let funnel = |when: &str| {
-                    let conds = steps.iter().map(|s| format!("{when} AND {s}")).collect::<Vec<_>>().join(", ");
-                    format!("CAST(CASE WHEN window_funnel({funnel_window}, e.event_time, {conds}) >= {} THEN 1 ELSE 0 END AS DOUBLE)", steps.len())
-                };
-                (funnel(&post), cuped.then(|| funnel(&pre)))
+                layout.push(format!("conversion {}", steps.len()));
+                arguments.extend(steps.iter().cloned());
             }
-            Measure::Count(c) => {
-                let count = |when: &str| format!("CAST(count(*) FILTER (WHERE {when} AND {c}) AS DOUBLE)");
-                (count(&post), cuped.then(|| count(&pre)))
+            Measure::Count(condition) => {
+                layout.push("count".into());
+                arguments.push(condition.clone());
             }
             Measure::Sum { value, event, .. } => {
-                let sum = |when: &str| {
-                    format!("coalesce(sum(CAST({value} AS DOUBLE)) FILTER (WHERE {when} AND {event}), 0.0)")
-                };
-                (sum(&post), cuped.then(|| sum(&pre)))
+                layout.push("sum".into());
+                arguments.push(number(value, event));
             }
-            Measure::Ratio { numerator, event, denominator, denominator_event } => (
-                format!("coalesce(sum(CAST({numerator} AS DOUBLE)) FILTER (WHERE {post} AND {event}), 0.0)"),
-                Some(format!(
-                    "coalesce(sum(CAST({denominator} AS DOUBLE)) FILTER (WHERE {post} AND {denominator_event}), 0.0)"
-                )),
-            ),
-        };
-        columns.push(format!("{value} AS m{i}"));
-        columns.push(format!("{} AS d{i}", second.unwrap_or_else(|| "CAST(0.0 AS DOUBLE)".into())));
+            Measure::Ratio { numerator, event, denominator, denominator_event } => {
+                layout.push("ratio".into());
+                arguments.push(number(numerator, event));
+                arguments.push(number(denominator, denominator_event));
+            }
+        }
     }
-    let mut ctes = vec![format!(
-        "exposures AS (SELECT user_id, min(event_time) AS exposed_at, first_value({variant} ORDER BY event_time) AS variant, \
-         count(DISTINCT {variant}) AS variants FROM {table} WHERE {range} AND {exposure} AND {variant} IS NOT NULL GROUP BY user_id)",
-        table = source.table,
-        range = source.filter,
-    )];
-    let assigned = if plan.exclude_multiple { "CASE WHEN variants > 1 THEN NULL ELSE variant END" } else { "variant" };
-    ctes.push(format!("assigned AS (SELECT user_id, exposed_at, {assigned} AS variant FROM exposures)"));
+    let exposure_variant =
+        format!("CASE WHEN {range} AND {exposure} THEN CAST({variant} AS TEXT) END", range = source.filter);
     // Metric events: the `where` rows up to the range's end, from its start (less the CUPED
     // period, which may lie before it).
     let mut bounds = vec![source.all_time.clone()];
@@ -368,77 +361,36 @@ fn sql(o: &Options, source: &Source, metrics: &[Metric], plan: &Plan) -> Result<
     if let Some(to) = source.to {
         bounds.push(format!("event_time < TIMESTAMP '{} 00:00:00Z'", to + chrono::Days::new(1)));
     }
-    ctes.push(format!(
-        "per_user AS (SELECT a.variant, {} FROM assigned a JOIN (SELECT * FROM {} WHERE {}) e ON e.user_id = a.user_id \
-         WHERE a.variant IS NOT NULL GROUP BY a.user_id, a.variant)",
-        columns.join(", "),
-        source.table,
-        bounds.join(" AND ")
-    ));
-    // Winsorized sums: each user's value capped at the quantile of all exposed users' values.
-    let capped = metrics
+    let assigned =
+        if plan.exclude_multiple { "CASE WHEN u['multiple'] THEN NULL ELSE u['variant'] END" } else { "u['variant']" };
+    let values = (0..metrics.len())
+        .map(|i| format!("u['values'][{}] AS m{i}, u['values'][{}] AS d{i}", 2 * i + 1, 2 * i + 2))
+        .collect::<Vec<_>>()
+        .join(", ");
+    // Per variant (NULL: users in several): the sums the statistics need, or for a winsorized
+    // metric its users' values, capped in the finishing step (the cap is a quantile over all
+    // arms, and one query keeps the per-user pass from running twice).
+    let per_variant = metrics
         .iter()
         .enumerate()
-        .filter_map(|(i, m)| match m.measure {
-            Measure::Sum { winsorize: Some(q), .. } => Some((i, q)),
-            _ => None,
-        })
-        .collect::<Vec<_>>();
-    let values = if capped.is_empty() {
-        "per_user"
-    } else {
-        // The exact linear-interpolation quantile (numpy's default, which GrowthBook caps
-        // with): DataFusion's `percentile_cont` rounds the interpolation fraction to 6 digits.
-        let sorted = capped
-            .iter()
-            .map(|(i, _)| format!("array_sort(array_agg(m{i})) AS s_m{i}, array_sort(array_agg(d{i})) AS s_d{i}"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        ctes.push(format!("sorted AS (SELECT CAST(count(*) AS DOUBLE) AS users, {sorted} FROM per_user)"));
-        let quantile = |column: &str, q: f64| {
-            let position = format!("({q} * (users - 1))");
-            let (low, high) = (
-                format!("{column}[CAST(floor({position}) AS BIGINT) + 1]"),
-                format!("{column}[CAST(ceil({position}) AS BIGINT) + 1]"),
-            );
-            format!("{low} + ({position} - floor({position})) * ({high} - {low})")
-        };
-        let caps = capped
-            .iter()
-            .map(|(i, q)| {
-                format!(
-                    "{} AS cap_m{i}, {} AS cap_d{i}",
-                    quantile(&format!("s_m{i}"), *q),
-                    quantile(&format!("s_d{i}"), *q)
-                )
-            })
-            .collect::<Vec<_>>()
-            .join(", ");
-        ctes.push(format!("caps AS (SELECT {caps} FROM sorted)"));
-        let projected = (0..metrics.len())
-            .map(|i| match capped.iter().find(|(c, _)| *c == i) {
-                Some(_) => format!("least(m{i}, cap_m{i}) AS m{i}, least(d{i}, cap_d{i}) AS d{i}"),
-                None => format!("m{i}, d{i}"),
-            })
-            .collect::<Vec<_>>()
-            .join(", ");
-        ctes.push(format!("capped AS (SELECT variant, {projected} FROM per_user CROSS JOIN caps)"));
-        "capped"
-    };
-    let sums = (0..metrics.len())
-        .map(|i| {
-            format!(
+        .map(|(i, m)| match m.measure {
+            Measure::Sum { winsorize: Some(_), .. } => format!("array_agg(named_struct('m', m{i}, 'd', d{i}))"),
+            _ => format!(
                 "CAST(sum(m{i}) AS DOUBLE), CAST(sum(m{i} * m{i}) AS DOUBLE), CAST(sum(d{i}) AS DOUBLE), \
                  CAST(sum(d{i} * d{i}) AS DOUBLE), CAST(sum(m{i} * d{i}) AS DOUBLE)"
-            )
+            ),
         })
         .collect::<Vec<_>>()
         .join(", ");
-    let zeros = vec!["CAST(0.0 AS DOUBLE)"; 5 * metrics.len()].join(", ");
     Ok(format!(
-        "WITH {} SELECT variant, CAST(count(*) AS DOUBLE) AS users, {sums} FROM {values} GROUP BY variant \
-         UNION ALL SELECT CAST(NULL AS TEXT), CAST(count(*) AS DOUBLE), {zeros} FROM assigned WHERE variant IS NULL",
-        ctes.join(",\n")
+        "WITH per_user AS (SELECT experiment_user('{layout}', {window}, {cuped_period}, event_time, {exposure_variant}, {arguments}) AS u \
+         FROM {table} WHERE {bounds} GROUP BY user_id), \
+         users AS (SELECT {assigned} AS variant, {values} FROM per_user WHERE u IS NOT NULL) \
+         SELECT variant, CAST(count(*) AS DOUBLE) AS users, {per_variant} FROM users GROUP BY variant",
+        layout = layout.join(", "),
+        arguments = arguments.join(", "),
+        table = source.table,
+        bounds = bounds.join(" AND "),
     ))
 }
 
@@ -466,8 +418,16 @@ fn schema() -> SchemaRef {
     ]))
 }
 
-/// The SQL's rows: variant (NULL for users in several), users, then five sums per metric.
-fn read_rows(rows: &[RecordBatch], metrics: usize) -> Result<(BTreeMap<String, Vec<Sums>>, f64)> {
+/// One metric of one arm as the SQL returns it.
+enum Measured {
+    Sums(Sums),
+    /// A winsorized metric: each user's (value, pre-exposure value), capped later.
+    Users(Vec<[f64; 2]>),
+}
+
+/// The SQL's rows: variant (NULL for users in several), users, then per metric five sums or
+/// (winsorized) a list of its users' values.
+fn read_rows(rows: &[RecordBatch], plan: &Plan) -> Result<(BTreeMap<String, Vec<Measured>>, f64)> {
     let mut arms = BTreeMap::new();
     let mut multiple = 0.0;
     for batch in rows {
@@ -487,27 +447,108 @@ fn read_rows(rows: &[RecordBatch], metrics: usize) -> Result<(BTreeMap<String, V
                 multiple += n;
                 continue;
             }
-            let sums = (0..metrics)
-                .map(|i| {
-                    let c = 2 + 5 * i;
-                    Sums {
-                        n,
-                        m: number(c, r),
-                        m2: number(c + 1, r),
-                        d: number(c + 2, r),
-                        d2: number(c + 3, r),
-                        md: number(c + 4, r),
+            let mut c = 2;
+            let mut measured = vec![];
+            for winsorize in &plan.winsorize {
+                measured.push(match winsorize {
+                    None => {
+                        c += 5;
+                        let at = |k: usize| number(c - 5 + k, r);
+                        Measured::Sums(Sums { n, m: at(0), m2: at(1), d: at(2), d2: at(3), md: at(4) })
                     }
-                })
-                .collect();
-            arms.insert(variant.value(r).to_string(), sums);
+                    Some(_) => {
+                        c += 1;
+                        Measured::Users(user_values(batch.column(c - 1).as_ref(), r)?)
+                    }
+                });
+            }
+            arms.insert(variant.value(r).to_string(), measured);
         }
     }
     Ok((arms, multiple))
 }
 
+/// Row `r` of an `array_agg(named_struct('m', …, 'd', …))` column.
+fn user_values(column: &dyn Array, r: usize) -> Result<Vec<[f64; 2]>> {
+    let Some(lists) = column.as_any().downcast_ref::<ListArray>() else {
+        return plan_err!("experiment: a winsorized metric's values came as {}", column.data_type());
+    };
+    let list = lists.value(r);
+    let pairs = list.as_any().downcast_ref::<StructArray>().expect("named_struct");
+    let field = |k: usize| cast(pairs.column(k), &DataType::Float64);
+    let (m, d) = (field(0)?, field(1)?);
+    let (m, d) = (
+        m.as_any().downcast_ref::<Float64Array>().expect("f64"),
+        d.as_any().downcast_ref::<Float64Array>().expect("f64"),
+    );
+    Ok((0..pairs.len()).map(|i| [m.value(i), d.value(i)]).collect())
+}
+
+/// The linear-interpolation quantile of sorted values: numpy's default, which GrowthBook caps
+/// with (DataFusion's `percentile_cont` rounds the interpolation fraction to 6 digits).
+fn quantile(sorted: &[f64], q: f64) -> f64 {
+    let position = q * (sorted.len() - 1) as f64;
+    let (low, high) = (sorted[position.floor() as usize], sorted[position.ceil() as usize]);
+    low + (position - position.floor()) * (high - low)
+}
+
+/// Every arm's sums, winsorized metrics capped at the quantile of all arms' users' values
+/// (each of the value and the pre-exposure value at its own).
+fn capped_sums(arms: BTreeMap<String, Vec<Measured>>, plan: &Plan) -> BTreeMap<String, Vec<Sums>> {
+    let caps: Vec<Option<[f64; 2]>> = plan
+        .winsorize
+        .iter()
+        .enumerate()
+        .map(|(i, q)| {
+            let q = (*q)?;
+            let mut all: [Vec<f64>; 2] = [vec![], vec![]];
+            for measured in arms.values() {
+                if let Measured::Users(users) = &measured[i] {
+                    for u in users {
+                        all[0].push(u[0]);
+                        all[1].push(u[1]);
+                    }
+                }
+            }
+            if all[0].is_empty() {
+                return None;
+            }
+            Some(all.map(|mut values| {
+                values.sort_unstable_by(f64::total_cmp);
+                quantile(&values, q)
+            }))
+        })
+        .collect();
+    arms.into_iter()
+        .map(|(variant, measured)| {
+            let sums = measured
+                .into_iter()
+                .zip(&caps)
+                .map(|(m, cap)| match (m, cap) {
+                    (Measured::Sums(sums), _) => sums,
+                    (Measured::Users(users), cap) => {
+                        let [cap_m, cap_d] = cap.unwrap_or([f64::INFINITY; 2]);
+                        let mut s = Sums { n: users.len() as f64, ..Sums::default() };
+                        for [m, d] in users {
+                            let (m, d) = (m.min(cap_m), d.min(cap_d));
+                            s.m += m;
+                            s.m2 += m * m;
+                            s.d += d;
+                            s.d2 += d * d;
+                            s.md += m * d;
+                        }
+                        s
+                    }
+                })
+                .collect();
+            (variant, sums)
+        })
+        .collect()
+}
+
 fn finish(plan: &Plan, rows: &[RecordBatch], schema: SchemaRef) -> Result<RecordBatch> {
-    let (arms, multiple) = read_rows(rows, plan.metrics.len())?;
+    let (arms, multiple) = read_rows(rows, plan)?;
+    let arms = capped_sums(arms, plan);
     // Control first, then the listed variants, or those seen, by name; listed ones nobody saw
     // have 0 users (and so show in the sample-ratio check).
     let mut order = vec![plan.control.clone()];

@@ -36,21 +36,18 @@ impl Report for Lifecycle {
         let p = o.choice("period", &["day", "week", "month"])?;
         let event = o.event("event")?.unwrap_or_else(|| "TRUE".into());
         let source = o.source()?;
-        // Activity over all time (so "new" means new ever), reported for the periods in range.
+        // Statuses from activity over all time (so "new" means new ever), per user in one pass
+        // (`lifecycle_statuses`); shown for the periods with activity in range.
         let sql = format!(
-            "WITH active AS (SELECT DISTINCT user_id, date_trunc('{p}', event_time) AS period FROM {table} WHERE {all_time} AND {event}), \
-             shown AS (SELECT DISTINCT date_trunc('{p}', event_time) AS period FROM {table} WHERE {filter} AND {event}), \
-             firsts AS (SELECT user_id, min(period) AS first FROM active GROUP BY user_id), \
-             statuses AS (SELECT a.period, CASE WHEN a.period = f.first THEN 'new' WHEN prev.user_id IS NOT NULL THEN 'returning' ELSE 'resurrecting' END AS status \
-                          FROM active a JOIN firsts f ON a.user_id = f.user_id \
-                          LEFT JOIN active prev ON prev.user_id = a.user_id AND prev.period = a.period - INTERVAL '1 {p}'), \
-             dormant AS (SELECT a.period + INTERVAL '1 {p}' AS period, 'dormant' AS status FROM active a \
-                         LEFT JOIN active nxt ON nxt.user_id = a.user_id AND nxt.period = a.period + INTERVAL '1 {p}' WHERE nxt.user_id IS NULL), \
-             counted AS (SELECT period, status, count(*) AS users FROM statuses GROUP BY 1, 2 \
-                         UNION ALL SELECT period, status, -count(*) FROM dormant GROUP BY 1, 2), \
-             ranked AS (SELECT c.period AS p, c.status AS s, c.users AS n, CASE c.status WHEN 'new' THEN 1 WHEN 'returning' THEN 2 WHEN 'resurrecting' THEN 3 ELSE 4 END AS r \
+            "WITH statuses AS (SELECT unnest(s) AS s FROM (SELECT lifecycle_statuses(event_time, '{p}') AS s \
+                               FROM {table} WHERE {all_time} AND {event} GROUP BY user_id)), \
+             counted AS (SELECT s['period'] AS period, s['status'] AS status, count(*) AS users FROM statuses GROUP BY 1, 2), \
+             shown AS (SELECT DISTINCT CAST(date_trunc('{p}', event_time) AS DATE) AS period FROM {table} WHERE {filter} AND {event}), \
+             ranked AS (SELECT c.period AS p, c.status AS s, c.users AS n, \
+                               CASE c.status WHEN 'new' THEN 1 WHEN 'returning' THEN 2 WHEN 'resurrecting' THEN 3 ELSE 4 END AS r \
                         FROM counted c JOIN shown ON shown.period = c.period) \
-             SELECT CAST(p AS DATE) AS period, CAST(s AS TEXT) AS status, CAST(n AS BIGINT) AS users FROM ranked ORDER BY p, r",
+             SELECT p AS period, CAST(s AS TEXT) AS status, CAST(CASE WHEN s = 'dormant' THEN -n ELSE n END AS BIGINT) AS users \
+             FROM ranked ORDER BY p, r",
             table = source.table,
             all_time = source.all_time,
             filter = source.filter,

@@ -35,9 +35,10 @@ impl Report for Stickiness {
         let p = o.choice("period", &["week", "month"])?;
         let event = o.event("event")?.unwrap_or_else(|| "TRUE".into());
         let source = o.source()?;
+        // Each user's distinct days per period in one pass (`days_active`).
         let sql = format!(
-            "WITH {}, per_user AS (SELECT user_id, date_trunc('{p}', event_time) AS period, count(DISTINCT date_trunc('day', event_time)) AS days FROM base WHERE {event} GROUP BY 1, 2) \
-             SELECT CAST(period AS DATE) AS period, CAST(days AS INT) AS days_active, CAST(count(*) AS BIGINT) AS users FROM per_user GROUP BY 1, 2 ORDER BY 1, 2",
+            "WITH {}, per_user AS (SELECT unnest(d) AS d FROM (SELECT days_active(event_time, '{p}') AS d FROM base WHERE {event} GROUP BY user_id)) \
+             SELECT d['period'] AS period, d['days'] AS days_active, CAST(count(*) AS BIGINT) AS users FROM per_user GROUP BY 1, 2 ORDER BY 1, 2",
             source.cte()
         );
         Ok(ReportSql {

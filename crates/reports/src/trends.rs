@@ -39,34 +39,41 @@ impl Report for Trends {
             .map(|b| format!("CAST({b} AS TEXT)"))
             .unwrap_or_else(|| "CAST(NULL AS TEXT)".into());
         let source = o.source()?;
-        let mut ctes = vec![
-            source.cte(),
-            format!("picked AS (SELECT user_id, event_time, {breakdown} AS breakdown FROM base WHERE {event})"),
-            format!("per AS (SELECT date_trunc('{interval}', event_time) AS period, breakdown, count(*) AS events, count(DISTINCT user_id) AS users FROM picked GROUP BY 1, 2)"),
-        ];
-        let rolling = if interval == "day" {
-            // A user active on day d is in the rolling window of every day d .. d+n-1. Counting
-            // each (user, window day) once without DISTINCT: a day adds the window days its
-            // predecessor (the user's previous active day p) did not already cover,
-            // max(d, p+n) .. d+n-1.
-            ctes.push("user_days AS (SELECT DISTINCT user_id, breakdown, CAST(CAST(date_trunc('day', event_time) AS DATE) AS BIGINT) AS day FROM picked)".into());
-            ctes.push("spans AS (SELECT breakdown, day, lag(day) OVER (PARTITION BY user_id, breakdown ORDER BY day) AS previous FROM user_days)".into());
-            for (name, days) in [("wau", 7), ("mau", 30)] {
-                ctes.push(format!(
-                    "{name} AS (SELECT d AS day, breakdown, count(*) AS users FROM (SELECT breakdown, unnest(range(greatest(day, coalesce(previous + {days}, day)), day + {days})) AS d FROM spans) GROUP BY 1, 2)"
-                ));
-            }
-            "LEFT JOIN wau ON wau.day = CAST(CAST(per.period AS DATE) AS BIGINT) AND (wau.breakdown IS NOT DISTINCT FROM per.breakdown) \
-             LEFT JOIN mau ON mau.day = CAST(CAST(per.period AS DATE) AS BIGINT) AND (mau.breakdown IS NOT DISTINCT FROM per.breakdown)"
-        } else {
-            ""
+        // Per user (and breakdown value) in one pass: a daily trend's active days and rolling
+        // 7- and 30-day window changes (`rolling_activity`), a weekly or monthly trend's active
+        // periods (`days_active`). Without a breakdown the grouping is by user_id alone, which
+        // the bucket rule runs without a repartition.
+        let (per_user_group, per_user_breakdown) = match o.get("breakdown") {
+            Some(_) => ("user_id, breakdown", "breakdown"),
+            None => ("user_id", "CAST(NULL AS TEXT)"),
         };
-        let (wau, mau) = if interval == "day" { ("wau.users", "mau.users") } else { ("NULL", "NULL") };
+        let (per_user, users) = if interval == "day" {
+            (
+                "rolling_activity(event_time)",
+                "SELECT breakdown, period, users, sum(wau_change) OVER (PARTITION BY breakdown ORDER BY period) AS wau, \
+                 sum(mau_change) OVER (PARTITION BY breakdown ORDER BY period) AS mau FROM \
+                 (SELECT breakdown, c['day'] AS period, sum(c['active']) AS users, sum(c['wau_change']) AS wau_change, \
+                 sum(c['mau_change']) AS mau_change FROM changes GROUP BY 1, 2)",
+            )
+        } else {
+            (
+                "days_active(event_time, '{interval}')",
+                "SELECT breakdown, c['period'] AS period, count(*) AS users, NULL AS wau, NULL AS mau FROM changes GROUP BY 1, 2",
+            )
+        };
+        let per_user = per_user.replace("{interval}", interval);
         let sql = format!(
-            "WITH {} SELECT CAST(per.period AS DATE) AS period, CAST(per.breakdown AS TEXT) AS breakdown, CAST(per.events AS BIGINT) AS events, \
-             CAST(per.users AS BIGINT) AS active_users, CAST({wau} AS BIGINT) AS wau, CAST({mau} AS BIGINT) AS mau \
-             FROM per {rolling} ORDER BY period, breakdown NULLS FIRST",
-            ctes.join(",\n")
+            "WITH {base}, \
+             picked AS (SELECT user_id, event_time, {breakdown} AS breakdown FROM base WHERE {event}), \
+             per AS (SELECT CAST(date_trunc('{interval}', event_time) AS DATE) AS period, breakdown, count(*) AS events FROM picked GROUP BY 1, 2), \
+             changes AS (SELECT breakdown, unnest(c) AS c FROM (SELECT {per_user_breakdown} AS breakdown, {per_user} AS c \
+                         FROM picked GROUP BY {per_user_group})), \
+             users AS ({users}) \
+             SELECT per.period AS period, CAST(per.breakdown AS TEXT) AS breakdown, CAST(per.events AS BIGINT) AS events, \
+             CAST(users.users AS BIGINT) AS active_users, CAST(users.wau AS BIGINT) AS wau, CAST(users.mau AS BIGINT) AS mau \
+             FROM per JOIN users ON users.period = per.period AND (users.breakdown IS NOT DISTINCT FROM per.breakdown) \
+             ORDER BY period, breakdown NULLS FIRST",
+            base = source.cte(),
         );
         Ok(ReportSql {
             after: None,
