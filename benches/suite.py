@@ -91,6 +91,11 @@ def questions(src):
                           f"uniqExactMerge(s) OVER (ORDER BY d RANGE BETWEEN 6 PRECEDING AND CURRENT ROW) AS wau, "
                           f"uniqExactMerge(s) OVER (ORDER BY d RANGE BETWEEN 29 PRECEDING AND CURRENT ROW) AS mau "
                           f"FROM (SELECT toDate(event_time) AS d, count() AS events, uniqExactState(user_id) AS s FROM {ch} GROUP BY d) ORDER BY d",
+            "duckdb": f"WITH ud AS (SELECT DISTINCT user_id, CAST(event_time AS DATE) AS d FROM {dk}), "
+                      f"p AS (SELECT CAST(event_time AS DATE) AS d, count(*) AS events, count(DISTINCT user_id) AS dau FROM {dk} GROUP BY 1), "
+                      f"w AS (SELECT d + CAST(k AS INTEGER) AS d, count(DISTINCT user_id) AS n FROM ud, range(7) t(k) GROUP BY 1), "
+                      f"m AS (SELECT d + CAST(k AS INTEGER) AS d, count(DISTINCT user_id) AS n FROM ud, range(30) t(k) GROUP BY 1) "
+                      f"SELECT p.d, '' AS breakdown, p.events, p.dau, w.n, m.n FROM p LEFT JOIN w USING (d) LEFT JOIN m USING (d) ORDER BY p.d",
         }),
         ("report: lifecycle", {
             "northstar": "SELECT * FROM lifecycle('period=week')",
@@ -102,11 +107,19 @@ def questions(src):
                           f"WHERE i = length(ws) OR ws[i + 1] != w + 7) "
                           f"WHERE p IN (SELECT DISTINCT toMonday(event_time) FROM {ch}) GROUP BY p, status "
                           f"ORDER BY p, multiIf(status = 'new', 1, status = 'returning', 2, status = 'resurrecting', 3, 4)",
+            "duckdb": f"WITH uw AS (SELECT DISTINCT user_id, CAST(date_trunc('week', event_time) AS DATE) AS w FROM {dk}), "
+                      f"s AS (SELECT w, lag(w) OVER (PARTITION BY user_id ORDER BY w) AS prev, lead(w) OVER (PARTITION BY user_id ORDER BY w) AS nxt FROM uw), "
+                      f"c AS (SELECT w AS p, CASE WHEN prev IS NULL THEN 'new' WHEN prev = w - 7 THEN 'returning' ELSE 'resurrecting' END AS status, 1 AS n FROM s "
+                      f"UNION ALL SELECT w + 7 AS p, 'dormant' AS status, -1 AS n FROM s WHERE nxt IS NULL OR nxt <> w + 7) "
+                      f"SELECT p, status, sum(n) FROM c WHERE p IN (SELECT DISTINCT CAST(date_trunc('week', event_time) AS DATE) FROM {dk}) GROUP BY p, status "
+                      f"ORDER BY p, CASE status WHEN 'new' THEN 1 WHEN 'returning' THEN 2 WHEN 'resurrecting' THEN 3 ELSE 4 END",
         }),
         ("report: stickiness", {
             "northstar": "SELECT * FROM stickiness('period=month')",
             "clickhouse": f"SELECT m, d, count() FROM (SELECT user_id, toStartOfMonth(event_time) AS m, uniqExact(toDate(event_time)) AS d "
                           f"FROM {ch} GROUP BY user_id, m) GROUP BY m, d ORDER BY m, d",
+            "duckdb": f"SELECT m, d, count(*) FROM (SELECT user_id, CAST(date_trunc('month', event_time) AS DATE) AS m, "
+                      f"count(DISTINCT CAST(event_time AS DATE)) AS d FROM {dk} GROUP BY 1, 2) GROUP BY 1, 2 ORDER BY 1, 2",
         }),
         ("report: paths", {"northstar": "SELECT * FROM paths('top=20')"}),
     ]

@@ -394,7 +394,6 @@ impl UserAccumulator {
         }
     }
 
-    /// Stores the rows of one slot whose payload is `Some`.
     /// Stores input row `row` for `slot`, unless its time is NULL (or a FILTER left it out).
     #[inline]
     fn push(&mut self, slot: usize, times: &Int64Array, groups: &[usize], row: usize, payload: u64) {
