@@ -49,7 +49,7 @@ impl Report for Trends {
         };
         let (per_user, users) = if interval == "day" {
             (
-                "rolling_activity(event_time)",
+                "rolling_activity(event_time)".to_string(),
                 "SELECT breakdown, period, users, sum(wau_change) OVER (PARTITION BY breakdown ORDER BY period) AS wau, \
                  sum(mau_change) OVER (PARTITION BY breakdown ORDER BY period) AS mau FROM \
                  (SELECT breakdown, c['day'] AS period, sum(c['active']) AS users, sum(c['wau_change']) AS wau_change, \
@@ -57,11 +57,10 @@ impl Report for Trends {
             )
         } else {
             (
-                "days_active(event_time, '{interval}')",
+                format!("days_active(event_time, '{interval}')"),
                 "SELECT breakdown, c['period'] AS period, count(*) AS users, NULL AS wau, NULL AS mau FROM changes GROUP BY 1, 2",
             )
         };
-        let per_user = per_user.replace("{interval}", interval);
         let sql = format!(
             "WITH {base}, \
              picked AS (SELECT user_id, event_time, {breakdown} AS breakdown FROM base WHERE {event}), \
