@@ -159,6 +159,7 @@ def main():
     p = arg_parser()
     p.add_argument("--python", default=sys.executable, help="a Python with chdb and duckdb")
     p.add_argument("--only", default="", help="ask only the questions whose name contains this")
+    p.add_argument("--engines", default="northstar,clickhouse,duckdb", help="the engines to ask (e.g. leave DuckDB out at 100M)")
     a = p.parse_args()
     ns = a.northstar
     src, data, imported = prepare(ns, a.events, a.work)
@@ -169,6 +170,8 @@ def main():
         row = {"question": name}
         answers = {}
         for engine, sql in sqls.items():
+            if engine not in a.engines.split(","):
+                continue
             if engine == "northstar":
                 runs = [timed([ns, "query", "--data", data, "--format", "csv", sql]) for _ in range(a.runs)]
                 row["northstar_s"] = statistics.median(r[0] for r in runs)
