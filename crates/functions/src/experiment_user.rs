@@ -459,6 +459,11 @@ impl UserAccumulator {
     }
 }
 
+/// The rows of `array` that are not NULL.
+fn non_null_rows(array: &dyn Array) -> BooleanBuffer {
+    array.logical_nulls().map_or_else(|| BooleanBuffer::new_set(array.len()), |n| n.inner().clone())
+}
+
 /// Where a condition is true (NULL counts as false).
 fn true_bits(condition: &BooleanArray) -> BooleanBuffer {
     match condition.nulls() {
@@ -492,8 +497,7 @@ impl GroupsAccumulator for UserAccumulator {
         // Each pass visits only the rows that matter to it (set bits, non-NULL values): most
         // events are neither exposures nor metric events.
         let variants = values[4].as_string_view();
-        let exposure_rows =
-            variants.logical_nulls().map_or_else(|| BooleanBuffer::new_set(variants.len()), |n| n.inner().clone());
+        let exposure_rows = non_null_rows(variants);
         for row in exposure_rows.set_indices() {
             if times.is_valid(row) {
                 let id = self.intern(variants.value(row));
@@ -535,9 +539,7 @@ impl GroupsAccumulator for UserAccumulator {
                 Slot::Sum { .. } | Slot::Numerator { .. } | Slot::Denominator { .. } => {
                     let numbers = values[next].as_primitive::<Float64Type>();
                     next += 1;
-                    let present = numbers
-                        .logical_nulls()
-                        .map_or_else(|| BooleanBuffer::new_set(numbers.len()), |n| n.inner().clone());
+                    let present = non_null_rows(numbers);
                     for row in present.set_indices() {
                         // Zeros add nothing: not stored.
                         let value = numbers.value(row);
