@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the tests need besides Rust: a Python venv (.venv) with the moto S3 server,
-# psycopg 3, psycopg2 and SQLAlchemy 2; and, from Debian's packages, psql, a PostgreSQL server
-# (client checks run against it too), the pgjdbc driver, a Java runtime and openssl. Idempotent: what is already there is left alone.
+# psycopg 3, psycopg2, SQLAlchemy 2 and the Segment and PostHog Python SDKs; the Node SDKs
+# (tests/sdks, from npm, as locked); and, from Debian's packages, psql, a PostgreSQL server
+# (client checks run against it too), the pgjdbc driver, a Java runtime, Node.js and openssl.
+# Idempotent: what is already there is left alone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 missing=()
@@ -9,6 +11,8 @@ command -v psql >/dev/null || missing+=(postgresql-client)
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
 command -v java >/dev/null || missing+=(openjdk-17-jre-headless)
 command -v openssl >/dev/null || missing+=(openssl)
+command -v node >/dev/null || missing+=(nodejs)
+command -v npm >/dev/null || missing+=(npm)
 [ -f /usr/share/java/postgresql.jar ] || missing+=(libpostgresql-jdbc-java)
 if [ ${#missing[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
@@ -18,7 +22,10 @@ fi
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
-if ! .venv/bin/python -c "import moto.server, flask_cors, psycopg, psycopg2, sqlalchemy" 2>/dev/null; then
+if ! .venv/bin/python -c "import moto.server, flask_cors, psycopg, psycopg2, sqlalchemy, segment.analytics, posthog" 2>/dev/null; then
   .venv/bin/pip install --quiet --disable-pip-version-check -r scripts/requirements-test.txt
+fi
+if [ ! -d tests/sdks/node_modules/posthog-node ] || [ ! -d tests/sdks/node_modules/@segment/analytics-node ]; then
+  (cd tests/sdks && npm ci --no-audit --no-fund --silent)
 fi
 echo "test environment ready: $(.venv/bin/python -c 'import moto; print("moto", moto.__version__)')"

@@ -27,7 +27,7 @@ pub enum Command {
     /// PostgreSQL protocol.
     Demo(DemoArgs),
     /// Serve the events table over the PostgreSQL wire protocol (psql, BI tools, drivers).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Print a SCRAM-SHA-256 verifier line for a users file (reads the password from stdin).
     HashPassword(HashPasswordArgs),
     /// Compact small files into large, Z-ordered ones (by user_id, event_time).
@@ -179,6 +179,9 @@ pub struct DemoArgs {
     /// Events to generate on an empty location.
     #[arg(long, default_value_t = 1_000_000)]
     pub events: u64,
+    /// Address of the HTTP collector (Segment's and PostHog's APIs).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub http: SocketAddr,
 }
 
 #[derive(Args)]
@@ -189,6 +192,8 @@ pub struct ServeArgs {
     pub engine: EngineArgs,
     #[command(flatten)]
     pub server: ServerArgs,
+    #[command(flatten)]
+    pub collector: CollectorArgs,
     /// Run queries over `events` on a Ballista cluster: its scheduler as df://HOST:PORT.
     /// Catalog queries still answer here. The data location must be shared (s3://…).
     #[arg(long, value_parser = northstar_distributed::parse_scheduler_url)]
@@ -229,6 +234,66 @@ pub struct ServerArgs {
     /// Default statement_timeout of each connection, in milliseconds (0: none).
     #[arg(long, default_value_t = 0)]
     pub statement_timeout_ms: u64,
+}
+
+/// The HTTP collector (Segment's and PostHog's APIs; docs/collector.md).
+#[derive(Args, Clone)]
+pub struct CollectorArgs {
+    /// Also accept events over HTTP, as Segment's and PostHog's SDKs send them, on this
+    /// address (e.g. 127.0.0.1:8080). Anything but loopback needs --write-key.
+    #[arg(long, env = "NORTHSTAR_HTTP")]
+    pub http: Option<SocketAddr>,
+    /// A write key (Segment) or project key (PostHog) the collector accepts (repeatable, or
+    /// comma-separated in NORTHSTAR_WRITE_KEYS). Without any, every request is accepted.
+    #[arg(long = "write-key", env = "NORTHSTAR_WRITE_KEYS", value_delimiter = ',')]
+    pub write_keys: Vec<String>,
+    /// Requests arriving within this many milliseconds of the first waiting one share a commit.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub commit_interval_ms: u64,
+    /// A group commit closes early at this many events.
+    #[arg(long, default_value_t = 500_000)]
+    pub max_commit_events: usize,
+    /// Events waiting for their commit past which requests get 503 with Retry-After.
+    #[arg(long, default_value_t = 2_000_000)]
+    pub max_pending_events: usize,
+    /// Largest request body, as sent, e.g. 20MiB (413 past it; 5 times that once decompressed).
+    #[arg(long, default_value = "20MiB", value_parser = parse_byte_size)]
+    pub max_body: usize,
+    /// Seconds for which committed message ids are remembered, so that retries are not counted twice.
+    #[arg(long, default_value_t = 600)]
+    pub dedupe_window_seconds: u64,
+    /// At most this many message ids are remembered (about 64 bytes each).
+    #[arg(long, default_value_t = 2_000_000)]
+    pub dedupe_max_ids: usize,
+    /// Store the client's IP address in the `ip` column.
+    #[arg(long)]
+    pub collect_ip: bool,
+    /// Compact small files in the background every this many seconds (0: never).
+    #[arg(long, default_value_t = 60)]
+    pub compact_interval_seconds: u64,
+    /// Background vacuum keeps files referenced by versions younger than this many hours.
+    #[arg(long, default_value_t = 168)]
+    pub vacuum_retention_hours: u64,
+}
+
+impl CollectorArgs {
+    pub fn options(&self, listen: SocketAddr) -> northstar_collector::CollectorOptions {
+        use std::time::Duration;
+        let mut options = northstar_collector::CollectorOptions::new(listen);
+        options.write_keys = self.write_keys.iter().filter(|k| !k.is_empty()).cloned().collect();
+        options.commit_interval = Duration::from_millis(self.commit_interval_ms);
+        options.max_commit_rows = self.max_commit_events;
+        options.max_pending_events = self.max_pending_events;
+        options.max_body_bytes = self.max_body;
+        options.max_decompressed_bytes = self.max_body.saturating_mul(5);
+        options.dedupe_window = Duration::from_secs(self.dedupe_window_seconds);
+        options.dedupe_max_ids = self.dedupe_max_ids;
+        options.collect_ip = self.collect_ip;
+        options.compact_interval =
+            (self.compact_interval_seconds > 0).then(|| Duration::from_secs(self.compact_interval_seconds));
+        options.vacuum_retention = Duration::from_secs(self.vacuum_retention_hours * 3600);
+        options
+    }
 }
 
 #[derive(Args)]

@@ -50,7 +50,7 @@ async fn run(command: Command) -> Result<()> {
         Command::Query(args) => commands::query::run(args).await,
         Command::Generate(args) => commands::generate::run(args),
         Command::Demo(args) => commands::demo::run(args).await,
-        Command::Serve(args) => commands::serve::run(args).await,
+        Command::Serve(args) => commands::serve::run(*args).await,
         Command::HashPassword(args) => commands::hash_password::run(args),
         Command::Optimize(args) => commands::maintenance::optimize(args).await,
         Command::Vacuum(args) => commands::maintenance::vacuum(args).await,

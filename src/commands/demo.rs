@@ -3,6 +3,7 @@
 use std::time::Instant;
 
 use anyhow::{Context, Result};
+use northstar_collector::{Collector, CollectorOptions};
 use northstar_engine::{open_session, EngineOptions};
 use northstar_generate::{generate_to_file, GeneratorConfig, OutputFormat, PlantedExperiment};
 use northstar_import::ImportOptions;
@@ -54,6 +55,9 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         statement_timeout_ms: 0,
     };
     let server = bind_server(&location, &EngineOptions::default(), &server, None).await?;
+    let collector = Collector::bind(&location, CollectorOptions::new(args.http))
+        .await
+        .with_context(|| format!("starting the HTTP collector on {} (choose another with --http)", args.http))?;
     let port = server.local_addr().port();
     println!("\nServing {} over the PostgreSQL protocol on {} (Ctrl-C stops). Try:", args.data, server.local_addr());
     println!("  psql -h 127.0.0.1 -p {port} -U northstar northstar");
@@ -62,5 +66,10 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     );
     println!("  northstar=> SELECT * FROM funnel(['signup', 'view_item', 'add_to_cart', 'purchase'], 'window=1 day');");
     println!("  northstar=> SELECT * FROM retention('start=signup; period=week; periods=4');");
-    run_until_ctrl_c(server).await
+    println!(
+        "\nEvents from Segment's or PostHog's SDKs are collected on http://{} (docs/collector.md), e.g.:",
+        collector.local_addr()
+    );
+    println!("  curl -d '{{\"event\":\"signup\",\"distinct_id\":\"u1\"}}' http://{}/capture/", collector.local_addr());
+    run_until_ctrl_c(server, Some(collector)).await
 }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Result};
+use northstar_collector::Collector;
 use northstar_engine::EngineOptions;
 use northstar_server::{Role, Server, ServerOptions, SessionUpgrade, TlsFiles, Users};
 use northstar_storage::DataLocation;
@@ -15,10 +16,17 @@ use crate::cli::{ServeArgs, ServerArgs};
 pub async fn run(args: ServeArgs) -> Result<()> {
     let location = DataLocation::parse(&args.data.data)?;
     let server = bind_server(&location, &args.engine.options(), &args.server, args.ballista).await?;
-    // The address line is what scripts and tests wait for.
+    let collector = match args.collector.http {
+        Some(listen) => Some(Collector::bind(&location, args.collector.options(listen)).await?),
+        None => None,
+    };
+    // The address lines are what scripts and tests wait for.
     println!("listening on {}", server.local_addr());
+    if let Some(collector) = &collector {
+        println!("collecting on http://{}", collector.local_addr());
+    }
     std::io::stdout().flush().ok();
-    run_until_ctrl_c(server).await
+    run_until_ctrl_c(server, collector).await
 }
 
 /// A server over `location` with the users, TLS and limits of `args`; with `ballista`, its
@@ -64,9 +72,17 @@ pub async fn bind_server(
     Ok(Server::bind(location, users, options).await?)
 }
 
-pub async fn run_until_ctrl_c(server: Server) -> Result<()> {
+/// Serves the wire endpoint (and the collector, when there is one) until Ctrl-C.
+pub async fn run_until_ctrl_c(server: Server, collector: Option<Collector>) -> Result<()> {
+    let collector = async {
+        match collector {
+            Some(collector) => collector.run().await,
+            None => std::future::pending().await,
+        }
+    };
     tokio::select! {
         _ = server.run() => Ok(()),
+        served = collector => Ok(served?),
         _ = tokio::signal::ctrl_c() => {
             eprintln!("stopping");
             Ok(())

@@ -2,6 +2,7 @@
 
 mod bad_input;
 mod buckets;
+mod collector;
 mod crash;
 mod damage;
 mod dates;

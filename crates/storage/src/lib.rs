@@ -19,8 +19,8 @@ mod views;
 pub use location::DataLocation;
 pub use log_check::{check_commit_bytes, Damage};
 pub use schema::{
-    core_schema, event_date_from_micros, is_core_column, user_bucket, write_fields, CORE_COLUMNS, PARTITION_COLUMNS,
-    USER_BUCKETS,
+    core_schema, event_date_from_micros, event_time_type, is_core_column, user_bucket, write_fields, CORE_COLUMNS,
+    PARTITION_COLUMNS, USER_BUCKETS,
 };
 pub use snapshot::{query_field, store_and_root, DataFile, EventSnapshot, EventSnapshotSpec};
 pub use table::{AppendError, AppendSummary, EventStore, OptimizeSummary, VacuumSummary, WriterLayout};

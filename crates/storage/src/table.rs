@@ -178,7 +178,10 @@ impl EventStore {
     /// A DataFusion table provider for the current version: its data files read as Parquet
     /// ([`EventSnapshot`]), with the table's object store registered in `state`'s runtime.
     pub async fn table_provider(&self, state: &SessionState) -> Result<Arc<dyn TableProvider>> {
-        let spec = self.snapshot_spec()?;
+        self.provider_of(state, self.snapshot_spec()?)
+    }
+
+    fn provider_of(&self, state: &SessionState, spec: EventSnapshotSpec) -> Result<Arc<dyn TableProvider>> {
         let table_url = self.location.table_url(EVENTS);
         if !table_url.scheme().starts_with("file") {
             let store_url = url::Url::parse(&spec.store_url)
@@ -203,6 +206,17 @@ impl EventStore {
     /// feature, for tables whose files cannot be read as plain Parquet (deletion vectors,
     /// column mapping: written by other tools, never by Northstar).
     pub fn snapshot_spec(&self) -> Result<EventSnapshotSpec> {
+        self.snapshot_spec_of(|_| true)
+    }
+
+    /// A table provider over only the data files written at or after `millis` (since the
+    /// epoch, by their Delta modification time): the collector reads the message ids of
+    /// recent commits from them when it starts.
+    pub async fn recent_files_provider(&self, state: &SessionState, millis: i64) -> Result<Arc<dyn TableProvider>> {
+        self.provider_of(state, self.snapshot_spec_of(|modified| modified >= millis)?)
+    }
+
+    fn snapshot_spec_of(&self, keep: impl Fn(i64) -> bool) -> Result<EventSnapshotSpec> {
         let version = self.version().ok_or_else(|| StorageError::NoTable(self.location.to_string()))?;
         let snapshot = self.table.snapshot().map_err(|e| self.delta_error("reading", e))?;
         let unsupported = |what: &str| {
@@ -226,6 +240,9 @@ impl EventStore {
         for file in snapshot.log_data().iter() {
             if file.deletion_vector_descriptor().is_some() {
                 return Err(unsupported("deletion vectors"));
+            }
+            if !keep(file.modification_time()) {
+                continue;
             }
             let relative = file.path();
             let path = match url::Url::parse(&relative) {
@@ -354,6 +371,32 @@ impl EventStore {
             .with_max_concurrent_tasks(1)
             .await
             .map_err(|source| self.delta_error("optimizing", source))?;
+        self.table = table;
+        Ok(OptimizeSummary {
+            version: self.version().unwrap_or(0),
+            files_removed: metrics.num_files_removed,
+            files_added: metrics.num_files_added,
+            partitions_optimized: metrics.partitions_optimized,
+        })
+    }
+
+    /// Bin-packs the small files of each partition into files of the target size, leaving
+    /// files already that large alone (cheap enough to run while a collector streams: the
+    /// growing files of today are rewritten until they reach the target, then never again).
+    /// Concurrent appends are not in conflict with it: they only add files.
+    pub async fn compact(&mut self, state: SessionState, layout: &WriterLayout) -> Result<OptimizeSummary> {
+        self.require_table()?;
+        let (table, metrics) = self
+            .table
+            .clone()
+            .optimize()
+            .with_type(OptimizeType::Compact)
+            .with_session_state(Arc::new(state))
+            .with_writer_properties(layout.writer_properties())
+            .with_target_size(NonZeroU64::new(layout.target_file_bytes).expect("non-zero"))
+            .with_max_concurrent_tasks(1)
+            .await
+            .map_err(|source| self.delta_error("compacting", source))?;
         self.table = table;
         Ok(OptimizeSummary {
             version: self.version().unwrap_or(0),

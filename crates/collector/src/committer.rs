@@ -1,0 +1,220 @@
+//! Group commit: every request that arrives within the commit interval of the first one
+//! waiting (or until a row count) goes into one Delta commit; each request is answered only
+//! once that commit succeeded. A request's events are in one commit, never split, so a crash
+//! shows all of them or none. Retried messages (ids committed within the dedupe window) are
+//! dropped.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::prelude::SessionContext;
+use northstar_storage::{EventStore, WriterLayout};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::dedupe::RecentIds;
+use crate::message::{EventRow, RECEIVED_AT};
+use crate::metrics::Metrics;
+use crate::record_batch;
+
+/// How a request's events were committed.
+#[derive(Debug)]
+pub struct Committed {
+    /// The table version holding them (`None`: all were retries already committed).
+    pub version: Option<u64>,
+}
+
+struct Submission {
+    rows: Vec<EventRow>,
+    arrived: Instant,
+    reply: oneshot::Sender<Result<Committed, String>>,
+}
+
+pub struct GroupCommitOptions {
+    pub interval: Duration,
+    pub max_commit_rows: usize,
+    pub max_pending_events: usize,
+    pub dedupe_window: Duration,
+    pub dedupe_max_ids: usize,
+    pub layout: WriterLayout,
+}
+
+/// The handle requests submit to; the committing task owns the store.
+#[derive(Clone)]
+pub struct Committer {
+    sender: mpsc::UnboundedSender<Submission>,
+    pending: Arc<AtomicUsize>,
+    max_pending: usize,
+    metrics: Arc<Metrics>,
+}
+
+/// Why a submission was not taken.
+#[derive(Debug)]
+pub enum Refused {
+    /// Pending events would exceed the bound: the sender should retry later.
+    Full,
+    /// The committing task has stopped.
+    Stopped,
+}
+
+impl Committer {
+    /// Starts the committing task over `store`, after reading the message ids of the commits
+    /// within the dedupe window (so retries across a restart are recognised too).
+    pub async fn start(
+        mut store: EventStore,
+        options: GroupCommitOptions,
+        metrics: Arc<Metrics>,
+    ) -> Result<Committer, String> {
+        let schema = record_batch::write_schema(&store.write_schema())?;
+        let mut recent = RecentIds::new(options.dedupe_window, options.dedupe_max_ids);
+        restore_recent_ids(&mut store, &mut recent, options.dedupe_window).await?;
+        let (sender, receiver) = mpsc::unbounded_channel();
+        let pending = Arc::new(AtomicUsize::new(0));
+        let task = CommitTask { store, schema, recent, receiver, pending: pending.clone(), metrics: metrics.clone() };
+        tokio::spawn(task.run(options.interval, options.max_commit_rows, options.layout));
+        Ok(Committer { sender, pending, max_pending: options.max_pending_events, metrics })
+    }
+
+    /// Queues `rows` for the next group commit; the receiver answers once it is committed.
+    /// The pending-event bound is checked here, so memory stays bounded under any load.
+    pub fn submit(&self, rows: Vec<EventRow>) -> Result<oneshot::Receiver<Result<Committed, String>>, Refused> {
+        let count = rows.len();
+        let before = self.pending.fetch_add(count, Ordering::SeqCst);
+        if before + count > self.max_pending && before > 0 {
+            self.pending.fetch_sub(count, Ordering::SeqCst);
+            return Err(Refused::Full);
+        }
+        self.metrics.pending.set((before + count) as i64);
+        let (reply, answer) = oneshot::channel();
+        self.sender.send(Submission { rows, arrived: Instant::now(), reply }).map_err(|_| {
+            self.pending.fetch_sub(count, Ordering::SeqCst);
+            Refused::Stopped
+        })?;
+        Ok(answer)
+    }
+}
+
+struct CommitTask {
+    store: EventStore,
+    schema: SchemaRef,
+    recent: RecentIds,
+    receiver: mpsc::UnboundedReceiver<Submission>,
+    pending: Arc<AtomicUsize>,
+    metrics: Arc<Metrics>,
+}
+
+impl CommitTask {
+    async fn run(mut self, interval: Duration, max_rows: usize, layout: WriterLayout) {
+        while let Some(first) = self.receiver.recv().await {
+            let deadline = tokio::time::Instant::from_std(first.arrived + interval);
+            let mut rows = first.rows.len();
+            let mut group = vec![first];
+            while rows < max_rows {
+                match tokio::time::timeout_at(deadline, self.receiver.recv()).await {
+                    Ok(Some(submission)) => {
+                        rows += submission.rows.len();
+                        group.push(submission);
+                    }
+                    Ok(None) | Err(_) => break,
+                }
+            }
+            self.commit(group, rows, &layout).await;
+        }
+    }
+
+    async fn commit(&mut self, group: Vec<Submission>, rows: usize, layout: &WriterLayout) {
+        let started = Instant::now();
+        // Keep the first of each message id among the group and those committed lately.
+        let mut fresh: Vec<&EventRow> = Vec::with_capacity(rows);
+        let mut in_group = std::collections::HashSet::new();
+        for submission in &group {
+            fresh.extend(
+                submission
+                    .rows
+                    .iter()
+                    .filter(|row| !self.recent.contains(&row.message_id) && in_group.insert(row.message_id.as_str())),
+            );
+        }
+        let outcome = if fresh.is_empty() { Ok(None) } else { self.append(&fresh, layout).await.map(Some) };
+        let now = Instant::now();
+        match &outcome {
+            Ok(version) => {
+                if version.is_some() {
+                    self.metrics.commits.inc();
+                    self.metrics.commit_seconds.observe(started.elapsed().as_secs_f64());
+                }
+                for row in &fresh {
+                    self.recent.insert(&row.message_id, now);
+                }
+                self.metrics.committed.inc_by(fresh.len() as u64);
+                self.metrics.duplicates.inc_by((rows - fresh.len()) as u64);
+            }
+            Err(e) => {
+                tracing::error!("group commit of {} events failed: {e}", fresh.len());
+                self.metrics.commit_failures.inc();
+                self.metrics.rejected.inc_by(rows as u64);
+            }
+        }
+        self.recent.expire(now);
+        let left = self.pending.fetch_sub(rows, Ordering::SeqCst) - rows;
+        self.metrics.pending.set(left as i64);
+        for submission in group {
+            let answer = match &outcome {
+                Ok(version) => {
+                    self.metrics.ack_seconds.observe(submission.arrived.elapsed().as_secs_f64());
+                    Ok(Committed { version: *version })
+                }
+                Err(e) => Err(e.clone()),
+            };
+            // A sender that hung up still had its events committed; nothing to tell it.
+            let _ = submission.reply.send(answer);
+        }
+    }
+
+    async fn append(&mut self, rows: &[&EventRow], layout: &WriterLayout) -> Result<u64, String> {
+        // The table may have grown columns (an import) since the last commit.
+        self.schema = record_batch::write_schema(&self.store.write_schema())?;
+        let batch = record_batch::to_batch(&self.schema, rows).map_err(|e| e.to_string())?;
+        let input = futures::stream::iter([Ok::<_, std::convert::Infallible>(batch)]);
+        match self.store.append(self.schema.clone(), input, layout).await {
+            Ok(summary) => Ok(summary.version),
+            Err(northstar_storage::AppendError::Storage(e)) => Err(e.to_string()),
+            Err(northstar_storage::AppendError::Input(never)) => match never {},
+        }
+    }
+}
+
+/// Reads the message ids of the events received within `window` (from the files written in
+/// it, so the rest of the table is not read) into `recent`.
+async fn restore_recent_ids(store: &mut EventStore, recent: &mut RecentIds, window: Duration) -> Result<(), String> {
+    if store.version().is_none() {
+        return Ok(());
+    }
+    let since = chrono::Utc::now() - chrono::Duration::from_std(window).unwrap_or(chrono::Duration::MAX);
+    let ctx = SessionContext::new();
+    let provider =
+        store.recent_files_provider(&ctx.state(), since.timestamp_millis()).await.map_err(|e| e.to_string())?;
+    if provider.schema().field_with_name(RECEIVED_AT).is_err() {
+        return Ok(());
+    }
+    ctx.register_table("recent", provider).map_err(|e| e.to_string())?;
+    let sql = format!(
+        "SELECT message_id FROM recent WHERE {RECEIVED_AT} >= to_timestamp_micros({}) \
+         ORDER BY {RECEIVED_AT}",
+        since.timestamp_micros()
+    );
+    let frame = ctx.sql(&sql).await.map_err(|e| e.to_string())?;
+    let batches = frame.collect().await.map_err(|e| e.to_string())?;
+    let now = Instant::now();
+    for batch in &batches {
+        use datafusion::arrow::array::AsArray;
+        let ids = datafusion::arrow::compute::cast(batch.column(0), &datafusion::arrow::datatypes::DataType::Utf8)
+            .map_err(|e| e.to_string())?;
+        for id in ids.as_string::<i32>().iter().flatten() {
+            recent.insert(id, now);
+        }
+    }
+    tracing::info!("{} message ids of the last {:?} restored for deduplication", recent.len(), window);
+    Ok(())
+}

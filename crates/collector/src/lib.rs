@@ -1,0 +1,393 @@
+//! The HTTP collector: Segment's tracking API and PostHog's capture API, so that apps send
+//! events with the SDKs they already use, pointed at Northstar's address. Events are written
+//! to the same `events` table the wire endpoint reads, by group commits (`committer`); a
+//! request is answered 200 only once its events are in a committed Delta version.
+//!
+//! axum (hyper, tower-http's CORS) serves it; request bodies are bounded before they are read
+//! (413) and after they are decompressed. Every decision about limits, keys and the field
+//! mapping is in docs/collector.md.
+
+mod body;
+mod committer;
+mod compaction;
+mod dedupe;
+pub mod message;
+mod metrics;
+mod posthog;
+mod record_batch;
+mod segment;
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use base64::Engine as _;
+use northstar_storage::{DataLocation, EventStore, WriterLayout};
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+
+use crate::body::{BodyError, BodyShape};
+use crate::committer::{Committer, GroupCommitOptions, Refused};
+use crate::message::{EventRow, Problem, Received};
+use crate::metrics::Metrics;
+
+/// How the collector runs; the defaults are documented in docs/collector.md.
+#[derive(Debug, Clone)]
+pub struct CollectorOptions {
+    pub listen: SocketAddr,
+    /// Accepted write keys (Segment) and project keys (PostHog). Empty: any key, or none, is
+    /// accepted, which only a loopback address allows.
+    pub write_keys: Vec<String>,
+    /// Requests arriving within this time of the first waiting one share a commit.
+    pub commit_interval: Duration,
+    /// A group commit closes early at this many events.
+    pub max_commit_rows: usize,
+    /// Events waiting for commits, past which requests are answered 503 with Retry-After.
+    pub max_pending_events: usize,
+    /// A request body's size as sent (413 past it).
+    pub max_body_bytes: usize,
+    /// A request body's size once decompressed (413 past it).
+    pub max_decompressed_bytes: usize,
+    pub dedupe_window: Duration,
+    pub dedupe_max_ids: usize,
+    /// Keep the client's IP address (`ip` column). Off by default: it is personal data.
+    pub collect_ip: bool,
+    /// Background compaction every this often (`None`: off).
+    pub compact_interval: Option<Duration>,
+    pub vacuum_retention: Duration,
+    pub layout: WriterLayout,
+}
+
+impl CollectorOptions {
+    pub fn new(listen: SocketAddr) -> Self {
+        CollectorOptions {
+            listen,
+            write_keys: vec![],
+            commit_interval: Duration::from_secs(1),
+            max_commit_rows: 500_000,
+            max_pending_events: 2_000_000,
+            max_body_bytes: 20 << 20,
+            max_decompressed_bytes: 100 << 20,
+            dedupe_window: Duration::from_secs(600),
+            dedupe_max_ids: 2_000_000,
+            collect_ip: false,
+            compact_interval: Some(Duration::from_secs(60)),
+            vacuum_retention: Duration::from_secs(168 * 3600),
+            layout: WriterLayout::default(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CollectorError {
+    #[error("{0}")]
+    Config(String),
+    #[error(transparent)]
+    Storage(#[from] northstar_storage::StorageError),
+    #[error("cannot listen on {0}: {1}")]
+    Listen(SocketAddr, std::io::Error),
+}
+
+/// A bound collector; [`Collector::run`] serves it.
+pub struct Collector {
+    listener: TcpListener,
+    app: Router,
+}
+
+struct Shared {
+    committer: Committer,
+    metrics: Arc<Metrics>,
+    write_keys: HashSet<String>,
+    collect_ip: bool,
+    max_decompressed_bytes: usize,
+    store_version: std::sync::Mutex<Option<u64>>,
+}
+
+impl Collector {
+    /// Opens the table at `location`, restores the recent message ids, starts the committing
+    /// task (and compaction) and binds the listener. Refuses to listen beyond loopback
+    /// without write keys.
+    pub async fn bind(location: &DataLocation, options: CollectorOptions) -> Result<Collector, CollectorError> {
+        if options.write_keys.is_empty() && !options.listen.ip().is_loopback() {
+            return Err(CollectorError::Config(format!(
+                "refusing to collect on {} without write keys: add --write-key KEY or listen on 127.0.0.1",
+                options.listen
+            )));
+        }
+        let store = EventStore::open(location).await?;
+        let version = store.version();
+        let metrics = Arc::new(Metrics::new());
+        let committer = Committer::start(
+            store,
+            GroupCommitOptions {
+                interval: options.commit_interval,
+                max_commit_rows: options.max_commit_rows.max(1),
+                max_pending_events: options.max_pending_events.max(1),
+                dedupe_window: options.dedupe_window,
+                dedupe_max_ids: options.dedupe_max_ids,
+                layout: options.layout.clone(),
+            },
+            metrics.clone(),
+        )
+        .await
+        .map_err(CollectorError::Config)?;
+        if let Some(interval) = options.compact_interval {
+            compaction::spawn(
+                location.clone(),
+                compaction::CompactionOptions {
+                    interval,
+                    min_new_files: 64,
+                    vacuum_retention: options.vacuum_retention,
+                    layout: options.layout.clone(),
+                },
+                metrics.clone(),
+            );
+        }
+        let shared = Arc::new(Shared {
+            committer,
+            metrics,
+            write_keys: options.write_keys.iter().cloned().collect(),
+            collect_ip: options.collect_ip,
+            max_decompressed_bytes: options.max_decompressed_bytes,
+            store_version: std::sync::Mutex::new(version),
+        });
+        let listener =
+            TcpListener::bind(options.listen).await.map_err(|e| CollectorError::Listen(options.listen, e))?;
+        Ok(Collector { listener, app: router(shared, options.max_body_bytes) })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("bound listener has an address")
+    }
+
+    /// Serves until the future is dropped.
+    pub async fn run(self) -> std::io::Result<()> {
+        axum::serve(self.listener, self.app.into_make_service_with_connect_info::<SocketAddr>()).await
+    }
+}
+
+fn router(shared: Arc<Shared>, max_body_bytes: usize) -> Router {
+    let posthog_paths = ["/batch", "/capture", "/e", "/i/v0/e", "/track", "/engage"];
+    let mut app = Router::new()
+        .route("/v1/{call}", post(segment_call))
+        .route("/health", get(health))
+        .route("/metrics", get(metrics_text));
+    for path in posthog_paths {
+        app = app.route(path, post(posthog_capture)).route(&format!("{path}/"), post(posthog_capture));
+    }
+    app.layer(DefaultBodyLimit::max(max_body_bytes))
+        // Browser SDKs post from the site's own origin.
+        .layer(tower_http::cors::CorsLayer::very_permissive().max_age(Duration::from_secs(86_400)))
+        .with_state(shared)
+}
+
+async fn health(State(shared): State<Arc<Shared>>) -> Json<Value> {
+    let version = *shared.store_version.lock().unwrap();
+    Json(json!({"status": "ok", "table_version": version}))
+}
+
+async fn metrics_text(State(shared): State<Arc<Shared>>) -> Response {
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], shared.metrics.render()).into_response()
+}
+
+/// Which vendor's answer a request gets.
+#[derive(Clone, Copy)]
+enum Vendor {
+    Segment,
+    PostHog,
+}
+
+async fn segment_call(
+    State(shared): State<Arc<Shared>>,
+    Path(call): Path<String>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> Response {
+    if call != "batch" && !segment::CALLS.contains(&call.as_str()) {
+        return problems(
+            StatusCode::NOT_FOUND,
+            vec![Problem::request("path", format!("/v1/{call} is not a call of the tracking API"))],
+        );
+    }
+    let received = received(&shared, &headers, peer);
+    let body = match decode(&shared, &headers, None, &bytes) {
+        Ok(body) => body,
+        Err(refusal) => return refusal.into_response(),
+    };
+    let body_key = body.get("writeKey").and_then(Value::as_str).map(str::to_string);
+    let keys: Vec<String> = basic_user(&headers).into_iter().chain(body_key).collect();
+    if let Err(refusal) = authorize(&shared, &keys) {
+        return refusal.into_response();
+    }
+    match segment::parse(&call, &body, &received) {
+        Ok(rows) => commit(&shared, rows, Vendor::Segment).await,
+        Err(found) => refuse(&shared, found).into_response(),
+    }
+}
+
+async fn posthog_capture(
+    State(shared): State<Arc<Shared>>,
+    Query(query): Query<HashMap<String, String>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> Response {
+    let received = received(&shared, &headers, peer);
+    let body = match decode(&shared, &headers, query.get("compression").map(String::as_str), &bytes) {
+        Ok(body) => body,
+        Err(refusal) => return refusal.into_response(),
+    };
+    let mut keys = posthog::api_keys(&body);
+    keys.extend(query.get("token").or(query.get("api_key")).cloned());
+    keys.extend(bearer(&headers));
+    if let Err(refusal) = authorize(&shared, &keys) {
+        return refusal.into_response();
+    }
+    match posthog::parse(&body, &received) {
+        Ok(rows) => commit(&shared, rows, Vendor::PostHog).await,
+        Err(found) => refuse(&shared, found).into_response(),
+    }
+}
+
+fn received(shared: &Shared, headers: &HeaderMap, peer: SocketAddr) -> Received {
+    Received {
+        at: chrono::Utc::now(),
+        peer_ip: Some(peer.ip().to_string()),
+        keep_ip: shared.collect_ip,
+        user_agent: header_text(headers, header::USER_AGENT).map(str::to_string),
+    }
+}
+
+/// A request refused before its events were queued; its answer names why.
+enum Refusal {
+    Problems(StatusCode, Vec<Problem>),
+    Unauthorized(&'static str),
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        match self {
+            Refusal::Problems(status, found) => problems(status, found),
+            Refusal::Unauthorized(message) => {
+                (StatusCode::UNAUTHORIZED, Json(json!({"error": message}))).into_response()
+            }
+        }
+    }
+}
+
+fn decode(shared: &Shared, headers: &HeaderMap, compression: Option<&str>, bytes: &[u8]) -> Result<Value, Refusal> {
+    let shape = BodyShape {
+        content_encoding: header_text(headers, header::CONTENT_ENCODING),
+        content_type: header_text(headers, header::CONTENT_TYPE),
+        compression,
+    };
+    body::decode(bytes, &shape, shared.max_decompressed_bytes).map_err(|e| match e {
+        BodyError::TooLarge(limit) => Refusal::Problems(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            vec![Problem::request("body", format!("is larger than {limit} bytes once decompressed"))],
+        ),
+        BodyError::Invalid(problem) => refuse(shared, vec![problem]),
+    })
+}
+
+/// Every key the request carries must be one of the configured keys, and there must be one
+/// (unless none are configured).
+fn authorize(shared: &Shared, keys: &[String]) -> Result<(), Refusal> {
+    if shared.write_keys.is_empty() {
+        return Ok(());
+    }
+    if keys.is_empty() {
+        Err(Refusal::Unauthorized("the request carries no write key (Basic auth user, writeKey or api_key)"))
+    } else if keys.iter().all(|k| shared.write_keys.contains(k)) {
+        Ok(())
+    } else {
+        Err(Refusal::Unauthorized("the write key is not one of this collector's"))
+    }
+}
+
+async fn commit(shared: &Shared, rows: Vec<EventRow>, vendor: Vendor) -> Response {
+    let count = rows.len() as u64;
+    if count == 0 {
+        return accepted(vendor);
+    }
+    let answer = match shared.committer.submit(rows) {
+        Ok(answer) => answer,
+        Err(refused) => {
+            shared.metrics.rejected.inc_by(count);
+            let why = match refused {
+                Refused::Full => "too many events are waiting to be committed; retry shortly",
+                Refused::Stopped => "the collector is stopping",
+            };
+            return unavailable(why);
+        }
+    };
+    shared.metrics.received.inc_by(count);
+    match answer.await {
+        Ok(Ok(committed)) => {
+            if let Some(version) = committed.version {
+                let mut current = shared.store_version.lock().unwrap();
+                *current = Some(current.map_or(version, |v| v.max(version)));
+            }
+            accepted(vendor)
+        }
+        Ok(Err(e)) => unavailable(&format!("the events could not be committed ({e}); nothing of them was stored")),
+        Err(_) => unavailable("the collector stopped before committing"),
+    }
+}
+
+fn accepted(vendor: Vendor) -> Response {
+    match vendor {
+        Vendor::Segment => Json(json!({"success": true})).into_response(),
+        Vendor::PostHog => Json(json!({"status": 1})).into_response(),
+    }
+}
+
+fn unavailable(message: &str) -> Response {
+    (StatusCode::SERVICE_UNAVAILABLE, [(header::RETRY_AFTER, "1")], Json(json!({"error": message}))).into_response()
+}
+
+/// A bad request (400), counted as rejected.
+fn refuse(shared: &Shared, found: Vec<Problem>) -> Refusal {
+    shared.metrics.rejected.inc();
+    Refusal::Problems(StatusCode::BAD_REQUEST, found)
+}
+
+fn problems(status: StatusCode, found: Vec<Problem>) -> Response {
+    let error = match found.as_slice() {
+        [one] => describe(one),
+        many => format!("{} problems; nothing of this request was stored", many.len()),
+    };
+    (status, Json(json!({"error": error, "problems": found}))).into_response()
+}
+
+fn describe(problem: &Problem) -> String {
+    match problem.index {
+        Some(index) => format!("message {index}, field {}: {}", problem.field, problem.message),
+        None => format!("{} {}", problem.field, problem.message),
+    }
+}
+
+fn header_text(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
+    headers.get(name)?.to_str().ok()
+}
+
+/// The user of `Authorization: Basic …` (Segment's write key).
+fn basic_user(headers: &HeaderMap) -> Option<String> {
+    let encoded = header_text(headers, header::AUTHORIZATION)?.strip_prefix("Basic ")?;
+    let decoded = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let user = text.split(':').next()?;
+    (!user.is_empty()).then(|| user.to_string())
+}
+
+fn bearer(headers: &HeaderMap) -> Option<String> {
+    header_text(headers, header::AUTHORIZATION)?.strip_prefix("Bearer ").map(|k| k.trim().to_string())
+}

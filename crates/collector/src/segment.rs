@@ -1,0 +1,265 @@
+//! Segment's HTTP tracking API: `/v1/{track,identify,page,screen,group,alias}` take one
+//! message, `/v1/batch` a `{"batch": [...]}` of typed messages (Segment's spec,
+//! segment.com/docs/connections/sources/catalog/libraries/server/http-api). Field mapping:
+//! docs/collector.md.
+
+use serde_json::{Map, Value};
+
+use crate::message::{
+    event_time, json_kind, json_text, library, micros, new_message_id, path, text, Checker, EventRow, Problem, Received,
+};
+
+/// The calls of the tracking API, as the path and a batch message's `type` name them.
+pub const CALLS: [&str; 6] = ["track", "identify", "page", "screen", "group", "alias"];
+
+/// Reads the body of `/v1/<call>` (`call` one of [`CALLS`]) or, with `call` = `batch`,
+/// `/v1/batch`. Every problem of every message is reported; any problem refuses the request.
+pub fn parse(call: &str, body: &Value, received: &Received) -> Result<Vec<EventRow>, Vec<Problem>> {
+    let Value::Object(request) = body else {
+        return Err(vec![Problem::request("body", format!("must be a JSON object, not {}", json_kind(body)))]);
+    };
+    let mut problems = Vec::new();
+    let mut rows = Vec::new();
+    if call == "batch" {
+        let messages = match request.get("batch") {
+            Some(Value::Array(messages)) => messages,
+            Some(other) => {
+                return Err(vec![Problem::request("batch", format!("must be an array, not {}", json_kind(other)))])
+            }
+            None => return Err(vec![Problem::request("batch", "is missing")]),
+        };
+        let shared = Shared {
+            sent_at: Checker { index: None, problems: &mut problems }.time(request, "sentAt"),
+            context: request.get("context").and_then(Value::as_object),
+        };
+        for (index, message) in messages.iter().enumerate() {
+            let mut check = Checker { index: Some(index), problems: &mut problems };
+            let Value::Object(message) = message else {
+                check.problem("", format!("a message must be a JSON object, not {}", json_kind(message)));
+                continue;
+            };
+            let call = match message.get("type").and_then(Value::as_str) {
+                Some(t) if CALLS.contains(&t) => CALLS.iter().find(|c| **c == t).copied().expect("listed"),
+                Some(t) => {
+                    check.problem("type", format!("'{t}' is not one of {}", CALLS.join(", ")));
+                    continue;
+                }
+                None => {
+                    check.problem("type", "is missing");
+                    continue;
+                }
+            };
+            if let Some(row) = message_row(call, message, &shared, received, &mut check) {
+                rows.push(row);
+            }
+        }
+    } else {
+        let call = CALLS.iter().find(|c| **c == call).copied().expect("routed calls are listed");
+        let shared = Shared { sent_at: None, context: None };
+        let mut check = Checker { index: None, problems: &mut problems };
+        rows.extend(message_row(call, request, &shared, received, &mut check));
+    }
+    if problems.is_empty() {
+        Ok(rows)
+    } else {
+        Err(problems)
+    }
+}
+
+/// What a batch gives all its messages.
+struct Shared<'a> {
+    sent_at: Option<chrono::DateTime<chrono::Utc>>,
+    context: Option<&'a Map<String, Value>>,
+}
+
+fn message_row(
+    call: &'static str,
+    message: &Map<String, Value>,
+    shared: &Shared,
+    received: &Received,
+    check: &mut Checker,
+) -> Option<EventRow> {
+    let user_id = check.id(message, "userId");
+    let anonymous_id = check.id(message, "anonymousId");
+    let message_id = check.id(message, "messageId");
+    let properties = check.object(message, "properties");
+    let traits = check.object(message, "traits");
+    let own_context = check.object(message, "context");
+    let timestamp = check.time(message, "timestamp").or_else(|| check.time(message, "originalTimestamp"));
+    let sent_at = check.time(message, "sentAt").or(shared.sent_at);
+    let context = merged_context(shared.context, own_context);
+    let context = context.as_ref();
+
+    let event = match call {
+        "track" => match message.get("event") {
+            Some(Value::String(e)) if !e.is_empty() => Some(e.clone()),
+            Some(Value::String(_)) | None | Some(Value::Null) => {
+                check.problem("event", "is missing: a track call names its event");
+                None
+            }
+            Some(other) => {
+                check.problem("event", format!("must be a string, not {}", json_kind(other)));
+                None
+            }
+        },
+        other => Some(other.to_string()),
+    };
+    let group_id = if call == "group" { check.id(message, "groupId") } else { None };
+    let previous_id = if call == "alias" { check.id(message, "previousId") } else { None };
+    match call {
+        "alias" => {
+            if user_id.is_none() {
+                check.problem("userId", "is missing: an alias call names the userId");
+            }
+            if previous_id.is_none() {
+                check.problem("previousId", "is missing: an alias call names the previousId");
+            }
+        }
+        "group" if group_id.is_none() => check.problem("groupId", "is missing: a group call names the groupId"),
+        _ => {}
+    }
+    let bad_id =
+        check.problems.iter().any(|p| p.index == check.index && ["userId", "anonymousId"].contains(&p.field.as_str()));
+    if user_id.is_none() && anonymous_id.is_none() && call != "alias" && !bad_id {
+        check.problem("userId", "is missing, and so is anonymousId: one of them is required");
+    }
+    let event = event?;
+    let user_id = user_id.clone().or_else(|| anonymous_id.clone())?;
+    if call == "alias" && previous_id.is_none() {
+        return None;
+    }
+    // Page and screen calls carry their name beside the properties; keep it with them.
+    let mut properties = properties.cloned();
+    if matches!(call, "page" | "screen") {
+        for field in ["name", "category"] {
+            if let Some(value) = message.get(field).filter(|v| v.is_string()) {
+                properties.get_or_insert_with(Map::new).entry(field).or_insert_with(|| value.clone());
+            }
+        }
+    }
+    let properties = properties.as_ref();
+    let context_text = |keys: &[&str]| text(path(context, keys));
+    let campaign = |key: &str| context_text(&["campaign", key]);
+    Some(EventRow {
+        event_time: micros(event_time(timestamp, sent_at, None, received.at)),
+        user_id,
+        event,
+        session_id: context_text(&["sessionId"]).or_else(|| text(path(properties, &["session_id"]))),
+        properties: json_text(properties),
+        message_id: message_id.unwrap_or_else(new_message_id),
+        message_type: call,
+        anonymous_id,
+        previous_id,
+        group_type: None,
+        group_id,
+        traits: json_text(traits),
+        context: json_text(context),
+        utm_source: campaign("source"),
+        utm_medium: campaign("medium"),
+        utm_campaign: campaign("name"),
+        utm_term: campaign("term"),
+        utm_content: campaign("content"),
+        referrer: context_text(&["page", "referrer"]).or_else(|| text(path(properties, &["referrer"]))),
+        url: context_text(&["page", "url"]).or_else(|| text(path(properties, &["url"]))),
+        library: library(context_text(&["library", "name"]), context_text(&["library", "version"])),
+        user_agent: context_text(&["userAgent"]).or_else(|| received.user_agent.clone()),
+        ip: received.keep_ip.then(|| context_text(&["ip"]).or_else(|| received.peer_ip.clone())).flatten(),
+        received_at: micros(received.at),
+    })
+}
+
+/// A batch's context under the message's own (the message's keys win).
+fn merged_context(shared: Option<&Map<String, Value>>, own: Option<&Map<String, Value>>) -> Option<Map<String, Value>> {
+    match (shared, own) {
+        (None, None) => None,
+        (shared, own) => {
+            let mut merged = shared.cloned().unwrap_or_default();
+            merged.extend(own.into_iter().flatten().map(|(k, v)| (k.clone(), v.clone())));
+            Some(merged)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::parse_time;
+    use serde_json::json;
+
+    fn received() -> Received {
+        Received {
+            at: parse_time("2026-06-01T12:00:10Z").unwrap(),
+            peer_ip: Some("10.0.0.9".into()),
+            keep_ip: false,
+            user_agent: Some("curl/8".into()),
+        }
+    }
+
+    #[test]
+    fn a_batch_maps_every_documented_field() {
+        let body = json!({
+            "writeKey": "wk",
+            "sentAt": "2026-06-01T11:00:05Z",
+            "batch": [
+                {"type": "track", "event": "Order Completed", "userId": "u1", "anonymousId": "a1",
+                 "messageId": "m1", "timestamp": "2026-06-01T11:00:00Z", "properties": {"revenue": 9.5},
+                 "context": {"campaign": {"source": "news", "medium": "email", "name": "june"},
+                             "page": {"referrer": "https://r.example", "url": "https://shop.example/x"},
+                             "library": {"name": "analytics-python", "version": "2.3.3"},
+                             "userAgent": "Mozilla/5.0", "ip": "1.2.3.4"}},
+                {"type": "page", "anonymousId": "a2", "name": "Pricing", "messageId": "m2"},
+                {"type": "alias", "userId": "u1", "previousId": "a1", "messageId": "m3"},
+                {"type": "group", "userId": "u1", "groupId": "acme", "traits": {"plan": "pro"}}
+            ]
+        });
+        let rows = parse("batch", &body, &received()).unwrap();
+        let [track, page, alias, group] = &rows[..] else { panic!("4 rows") };
+        assert_eq!(track.event, "Order Completed");
+        assert_eq!(track.user_id, "u1");
+        assert_eq!(track.anonymous_id.as_deref(), Some("a1"));
+        assert_eq!(track.event_time, micros(parse_time("2026-06-01T12:00:05Z").unwrap()), "skew corrected");
+        assert_eq!(track.properties.as_deref(), Some(r#"{"revenue":9.5}"#));
+        assert_eq!(
+            (track.utm_source.as_deref(), track.utm_medium.as_deref(), track.utm_campaign.as_deref()),
+            (Some("news"), Some("email"), Some("june"))
+        );
+        assert_eq!(track.referrer.as_deref(), Some("https://r.example"));
+        assert_eq!(track.library.as_deref(), Some("analytics-python/2.3.3"));
+        assert_eq!(track.user_agent.as_deref(), Some("Mozilla/5.0"));
+        assert_eq!(track.ip, None, "addresses are kept only when asked");
+        assert_eq!((page.event.as_str(), page.user_id.as_str()), ("page", "a2"));
+        assert_eq!(page.properties.as_deref(), Some(r#"{"name":"Pricing"}"#));
+        assert_eq!(page.user_agent.as_deref(), Some("curl/8"));
+        assert_eq!((alias.previous_id.as_deref(), alias.message_type), (Some("a1"), "alias"));
+        assert_eq!((group.group_id.as_deref(), group.traits.as_deref()), (Some("acme"), Some(r#"{"plan":"pro"}"#)));
+        assert!(!group.message_id.is_empty(), "an id is made for messages without one");
+    }
+
+    #[test]
+    fn every_problem_names_its_message_and_field() {
+        let body = json!({"batch": [
+            {"type": "track", "userId": "u1"},
+            {"type": "identify"},
+            {"type": "shout", "userId": "u1"},
+            {"type": "track", "event": "e", "userId": ["x"], "timestamp": "soon"},
+            {"type": "alias", "userId": "u1"},
+            "text"
+        ]});
+        let problems = parse("batch", &body, &received()).err().unwrap();
+        let named: Vec<(Option<usize>, &str)> = problems.iter().map(|p| (p.index, p.field.as_str())).collect();
+        assert_eq!(
+            named,
+            [
+                (Some(0), "event"),
+                (Some(1), "userId"),
+                (Some(2), "type"),
+                (Some(3), "userId"),
+                (Some(3), "timestamp"),
+                (Some(4), "previousId"),
+                (Some(5), "")
+            ]
+        );
+        let problems = parse("track", &json!([1]), &received()).err().unwrap();
+        assert_eq!(problems[0].field, "body");
+    }
+}
