@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the tests need besides Rust: a Python venv (.venv) with the moto S3 server,
 # psycopg 3, psycopg2, SQLAlchemy 2 and the Segment and PostHog Python SDKs; the Node SDKs
-# (tests/sdks, from npm, as locked); and, from Debian's packages, psql, a PostgreSQL server
-# (client checks run against it too), the pgjdbc driver, a Java runtime, Node.js and openssl.
+# and posthog-js with playwright-core (tests/sdks, from npm, as locked); and, from Debian's
+# packages, psql, a PostgreSQL server (client checks run against it too), the pgjdbc driver, a
+# Java runtime, Node.js, Chromium (posthog-js in a browser) and openssl.
 # Idempotent: what is already there is left alone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,6 +14,7 @@ command -v java >/dev/null || missing+=(openjdk-17-jre-headless)
 command -v openssl >/dev/null || missing+=(openssl)
 command -v node >/dev/null || missing+=(nodejs)
 command -v npm >/dev/null || missing+=(npm)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
 [ -f /usr/share/java/postgresql.jar ] || missing+=(libpostgresql-jdbc-java)
 if [ ${#missing[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
@@ -25,7 +27,7 @@ fi
 if ! .venv/bin/python -c "import moto.server, flask_cors, psycopg, psycopg2, sqlalchemy, segment.analytics, posthog" 2>/dev/null; then
   .venv/bin/pip install --quiet --disable-pip-version-check -r scripts/requirements-test.txt
 fi
-if [ ! -d tests/sdks/node_modules/posthog-node ] || [ ! -d tests/sdks/node_modules/@segment/analytics-node ]; then
+if [ ! -d tests/sdks/node_modules/posthog-node ] || [ ! -d tests/sdks/node_modules/playwright-core ]; then
   (cd tests/sdks && npm ci --no-audit --no-fund --silent)
 fi
 echo "test environment ready: $(.venv/bin/python -c 'import moto; print("moto", moto.__version__)')"

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::support::{log_entries, northstar, ok, Process, Scratch};
+use crate::support::{free_port, log_entries, northstar, ok, Process, Scratch};
 
 const SDKS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdks");
 const KEY: &str = "test-write-key";
@@ -410,4 +410,49 @@ fn acknowledged_events_survive_kill_9_exactly_once() {
     let counts = query(&data, "SELECT count(*) AS events, count(DISTINCT message_id) AS ids FROM events");
     assert_eq!(counts, format!("events,ids\n{acknowledged},{acknowledged}\n"), "every acknowledged event exactly once");
     assert_eq!(query(&data, &whole), "batch,n\n");
+}
+
+/// posthog-js on a web page in Debian's headless Chromium, the page served from another
+/// origin than the collector (so every request is cross-origin, with CORS), as on a real site.
+#[test]
+fn posthog_js_in_headless_chromium_sends_page_views_identify_and_custom_events() {
+    let s = Scratch::new();
+    let data = s.data();
+    let collector = collect(&data, &["--write-key", KEY]);
+    let web = free_port();
+    let _site = Process(
+        Command::new("python3")
+            .args(["-m", "http.server", "--bind", "127.0.0.1", &web.to_string(), "--directory", SDKS])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let started = Instant::now();
+    while TcpStream::connect(("127.0.0.1", web)).is_err() {
+        assert!(started.elapsed() < Duration::from_secs(20), "the test site did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let page =
+        format!("http://127.0.0.1:{web}/posthog_page.html?api_host=http://127.0.0.1:{}&key={KEY}", collector.http);
+    let out = Command::new("node").arg(format!("{SDKS}/browser_posthog.mjs")).arg(&page).output().unwrap();
+    assert!(
+        out.status.success(),
+        "browser_posthog.mjs failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows = query(
+        &data,
+        "SELECT event, user_id, anonymous_id <> user_id AS links_anonymous_id, library LIKE 'web/%' AS web_library, \
+         url LIKE '%/posthog_page.html%' AS on_page, json_get_int(properties, 'price') AS price, \
+         json_get_str(traits, 'plan') AS plan FROM events ORDER BY event",
+    );
+    let expected = "\
+event,user_id,links_anonymous_id,web_library,on_page,price,plan
+$identify,web-user,true,true,true,,pro
+$pageview,web-user,,true,true,,
+button_clicked,web-user,,true,true,42,
+";
+    assert_eq!(rows, expected);
 }

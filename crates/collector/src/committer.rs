@@ -23,6 +23,8 @@ use crate::record_batch;
 pub struct Committed {
     /// The table version holding them (`None`: all were retries already committed).
     pub version: Option<u64>,
+    /// Data files in the table after the commit (as this handle saw it).
+    pub files: usize,
 }
 
 struct Submission {
@@ -163,7 +165,7 @@ impl CommitTask {
             let answer = match &outcome {
                 Ok(version) => {
                     self.metrics.ack_seconds.observe(submission.arrived.elapsed().as_secs_f64());
-                    Ok(Committed { version: *version })
+                    Ok(Committed { version: *version, files: self.store.file_count() })
                 }
                 Err(e) => Err(e.clone()),
             };

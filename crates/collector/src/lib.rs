@@ -107,7 +107,8 @@ struct Shared {
     write_keys: HashSet<String>,
     collect_ip: bool,
     max_decompressed_bytes: usize,
-    store_version: std::sync::Mutex<Option<u64>>,
+    /// The table version of the last commit, and its data file count.
+    table: std::sync::Mutex<(Option<u64>, usize)>,
 }
 
 impl Collector {
@@ -122,7 +123,7 @@ impl Collector {
             )));
         }
         let store = EventStore::open(location).await?;
-        let version = store.version();
+        let table = (store.version(), store.file_count());
         let metrics = Arc::new(Metrics::new());
         let committer = Committer::start(
             store,
@@ -156,7 +157,7 @@ impl Collector {
             write_keys: options.write_keys.iter().cloned().collect(),
             collect_ip: options.collect_ip,
             max_decompressed_bytes: options.max_decompressed_bytes,
-            store_version: std::sync::Mutex::new(version),
+            table: std::sync::Mutex::new(table),
         });
         let listener =
             TcpListener::bind(options.listen).await.map_err(|e| CollectorError::Listen(options.listen, e))?;
@@ -189,8 +190,8 @@ fn router(shared: Arc<Shared>, max_body_bytes: usize) -> Router {
 }
 
 async fn health(State(shared): State<Arc<Shared>>) -> Json<Value> {
-    let version = *shared.store_version.lock().unwrap();
-    Json(json!({"status": "ok", "table_version": version}))
+    let (version, files) = *shared.table.lock().unwrap();
+    Json(json!({"status": "ok", "table_version": version, "data_files": files}))
 }
 
 async fn metrics_text(State(shared): State<Arc<Shared>>) -> Response {
@@ -333,8 +334,10 @@ async fn commit(shared: &Shared, rows: Vec<EventRow>, vendor: Vendor) -> Respons
     match answer.await {
         Ok(Ok(committed)) => {
             if let Some(version) = committed.version {
-                let mut current = shared.store_version.lock().unwrap();
-                *current = Some(current.map_or(version, |v| v.max(version)));
+                let mut table = shared.table.lock().unwrap();
+                if table.0.is_none_or(|v| v < version) {
+                    *table = (Some(version), committed.files);
+                }
             }
             accepted(vendor)
         }
