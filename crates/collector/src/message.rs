@@ -238,6 +238,17 @@ pub fn new_message_id() -> String {
     uuid::Uuid::new_v4().to_string()
 }
 
+/// What the parsers' tests receive: a request at 2026-06-01 12:00:10 UTC from 10.0.0.9.
+#[cfg(test)]
+pub fn received_for_tests(keep_ip: bool, user_agent: Option<&str>) -> Received {
+    Received {
+        at: parse_time("2026-06-01T12:00:10Z").unwrap(),
+        peer_ip: Some("10.0.0.9".into()),
+        keep_ip,
+        user_agent: user_agent.map(str::to_string),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

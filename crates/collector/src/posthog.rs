@@ -158,16 +158,11 @@ fn event_row(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::message::parse_time;
+    use crate::message::{parse_time, received_for_tests};
     use serde_json::json;
 
     fn received() -> Received {
-        Received {
-            at: parse_time("2026-06-01T12:00:10Z").unwrap(),
-            peer_ip: Some("10.0.0.9".into()),
-            keep_ip: true,
-            user_agent: None,
-        }
+        received_for_tests(true, None)
     }
 
     #[test]

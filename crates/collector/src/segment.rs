@@ -183,16 +183,11 @@ fn merged_context(shared: Option<&Map<String, Value>>, own: Option<&Map<String, 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::message::parse_time;
+    use crate::message::{parse_time, received_for_tests};
     use serde_json::json;
 
     fn received() -> Received {
-        Received {
-            at: parse_time("2026-06-01T12:00:10Z").unwrap(),
-            peer_ip: Some("10.0.0.9".into()),
-            keep_ip: false,
-            user_agent: Some("curl/8".into()),
-        }
+        received_for_tests(false, Some("curl/8"))
     }
 
     #[test]

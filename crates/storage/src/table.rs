@@ -359,25 +359,8 @@ impl EventStore {
     /// Rewrites small files of each day into large ones, Z-ordered by user and time so that a
     /// user's events sit together (fast per-user aggregates) and time ranges prune well.
     pub async fn optimize(&mut self, state: SessionState, layout: &WriterLayout) -> Result<OptimizeSummary> {
-        self.require_table()?;
-        let (table, metrics) = self
-            .table
-            .clone()
-            .optimize()
-            .with_type(OptimizeType::ZOrder(vec![USER_ID.into(), EVENT_TIME.into()]))
-            .with_session_state(Arc::new(state))
-            .with_writer_properties(layout.writer_properties())
-            .with_target_size(NonZeroU64::new(layout.target_file_bytes).expect("non-zero"))
-            .with_max_concurrent_tasks(1)
-            .await
-            .map_err(|source| self.delta_error("optimizing", source))?;
-        self.table = table;
-        Ok(OptimizeSummary {
-            version: self.version().unwrap_or(0),
-            files_removed: metrics.num_files_removed,
-            files_added: metrics.num_files_added,
-            partitions_optimized: metrics.partitions_optimized,
-        })
+        let z_order = OptimizeType::ZOrder(vec![USER_ID.into(), EVENT_TIME.into()]);
+        self.rewrite_files(state, layout, z_order, "optimizing").await
     }
 
     /// Bin-packs the small files of each partition into files of the target size, leaving
@@ -385,18 +368,29 @@ impl EventStore {
     /// growing files of today are rewritten until they reach the target, then never again).
     /// Concurrent appends are not in conflict with it: they only add files.
     pub async fn compact(&mut self, state: SessionState, layout: &WriterLayout) -> Result<OptimizeSummary> {
+        self.rewrite_files(state, layout, OptimizeType::Compact, "compacting").await
+    }
+
+    /// delta-rs's optimize of the kind `kind`, one partition at a time.
+    async fn rewrite_files(
+        &mut self,
+        state: SessionState,
+        layout: &WriterLayout,
+        kind: OptimizeType,
+        what: &str,
+    ) -> Result<OptimizeSummary> {
         self.require_table()?;
         let (table, metrics) = self
             .table
             .clone()
             .optimize()
-            .with_type(OptimizeType::Compact)
+            .with_type(kind)
             .with_session_state(Arc::new(state))
             .with_writer_properties(layout.writer_properties())
             .with_target_size(NonZeroU64::new(layout.target_file_bytes).expect("non-zero"))
             .with_max_concurrent_tasks(1)
             .await
-            .map_err(|source| self.delta_error("compacting", source))?;
+            .map_err(|source| self.delta_error(what, source))?;
         self.table = table;
         Ok(OptimizeSummary {
             version: self.version().unwrap_or(0),
