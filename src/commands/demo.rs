@@ -3,7 +3,7 @@
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use northstar_collector::{Collector, CollectorOptions};
+use northstar_collector::{Collector, CollectorOptions, CommitHook};
 use northstar_engine::{open_session, EngineOptions};
 use northstar_generate::{generate_to_file, GeneratorConfig, OutputFormat, PlantedExperiment};
 use northstar_import::ImportOptions;
@@ -55,7 +55,9 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         statement_timeout_ms: 0,
     };
     let server = bind_server(&location, &EngineOptions::default(), &server, None).await?;
-    let collector = Collector::bind(&location, CollectorOptions::new(args.http))
+    let mut options = CollectorOptions::new(args.http);
+    options.on_commit = Some(CommitHook(std::sync::Arc::new(server.table_change_notifier())));
+    let collector = Collector::bind(&location, options)
         .await
         .with_context(|| format!("starting the HTTP collector on {} (choose another with --http)", args.http))?;
     let port = server.local_addr().port();

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Result};
-use northstar_collector::Collector;
+use northstar_collector::{Collector, CommitHook};
 use northstar_engine::EngineOptions;
 use northstar_server::{Role, Server, ServerOptions, SessionUpgrade, TlsFiles, Users};
 use northstar_storage::DataLocation;
@@ -17,7 +17,11 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     let location = DataLocation::parse(&args.data.data)?;
     let server = bind_server(&location, &args.engine.options(), &args.server, args.ballista).await?;
     let collector = match args.collector.http {
-        Some(listen) => Some(Collector::bind(&location, args.collector.options(listen)).await?),
+        Some(listen) => {
+            let mut options = args.collector.options(listen);
+            options.on_commit = Some(CommitHook(Arc::new(server.table_change_notifier())));
+            Some(Collector::bind(&location, options).await?)
+        }
         None => None,
     };
     // The address lines are what scripts and tests wait for.

@@ -23,6 +23,8 @@ const KEY: &str = "test-write-key";
 struct Collecting {
     _process: Process,
     http: u16,
+    /// The wire endpoint's port.
+    pg: u16,
 }
 
 fn collect(data: &str, extra: &[&str]) -> Collecting {
@@ -48,16 +50,21 @@ fn collect(data: &str, extra: &[&str]) -> Collecting {
     let process = Process(child);
     let (sender, receiver) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
+        let port = |address: &str| address.rsplit(':').next().unwrap().parse::<u16>().unwrap();
+        let mut pg = None;
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(address) = line.strip_prefix("listening on ") {
+                pg = Some(port(address));
+            }
             if let Some(address) = line.strip_prefix("collecting on http://") {
-                let _ = sender.send(address.rsplit(':').next().unwrap().parse::<u16>().unwrap());
+                let _ = sender.send((port(address), pg.expect("the wire endpoint's line comes first")));
             }
         }
     });
-    let http = receiver
+    let (http, pg) = receiver
         .recv_timeout(Duration::from_secs(60))
         .unwrap_or_else(|_| panic!("the collector did not start:\n{}", log.lock().unwrap()));
-    Collecting { _process: process, http }
+    Collecting { _process: process, http, pg }
 }
 
 struct Answer {
@@ -269,6 +276,31 @@ fn bad_requests_are_refused_whole_naming_each_problem() {
     .unwrap();
     assert_eq!((answer.status, answer.body.as_str()), (200, r#"{"status":1}"#));
     assert_eq!(query(&data, "SELECT event, user_id FROM events"), "event,user_id\nsignup,u9\n");
+}
+
+/// psql's one-line answer to `sql` on the collector's wire endpoint.
+fn psql(port: u16, sql: &str) -> String {
+    let out = Command::new("psql")
+        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-U", "northstar", "-d", "northstar", "-Atc", sql])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "psql: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// The collector tells the wire endpoint of its commits: an acknowledged event is in the very
+/// next statement's answer, without waiting for the endpoint's one-second refresh.
+#[test]
+fn an_acknowledged_event_is_in_the_next_statement_over_the_wire() {
+    let s = Scratch::new();
+    // A short interval: each answer comes well within the endpoint's one-second refresh.
+    let collector = collect(&s.data(), &["--commit-interval-ms", "20"]);
+    assert_eq!(psql(collector.pg, "SELECT count(*) FROM events"), "0");
+    for n in 1..=3 {
+        let event = serde_json::json!({"event": "e", "distinct_id": "u", "uuid": format!("visible-{n}")});
+        assert_eq!(post_json(collector.http, "/capture/", &[], &event).status, 200);
+        assert_eq!(psql(collector.pg, "SELECT count(*) FROM events"), n.to_string(), "right after ack {n}");
+    }
 }
 
 #[test]

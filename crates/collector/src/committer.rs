@@ -40,6 +40,7 @@ pub struct GroupCommitOptions {
     pub dedupe_window: Duration,
     pub dedupe_max_ids: usize,
     pub layout: WriterLayout,
+    pub on_commit: Option<crate::CommitHook>,
 }
 
 /// The handle requests submit to; the committing task owns the store.
@@ -73,7 +74,15 @@ impl Committer {
         restore_recent_ids(&mut store, &mut recent, options.dedupe_window).await?;
         let (sender, receiver) = mpsc::unbounded_channel();
         let pending = Arc::new(AtomicUsize::new(0));
-        let task = CommitTask { store, schema, recent, receiver, pending: pending.clone(), metrics: metrics.clone() };
+        let task = CommitTask {
+            store,
+            schema,
+            recent,
+            receiver,
+            pending: pending.clone(),
+            metrics: metrics.clone(),
+            on_commit: options.on_commit,
+        };
         tokio::spawn(task.run(options.interval, options.max_commit_rows, options.layout));
         Ok(Committer { sender, pending, max_pending: options.max_pending_events, metrics })
     }
@@ -104,6 +113,7 @@ struct CommitTask {
     receiver: mpsc::UnboundedReceiver<Submission>,
     pending: Arc<AtomicUsize>,
     metrics: Arc<Metrics>,
+    on_commit: Option<crate::CommitHook>,
 }
 
 impl CommitTask {
@@ -145,6 +155,9 @@ impl CommitTask {
                 if version.is_some() {
                     self.metrics.commits.inc();
                     self.metrics.commit_seconds.observe(started.elapsed().as_secs_f64());
+                    if let Some(hook) = &self.on_commit {
+                        (hook.0)();
+                    }
                 }
                 for row in &fresh {
                     self.recent.insert(&row.message_id, now);

@@ -38,6 +38,9 @@ use crate::committer::{Committer, GroupCommitOptions, Refused};
 use crate::message::{EventRow, Problem, Received};
 use crate::metrics::Metrics;
 
+/// The size background compaction packs small files into.
+const COMPACTED_FILE_BYTES: u64 = 64 << 20;
+
 /// How the collector runs; the defaults are documented in docs/collector.md.
 #[derive(Debug, Clone)]
 pub struct CollectorOptions {
@@ -63,6 +66,18 @@ pub struct CollectorOptions {
     pub compact_interval: Option<Duration>,
     pub vacuum_retention: Duration,
     pub layout: WriterLayout,
+    /// Called after each commit (the wire endpoint in the same process reloads the table).
+    pub on_commit: Option<CommitHook>,
+}
+
+/// A function called after each group commit.
+#[derive(Clone)]
+pub struct CommitHook(pub Arc<dyn Fn() + Send + Sync>);
+
+impl std::fmt::Debug for CommitHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CommitHook")
+    }
 }
 
 impl CollectorOptions {
@@ -81,6 +96,7 @@ impl CollectorOptions {
             compact_interval: Some(Duration::from_secs(60)),
             vacuum_retention: Duration::from_secs(168 * 3600),
             layout: WriterLayout::default(),
+            on_commit: None,
         }
     }
 }
@@ -134,6 +150,7 @@ impl Collector {
                 dedupe_window: options.dedupe_window,
                 dedupe_max_ids: options.dedupe_max_ids,
                 layout: options.layout.clone(),
+                on_commit: options.on_commit.clone(),
             },
             metrics.clone(),
         )
@@ -146,7 +163,12 @@ impl Collector {
                     interval,
                     min_new_files: 64,
                     vacuum_retention: options.vacuum_retention,
-                    layout: options.layout.clone(),
+                    // Files at least this large are left alone, so each row is rewritten a
+                    // few times at most while the day's files grow (docs/collector.md).
+                    layout: WriterLayout {
+                        target_file_bytes: options.layout.target_file_bytes.min(COMPACTED_FILE_BYTES),
+                        ..options.layout.clone()
+                    },
                 },
                 metrics.clone(),
             );

@@ -212,7 +212,7 @@ pub fn path<'v>(object: Option<&'v Map<String, Value>>, keys: &[&str]) -> Option
 }
 
 pub fn json_text(object: Option<&Map<String, Value>>) -> Option<String> {
-    object.map(|o| Value::Object(o.clone()).to_string())
+    object.map(|o| serde_json::to_string(o).expect("a JSON map always serializes"))
 }
 
 pub fn library(name: Option<String>, version: Option<String>) -> Option<String> {

@@ -35,6 +35,9 @@ const REFRESH_INTERVAL: Duration = Duration::from_secs(1);
 pub struct SharedEventStore {
     store: Mutex<EventStore>,
     checked: std::sync::Mutex<Instant>,
+    /// Set when a writer in this process (the HTTP collector) committed: the next statement
+    /// reloads at once instead of waiting for the interval.
+    stale: std::sync::atomic::AtomicBool,
 }
 
 impl SharedEventStore {
@@ -42,6 +45,7 @@ impl SharedEventStore {
         Ok(SharedEventStore {
             store: Mutex::new(EventStore::open(location).await?),
             checked: std::sync::Mutex::new(Instant::now()),
+            stale: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -60,11 +64,18 @@ impl SharedEventStore {
         }
     }
 
-    /// Picks up commits made by other processes, at most once per [`REFRESH_INTERVAL`].
+    /// Marks the registered version as out of date (another writer in this process committed).
+    pub fn mark_stale(&self) {
+        self.stale.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Picks up commits made by other processes, at most once per [`REFRESH_INTERVAL`] (at
+    /// once after [`Self::mark_stale`]).
     pub async fn refresh(&self, ctx: &SessionContext) -> Result<(), StorageError> {
         {
             let mut checked = self.checked.lock().unwrap();
-            if checked.elapsed() < REFRESH_INTERVAL {
+            let stale = self.stale.swap(false, std::sync::atomic::Ordering::SeqCst);
+            if !stale && checked.elapsed() < REFRESH_INTERVAL {
                 return Ok(());
             }
             *checked = Instant::now();

@@ -178,6 +178,14 @@ impl Server {
         self.listener.local_addr().expect("bound listener has an address")
     }
 
+    /// A function another writer in this process (the HTTP collector) calls after each commit,
+    /// so that the next statement reads the new version without waiting for the refresh
+    /// interval.
+    pub fn table_change_notifier(&self) -> impl Fn() + Send + Sync + 'static {
+        let shared = self.shared.clone();
+        move || shared.events.mark_stale()
+    }
+
     /// Serves until the task is dropped (connections then end with the server's connection
     /// runtime). A failing connection never stops the others.
     pub async fn run(self) {
