@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# The HTTP collector under load (docs/benchmarks.md, "HTTP collector"): 16 concurrent senders
-# (wrk connections) post PostHog batches of 100 events for DURATION seconds to a release
+# The HTTP collector under load (docs/benchmarks.md, "HTTP collector"): 16 senders with up to
+# 128 batches each in flight (CONNECTIONS=2048 wrk connections, one request in flight each; a
+# sender that waits for each answer is CONNECTIONS=16) post PostHog batches of 100 events for
+# DURATION seconds to a release
 # `northstar serve --http`; then the time from an acknowledgement to the event being
 # queryable over the wire endpoint, the table's file count, and the 4-step funnel on the
 # streamed table against the same rows bulk-imported.
@@ -10,9 +12,12 @@ cd "$(dirname "$0")/.."
 duration="${1:-300}"
 work="${2:-/tmp/nsbench-collector}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/northstar-target}"
+if [ -z "${NORTHSTAR:-}" ]; then cargo build --release --quiet; fi
 bin="${NORTHSTAR:-$CARGO_TARGET_DIR/release/northstar}"
 command -v wrk >/dev/null || { SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"; $SUDO apt-get install -y -qq wrk >/dev/null; }
 command -v psql >/dev/null || scripts/setup-test-env.sh >/dev/null
+connections="${CONNECTIONS:-2048}"
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 rm -rf "$work" && mkdir -p "$work"
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 pg=$(free_port); http=$(free_port)
@@ -20,8 +25,8 @@ pg=$(free_port); http=$(free_port)
 server=$!
 trap 'kill $server 2>/dev/null || true' EXIT
 for _ in $(seq 100); do grep -q "collecting on" "$work/serve.log" && break; sleep 0.1; done
-echo "== $duration s of 16 senders, batches of 100 events (commit $(git rev-parse --short HEAD))"
-wrk -t2 -c16 -d"${duration}s" --timeout 10s --latency -s benches/collector_load.lua "http://127.0.0.1:$http/batch/" | tee "$work/wrk.txt"
+echo "== $duration s, $connections connections, batches of 100 events (commit $(git rev-parse --short HEAD))"
+wrk -t2 -c"$connections" -d"${duration}s" --timeout 10s --latency -s benches/collector_load.lua "http://127.0.0.1:$http/batch/" | tee "$work/wrk.txt"
 curl -s "http://127.0.0.1:$http/metrics" > "$work/metrics.txt"
 grep -E "^northstar_collector_(events_committed_total|events_rejected_total|commits_total|compactions_total|events_duplicate_total) " "$work/metrics.txt"
 

@@ -278,6 +278,13 @@ fn bad_requests_are_refused_whole_naming_each_problem() {
     assert_eq!(query(&data, "SELECT event, user_id FROM events"), "event,user_id\nsignup,u9\n");
 }
 
+/// The value of a counter or gauge at `/metrics`.
+fn metric(port: u16, name: &str) -> f64 {
+    let text = request(port, "GET", "/metrics", &[], b"").unwrap().body;
+    let line = text.lines().find(|l| l.starts_with(&format!("{name} "))).unwrap_or_else(|| panic!("{name} in {text}"));
+    line.rsplit(' ').next().unwrap().parse().unwrap()
+}
+
 /// psql's one-line answer to `sql` on the collector's wire endpoint.
 fn psql(port: u16, sql: &str) -> String {
     let out = Command::new("psql")
@@ -433,11 +440,19 @@ fn acknowledged_events_survive_kill_9_exactly_once() {
         collector = collect(&data, &options);
         port.store(collector.http, Ordering::SeqCst);
     }
+    // The last collector lives long enough to compact while the senders go on: compaction's
+    // commits and the group commits interleave, and the counts below still hold.
+    let started = Instant::now();
+    while metric(collector.http, "northstar_collector_compactions_total") < 1.0 {
+        assert!(started.elapsed() < Duration::from_secs(60), "no background compaction ran");
+        std::thread::sleep(Duration::from_millis(200));
+    }
     stop.store(true, Ordering::SeqCst);
     for sender in senders {
         sender.join().unwrap();
     }
     let acknowledged = acknowledged.lock().unwrap().len();
+    eprintln!("{acknowledged} events acknowledged across 10 kills");
     assert!(acknowledged > 10 * BATCH, "too little traffic to test anything: {acknowledged}");
     let counts = query(&data, "SELECT count(*) AS events, count(DISTINCT message_id) AS ids FROM events");
     assert_eq!(counts, format!("events,ids\n{acknowledged},{acknowledged}\n"), "every acknowledged event exactly once");
