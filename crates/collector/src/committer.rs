@@ -8,7 +8,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::prelude::SessionContext;
 use northstar_storage::{EventStore, WriterLayout};
 use tokio::sync::{mpsc, oneshot};
@@ -69,14 +68,14 @@ impl Committer {
         options: GroupCommitOptions,
         metrics: Arc<Metrics>,
     ) -> Result<Committer, String> {
-        let schema = record_batch::write_schema(&store.write_schema())?;
+        // Refuses to start on a table whose columns clash with the collector's.
+        record_batch::write_schema(&store.write_schema())?;
         let mut recent = RecentIds::new(options.dedupe_window, options.dedupe_max_ids);
         restore_recent_ids(&mut store, &mut recent, options.dedupe_window).await?;
         let (sender, receiver) = mpsc::unbounded_channel();
         let pending = Arc::new(AtomicUsize::new(0));
         let task = CommitTask {
             store,
-            schema,
             recent,
             receiver,
             pending: pending.clone(),
@@ -108,7 +107,6 @@ impl Committer {
 
 struct CommitTask {
     store: EventStore,
-    schema: SchemaRef,
     recent: RecentIds,
     receiver: mpsc::UnboundedReceiver<Submission>,
     pending: Arc<AtomicUsize>,
@@ -189,10 +187,10 @@ impl CommitTask {
 
     async fn append(&mut self, rows: &[&EventRow], layout: &WriterLayout) -> Result<u64, String> {
         // The table may have grown columns (an import) since the last commit.
-        self.schema = record_batch::write_schema(&self.store.write_schema())?;
-        let batch = record_batch::to_batch(&self.schema, rows).map_err(|e| e.to_string())?;
+        let schema = record_batch::write_schema(&self.store.write_schema())?;
+        let batch = record_batch::to_batch(&schema, rows).map_err(|e| e.to_string())?;
         let input = futures::stream::iter([Ok::<_, std::convert::Infallible>(batch)]);
-        match self.store.append(self.schema.clone(), input, layout).await {
+        match self.store.append(schema, input, layout).await {
             Ok(summary) => Ok(summary.version),
             Err(northstar_storage::AppendError::Storage(e)) => Err(e.to_string()),
             Err(northstar_storage::AppendError::Input(never)) => match never {},

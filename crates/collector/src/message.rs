@@ -123,6 +123,21 @@ impl Checker<'_> {
         }
     }
 
+    /// A required, non-empty string field (an event's name); `missing` says why it is needed.
+    pub fn required_text(&mut self, object: &Map<String, Value>, field: &str, missing: &str) -> Option<String> {
+        match object.get(field) {
+            Some(Value::String(text)) if !text.is_empty() => Some(text.clone()),
+            Some(Value::String(_)) | None | Some(Value::Null) => {
+                self.problem(field, missing);
+                None
+            }
+            Some(other) => {
+                self.problem(field, format!("must be a string, not {}", json_kind(other)));
+                None
+            }
+        }
+    }
+
     /// An optional JSON object field.
     pub fn object<'v>(&mut self, object: &'v Map<String, Value>, field: &str) -> Option<&'v Map<String, Value>> {
         match object.get(field) {

@@ -88,17 +88,7 @@ fn event_row(
     received: &Received,
     check: &mut Checker,
 ) -> Option<EventRow> {
-    let name = match event.get("event") {
-        Some(Value::String(e)) if !e.is_empty() => Some(e.clone()),
-        Some(Value::String(_)) | None | Some(Value::Null) => {
-            check.problem("event", "is missing");
-            None
-        }
-        Some(other) => {
-            check.problem("event", format!("must be a string, not {}", json_kind(other)));
-            None
-        }
-    };
+    let name = check.required_text(event, "event", "is missing");
     let properties = check.object(event, "properties");
     let distinct_id = check.id(event, "distinct_id").or_else(|| {
         let properties = properties?;

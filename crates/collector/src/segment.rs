@@ -91,17 +91,7 @@ fn message_row(
     let context = context.as_ref();
 
     let event = match call {
-        "track" => match message.get("event") {
-            Some(Value::String(e)) if !e.is_empty() => Some(e.clone()),
-            Some(Value::String(_)) | None | Some(Value::Null) => {
-                check.problem("event", "is missing: a track call names its event");
-                None
-            }
-            Some(other) => {
-                check.problem("event", format!("must be a string, not {}", json_kind(other)));
-                None
-            }
-        },
+        "track" => check.required_text(message, "event", "is missing: a track call names its event"),
         other => Some(other.to_string()),
     };
     let group_id = if call == "group" { check.id(message, "groupId") } else { None };
