@@ -2,10 +2,13 @@
 //! the function: `window_funnel`, `retention`, `sequence_match`, `sequence_count`; and beyond
 //! it: `funnel_step_times`, `cohort_periods`, `lifecycle_statuses`, `days_active`,
 //! `rolling_activity`, `session_transitions`, `experiment_user` and the window function `session_number`. Each is
-//! documented with its rules in docs/functions.md.
+//! documented with its rules in docs/functions.md. `register_all` also gives DataFusion's
+//! `to_char`, `to_timestamp` and `to_date` PostgreSQL's date/time templates
+//! (datetime_template.rs), and `sqlstate` carries PostgreSQL's error codes.
 
 mod cohort_periods;
 mod common;
+mod datetime_template;
 mod days_active;
 mod event_list;
 mod experiment_user;
@@ -20,12 +23,17 @@ mod sequence;
 mod sequence_match;
 mod session_number;
 mod session_transitions;
+mod template_args;
 mod text_equals;
+mod to_char;
+mod to_date;
+mod to_timestamp;
 mod utc_date;
 mod utc_date_trunc;
 mod window_funnel;
 
 pub mod expr_fn;
+pub mod sqlstate;
 
 use std::sync::{Arc, LazyLock};
 
@@ -36,6 +44,9 @@ use datafusion::logical_expr::{AggregateUDF, ScalarUDF, WindowUDF};
 pub use funnel::{Funnel, FunnelModes, FunnelResult};
 pub use sequence::Pattern;
 pub use text_equals::TextEquals;
+pub use to_char::ToChar;
+pub use to_date::ToDate;
+pub use to_timestamp::ToTimestamp;
 pub use utc_date::{is_utc_zone, UtcDate};
 pub use utc_date_trunc::UtcDateTrunc;
 
@@ -190,6 +201,23 @@ pub fn register_all(registry: &mut dyn FunctionRegistry) -> Result<()> {
     if let Ok(inner) = registry.udf("date_trunc") {
         if inner.inner().downcast_ref::<UtcDateTrunc>().is_none() {
             registry.register_udf(Arc::new(ScalarUDF::from(UtcDateTrunc::new(inner))))?;
+        }
+    }
+    // DataFusion's `to_char`, `to_timestamp` and `to_date` with PostgreSQL's template patterns
+    // (datetime_template.rs); chrono `%` formats still go to DataFusion's functions.
+    if let Ok(inner) = registry.udf("to_char") {
+        if inner.inner().downcast_ref::<ToChar>().is_none() {
+            registry.register_udf(Arc::new(ScalarUDF::from(ToChar::new(inner))))?;
+        }
+    }
+    if let Ok(inner) = registry.udf("to_timestamp") {
+        if inner.inner().downcast_ref::<ToTimestamp>().is_none() {
+            registry.register_udf(Arc::new(ScalarUDF::from(ToTimestamp::new(inner))))?;
+        }
+    }
+    if let Ok(inner) = registry.udf("to_date") {
+        if inner.inner().downcast_ref::<ToDate>().is_none() {
+            registry.register_udf(Arc::new(ScalarUDF::from(ToDate::new(inner))))?;
         }
     }
     Ok(())

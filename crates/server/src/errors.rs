@@ -3,6 +3,7 @@
 
 use datafusion::arrow::error::ArrowError;
 use datafusion::error::DataFusionError;
+use northstar_functions::sqlstate::find_sql_state;
 use pgwire::error::{ErrorInfo, PgWireError};
 
 pub const SYNTAX_ERROR: &str = "42601";
@@ -16,6 +17,9 @@ pub const FEATURE_NOT_SUPPORTED: &str = "0A000";
 pub const INVALID_PARAMETER_VALUE: &str = "22023";
 pub const DATA_EXCEPTION: &str = "22000";
 pub const DIVISION_BY_ZERO: &str = "22012";
+pub const INVALID_TEXT_REPRESENTATION: &str = "22P02";
+pub const INVALID_DATETIME_FORMAT: &str = "22007";
+pub const DATETIME_FIELD_OVERFLOW: &str = "22008";
 pub const NUMERIC_VALUE_OUT_OF_RANGE: &str = "22003";
 pub const NOT_NULL_VIOLATION: &str = "23502";
 pub const BAD_COPY_FORMAT: &str = "22P04";
@@ -62,6 +66,9 @@ pub fn from_datafusion(e: DataFusionError) -> PgWireError {
 }
 
 fn sqlstate_of(e: &DataFusionError) -> &'static str {
+    if let Some(carried) = find_sql_state(e) {
+        return carried.code;
+    }
     match e {
         DataFusionError::SQL(..) => SYNTAX_ERROR,
         DataFusionError::ResourcesExhausted(_) => OUT_OF_MEMORY,
@@ -82,6 +89,7 @@ fn sqlstate_of(e: &DataFusionError) -> &'static str {
         DataFusionError::ArrowError(inner, _) => match inner.as_ref() {
             ArrowError::DivideByZero => DIVISION_BY_ZERO,
             ArrowError::ArithmeticOverflow(_) => NUMERIC_VALUE_OUT_OF_RANGE,
+            ArrowError::CastError(message) | ArrowError::ParseError(message) => cast_sqlstate(message),
             _ => DATA_EXCEPTION,
         },
         DataFusionError::Plan(message) => plan_sqlstate(message),
@@ -92,6 +100,49 @@ fn sqlstate_of(e: &DataFusionError) -> &'static str {
         DataFusionError::Execution(_) => DATA_EXCEPTION,
         _ => INTERNAL_ERROR,
     }
+}
+
+/// A text that does not convert: PostgreSQL's "invalid input syntax" (22P02 for numbers and
+/// booleans, 22007 for dates and times), or 22008 for a date in the right shape out of range
+/// (`'2025-13-45'`).
+fn cast_sqlstate(message: &str) -> &'static str {
+    let temporal = ["Date", "Timestamp", "Time"].iter().any(|t| message.contains(&format!("to value of {t}")));
+    let quoted = message.split('\'').nth(1).unwrap_or("");
+    if !message.starts_with("Cannot cast string") {
+        DATA_EXCEPTION
+    } else if !temporal {
+        INVALID_TEXT_REPRESENTATION
+    } else if !quoted.is_empty() && quoted.chars().all(|c| c.is_ascii_digit() || "-:. T".contains(c)) {
+        DATETIME_FIELD_OVERFLOW
+    } else {
+        INVALID_DATETIME_FORMAT
+    }
+}
+
+/// PostgreSQL's words for a text that does not convert, which clients show and match:
+/// `invalid input syntax for type integer: "x"`.
+fn cast_message(e: &DataFusionError) -> Option<String> {
+    let DataFusionError::ArrowError(inner, _) = e.find_root() else { return None };
+    let ArrowError::CastError(message) = inner.as_ref() else { return None };
+    let rest = message.strip_prefix("Cannot cast string '")?;
+    let (value, arrow_type) = rest.split_once("' to value of ")?;
+    let arrow_type = arrow_type.trim_end_matches(" type");
+    let pg_type = match arrow_type.split('(').next().unwrap_or(arrow_type) {
+        "Int8" | "Int16" | "UInt8" => "smallint",
+        "Int32" | "UInt16" => "integer",
+        "Int64" | "UInt32" | "UInt64" => "bigint",
+        "Float16" | "Float32" => "real",
+        "Float64" => "double precision",
+        "Decimal128" | "Decimal256" => "numeric",
+        "Boolean" => "boolean",
+        "Date32" | "Date64" => "date",
+        t if t.starts_with("Timestamp") => "timestamp",
+        _ => arrow_type,
+    };
+    Some(match cast_sqlstate(message) {
+        DATETIME_FIELD_OVERFLOW => format!("date/time field value out of range: \"{value}\""),
+        _ => format!("invalid input syntax for type {pg_type}: \"{value}\""),
+    })
 }
 
 fn plan_sqlstate(message: &str) -> &'static str {
@@ -118,6 +169,12 @@ fn plan_sqlstate(message: &str) -> &'static str {
 fn clean_message(e: &DataFusionError) -> String {
     if sqlstate_of(e) == DIVISION_BY_ZERO {
         return "division by zero".into(); // PostgreSQL's words; clients match on them
+    }
+    if let Some(carried) = find_sql_state(e) {
+        return carried.message.clone();
+    }
+    if let Some(message) = cast_message(e) {
+        return message;
     }
     let text = e.to_string();
     for prefix in [

@@ -30,6 +30,8 @@ use datafusion::logical_expr::{
 use datafusion::prelude::SessionContext;
 use datafusion_pg_catalog::pg_catalog::{ArrowTable, PgCatalogStaticTables};
 
+use crate::relations::{CatalogRelations, Relations};
+
 /// The first oid of Northstar's functions: above PostgreSQL's own (< 16384) and the oids
 /// datafusion-pg-catalog hands out to tables (counting up from 16384).
 const FIRST_FUNCTION_OID: i32 = 900_000;
@@ -219,6 +221,8 @@ pub async fn register(ctx: &SessionContext, catalog: &str) -> DfResult<()> {
 
     let wrapped = PgCatalogWithFunctions {
         inner,
+        pg_tables: Arc::new(CatalogRelations::new(catalog_provider.clone(), Relations::Tables)),
+        pg_views: Arc::new(CatalogRelations::new(catalog_provider.clone(), Relations::Views)),
         pg_proc: Arc::new(MemTable::try_new(pg_proc.schema(), vec![vec![pg_proc]])?),
         pg_description: Arc::new(MemTable::try_new(pg_description.schema(), vec![vec![pg_description]])?),
     };
@@ -460,10 +464,12 @@ fn descriptions(pg_description: &RecordBatch) -> HashMap<(i32, i64), String> {
 }
 
 /// datafusion-pg-catalog's `pg_catalog` with `pg_proc` and `pg_description` holding
-/// Northstar's rows too.
+/// Northstar's rows too, and `pg_tables` / `pg_views` telling tables from views (relations.rs).
 #[derive(Debug)]
 struct PgCatalogWithFunctions {
     inner: Arc<dyn SchemaProvider>,
+    pg_tables: Arc<CatalogRelations>,
+    pg_views: Arc<CatalogRelations>,
     pg_proc: Arc<MemTable>,
     pg_description: Arc<MemTable>,
 }
@@ -478,6 +484,8 @@ impl SchemaProvider for PgCatalogWithFunctions {
         match name.to_ascii_lowercase().as_str() {
             "pg_proc" => Ok(Some(self.pg_proc.clone())),
             "pg_description" => Ok(Some(self.pg_description.clone())),
+            "pg_tables" => Ok(Some(self.pg_tables.clone())),
+            "pg_views" => Ok(Some(self.pg_views.clone())),
             _ => self.inner.table(name).await,
         }
     }

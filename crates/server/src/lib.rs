@@ -9,13 +9,17 @@
 mod auth;
 mod built_size;
 mod catalog;
+mod column_names;
 mod complexity;
 mod connection;
 mod copy;
+mod cursor;
 mod errors;
 mod function_catalog;
 mod limits;
 mod query;
+mod relations;
+mod rename;
 mod session;
 mod settings;
 mod socket;

@@ -11,20 +11,22 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::ParamValues;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::sql::parser::Statement as DfStatement;
-use datafusion::sql::sqlparser::ast::Statement;
+use datafusion::sql::sqlparser::ast::{AlterTableOperation, ObjectNamePart, RenameTableNameKind, Statement};
 use futures::{stream, Sink, SinkExt, StreamExt};
 use pgwire::api::portal::{Format, Portal};
 use pgwire::api::results::{DataRowEncoder, FieldInfo, QueryResponse, Response, Tag};
 use pgwire::api::stmt::QueryParser;
 use pgwire::api::{ClientInfo, Type};
 use pgwire::error::{PgWireError, PgWireResult};
+use pgwire::messages::response::TransactionStatus;
 use pgwire::messages::startup::ParameterStatus;
 use pgwire::messages::PgWireBackendMessage;
 use pgwire::types::format::FormatOptions;
 
+use crate::column_names::name_columns_as_postgres;
 use crate::complexity::deep;
 use crate::copy::{refuse_server_file, PendingCopy};
-use crate::errors::{self, error, from_datafusion, internal, SYNTAX_ERROR};
+use crate::errors::{self, error, from_datafusion, internal, FEATURE_NOT_SUPPORTED, SYNTAX_ERROR};
 use crate::limits::StatementLimits;
 use crate::session::{Session, Shared};
 use crate::statement::{classify, classify_unparsed, Classified, Kind};
@@ -42,6 +44,9 @@ pub struct Prepared {
     pub param_types: Vec<Option<DataType>>,
     /// Result columns, when the statement returns rows.
     pub schema: Option<SchemaRef>,
+    /// PostgreSQL's names of the result columns, where DataFusion's schema cannot carry them
+    /// (two columns of one name); see column_names.rs.
+    pub output_names: Option<Vec<String>>,
 }
 
 pub struct StatementParser {
@@ -57,32 +62,55 @@ impl StatementParser {
     }
 
     fn split_checked(&self, sql: &str) -> PgWireResult<Vec<Prepared>> {
-        let prepared = |sql: String, ast: Option<Statement>, statement: Classified| Prepared {
-            sql,
-            ast,
-            statement,
-            param_types: vec![],
-            schema: None,
+        let prepared = |sql: String, ast: Option<Statement>, statement: Classified| {
+            let mut ast = ast;
+            let output_names = ast.as_mut().and_then(name_columns_as_postgres);
+            Prepared { sql, ast, statement, param_types: vec![], schema: None, output_names }
         };
         match self.shared.parser.parse(sql) {
             Ok(statements) => Ok(statements
                 .into_iter()
                 .map(|s| {
-                    let s = rewrite_missing_catalog_columns(rewrite_generate_subscripts(s));
+                    let s = rewrite_view_definitions(rewrite_missing_catalog_columns(rewrite_generate_subscripts(s)));
                     let statement = classify(&s);
                     prepared(s.to_string(), Some(s), statement)
                 })
                 .collect()),
             Err(e) => {
+                let text = sql.trim().trim_end_matches(';').trim().to_string();
+                if let Some((ast, statement)) = self.reparse(&text) {
+                    return Ok(vec![prepared(text, Some(ast), statement)]);
+                }
                 // sqlparser does not know every session statement clients send
                 // (SET SESSION CHARACTERISTICS …); those are handled from their text.
-                let text = sql.trim().trim_end_matches(';').trim().to_string();
                 match classify_unparsed(&text) {
                     Some(statement) if !text.contains(';') => Ok(vec![prepared(text, None, statement)]),
                     _ => Err(error(SYNTAX_ERROR, format!("syntax error: {e}"))),
                 }
             }
         }
+    }
+
+    /// Statements sqlparser 0.62 lacks that are another's words: `MOVE …` is `FETCH …` whose
+    /// rows are skipped, `ALTER VIEW a RENAME TO b` is the `ALTER TABLE` form. The rest of the
+    /// text is parsed as that statement, so only the expected shape gets through.
+    fn reparse(&self, text: &str) -> Option<(Statement, Classified)> {
+        let mut words = text.splitn(3, char::is_whitespace);
+        let (first, second) =
+            (words.next()?.to_ascii_uppercase(), words.next().unwrap_or_default().to_ascii_uppercase());
+        let (as_sql, kind, tag) = match (first.as_str(), second.as_str()) {
+            ("MOVE", _) => (format!("FETCH {}", &text[4..]), Kind::Fetch { moves: true }, "MOVE"),
+            ("ALTER", "VIEW") => (format!("ALTER TABLE {}", words.next()?), Kind::RenameView, "ALTER VIEW"),
+            _ => return None,
+        };
+        let mut statements = self.shared.parser.parse(&as_sql).ok()?;
+        let statement = statements.pop().filter(|_| statements.is_empty())?;
+        let classified = classify(&statement);
+        let expected = matches!(
+            (&kind, &classified.kind),
+            (Kind::Fetch { .. }, Kind::Fetch { .. }) | (Kind::RenameView, Kind::RenameView)
+        );
+        expected.then(|| (statement, Classified { kind, tag: tag.to_string(), ..classified }))
     }
 
     fn session(&self) -> PgWireResult<&Session> {
@@ -102,7 +130,7 @@ impl StatementParser {
                 let plan = plan(session, datafusion_statement(prepared)?, &session.limits()).await?;
                 prepared.param_types = parameter_types(&plan)?;
                 if returns_rows(&plan) {
-                    prepared.schema = Some(Arc::new(plan.schema().as_arrow().clone()));
+                    prepared.schema = Some(with_names(plan.schema().as_arrow(), prepared.output_names.as_deref()));
                 }
             }
             Kind::EventsInsert => {
@@ -162,15 +190,52 @@ impl QueryParser for StatementParser {
 /// `unnest`s the same way, so it becomes `unnest(generate_series(1, cardinality(arr)))`
 /// (one-dimensional arrays). datafusion-pg-catalog stores the int2vector/oidvector columns
 /// (`indkey`, `indclass`, `indoption`) as space-separated text; they are split into arrays.
+/// `pg_index`'s int2vector/oidvector columns, which datafusion-pg-catalog holds as text.
+fn is_vector_column(expr: &str) -> bool {
+    let lower = expr.to_ascii_lowercase();
+    ["indkey", "indclass", "indoption", "indcollation", "conkey", "confkey"].iter().any(|c| lower.ends_with(c))
+}
+
 fn rewrite_generate_subscripts(mut statement: Statement) -> Statement {
-    use datafusion::sql::sqlparser::ast::{visit_expressions_mut, Expr, FunctionArguments};
-    let parse = |sql: &str| {
-        datafusion::sql::sqlparser::parser::Parser::new(&datafusion::sql::sqlparser::dialect::PostgreSqlDialect {})
-            .try_with_sql(sql)
-            .and_then(|mut p| p.parse_expr())
-            .ok()
+    use datafusion::sql::sqlparser::ast::{
+        visit_expressions_mut, BinaryOperator, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Value,
     };
     let _ = visit_expressions_mut(&mut statement, |expr| {
+        // SQLAlchemy 1.4's `ix.indisprimary = 'f'`: PostgreSQL reads an untyped 't'/'f' as a
+        // boolean, DataFusion cannot compare text with one. Catalog flags are named so.
+        if let Expr::BinaryOp { left, op: BinaryOperator::Eq | BinaryOperator::NotEq, right } = expr {
+            if let (Expr::CompoundIdentifier(_) | Expr::Identifier(_), Expr::Value(value)) = (&**left, &mut **right) {
+                let flag = left.to_string().rsplit('.').next().unwrap_or_default().to_ascii_lowercase();
+                let catalog_flag =
+                    ["indis", "relis", "relhas", "attis", "atthas", "attnotnull"].iter().any(|p| flag.starts_with(p));
+                if let (true, Value::SingleQuotedString(text)) = (catalog_flag, &value.value) {
+                    if let Some(truth) = match text.as_str() {
+                        "t" | "true" => Some(true),
+                        "f" | "false" => Some(false),
+                        _ => None,
+                    } {
+                        value.value = Value::Boolean(truth);
+                    }
+                }
+            }
+        }
+        // SQLAlchemy 1.4's index reflection, `a.attnum = ANY(ix.indkey)`, which
+        // datafusion-pg-catalog has made `array_contains(ix.indkey, a.attnum)`.
+        if let Expr::Function(f) = expr {
+            let name = f.name.to_string().to_ascii_lowercase();
+            if let (true, FunctionArguments::List(list)) =
+                (name == "array_contains" || name == "array_has", &mut f.args)
+            {
+                if let Some(FunctionArg::Unnamed(FunctionArgExpr::Expr(first))) = list.args.first_mut() {
+                    let vector = first.to_string();
+                    let array = format!("CAST(string_to_array(CAST({vector} AS TEXT), ' ') AS SMALLINT[])");
+                    if let Some(array) = is_vector_column(&vector).then(|| parse_expr(&array)).flatten() {
+                        *first = array;
+                    }
+                }
+                return std::ops::ControlFlow::<()>::Continue(());
+            }
+        }
         let call = match &*expr {
             Expr::Function(f) => match &f.args {
                 FunctionArguments::List(list) => {
@@ -181,9 +246,7 @@ fn rewrite_generate_subscripts(mut statement: Statement) -> Statement {
             _ => None,
         };
         if let Some((name, first)) = call {
-            let vector = ["indkey", "indclass", "indoption", "indcollation"]
-                .iter()
-                .any(|c| first.to_ascii_lowercase().ends_with(c));
+            let vector = is_vector_column(&first);
             let array = if vector { format!("string_to_array(CAST({first} AS TEXT), ' ')") } else { first.clone() };
             let replacement = match name.as_str() {
                 "generate_subscripts" | "pg_catalog.generate_subscripts" => {
@@ -192,13 +255,54 @@ fn rewrite_generate_subscripts(mut statement: Statement) -> Statement {
                 "unnest" if vector => Some(format!("unnest({array})")),
                 _ => None,
             };
-            if let Some(parsed) = replacement.as_deref().and_then(parse) {
+            if let Some(parsed) = replacement.as_deref().and_then(parse_expr) {
                 *expr = parsed;
             }
         }
         std::ops::ControlFlow::<()>::Continue(())
     });
     statement
+}
+
+/// `pg_get_viewdef(oid [, pretty])` (psql's `\d+`, SQLAlchemy's `get_view_definition`,
+/// Superset): the view's query from `pg_views` (relations.rs), looked up by the view's oid in
+/// `pg_class` as a scalar subquery (an aggregate, so DataFusion can decorrelate it for
+/// `pg_get_viewdef(c.oid)`); NULL for an oid that is not a view, as PostgreSQL answers.
+fn rewrite_view_definitions(mut statement: Statement) -> Statement {
+    use datafusion::sql::sqlparser::ast::{
+        visit_expressions_mut, Expr, FunctionArg, FunctionArgExpr, FunctionArguments,
+    };
+    let _ = visit_expressions_mut(&mut statement, |expr| {
+        let Expr::Function(f) = &*expr else { return std::ops::ControlFlow::<()>::Continue(()) };
+        let name = f.name.to_string().to_ascii_lowercase();
+        if name == "pg_get_viewdef" || name == "pg_catalog.pg_get_viewdef" {
+            let oid = match &f.args {
+                FunctionArguments::List(list) => match list.args.first() {
+                    Some(FunctionArg::Unnamed(FunctionArgExpr::Expr(oid))) => Some(oid.clone()),
+                    _ => None,
+                },
+                _ => None,
+            };
+            let lookup = oid.and_then(|oid| {
+                parse_expr(&format!(
+                    "(SELECT max(v.definition) FROM pg_catalog.pg_views v JOIN pg_catalog.pg_namespace n ON n.nspname = v.schemaname \
+                     JOIN pg_catalog.pg_class c ON c.relname = v.viewname AND c.relnamespace = n.oid WHERE c.oid = ({oid}))"
+                ))
+            });
+            if let Some(lookup) = lookup {
+                *expr = lookup;
+            }
+        }
+        std::ops::ControlFlow::<()>::Continue(())
+    });
+    statement
+}
+
+fn parse_expr(sql: &str) -> Option<datafusion::sql::sqlparser::ast::Expr> {
+    datafusion::sql::sqlparser::parser::Parser::new(&datafusion::sql::sqlparser::dialect::PostgreSqlDialect {})
+        .try_with_sql(sql)
+        .and_then(|mut p| p.parse_expr())
+        .ok()
 }
 
 /// datafusion-pg-catalog's `pg_class` has no `reloptions` (storage parameters; Northstar has
@@ -257,9 +361,24 @@ fn datafusion_statement(prepared: &Prepared) -> PgWireResult<DfStatement> {
 /// Plans a statement under the limits of a statement: a cancel or the deadline stops the wait
 /// for the planner. At Parse/Describe as well as at Execute: PostgreSQL's `statement_timeout`
 /// runs from the first message of an extended query.
-async fn plan(session: &Session, statement: DfStatement, limits: &StatementLimits) -> PgWireResult<LogicalPlan> {
+pub(crate) async fn plan(
+    session: &Session,
+    statement: DfStatement,
+    limits: &StatementLimits,
+) -> PgWireResult<LogicalPlan> {
     let state = session.ctx.state();
     limits.run_blocking(async move { state.statement_to_plan(statement).await.map_err(from_datafusion) }).await
+}
+
+/// A result schema under PostgreSQL's column names, when they are known for every column.
+pub(crate) fn with_names(schema: &Schema, names: Option<&[String]>) -> SchemaRef {
+    match names {
+        Some(names) if names.len() == schema.fields().len() => Arc::new(Schema::new_with_metadata(
+            schema.fields().iter().zip(names).map(|(f, n)| f.as_ref().clone().with_name(n)).collect::<Vec<_>>(),
+            schema.metadata().clone(),
+        )),
+        _ => Arc::new(schema.clone()),
+    }
 }
 
 fn returns_rows(plan: &LogicalPlan) -> bool {
@@ -372,8 +491,47 @@ impl Session {
             Kind::Reset(name) => self.reset(client, name.as_deref()).await,
             Kind::Show(name) => self.show(name, prepared, format).await,
             Kind::Begin => Ok(Response::TransactionStart(Tag::new("BEGIN"))),
-            Kind::Commit => Ok(Response::TransactionEnd(Tag::new("COMMIT"))),
-            Kind::Rollback => Ok(Response::TransactionEnd(Tag::new("ROLLBACK"))),
+            Kind::Commit => {
+                self.end_transaction().await;
+                Ok(Response::TransactionEnd(Tag::new("COMMIT")))
+            }
+            Kind::Rollback => {
+                self.end_transaction().await;
+                Ok(Response::TransactionEnd(Tag::new("ROLLBACK")))
+            }
+            Kind::Declare => match ast()? {
+                Statement::Declare { stmts } if stmts.len() == 1 => {
+                    let in_transaction = client.transaction_status() != TransactionStatus::Idle;
+                    self.declare(&stmts[0], in_transaction, params, prepared.output_names.as_deref()).await
+                }
+                other => Err(error(FEATURE_NOT_SUPPORTED, format!("only one cursor per DECLARE: {other}"))),
+            },
+            Kind::Fetch { moves } => match ast()? {
+                Statement::Fetch { name, direction, .. } => {
+                    let options = Arc::new(FormatOptions::from_client_metadata(client.metadata()));
+                    self.fetch(name, direction, *moves, format, options).await
+                }
+                other => Err(error(SYNTAX_ERROR, format!("not a FETCH: {other}"))),
+            },
+            Kind::Close => match ast()? {
+                Statement::Close { cursor } => self.close(cursor).await,
+                other => Err(error(SYNTAX_ERROR, format!("not a CLOSE: {other}"))),
+            },
+            Kind::RenameView => match ast()? {
+                Statement::AlterTable(table) => match table.operations.as_slice() {
+                    [AlterTableOperation::RenameTable {
+                        table_name: RenameTableNameKind::To(to) | RenameTableNameKind::As(to),
+                    }] => {
+                        let new_name = match to.0.last() {
+                            Some(ObjectNamePart::Identifier(ident)) => ident.clone(),
+                            _ => return Err(error(SYNTAX_ERROR, format!("bad new name {to}"))),
+                        };
+                        self.rename_view(&table.name, &new_name).await.map(|r| retag(r, &prepared.statement.tag))
+                    }
+                    _ => Err(error(SYNTAX_ERROR, "not a RENAME")),
+                },
+                other => Err(error(SYNTAX_ERROR, format!("not a RENAME: {other}"))),
+            },
             Kind::NoOp => Ok(Response::Execution(Tag::new(&prepared.statement.tag))),
             Kind::EventsInsert => match ast()? {
                 Statement::Insert(insert) => self.insert_events(insert, params).await,
@@ -436,7 +594,7 @@ impl Session {
     async fn show(&self, name: &str, prepared: &Prepared, format: &Format) -> PgWireResult<Response> {
         if name.to_ascii_lowercase().starts_with("datafusion.") {
             let df = self.ctx.sql(&prepared.sql).await.map_err(from_datafusion)?;
-            return self.stream_with(self.limits(), df, format, None).await;
+            return self.stream_with(self.limits(), df, format, None, None).await;
         }
         let rows: Vec<Vec<Option<String>>> = if name.eq_ignore_ascii_case("all") {
             self.settings.all().into_iter().map(|(n, v)| vec![Some(n), Some(v)]).collect()
@@ -470,7 +628,7 @@ impl Session {
         self.remember_prepared(&prepared.statement);
         if rows {
             let format_options = Arc::new(FormatOptions::from_client_metadata(client.metadata()));
-            self.stream_with(limits, df, format, Some(format_options)).await
+            self.stream_with(limits, df, format, Some(format_options), prepared.output_names.as_deref()).await
         } else {
             let batches = limits.run(async { df.collect().await.map_err(from_datafusion) }).await?;
             if let Some(ast) = &prepared.ast {
@@ -488,8 +646,10 @@ impl Session {
         df: datafusion::dataframe::DataFrame,
         format: &Format,
         options: Option<Arc<FormatOptions>>,
+        names: Option<&[String]>,
     ) -> PgWireResult<Response> {
-        let fields = Arc::new(arrow_schema_to_pg_fields(df.schema().as_arrow(), format, options)?);
+        let schema = with_names(df.schema().as_arrow(), names);
+        let fields = Arc::new(arrow_schema_to_pg_fields(&schema, format, options)?);
         // The optimizers and the physical planner run before the first batch, without awaiting.
         let task = Arc::new(df.task_ctx());
         let physical =
@@ -507,6 +667,14 @@ impl Session {
             })
             .flat_map(stream::iter);
         Ok(Response::Query(QueryResponse::new(fields, rows)))
+    }
+}
+
+/// A command's answer under the tag the client's statement had (ALTER VIEW or ALTER TABLE).
+fn retag(response: Response, tag: &str) -> Response {
+    match response {
+        Response::Execution(_) => Response::Execution(Tag::new(tag)),
+        other => other,
     }
 }
 

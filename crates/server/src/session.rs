@@ -50,6 +50,16 @@ impl Shared {
     }
 }
 
+/// An open SQL-level cursor: the rest of its query's result (cursor.rs runs the statements).
+pub struct OpenCursor {
+    pub schema: datafusion::arrow::datatypes::SchemaRef,
+    pub stream: datafusion::execution::SendableRecordBatchStream,
+    /// Rows pulled from the stream and not yet fetched.
+    pub pending: std::collections::VecDeque<datafusion::arrow::array::RecordBatch>,
+    /// `WITH HOLD`: stays open past the end of its transaction.
+    pub hold: bool,
+}
+
 /// The logged-in user's session.
 pub struct Session {
     pub shared: Arc<Shared>,
@@ -62,6 +72,8 @@ pub struct Session {
     pub cancel: Arc<CancelHandle>,
     /// What each SQL-level `PREPARE name` defined does, for authorizing `EXECUTE name`.
     prepared: Mutex<HashMap<String, Access>>,
+    /// Open SQL-level cursors (cursor.rs).
+    pub cursors: tokio::sync::Mutex<HashMap<String, OpenCursor>>,
 }
 
 impl Session {
@@ -91,7 +103,16 @@ impl Session {
         let state = SessionStateBuilder::new_from_existing(template).with_runtime_env(runtime).build();
         let ctx = SessionContext::new_with_state(state);
         ctx.register_udf(CurrentSetting::udf(settings.clone()));
-        Ok(Session { shared, ctx, settings, startup, role, cancel, prepared: Mutex::default() })
+        Ok(Session {
+            shared,
+            ctx,
+            settings,
+            startup,
+            role,
+            cancel,
+            prepared: Mutex::default(),
+            cursors: Default::default(),
+        })
     }
 
     /// Limits for a statement starting now: the connection's cancel handle and the session's

@@ -30,6 +30,16 @@ pub enum Kind {
     CopyFile,
     /// Accepted and answered with its tag, with no effect (DISCARD ALL, DEALLOCATE …).
     NoOp,
+    /// `DECLARE name CURSOR … FOR query` (cursor.rs).
+    Declare,
+    /// `FETCH`, or `MOVE` (`moves`: rows skipped, not returned).
+    Fetch {
+        moves: bool,
+    },
+    /// `CLOSE name` / `CLOSE ALL`.
+    Close,
+    /// `ALTER VIEW a RENAME TO b`, or `ALTER TABLE a RENAME TO b` (rename.rs).
+    RenameView,
 }
 
 /// Whether a statement reads or writes. A reader may run only [`Access::Read`].
@@ -152,7 +162,16 @@ pub fn classify(statement: &Statement) -> Classified {
             datafusion("DROP SCHEMA", guarded_schemas(Write, names))
         }
         Statement::Drop { object_type, names, .. } => datafusion(&format!("DROP {object_type}"), guarded(Write, names)),
+        Statement::AlterTable(table) if renames(table) => {
+            Classified::new(Kind::RenameView, "ALTER TABLE", guarded(Write, [&table.name]))
+        }
         Statement::AlterTable(table) => datafusion("ALTER TABLE", guarded(Write, [&table.name])),
+        Statement::Declare { stmts } => {
+            let writes = stmts.iter().any(|d| d.for_query.as_ref().is_some_and(|q| query_writes(q)));
+            Classified::new(Kind::Declare, "DECLARE CURSOR", if writes { Write } else { Read })
+        }
+        Statement::Fetch { .. } => Classified::new(Kind::Fetch { moves: false }, "FETCH", Read),
+        Statement::Close { .. } => Classified::new(Kind::Close, "CLOSE CURSOR", Read),
         Statement::AlterView { name, .. } => datafusion("ALTER VIEW", guarded(Write, [name])),
         Statement::Truncate(_) => datafusion("TRUNCATE TABLE", Write),
         Statement::Grant(_) => datafusion("GRANT", Write),
@@ -163,6 +182,12 @@ pub fn classify(statement: &Statement) -> Classified {
             datafusion(&tag, Write)
         }
     }
+}
+
+/// `ALTER TABLE a RENAME TO b` and nothing else.
+fn renames(table: &datafusion::sql::sqlparser::ast::AlterTable) -> bool {
+    use datafusion::sql::sqlparser::ast::AlterTableOperation;
+    matches!(table.operations.as_slice(), [AlterTableOperation::RenameTable { .. }])
 }
 
 /// Schemas whose objects are the server's: the catalogs clients introspect.

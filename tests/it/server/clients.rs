@@ -74,7 +74,7 @@ async fn psql_describes_queries_and_copies() {
     assert_eq!(count(&server.connect().await).await, SAMPLE_ROWS + purchases as i64);
 }
 
-fn venv_python() -> &'static Path {
+pub(super) fn venv_python() -> &'static Path {
     let python = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/bin/python"));
     assert!(python.exists(), "no .venv: run scripts/setup-test-env.sh");
     python

@@ -3,6 +3,7 @@
 //! port the OS picks and is stopped when its test ends.
 
 mod clients;
+mod compat;
 mod fuzz_sql;
 mod hostile;
 mod postgres;

@@ -72,7 +72,9 @@ impl RealPostgres {
             "initdb",
         );
         let port = free_port();
-        let options = format!("-c listen_addresses=127.0.0.1 -p {port} -k {} -c fsync=off", dir.path().display());
+        // UTC, as Northstar's sessions start: checks compare timestamptz answers.
+        let options =
+            format!("-c listen_addresses=127.0.0.1 -p {port} -k {} -c fsync=off -c timezone=UTC", dir.path().display());
         succeeded(
             as_server_user(&bin.join("pg_ctl"))
                 .args(["-w", "-t", "60", "-D"])
