@@ -31,6 +31,7 @@ mod to_timestamp;
 mod utc_date;
 mod utc_date_trunc;
 mod window_funnel;
+mod wrapped;
 
 pub mod expr_fn;
 pub mod sqlstate;

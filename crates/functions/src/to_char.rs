@@ -17,7 +17,7 @@
 //! SELECT to_char(event_time, 'YYYY-MM-DD HH24:MI:SS') FROM events;
 //! ```
 
-use std::hash::{Hash, Hasher};
+use std::hash::Hash;
 use std::sync::{Arc, LazyLock};
 
 use chrono::{DateTime, FixedOffset, NaiveDateTime, Offset, TimeZone};
@@ -37,30 +37,19 @@ use crate::datetime_template::{Moment, Template};
 use crate::sqlstate::{sql_error, DATETIME_FIELD_OVERFLOW};
 use crate::template_args::{answer, constant_strftime, is_text, row_arguments, rows, Delegate, Pattern, Patterns};
 use crate::utc_date::is_utc_zone;
+use crate::wrapped::Wrapped;
 
 /// `to_char` with PostgreSQL's template patterns, wrapping DataFusion's.
-#[derive(Debug)]
+#[derive(Debug, PartialEq, Eq, Hash)]
 pub struct ToChar {
-    inner: Arc<ScalarUDF>,
+    inner: Wrapped,
     signature: Signature,
 }
 
 impl ToChar {
     /// Wraps DataFusion's `to_char` (`inner`).
     pub fn new(inner: Arc<ScalarUDF>) -> Self {
-        Self { inner, signature: Signature::user_defined(Volatility::Immutable) }
-    }
-}
-
-impl PartialEq for ToChar {
-    fn eq(&self, other: &Self) -> bool {
-        self.inner == other.inner
-    }
-}
-impl Eq for ToChar {}
-impl Hash for ToChar {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        self.inner.name().hash(state);
+        Self { inner: Wrapped(inner), signature: Signature::user_defined(Volatility::Immutable) }
     }
 }
 
@@ -200,7 +189,7 @@ impl ScalarUDFImpl for ToChar {
         }
         let fields: Vec<FieldRef> =
             arg_types.iter().map(|t| Arc::new(Field::new("argument", t.clone(), true))).collect();
-        Ok(fields_with_udf(&fields, self.inner.as_ref())?.iter().map(|f| f.data_type().clone()).collect())
+        Ok(fields_with_udf(&fields, &*self.inner)?.iter().map(|f| f.data_type().clone()).collect())
     }
     fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
         self.inner.return_type(arg_types)

@@ -11,7 +11,7 @@
 //! SELECT to_date('4 March 2025', 'DD Month YYYY');
 //! ```
 
-use std::hash::{Hash, Hasher};
+use std::hash::Hash;
 use std::sync::{Arc, LazyLock};
 
 use datafusion::arrow::array::Date32Array;
@@ -24,29 +24,18 @@ use datafusion::logical_expr::{ColumnarValue, Documentation, ScalarFunctionArgs,
 use crate::template_args::{
     answer, constant_strftime, is_text, row_arguments, rows, Delegate, Pattern, Patterns, Texts,
 };
+use crate::wrapped::Wrapped;
 
 /// `to_date` with PostgreSQL's template patterns, wrapping DataFusion's.
-#[derive(Debug)]
+#[derive(Debug, PartialEq, Eq, Hash)]
 pub struct ToDate {
-    inner: Arc<ScalarUDF>,
+    inner: Wrapped,
 }
 
 impl ToDate {
     /// Wraps DataFusion's `to_date` (`inner`).
     pub fn new(inner: Arc<ScalarUDF>) -> Self {
-        Self { inner }
-    }
-}
-
-impl PartialEq for ToDate {
-    fn eq(&self, other: &Self) -> bool {
-        self.inner == other.inner
-    }
-}
-impl Eq for ToDate {}
-impl Hash for ToDate {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        self.inner.name().hash(state);
+        Self { inner: Wrapped(inner) }
     }
 }
 

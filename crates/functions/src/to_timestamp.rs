@@ -18,7 +18,7 @@
 //! WHERE event_time >= TO_TIMESTAMP('2025-01-15 00:00:00.000000', 'YYYY-MM-DD HH24:MI:SS.US');
 //! ```
 
-use std::hash::{Hash, Hasher};
+use std::hash::Hash;
 use std::sync::{Arc, LazyLock};
 
 use datafusion::arrow::array::{AsArray, TimestampMicrosecondArray};
@@ -33,29 +33,18 @@ use crate::sqlstate::{sql_error, DATETIME_FIELD_OVERFLOW};
 use crate::template_args::{
     answer, constant_strftime, is_text, row_arguments, rows, Delegate, Pattern, Patterns, Texts,
 };
+use crate::wrapped::Wrapped;
 
 /// `to_timestamp` with PostgreSQL's template patterns, wrapping DataFusion's.
-#[derive(Debug)]
+#[derive(Debug, PartialEq, Eq, Hash)]
 pub struct ToTimestamp {
-    inner: Arc<ScalarUDF>,
+    inner: Wrapped,
 }
 
 impl ToTimestamp {
     /// Wraps DataFusion's `to_timestamp` (`inner`).
     pub fn new(inner: Arc<ScalarUDF>) -> Self {
-        Self { inner }
-    }
-}
-
-impl PartialEq for ToTimestamp {
-    fn eq(&self, other: &Self) -> bool {
-        self.inner == other.inner
-    }
-}
-impl Eq for ToTimestamp {}
-impl Hash for ToTimestamp {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        self.inner.name().hash(state);
+        Self { inner: Wrapped(inner) }
     }
 }
 

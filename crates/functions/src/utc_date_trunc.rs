@@ -7,7 +7,7 @@
 //! function, and labels the result with the zone again. Other zones, and everything else about
 //! the function (signature, return type, ordering, documentation), are DataFusion's.
 
-use std::hash::{Hash, Hasher};
+use std::hash::Hash;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{make_array, Array, ArrayRef};
@@ -19,29 +19,18 @@ use datafusion::logical_expr::{
 };
 
 use crate::utc_date::is_utc_zone;
+use crate::wrapped::Wrapped;
 
 /// DataFusion's `date_trunc` with a fast path for UTC timestamps.
-#[derive(Debug)]
+#[derive(Debug, PartialEq, Eq, Hash)]
 pub struct UtcDateTrunc {
-    inner: Arc<ScalarUDF>,
+    inner: Wrapped,
 }
 
 impl UtcDateTrunc {
     /// Wraps DataFusion's `date_trunc` (`inner`).
     pub fn new(inner: Arc<ScalarUDF>) -> Self {
-        Self { inner }
-    }
-}
-
-impl PartialEq for UtcDateTrunc {
-    fn eq(&self, other: &Self) -> bool {
-        self.inner == other.inner
-    }
-}
-impl Eq for UtcDateTrunc {}
-impl Hash for UtcDateTrunc {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        self.inner.name().hash(state);
+        Self { inner: Wrapped(inner) }
     }
 }
 

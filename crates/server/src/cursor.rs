@@ -23,7 +23,7 @@ use pgwire::error::PgWireResult;
 use pgwire::types::format::FormatOptions;
 
 use crate::errors::{error, from_datafusion, FEATURE_NOT_SUPPORTED};
-use crate::query::{plan, with_names};
+use crate::query::{plan, start_stream, with_names};
 use crate::session::{OpenCursor, Session};
 
 const INVALID_CURSOR_NAME: &str = "34000";
@@ -96,10 +96,7 @@ impl Session {
         }
         let df = limits.run(async { self.ctx.execute_logical_plan(plan).await.map_err(from_datafusion) }).await?;
         let schema = with_names(df.schema().as_arrow(), names);
-        let task = Arc::new(df.task_ctx());
-        let physical =
-            limits.run_blocking(async move { df.create_physical_plan().await.map_err(from_datafusion) }).await?;
-        let stream = datafusion::physical_plan::execute_stream(physical, task).map_err(from_datafusion)?;
+        let stream = start_stream(&limits, df).await?;
         let cursor = OpenCursor { schema, stream, pending: VecDeque::new(), hold };
         self.cursors.lock().await.insert(name, cursor);
         Ok(Response::Execution(Tag::new("DECLARE CURSOR")))

@@ -11,7 +11,7 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::ParamValues;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::sql::parser::Statement as DfStatement;
-use datafusion::sql::sqlparser::ast::{AlterTableOperation, ObjectNamePart, RenameTableNameKind, Statement};
+use datafusion::sql::sqlparser::ast::Statement;
 use futures::{stream, Sink, SinkExt, StreamExt};
 use pgwire::api::portal::{Format, Portal};
 use pgwire::api::results::{DataRowEncoder, FieldInfo, QueryResponse, Response, Tag};
@@ -23,6 +23,7 @@ use pgwire::messages::startup::ParameterStatus;
 use pgwire::messages::PgWireBackendMessage;
 use pgwire::types::format::FormatOptions;
 
+use crate::catalog_rewrites::rewrite_catalog_queries;
 use crate::column_names::name_columns_as_postgres;
 use crate::complexity::deep;
 use crate::copy::{refuse_server_file, PendingCopy};
@@ -71,7 +72,7 @@ impl StatementParser {
             Ok(statements) => Ok(statements
                 .into_iter()
                 .map(|s| {
-                    let s = rewrite_view_definitions(rewrite_missing_catalog_columns(rewrite_generate_subscripts(s)));
+                    let s = rewrite_catalog_queries(s);
                     let statement = classify(&s);
                     prepared(s.to_string(), Some(s), statement)
                 })
@@ -183,171 +184,6 @@ impl QueryParser for StatementParser {
             None => Ok(vec![]),
         }
     }
-}
-
-/// SQLAlchemy's reflection selects `generate_subscripts(indkey, 1)` next to
-/// `unnest(indkey)`. DataFusion has no set-returning functions in the select list but zips
-/// `unnest`s the same way, so it becomes `unnest(generate_series(1, cardinality(arr)))`
-/// (one-dimensional arrays). datafusion-pg-catalog stores the int2vector/oidvector columns
-/// (`indkey`, `indclass`, `indoption`) as space-separated text; they are split into arrays.
-/// `pg_index`'s int2vector/oidvector columns, which datafusion-pg-catalog holds as text.
-fn is_vector_column(expr: &str) -> bool {
-    let lower = expr.to_ascii_lowercase();
-    ["indkey", "indclass", "indoption", "indcollation", "conkey", "confkey"].iter().any(|c| lower.ends_with(c))
-}
-
-fn rewrite_generate_subscripts(mut statement: Statement) -> Statement {
-    use datafusion::sql::sqlparser::ast::{
-        visit_expressions_mut, BinaryOperator, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Value,
-    };
-    let _ = visit_expressions_mut(&mut statement, |expr| {
-        // SQLAlchemy 1.4's `ix.indisprimary = 'f'`: PostgreSQL reads an untyped 't'/'f' as a
-        // boolean, DataFusion cannot compare text with one. Catalog flags are named so.
-        if let Expr::BinaryOp { left, op: BinaryOperator::Eq | BinaryOperator::NotEq, right } = expr {
-            if let (Expr::CompoundIdentifier(_) | Expr::Identifier(_), Expr::Value(value)) = (&**left, &mut **right) {
-                let flag = left.to_string().rsplit('.').next().unwrap_or_default().to_ascii_lowercase();
-                let catalog_flag =
-                    ["indis", "relis", "relhas", "attis", "atthas", "attnotnull"].iter().any(|p| flag.starts_with(p));
-                if let (true, Value::SingleQuotedString(text)) = (catalog_flag, &value.value) {
-                    if let Some(truth) = match text.as_str() {
-                        "t" | "true" => Some(true),
-                        "f" | "false" => Some(false),
-                        _ => None,
-                    } {
-                        value.value = Value::Boolean(truth);
-                    }
-                }
-            }
-        }
-        // SQLAlchemy 1.4's index reflection, `a.attnum = ANY(ix.indkey)`, which
-        // datafusion-pg-catalog has made `array_contains(ix.indkey, a.attnum)`.
-        if let Expr::Function(f) = expr {
-            let name = f.name.to_string().to_ascii_lowercase();
-            if let (true, FunctionArguments::List(list)) =
-                (name == "array_contains" || name == "array_has", &mut f.args)
-            {
-                if let Some(FunctionArg::Unnamed(FunctionArgExpr::Expr(first))) = list.args.first_mut() {
-                    let vector = first.to_string();
-                    let array = format!("CAST(string_to_array(CAST({vector} AS TEXT), ' ') AS SMALLINT[])");
-                    if let Some(array) = is_vector_column(&vector).then(|| parse_expr(&array)).flatten() {
-                        *first = array;
-                    }
-                }
-                return std::ops::ControlFlow::<()>::Continue(());
-            }
-        }
-        let call = match &*expr {
-            Expr::Function(f) => match &f.args {
-                FunctionArguments::List(list) => {
-                    list.args.first().map(|a| (f.name.to_string().to_ascii_lowercase(), a.to_string()))
-                }
-                _ => None,
-            },
-            _ => None,
-        };
-        if let Some((name, first)) = call {
-            let vector = is_vector_column(&first);
-            let array = if vector { format!("string_to_array(CAST({first} AS TEXT), ' ')") } else { first.clone() };
-            let replacement = match name.as_str() {
-                "generate_subscripts" | "pg_catalog.generate_subscripts" => {
-                    Some(format!("unnest(generate_series(1, cardinality({array})))"))
-                }
-                "unnest" if vector => Some(format!("unnest({array})")),
-                _ => None,
-            };
-            if let Some(parsed) = replacement.as_deref().and_then(parse_expr) {
-                *expr = parsed;
-            }
-        }
-        std::ops::ControlFlow::<()>::Continue(())
-    });
-    statement
-}
-
-/// `pg_get_viewdef(oid [, pretty])` (psql's `\d+`, SQLAlchemy's `get_view_definition`,
-/// Superset): the view's query from `pg_views` (relations.rs), looked up by the view's oid in
-/// `pg_class` as a scalar subquery (an aggregate, so DataFusion can decorrelate it for
-/// `pg_get_viewdef(c.oid)`); NULL for an oid that is not a view, as PostgreSQL answers.
-fn rewrite_view_definitions(mut statement: Statement) -> Statement {
-    use datafusion::sql::sqlparser::ast::{
-        visit_expressions_mut, Expr, FunctionArg, FunctionArgExpr, FunctionArguments,
-    };
-    let _ = visit_expressions_mut(&mut statement, |expr| {
-        let Expr::Function(f) = &*expr else { return std::ops::ControlFlow::<()>::Continue(()) };
-        let name = f.name.to_string().to_ascii_lowercase();
-        if name == "pg_get_viewdef" || name == "pg_catalog.pg_get_viewdef" {
-            let oid = match &f.args {
-                FunctionArguments::List(list) => match list.args.first() {
-                    Some(FunctionArg::Unnamed(FunctionArgExpr::Expr(oid))) => Some(oid.clone()),
-                    _ => None,
-                },
-                _ => None,
-            };
-            let lookup = oid.and_then(|oid| {
-                parse_expr(&format!(
-                    "(SELECT max(v.definition) FROM pg_catalog.pg_views v JOIN pg_catalog.pg_namespace n ON n.nspname = v.schemaname \
-                     JOIN pg_catalog.pg_class c ON c.relname = v.viewname AND c.relnamespace = n.oid WHERE c.oid = ({oid}))"
-                ))
-            });
-            if let Some(lookup) = lookup {
-                *expr = lookup;
-            }
-        }
-        std::ops::ControlFlow::<()>::Continue(())
-    });
-    statement
-}
-
-fn parse_expr(sql: &str) -> Option<datafusion::sql::sqlparser::ast::Expr> {
-    datafusion::sql::sqlparser::parser::Parser::new(&datafusion::sql::sqlparser::dialect::PostgreSqlDialect {})
-        .try_with_sql(sql)
-        .and_then(|mut p| p.parse_expr())
-        .ok()
-}
-
-/// datafusion-pg-catalog's `pg_class` has no `reloptions` (storage parameters; Northstar has
-/// none), which SQLAlchemy's index reflection selects: a selected `….reloptions` becomes a NULL
-/// column of that name.
-fn rewrite_missing_catalog_columns(mut statement: Statement) -> Statement {
-    use datafusion::sql::sqlparser::ast::{Expr, Ident, Query, SelectItem, SetExpr, TableFactor};
-    fn query(q: &mut Query) {
-        set_expr(&mut q.body);
-    }
-    fn set_expr(body: &mut SetExpr) {
-        match body {
-            SetExpr::Select(select) => {
-                for item in select.projection.iter_mut() {
-                    if let SelectItem::UnnamedExpr(Expr::CompoundIdentifier(parts)) = item {
-                        if parts.last().is_some_and(|p| p.value.eq_ignore_ascii_case("reloptions")) {
-                            *item = SelectItem::ExprWithAlias {
-                                expr: Expr::Value(datafusion::sql::sqlparser::ast::Value::Null.into()),
-                                alias: Ident::new("reloptions"),
-                            };
-                        }
-                    }
-                }
-                for table in select.from.iter_mut() {
-                    for factor in
-                        std::iter::once(&mut table.relation).chain(table.joins.iter_mut().map(|j| &mut j.relation))
-                    {
-                        if let TableFactor::Derived { subquery, .. } = factor {
-                            query(subquery);
-                        }
-                    }
-                }
-            }
-            SetExpr::Query(q) => query(q),
-            SetExpr::SetOperation { left, right, .. } => {
-                set_expr(left);
-                set_expr(right);
-            }
-            _ => {}
-        }
-    }
-    if let Statement::Query(q) = &mut statement {
-        query(q);
-    }
-    statement
 }
 
 /// The statement as DataFusion's planner takes it.
@@ -518,18 +354,10 @@ impl Session {
                 other => Err(error(SYNTAX_ERROR, format!("not a CLOSE: {other}"))),
             },
             Kind::RenameView => match ast()? {
-                Statement::AlterTable(table) => match table.operations.as_slice() {
-                    [AlterTableOperation::RenameTable {
-                        table_name: RenameTableNameKind::To(to) | RenameTableNameKind::As(to),
-                    }] => {
-                        let new_name = match to.0.last() {
-                            Some(ObjectNamePart::Identifier(ident)) => ident.clone(),
-                            _ => return Err(error(SYNTAX_ERROR, format!("bad new name {to}"))),
-                        };
-                        self.rename_view(&table.name, &new_name).await.map(|r| retag(r, &prepared.statement.tag))
-                    }
-                    _ => Err(error(SYNTAX_ERROR, "not a RENAME")),
-                },
+                Statement::AlterTable(alter) => {
+                    self.rename_view(alter).await?;
+                    Ok(Response::Execution(Tag::new(&prepared.statement.tag)))
+                }
                 other => Err(error(SYNTAX_ERROR, format!("not a RENAME: {other}"))),
             },
             Kind::NoOp => Ok(Response::Execution(Tag::new(&prepared.statement.tag))),
@@ -650,12 +478,7 @@ impl Session {
     ) -> PgWireResult<Response> {
         let schema = with_names(df.schema().as_arrow(), names);
         let fields = Arc::new(arrow_schema_to_pg_fields(&schema, format, options)?);
-        // The optimizers and the physical planner run before the first batch, without awaiting.
-        let task = Arc::new(df.task_ctx());
-        let physical =
-            limits.run_blocking(async move { df.create_physical_plan().await.map_err(from_datafusion) }).await?;
-        let batches = datafusion::physical_plan::execute_stream(physical, task).map_err(from_datafusion)?;
-        let batches = batches.map(|b| b.map_err(from_datafusion));
+        let batches = start_stream(&limits, df).await?.map(|b| b.map_err(from_datafusion));
         let encoded_fields = fields.clone();
         let rows = limits
             .stream(batches)
@@ -670,12 +493,15 @@ impl Session {
     }
 }
 
-/// A command's answer under the tag the client's statement had (ALTER VIEW or ALTER TABLE).
-fn retag(response: Response, tag: &str) -> Response {
-    match response {
-        Response::Execution(_) => Response::Execution(Tag::new(tag)),
-        other => other,
-    }
+/// Starts a result's stream: the optimizers and the physical planner run before the first
+/// batch, without awaiting, so they run on a blocking thread the statement's limits race.
+pub(crate) async fn start_stream(
+    limits: &StatementLimits,
+    df: datafusion::dataframe::DataFrame,
+) -> PgWireResult<datafusion::execution::SendableRecordBatchStream> {
+    let task = Arc::new(df.task_ctx());
+    let physical = limits.run_blocking(async move { df.create_physical_plan().await.map_err(from_datafusion) }).await?;
+    datafusion::physical_plan::execute_stream(physical, task).map_err(from_datafusion)
 }
 
 /// DataFusion's DML answers with one `count` row; PostgreSQL's tag carries it (`INSERT 0 n`).

@@ -17,7 +17,7 @@ use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::datasource::TableType;
 use datafusion::logical_expr::Expr;
 use datafusion::physical_plan::ExecutionPlan;
-use datafusion::sql::sqlparser::ast::Statement;
+use datafusion::sql::sqlparser::ast::{CreateView, Statement};
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
 
@@ -110,14 +110,18 @@ impl CatalogRelations {
     }
 }
 
-/// A view's query as `pg_views.definition` shows it (the SELECT, ending in `;`), from the
-/// `CREATE VIEW` statement DataFusion keeps.
-pub fn view_query(table: &dyn TableProvider) -> Option<String> {
+/// The `CREATE VIEW` statement DataFusion keeps for a view; `None` for anything else.
+pub fn view_definition(table: &dyn TableProvider) -> Option<CreateView> {
     let definition = table.downcast_ref::<ViewTable>()?.definition()?;
     match Parser::parse_sql(&PostgreSqlDialect {}, definition).ok()?.pop()? {
-        Statement::CreateView(create) => Some(format!(" {};", create.query)),
+        Statement::CreateView(create) => Some(create),
         _ => None,
     }
+}
+
+/// A view's query as `pg_views.definition` shows it (the SELECT, ending in `;`).
+fn view_query(table: &dyn TableProvider) -> Option<String> {
+    view_definition(table).map(|create| format!(" {};", create.query))
 }
 
 #[async_trait]

@@ -1,0 +1,194 @@
+//! Rewrites of the catalog queries clients send, where datafusion-pg-catalog's tables or
+//! DataFusion's SQL differ from PostgreSQL's. One pass over the expressions, a rule each:
+//!
+//! - datafusion-pg-catalog holds the int2vector/oidvector columns (`pg_index.indkey`,
+//!   `indclass`, `indoption`, `indcollation`, `pg_constraint.conkey`, `confkey`) as
+//!   space-separated text: `unnest`, `generate_subscripts` and `= ANY(…)` over them split it.
+//! - SQLAlchemy's reflection selects `generate_subscripts(arr, 1)` next to `unnest(arr)`.
+//!   DataFusion has no set-returning functions in the select list but zips `unnest`s the same
+//!   way, so it becomes `unnest(generate_series(1, cardinality(arr)))` (one dimension).
+//! - A catalog flag compared with `'t'`/`'f'` (SQLAlchemy 1.4's `ix.indisprimary = 'f'`):
+//!   PostgreSQL reads the untyped literal as a boolean, DataFusion cannot compare text with one.
+//! - `pg_get_viewdef(oid [, pretty])` (psql's `\d+`, SQLAlchemy, Superset): the view's query
+//!   from `pg_views` (relations.rs), looked up by the view's oid in `pg_class` as a scalar
+//!   subquery — an aggregate, so DataFusion can decorrelate it for `pg_get_viewdef(c.oid)`;
+//!   NULL for an oid that is not a view, as PostgreSQL answers.
+//! - `pg_class` has no `reloptions` (storage parameters; Northstar has none), which SQLAlchemy's
+//!   index reflection selects: a selected `….reloptions` becomes a NULL column of that name.
+//!
+//! Replacements are written as SQL around the printed (already parsed) operands and parsed back.
+
+use std::ops::ControlFlow;
+
+use datafusion::sql::sqlparser::ast::{
+    visit_expressions_mut, BinaryOperator, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArguments, Ident,
+    Query, SelectItem, SetExpr, Statement, TableFactor, Value,
+};
+use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+use datafusion::sql::sqlparser::parser::Parser;
+
+/// Every rewrite above, applied to one statement.
+pub fn rewrite_catalog_queries(mut statement: Statement) -> Statement {
+    let _ = visit_expressions_mut(&mut statement, |expr| {
+        let replacement = match &*expr {
+            Expr::Function(function) => function_replacement(function),
+            _ => None,
+        };
+        if let Some(replacement) = replacement {
+            *expr = replacement;
+        }
+        catalog_flag_as_boolean(expr);
+        ControlFlow::<()>::Continue(())
+    });
+    if let Statement::Query(query) = &mut statement {
+        null_reloptions(query);
+    }
+    statement
+}
+
+fn parse_expr(sql: &str) -> Option<Expr> {
+    Parser::new(&PostgreSqlDialect {}).try_with_sql(sql).and_then(|mut p| p.parse_expr()).ok()
+}
+
+fn is_vector_column(expr: &str) -> bool {
+    let lower = expr.to_ascii_lowercase();
+    ["indkey", "indclass", "indoption", "indcollation", "conkey", "confkey"].iter().any(|c| lower.ends_with(c))
+}
+
+/// A vector column's text as an array (of `element_type` when given).
+fn vector_array(column: &str, element_type: Option<&str>) -> String {
+    let split = format!("string_to_array(CAST({column} AS TEXT), ' ')");
+    match element_type {
+        Some(t) => format!("CAST({split} AS {t}[])"),
+        None => split,
+    }
+}
+
+/// The printed unnamed arguments of a call.
+fn arguments(function: &Function) -> Vec<String> {
+    match &function.args {
+        FunctionArguments::List(list) => list
+            .args
+            .iter()
+            .map_while(|a| match a {
+                FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Some(e.to_string()),
+                _ => None,
+            })
+            .collect(),
+        _ => vec![],
+    }
+}
+
+fn function_replacement(function: &Function) -> Option<Expr> {
+    let name = function.name.to_string().to_ascii_lowercase();
+    let name = name.strip_prefix("pg_catalog.").unwrap_or(&name);
+    let args = arguments(function);
+    let first = args.first()?;
+    let vector = is_vector_column(first);
+    let sql = match name {
+        "generate_subscripts" => {
+            let array = if vector { vector_array(first, None) } else { first.clone() };
+            format!("unnest(generate_series(1, cardinality({array})))")
+        }
+        "unnest" if vector => format!("unnest({})", vector_array(first, None)),
+        // `a.attnum = ANY(ix.indkey)`, which datafusion-pg-catalog has made
+        // `array_contains(ix.indkey, a.attnum)`.
+        "array_contains" | "array_has" if vector && args.len() == 2 => {
+            format!("{name}({}, {})", vector_array(first, Some("SMALLINT")), args[1])
+        }
+        "pg_get_viewdef" => format!(
+            "(SELECT max(v.definition) FROM pg_catalog.pg_views v JOIN pg_catalog.pg_namespace n ON n.nspname = v.schemaname \
+             JOIN pg_catalog.pg_class c ON c.relname = v.viewname AND c.relnamespace = n.oid WHERE c.oid = ({first}))"
+        ),
+        _ => return None,
+    };
+    parse_expr(&sql)
+}
+
+/// `flag = 't'` → `flag = true` for catalog flags, named so in PostgreSQL's catalogs.
+fn catalog_flag_as_boolean(expr: &mut Expr) {
+    let Expr::BinaryOp { left, op: BinaryOperator::Eq | BinaryOperator::NotEq, right } = expr else { return };
+    let (Expr::CompoundIdentifier(_) | Expr::Identifier(_), Expr::Value(value)) = (&**left, &mut **right) else {
+        return;
+    };
+    let column = left.to_string().rsplit('.').next().unwrap_or_default().to_ascii_lowercase();
+    let flag = ["indis", "relis", "relhas", "attis", "atthas", "attnotnull"].iter().any(|p| column.starts_with(p));
+    let truth = match &value.value {
+        Value::SingleQuotedString(text) if flag => match text.as_str() {
+            "t" | "true" => true,
+            "f" | "false" => false,
+            _ => return,
+        },
+        _ => return,
+    };
+    value.value = Value::Boolean(truth);
+}
+
+fn null_reloptions(query: &mut Query) {
+    null_reloptions_in(&mut query.body);
+}
+
+fn null_reloptions_in(body: &mut SetExpr) {
+    match body {
+        SetExpr::Select(select) => {
+            for item in select.projection.iter_mut() {
+                if let SelectItem::UnnamedExpr(Expr::CompoundIdentifier(parts)) = item {
+                    if parts.last().is_some_and(|p| p.value.eq_ignore_ascii_case("reloptions")) {
+                        *item = SelectItem::ExprWithAlias {
+                            expr: Expr::Value(Value::Null.into()),
+                            alias: Ident::new("reloptions"),
+                        };
+                    }
+                }
+            }
+            for table in select.from.iter_mut() {
+                for factor in
+                    std::iter::once(&mut table.relation).chain(table.joins.iter_mut().map(|j| &mut j.relation))
+                {
+                    if let TableFactor::Derived { subquery, .. } = factor {
+                        null_reloptions(subquery);
+                    }
+                }
+            }
+        }
+        SetExpr::Query(q) => null_reloptions(q),
+        SetExpr::SetOperation { left, right, .. } => {
+            null_reloptions_in(left);
+            null_reloptions_in(right);
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rewritten(sql: &str) -> String {
+        let statement = Parser::parse_sql(&PostgreSqlDialect {}, sql).unwrap().remove(0);
+        rewrite_catalog_queries(statement).to_string()
+    }
+
+    #[test]
+    fn each_rule_rewrites_what_clients_send() {
+        assert_eq!(
+            rewritten("SELECT generate_subscripts(ix.indkey, 1), unnest(ix.indkey) FROM pg_index ix"),
+            "SELECT unnest(generate_series(1, cardinality(string_to_array(CAST(ix.indkey AS TEXT), ' ')))), \
+             unnest(string_to_array(CAST(ix.indkey AS TEXT), ' ')) FROM pg_index ix"
+        );
+        assert_eq!(
+            rewritten("SELECT 1 FROM t WHERE array_contains(ix.indkey, a.attnum) AND ix.indisprimary = 'f'"),
+            "SELECT 1 FROM t WHERE array_contains(CAST(string_to_array(CAST(ix.indkey AS TEXT), ' ') AS SMALLINT[]), a.attnum) \
+             AND ix.indisprimary = false"
+        );
+        assert!(
+            rewritten("SELECT pg_catalog.pg_get_viewdef(c.oid, true) FROM pg_class c").contains("max(v.definition)")
+        );
+        assert_eq!(rewritten("SELECT i.reloptions FROM pg_class i"), "SELECT NULL AS reloptions FROM pg_class i");
+        // Text compared with text, and arrays that are not catalog vectors, are left alone.
+        assert_eq!(
+            rewritten("SELECT 1 FROM t WHERE name = 'f' AND array_has(tags, 'x')"),
+            "SELECT 1 FROM t WHERE name = 'f' AND array_has(tags, 'x')"
+        );
+    }
+}
