@@ -18,6 +18,9 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use northstar_execution::{BucketAggregateRule, FastTextEquality, SingleStageEventAggregates, UtcDates};
 use northstar_storage::{DataLocation, EventStore, StorageError};
 
+mod tables;
+pub use tables::replace_table;
+
 /// Resource settings of a session.
 #[derive(Debug, Clone, Default)]
 pub struct EngineOptions {
@@ -87,6 +90,8 @@ pub fn new_context(options: &EngineOptions) -> Result<SessionContext> {
 /// A session over `state`, with the report table functions (`funnel(…)`, `retention(…)` …).
 pub fn context_with_reports(state: SessionState) -> SessionContext {
     let ctx = SessionContext::new_with_state(state);
+    // A fresh session's default schema is empty and registering cannot fail.
+    let _ = tables::use_replacing_schema(&ctx);
     northstar_reports::register_all(&ctx);
     ctx
 }
@@ -246,8 +251,7 @@ pub const EVENTS_TABLE: &str = "events";
 /// Registers (or re-registers) the current version of `events` in `ctx`.
 pub async fn register_events(ctx: &SessionContext, store: &EventStore) -> std::result::Result<(), StorageError> {
     let provider = store.table_provider(&ctx.state()).await?;
-    ctx.deregister_table(EVENTS_TABLE)?;
-    ctx.register_table(EVENTS_TABLE, provider)?;
+    replace_table(ctx, EVENTS_TABLE, provider)?;
     Ok(())
 }
 

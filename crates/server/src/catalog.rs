@@ -58,8 +58,7 @@ impl SharedEventStore {
             northstar_engine::register_events(ctx, &store).await
         } else {
             let empty = MemTable::try_new(core_schema(), vec![vec![]])?;
-            ctx.deregister_table("events")?;
-            ctx.register_table("events", Arc::new(empty))?;
+            northstar_engine::replace_table(ctx, "events", Arc::new(empty))?;
             Ok(())
         }
     }
