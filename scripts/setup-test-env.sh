@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the tests need besides Rust: a Python venv (.venv) with the moto S3 server,
-# psycopg 3, psycopg2, SQLAlchemy 2, pandas and the Segment and PostHog Python SDKs; Superset 6.1
+# psycopg 3, psycopg2, SQLAlchemy 2, pandas, dbt-postgres and the Segment and PostHog Python SDKs; Superset 6.1
 # with SQLAlchemy 1.4 in .venv-superset; the Node SDKs
 # and posthog-js with playwright-core (tests/sdks, from npm, as locked); and, from Debian's
 # packages, psql, a PostgreSQL server (client checks run against it too), the pgjdbc driver, a
@@ -25,7 +25,7 @@ fi
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
-if ! .venv/bin/python -c "import moto.server, flask_cors, psycopg, psycopg2, sqlalchemy, segment.analytics, posthog" 2>/dev/null; then
+if ! .venv/bin/python -c "import moto.server, flask_cors, psycopg, psycopg2, sqlalchemy, segment.analytics, posthog, dbt.adapters.postgres" 2>/dev/null; then
   .venv/bin/pip install --quiet --disable-pip-version-check -r scripts/requirements-test.txt
 fi
 # Superset 6.1 pins SQLAlchemy 1.4: it gets a venv of its own (the client suite runs in both).

@@ -1,7 +1,5 @@
 //! `northstar query`: one SQL statement, printed as a table, CSV or JSON lines.
 
-use std::sync::Arc;
-
 use anyhow::Result;
 use datafusion::arrow::record_batch::RecordBatch;
 use northstar_engine::open_session;
@@ -14,9 +12,7 @@ pub async fn run(args: QueryArgs) -> Result<()> {
     let location = DataLocation::parse(&args.data.data)?;
     let ctx = open_session(&location, &args.engine.options()).await?;
     let store = EventStore::open(&location).await?;
-    let frame = northstar_engine::execute_sql(&ctx, &store, &args.sql).await?;
-    let schema = Arc::new(frame.schema().as_arrow().clone());
-    let mut batches = frame.collect().await?;
+    let (schema, mut batches) = northstar_engine::execute_sql(&ctx, &store, &args.sql).await?;
     if batches.is_empty() {
         // so that CSV output still has its header line
         batches.push(RecordBatch::new_empty(schema));

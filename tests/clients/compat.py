@@ -31,7 +31,6 @@ CHECKS = {}
 
 # name -> why Northstar does not pass yet (docs/clients.md, "Known gaps").
 KNOWN_GAPS = {
-    "superset_time_series_chart_multiple_unit_grains": "DataFusion 55 cannot multiply an interval by a number (Superset's INTERVAL '5 minutes' * FLOOR(…))",
     "names_of_current_user": "datafusion-pg-catalog rewrites current_user to session_user before Northstar names the column",
     "session_time_zone_changes_timestamptz_output": "SET TIME ZONE is accepted but timestamptz output and date_trunc stay in UTC",
     "information_schema_columns_use_postgres_type_names": "DataFusion's information_schema.columns reports Arrow type names",
@@ -68,8 +67,9 @@ def rows(url, sql, params=None):
 
 
 def plain(v):
-    """Values as a client compares them: numbers as numbers whatever their SQL type."""
-    if isinstance(v, decimal.Decimal):
+    """Values as a client compares them: numbers as numbers whatever their SQL type (8, 8.0
+    and Decimal('8') alike: PostgreSQL's sum of bigint is numeric, DataFusion's is bigint)."""
+    if isinstance(v, (decimal.Decimal, int, float)) and not isinstance(v, bool):
         return float(v)
     if isinstance(v, (datetime.datetime, datetime.date, datetime.timedelta)):
         return v.isoformat() if not isinstance(v, datetime.timedelta) else v.total_seconds()
@@ -390,6 +390,118 @@ def session_time_zone_changes_timestamptz_output():
             day = conn.execute("SELECT min(date_trunc('day', event_time))::text FROM events").fetchone()[0]
             return [shown, day]
     return run
+
+
+@check
+def table_function_names_fold_case():
+    """Superset writes table functions in capitals (`FUNNEL(ARRAY[…])`); PostgreSQL folds them."""
+    return lambda url: rows(url, "SELECT count(*), sum(g) FROM GENERATE_SERIES(1, 3) AS t(g)")
+
+
+@check
+def interval_times_a_number():
+    """Superset's 5-second … 30-minute grains multiply an interval by a number."""
+    return lambda url: rows(
+        url,
+        "SELECT INTERVAL '30 minutes' * 100, 2.5 * INTERVAL '1 second', "
+        "TIMESTAMPTZ '2025-01-01 10:17:41+00' - INTERVAL '5 seconds' * FLOOR(EXTRACT(SECOND FROM TIMESTAMPTZ '2025-01-01 10:17:41+00') / 5)",
+    )
+
+
+# --- tables made by SQL (dbt's table models, seeds and incremental models) ------------------
+
+
+@check
+def tables_made_by_sql_change_as_in_postgresql():
+    """CREATE TABLE … AS, INSERT, UPDATE and DELETE with IN/EXISTS subqueries, UPDATE … FROM,
+    DELETE … USING, NULLs in conditions, a temporary table, RENAME; status tags and rows."""
+
+    def run(url):
+        seen = []
+        with connect(url) as conn:
+            def do(sql):
+                cur = conn.execute(sql)
+                seen.append([cur.statusmessage, [list(map(plain, r)) for r in cur.fetchall()] if cur.description else None])
+
+            for sql in [
+                "DROP TABLE IF EXISTS made_t", "DROP TABLE IF EXISTS made_s", "DROP TABLE IF EXISTS made_r",
+                "CREATE TABLE made_t AS SELECT user_id, count(*) AS events, max(event) AS last_event FROM events GROUP BY user_id",
+                "CREATE TABLE made_s (user_id text, note text)",
+                "INSERT INTO made_s VALUES ('u0000010', 'a'), ('u0000021', NULL), ('nobody', 'b')",
+                "UPDATE made_t SET last_event = 'kept' WHERE user_id IN (SELECT user_id FROM made_s)",
+                "UPDATE made_t SET events = made_t.events + 1000, last_event = made_s.note FROM made_s WHERE made_s.user_id = made_t.user_id",
+                "DELETE FROM made_t AS d WHERE (user_id) IN (SELECT DISTINCT user_id FROM made_s AS s WHERE note IS NULL)",
+                "DELETE FROM made_t WHERE EXISTS (SELECT 1 FROM made_s WHERE made_s.note = made_t.last_event)",
+                "DELETE FROM made_t WHERE last_event <> 'page_view'",
+                "DELETE FROM made_t USING made_s WHERE made_t.user_id = made_s.user_id",
+                "SELECT count(*), sum(events), count(last_event) FROM made_t",
+                "UPDATE made_t SET last_event = NULL WHERE events > 1",
+                "SELECT count(*), count(last_event) FROM made_t",
+                "CREATE TEMPORARY TABLE made_tmp AS SELECT * FROM made_s",
+                "DELETE FROM made_s WHERE user_id IN (SELECT user_id FROM made_tmp WHERE note = 'b')",
+                "ALTER TABLE made_s RENAME TO made_r",
+                "SELECT * FROM made_r ORDER BY user_id",
+                "DROP TABLE made_t", "DROP TABLE made_r",
+            ]:
+                do(sql)
+        return seen
+
+    return run
+
+
+# --- dbt-postgres (only where it is installed: .venv) ----------------------------------------
+
+DBT = os.path.join(os.path.dirname(sys.executable), "dbt")
+DBT_PROJECT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "dbt")
+
+if os.path.exists(DBT):
+
+    def dbt(project, *args):
+        """Runs a dbt command in `project`; returns its exit code and each node's status."""
+        done = subprocess.run([DBT, *args, "--profiles-dir", project, "--project-dir", project], capture_output=True, text=True)
+        results = os.path.join(project, "target", "run_results.json")
+        statuses = {}
+        if os.path.exists(results):
+            with open(results) as f:
+                statuses = {r["unique_id"]: r["status"] for r in json.load(f)["results"]}
+            os.remove(results)
+        if done.returncode != 0 and not statuses:
+            raise RuntimeError(f"dbt {' '.join(args)} failed: {done.stdout[-2000:]}")
+        return [done.returncode, statuses]
+
+    @check
+    def dbt_debug_seed_run_twice_and_test():
+        """tests/clients/dbt as an analyst runs it: debug, seed, run (views, tables, an
+        incremental model), run again (every model replaced, the incremental one merged), test;
+        then what each model holds."""
+        import shutil
+        import tempfile
+
+        def run(url):
+            u = urlparse(url)
+            with tempfile.TemporaryDirectory() as scratch:
+                project = os.path.join(scratch, "project")
+                shutil.copytree(DBT_PROJECT, project)
+                with open(os.path.join(project, "profiles.yml"), "w") as f:
+                    f.write(
+                        "compat:\n  target: t\n  outputs:\n    t:\n      type: postgres\n"
+                        f"      host: {u.hostname}\n      port: {u.port}\n      user: {u.username}\n"
+                        f"      password: ''\n      dbname: {u.path.lstrip('/')}\n      schema: public\n      threads: 1\n"
+                    )
+                steps = {c: dbt(project, c) for c in ["debug", "seed", "run"]}
+                steps["run again"] = dbt(project, "run")
+                steps["test"] = dbt(project, "test")
+            models = ["platform_labels", "daily_events", "daily_totals", "purchasers", "events_by_label", "daily_signups"]
+            held = {m: sorted(rows(url, f"SELECT * FROM {m}")) for m in models}
+            kinds = rows(url, "SELECT tablename, 'table' FROM pg_tables WHERE schemaname = 'public' UNION ALL SELECT viewname, 'view' FROM pg_views WHERE schemaname = 'public'")
+            with connect(url) as conn:
+                for m in ["daily_totals", "daily_events"]:
+                    conn.execute(f"DROP VIEW {m}")
+                for m in ["platform_labels", "purchasers", "events_by_label", "daily_signups"]:
+                    conn.execute(f"DROP TABLE {m}")
+            return {"steps": steps, "models": held, "relations": sorted(kinds)}
+
+        return run
 
 
 # --- Superset 6.1 (only where it is installed: .venv-superset, with SQLAlchemy 1.4) ----------

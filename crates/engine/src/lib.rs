@@ -18,7 +18,9 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use northstar_execution::{BucketAggregateRule, FastTextEquality, SingleStageEventAggregates, UtcDates};
 use northstar_storage::{DataLocation, EventStore, StorageError};
 
+mod saved;
 mod tables;
+pub use saved::{drop_saved_table, execute_sql, load_saved_tables, load_views, persist_catalog_change, save_table};
 pub use tables::replace_table;
 
 /// Resource settings of a session.
@@ -178,71 +180,9 @@ pub async fn open_session(
     let ctx = new_context(options)?;
     let store = EventStore::open(location).await?;
     register_events(&ctx, &store).await?;
+    load_saved_tables(&ctx, &store).await?;
     load_views(&ctx, &store).await?;
     Ok(ctx)
-}
-
-/// Creates the saved views of the data location in `ctx`. A view that no longer plans (its
-/// columns went away) is skipped with a warning rather than making the whole location unusable.
-pub async fn load_views(ctx: &SessionContext, store: &EventStore) -> std::result::Result<(), StorageError> {
-    for (name, sql) in store.views().await? {
-        if name.eq_ignore_ascii_case(EVENTS_TABLE) {
-            // Saved by a version that let a view replace the table: it would hide every event.
-            tracing::warn!("saved view {name} ignored: a view may not replace the event table");
-            continue;
-        }
-        if let Err(e) = ctx.sql(&sql).await {
-            tracing::warn!("saved view {name} was not loaded: {e}");
-        }
-    }
-    Ok(())
-}
-
-/// Runs one SQL statement; `CREATE VIEW` and `DROP VIEW` are also saved to (removed from) the
-/// data location, so views survive restarts and every client sees them.
-pub async fn execute_sql(
-    ctx: &SessionContext,
-    store: &EventStore,
-    sql: &str,
-) -> std::result::Result<datafusion::dataframe::DataFrame, StorageError> {
-    let dialect = ctx.state().config().options().sql_parser.dialect;
-    let statement = ctx.state().sql_to_statement(sql, &dialect)?;
-    if let datafusion::sql::parser::Statement::Statement(inner) = &statement {
-        if let datafusion::sql::sqlparser::ast::Statement::CreateView(view) = inner.as_ref() {
-            if view_name(&view.name).eq_ignore_ascii_case(EVENTS_TABLE) {
-                return Err(StorageError::DataFusion(datafusion::error::DataFusionError::Plan(
-                    "a view may not replace the event table \"events\": create it under another name".to_string(),
-                )));
-            }
-        }
-    }
-    let df = ctx.execute_logical_plan(ctx.state().statement_to_plan(statement.clone()).await?).await?;
-    if let datafusion::sql::parser::Statement::Statement(statement) = &statement {
-        persist_view_change(store, statement).await?;
-    }
-    Ok(df)
-}
-
-/// Saves or removes a view after its CREATE/DROP VIEW ran; other statements are ignored.
-pub async fn persist_view_change(
-    store: &EventStore,
-    statement: &datafusion::sql::sqlparser::ast::Statement,
-) -> std::result::Result<(), StorageError> {
-    use datafusion::sql::sqlparser::ast::{ObjectType, Statement};
-    match statement {
-        Statement::CreateView(create) => store.save_view(&view_name(&create.name), &statement.to_string()).await,
-        Statement::Drop { object_type: ObjectType::View, names, .. } => {
-            for name in names {
-                store.drop_view(&view_name(name)).await?;
-            }
-            Ok(())
-        }
-        _ => Ok(()),
-    }
-}
-
-fn view_name(name: &datafusion::sql::sqlparser::ast::ObjectName) -> String {
-    name.0.last().map(|p| p.to_string().trim_matches('"').to_string()).unwrap_or_default()
 }
 
 /// The name the event table is registered under.

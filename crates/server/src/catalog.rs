@@ -91,13 +91,29 @@ impl SharedEventStore {
         Ok(())
     }
 
-    /// Saves or removes a view definition after CREATE/DROP VIEW ran.
-    pub async fn persist_view_change(
+    /// Saves what a statement that ran changed of views and tables (see
+    /// [`northstar_engine::persist_catalog_change`]). The store's lock orders the saves, so the
+    /// last one written holds every statement that finished before it.
+    pub async fn persist_catalog_change(
         &self,
+        ctx: &SessionContext,
         statement: &datafusion::sql::sqlparser::ast::Statement,
     ) -> Result<(), StorageError> {
         let store = self.store.lock().await;
-        northstar_engine::persist_view_change(&store, statement).await
+        northstar_engine::persist_catalog_change(ctx, &store, statement).await
+    }
+
+    /// Saves a renamed table under its new name, then removes the old one: a crash between
+    /// the two leaves both, never neither.
+    pub async fn persist_table_rename(
+        &self,
+        ctx: &SessionContext,
+        from: &datafusion::sql::sqlparser::ast::ObjectName,
+        to: &datafusion::sql::sqlparser::ast::ObjectName,
+    ) -> Result<(), StorageError> {
+        let store = self.store.lock().await;
+        northstar_engine::save_table(ctx, &store, to).await?;
+        northstar_engine::drop_saved_table(ctx, &store, from).await
     }
 
     /// The schema writes must produce (see [`EventStore::write_schema`]).
@@ -131,7 +147,11 @@ pub async fn template_session(
         ctx = northstar_engine::context_with_reports((upgrade.0)(ctx.state()));
     }
     events.register(&ctx).await?;
-    northstar_engine::load_views(&ctx, &*events.store.lock().await).await?;
+    {
+        let store = events.store.lock().await;
+        northstar_engine::load_saved_tables(&ctx, &store).await?;
+        northstar_engine::load_views(&ctx, &store).await?;
+    }
     let catalog = ctx.state().config().options().catalog.default_catalog.clone();
     datafusion_pg_catalog::setup_pg_catalog(&ctx, &catalog, EmptyContextProvider)
         .map_err(|e| StorageError::DataFusion(*e))?;
@@ -168,7 +188,7 @@ struct Constant {
     signature: Signature,
 }
 
-fn constant(name: &'static str, value: ScalarValue, arity: std::ops::RangeInclusive<usize>) -> ScalarUDF {
+pub(crate) fn constant(name: &'static str, value: ScalarValue, arity: std::ops::RangeInclusive<usize>) -> ScalarUDF {
     let signatures = arity
         .map(|n| {
             if n == 0 {

@@ -16,13 +16,23 @@
 //! - `pg_class` has no `reloptions` (storage parameters; Northstar has none), which SQLAlchemy's
 //!   index reflection selects: a selected `….reloptions` becomes a NULL column of that name.
 //!
+//! - Not the catalog's, but the same kind of difference in what clients send: an interval of
+//!   seconds, minutes or hours times a number (Superset's 5-second … 30-minute time grains,
+//!   `INTERVAL '5 minutes' * FLOOR(…)`), which DataFusion 55 cannot multiply, becomes that many
+//!   nanoseconds cast to an interval: PostgreSQL keeps such a product in the interval's time
+//!   part too, so it prints the same (`INTERVAL '30 minutes' * 100` is `50:00:00`). Days,
+//!   months and years are calendar units with PostgreSQL rules of their own: left as written.
+//! - Unquoted names of tables and table functions folded to lower case, as PostgreSQL folds
+//!   them: DataFusion folds table names but looks table functions up as written, so
+//!   Superset's `FUNNEL(ARRAY[…])` was not found.
+//!
 //! Replacements are written as SQL around the printed (already parsed) operands and parsed back.
 
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    visit_expressions_mut, BinaryOperator, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArguments, Ident,
-    Query, SelectItem, SetExpr, Statement, TableFactor, Value,
+    visit_expressions_mut, visit_relations_mut, BinaryOperator, Expr, Function, FunctionArg, FunctionArgExpr,
+    FunctionArguments, Ident, ObjectNamePart, Query, SelectItem, SetExpr, Statement, TableFactor, Value,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
@@ -32,6 +42,9 @@ pub fn rewrite_catalog_queries(mut statement: Statement) -> Statement {
     let _ = visit_expressions_mut(&mut statement, |expr| {
         let replacement = match &*expr {
             Expr::Function(function) => function_replacement(function),
+            Expr::BinaryOp { left, op: BinaryOperator::Multiply, right } => {
+                interval_times_number(left, right).or_else(|| interval_times_number(right, left))
+            }
             _ => None,
         };
         if let Some(replacement) = replacement {
@@ -40,10 +53,45 @@ pub fn rewrite_catalog_queries(mut statement: Statement) -> Statement {
         catalog_flag_as_boolean(expr);
         ControlFlow::<()>::Continue(())
     });
+    let _ = visit_relations_mut(&mut statement, |name| {
+        for part in name.0.iter_mut() {
+            if let ObjectNamePart::Identifier(ident) = part {
+                if ident.quote_style.is_none() {
+                    ident.value = ident.value.to_lowercase();
+                }
+            }
+        }
+        ControlFlow::<()>::Continue(())
+    });
     if let Statement::Query(query) = &mut statement {
         null_reloptions(query);
     }
     statement
+}
+
+/// `INTERVAL 'n unit' * factor` for a unit of fixed length below a day, as an interval of
+/// nanoseconds (rounded as PostgreSQL rounds to microseconds).
+fn interval_times_number(interval: &Expr, factor: &Expr) -> Option<Expr> {
+    let Expr::Interval(interval) = interval else { return None };
+    if interval.leading_field.is_some() || interval.last_field.is_some() {
+        return None;
+    }
+    let Expr::Value(value) = interval.value.as_ref() else { return None };
+    let Value::SingleQuotedString(text) = &value.value else { return None };
+    let (amount, unit) = text.trim().split_once(char::is_whitespace)?;
+    let amount: f64 = amount.parse().ok()?;
+    let unit_nanos: f64 = match unit.trim().to_ascii_lowercase().trim_end_matches('s') {
+        "microsecond" | "usec" | "us" => 1e3,
+        "millisecond" | "msec" | "ms" => 1e6,
+        "second" | "sec" => 1e9,
+        "minute" | "min" => 60e9,
+        "hour" | "hr" | "h" => 3_600e9,
+        _ => return None,
+    };
+    let nanos = amount * unit_nanos;
+    parse_expr(&format!(
+        "arrow_cast(arrow_cast(CAST(round(CAST(({factor}) AS DOUBLE) * {nanos} / 1000) * 1000 AS BIGINT), 'Duration(Nanosecond)'), 'Interval(MonthDayNano)')"
+    ))
 }
 
 fn parse_expr(sql: &str) -> Option<Expr> {
@@ -190,5 +238,21 @@ mod tests {
             rewritten("SELECT 1 FROM t WHERE name = 'f' AND array_has(tags, 'x')"),
             "SELECT 1 FROM t WHERE name = 'f' AND array_has(tags, 'x')"
         );
+        assert_eq!(
+            rewritten("SELECT * FROM FUNNEL(ARRAY['a', 'b']) JOIN Public.Events ON true JOIN \"Mixed\" ON true"),
+            "SELECT * FROM funnel(ARRAY['a', 'b']) JOIN public.events ON true JOIN \"Mixed\" ON true"
+        );
+    }
+
+    #[test]
+    fn an_interval_below_a_day_times_a_number_becomes_nanoseconds() {
+        let grain =
+            rewritten("SELECT DATE_TRUNC('hour', t) + INTERVAL '5 minutes' * FLOOR(EXTRACT(MINUTE FROM t) / 5)");
+        assert!(grain.contains("CAST(round(CAST((FLOOR(EXTRACT(MINUTE FROM t) / 5)) AS DOUBLE) * 300000000000 / 1000) * 1000 AS BIGINT), 'Duration(Nanosecond)'), 'Interval(MonthDayNano)')"), "{grain}");
+        assert!(rewritten("SELECT 2 * INTERVAL '1.5 sec'").contains("* 1500000000 /"));
+        // Calendar units keep PostgreSQL's own rules: left as written.
+        for kept in ["SELECT INTERVAL '1 day' * 2", "SELECT INTERVAL '1 month' * 2", "SELECT INTERVAL '5' MINUTE * 2"] {
+            assert_eq!(rewritten(kept), kept);
+        }
     }
 }

@@ -25,6 +25,7 @@ mod session;
 mod settings;
 mod socket;
 mod statement;
+mod table_rows;
 mod wire_check;
 mod write;
 

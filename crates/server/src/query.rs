@@ -101,7 +101,7 @@ impl StatementParser {
             (words.next()?.to_ascii_uppercase(), words.next().unwrap_or_default().to_ascii_uppercase());
         let (as_sql, kind, tag) = match (first.as_str(), second.as_str()) {
             ("MOVE", _) => (format!("FETCH {}", &text[4..]), Kind::Fetch { moves: true }, "MOVE"),
-            ("ALTER", "VIEW") => (format!("ALTER TABLE {}", words.next()?), Kind::RenameView, "ALTER VIEW"),
+            ("ALTER", "VIEW") => (format!("ALTER TABLE {}", words.next()?), Kind::Rename, "ALTER VIEW"),
             _ => return None,
         };
         let mut statements = self.shared.parser.parse(&as_sql).ok()?;
@@ -109,7 +109,7 @@ impl StatementParser {
         let classified = classify(&statement);
         let expected = matches!(
             (&kind, &classified.kind),
-            (Kind::Fetch { .. }, Kind::Fetch { .. }) | (Kind::RenameView, Kind::RenameView)
+            (Kind::Fetch { .. }, Kind::Fetch { .. }) | (Kind::Rename, Kind::Rename)
         );
         expected.then(|| (statement, Classified { kind, tag: tag.to_string(), ..classified }))
     }
@@ -192,6 +192,23 @@ fn datafusion_statement(prepared: &Prepared) -> PgWireResult<DfStatement> {
         Some(ast) => Ok(DfStatement::Statement(Box::new(deep(|| ast.clone())))),
         None => Err(error(SYNTAX_ERROR, format!("cannot plan '{}'", prepared.sql))),
     }
+}
+
+/// `CREATE TEMPORARY TABLE` as a plain CREATE TABLE (DataFusion has no temporary tables) and
+/// the name to drop when the session ends. The table is not saved to the data location;
+/// unlike PostgreSQL's, other sessions can see it while it lives (docs/clients.md).
+fn without_temporary(statement: DfStatement) -> (DfStatement, Option<String>) {
+    if let DfStatement::Statement(inner) = &statement {
+        if let Statement::CreateTable(create) = inner.as_ref() {
+            if create.temporary {
+                let mut create = create.clone();
+                create.temporary = false;
+                let name = create.name.to_string();
+                return (DfStatement::Statement(Box::new(Statement::CreateTable(create))), Some(name));
+            }
+        }
+    }
+    (statement, None)
 }
 
 /// Plans a statement under the limits of a statement: a cancel or the deadline stops the wait
@@ -353,9 +370,9 @@ impl Session {
                 Statement::Close { cursor } => self.close(cursor).await,
                 other => Err(error(SYNTAX_ERROR, format!("not a CLOSE: {other}"))),
             },
-            Kind::RenameView => match ast()? {
+            Kind::Rename => match ast()? {
                 Statement::AlterTable(alter) => {
-                    self.rename_view(alter).await?;
+                    self.rename_relation(alter).await?;
                     Ok(Response::Execution(Tag::new(&prepared.statement.tag)))
                 }
                 other => Err(error(SYNTAX_ERROR, format!("not a RENAME: {other}"))),
@@ -445,8 +462,16 @@ impl Session {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         self.shared.events.refresh(&self.shared.template).await.map_err(internal)?;
+        if let Some(ast) = &prepared.ast {
+            if let Some(changed) = self.change_table_rows(ast, params.as_ref()).await? {
+                self.shared.events.persist_catalog_change(&self.ctx, ast).await.map_err(internal)?;
+                self.remember_prepared(&prepared.statement);
+                return Ok(Response::Execution(Tag::new(&prepared.statement.tag).with_rows(changed)));
+            }
+        }
         let limits = self.limits();
-        let mut plan = plan(self, datafusion_statement(prepared)?, &limits).await?;
+        let (statement, temporary) = without_temporary(datafusion_statement(prepared)?);
+        let mut plan = plan(self, statement, &limits).await?;
         if let Some(params) = &params {
             plan = plan.replace_params_with_values(params).map_err(from_datafusion)?;
         }
@@ -459,8 +484,17 @@ impl Session {
             self.stream_with(limits, df, format, Some(format_options), prepared.output_names.as_deref()).await
         } else {
             let batches = limits.run(async { df.collect().await.map_err(from_datafusion) }).await?;
+            let mut created = None;
             if let Some(ast) = &prepared.ast {
-                self.shared.events.persist_view_change(ast).await.map_err(internal)?;
+                created = self.relax_created_table(ast).await?;
+                self.shared.events.persist_catalog_change(&self.ctx, ast).await.map_err(internal)?;
+            }
+            if let Some(name) = temporary {
+                self.remember_temporary_table(name).await;
+            }
+            if let Some(rows) = created {
+                // PostgreSQL answers CREATE TABLE … AS with the rows it selected.
+                return Ok(Response::Execution(Tag::new("SELECT").with_rows(rows)));
             }
             let tag = Tag::new(&prepared.statement.tag);
             Ok(Response::Execution(if dml { with_row_count(tag, &prepared.statement.tag, &batches) } else { tag }))

@@ -5,9 +5,11 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI32, AtomicUsize};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 
 use bytes::Bytes;
+use datafusion::catalog::TableProvider;
+use datafusion::common::ScalarValue;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::execution::SessionStateBuilder;
 use datafusion::prelude::SessionContext;
@@ -15,7 +17,7 @@ use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
 use pgwire::error::PgWireResult;
 
 use crate::auth::{authorize, Role, Users};
-use crate::catalog::{CurrentSetting, SharedEventStore, DATABASE};
+use crate::catalog::{constant, CurrentSetting, SharedEventStore, DATABASE};
 use crate::errors::from_datafusion;
 use crate::limits::{CancelHandle, CappedPool, StatementLimits};
 use crate::settings::Settings;
@@ -60,6 +62,20 @@ pub struct OpenCursor {
     pub hold: bool,
 }
 
+/// Temporary tables go when their session ends, as in PostgreSQL; one that was dropped and
+/// whose name now holds another table leaves that table alone.
+impl Drop for Session {
+    fn drop(&mut self) {
+        for (name, table) in self.temporary_tables.lock().unwrap().drain(..) {
+            // The default schema's tables are in memory: the lookup is ready at once.
+            let current = futures::executor::block_on(self.ctx.table_provider(name.as_str())).ok();
+            if current.is_some_and(|current| table.upgrade().is_some_and(|t| Arc::ptr_eq(&t, &current))) {
+                let _ = self.ctx.deregister_table(name.as_str());
+            }
+        }
+    }
+}
+
 /// The logged-in user's session.
 pub struct Session {
     pub shared: Arc<Shared>,
@@ -74,6 +90,8 @@ pub struct Session {
     prepared: Mutex<HashMap<String, Access>>,
     /// Open SQL-level cursors (cursor.rs).
     pub cursors: tokio::sync::Mutex<HashMap<String, OpenCursor>>,
+    /// Tables this session made with `CREATE TEMPORARY TABLE`: dropped when it ends.
+    temporary_tables: Mutex<Vec<(String, Weak<dyn TableProvider>)>>,
 }
 
 impl Session {
@@ -103,6 +121,9 @@ impl Session {
         let state = SessionStateBuilder::new_from_existing(template).with_runtime_env(runtime).build();
         let ctx = SessionContext::new_with_state(state);
         ctx.register_udf(CurrentSetting::udf(settings.clone()));
+        // datafusion-pg-catalog answers `session_user` (and `current_user`, which it rewrites
+        // to it) with "postgres" whoever logged in.
+        ctx.register_udf(constant("session_user", ScalarValue::Utf8(Some(user.to_string())), 0..=0));
         Ok(Session {
             shared,
             ctx,
@@ -112,7 +133,15 @@ impl Session {
             cancel,
             prepared: Mutex::default(),
             cursors: Default::default(),
+            temporary_tables: Mutex::default(),
         })
+    }
+
+    /// Records a table made by `CREATE TEMPORARY TABLE name`, to drop when the session ends.
+    pub async fn remember_temporary_table(&self, name: String) {
+        if let Ok(table) = self.ctx.table_provider(name.as_str()).await {
+            self.temporary_tables.lock().unwrap().push((name, Arc::downgrade(&table)));
+        }
     }
 
     /// Limits for a statement starting now: the connection's cancel handle and the session's

@@ -39,7 +39,7 @@ pub enum Kind {
     /// `CLOSE name` / `CLOSE ALL`.
     Close,
     /// `ALTER VIEW a RENAME TO b`, or `ALTER TABLE a RENAME TO b` (rename.rs).
-    RenameView,
+    Rename,
 }
 
 /// Whether a statement reads or writes. A reader may run only [`Access::Read`].
@@ -163,7 +163,7 @@ pub fn classify(statement: &Statement) -> Classified {
         }
         Statement::Drop { object_type, names, .. } => datafusion(&format!("DROP {object_type}"), guarded(Write, names)),
         Statement::AlterTable(table) if renames(table) => {
-            Classified::new(Kind::RenameView, "ALTER TABLE", guarded(Write, [&table.name]))
+            Classified::new(Kind::Rename, "ALTER TABLE", guarded(Write, [&table.name]))
         }
         Statement::AlterTable(table) => datafusion("ALTER TABLE", guarded(Write, [&table.name])),
         Statement::Declare { stmts } => {

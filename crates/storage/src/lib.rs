@@ -11,6 +11,7 @@ pub mod columns;
 mod date_pruning;
 mod location;
 mod log_check;
+mod saved_tables;
 mod schema;
 mod snapshot;
 mod table;
@@ -18,6 +19,7 @@ mod views;
 
 pub use location::DataLocation;
 pub use log_check::{check_commit_bytes, Damage};
+pub use saved_tables::SavedTable;
 pub use schema::{
     core_schema, event_date_from_micros, event_time_type, is_core_column, user_bucket, write_fields, CORE_COLUMNS,
     PARTITION_COLUMNS, USER_BUCKETS,

@@ -415,3 +415,63 @@ async fn views_persist_across_restarts_and_show_in_pg_catalog() {
     assert_eq!(sqlstate(&third.query("SELECT * FROM repeat_buyers", &[]).await.unwrap_err()), "42P01");
     task.abort();
 }
+
+/// Tables made by SQL (dbt's table models and seeds) are saved with the data: after a restart
+/// they hold every row each statement left, their changes included; a renamed table is found
+/// under its new name only, a dropped one is gone, and a temporary table goes with its session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tables_made_by_sql_survive_a_restart_with_every_change() {
+    let server = TestServer::start().await;
+    let client = server.connect().await;
+    client
+        .batch_execute(
+            "CREATE TABLE buyers AS SELECT user_id, count(*) AS purchases FROM events WHERE event = 'purchase' GROUP BY user_id;
+             CREATE TABLE seed (platform text, label text);
+             INSERT INTO seed VALUES ('web', 'Website'), ('ios', 'iPhone'), ('android', NULL);
+             DELETE FROM seed WHERE label IS NULL;
+             UPDATE buyers SET purchases = purchases * 10 WHERE user_id IN (SELECT min(user_id) FROM buyers);
+             CREATE TABLE gone AS SELECT 1 AS x;
+             DROP TABLE gone;
+             ALTER TABLE seed RENAME TO platforms;
+             CREATE TEMPORARY TABLE scratch AS SELECT 1 AS x;",
+        )
+        .await
+        .unwrap();
+    let summary = "SELECT count(*), sum(purchases), max(purchases) FROM buyers";
+    let before = client.query_one(summary, &[]).await.unwrap();
+    let before: (i64, i64, i64) = (before.get(0), before.get(1), before.get(2));
+    assert!(before.0 > 0 && before.2 >= 10, "{before:?}");
+    let other = server.connect().await;
+    other.query_one("SELECT x FROM scratch", &[]).await.expect("a temporary table lives while its session does");
+    drop(client);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(sqlstate(&other.query("SELECT x FROM scratch", &[]).await.unwrap_err()), "42P01");
+
+    let (port, task) = server.restarted().await;
+    let after = super::connect(&format!("host=127.0.0.1 port={port} user=northstar dbname=northstar")).await.unwrap();
+    let row = after.query_one(summary, &[]).await.unwrap();
+    assert_eq!((row.get::<_, i64>(0), row.get::<_, i64>(1), row.get::<_, i64>(2)), before);
+    let platforms: Vec<String> = after
+        .query("SELECT platform || ':' || label FROM platforms ORDER BY platform", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(platforms, ["ios:iPhone", "web:Website"]);
+    for gone in ["seed", "gone", "scratch"] {
+        let e = after.query(&format!("SELECT * FROM {gone}"), &[]).await.unwrap_err();
+        assert_eq!(sqlstate(&e), "42P01", "{gone}");
+    }
+    task.abort();
+}
+
+/// `current_user` and `session_user` name the user who logged in (datafusion-pg-catalog
+/// answered "postgres" for everyone).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn current_user_is_the_user_who_logged_in() {
+    let server = TestServer::start().await;
+    let client = server.connect().await;
+    let row = client.query_one("SELECT current_user, session_user", &[]).await.unwrap();
+    assert_eq!((row.get::<_, String>(0), row.get::<_, String>(1)), ("northstar".into(), "northstar".into()));
+}
