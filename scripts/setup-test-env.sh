@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the tests need besides Rust: a Python venv (.venv) with the moto S3 server,
-# psycopg 3, psycopg2, SQLAlchemy 2, pandas, dbt-postgres and the Segment and PostHog Python SDKs; Superset 6.1
+# psycopg 3, psycopg2, SQLAlchemy 2, pandas, dbt-postgres, asyncpg and the Segment and PostHog Python SDKs; Superset 6.1
 # with SQLAlchemy 1.4 in .venv-superset; the Node SDKs
-# and posthog-js with playwright-core (tests/sdks, from npm, as locked); and, from Debian's
+# posthog-js with playwright-core, and node-postgres with pg-cursor (tests/sdks, from npm, as locked); and, from Debian's
 # packages, psql, a PostgreSQL server (client checks run against it too), the pgjdbc driver, a
 # Java runtime, Node.js, Chromium (posthog-js in a browser) and openssl.
 # Idempotent: what is already there is left alone.
@@ -25,7 +25,7 @@ fi
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
-if ! .venv/bin/python -c "import moto.server, flask_cors, psycopg, psycopg2, sqlalchemy, segment.analytics, posthog, dbt.adapters.postgres" 2>/dev/null; then
+if ! .venv/bin/python -c "import moto.server, flask_cors, psycopg, psycopg2, sqlalchemy, segment.analytics, posthog, dbt.adapters.postgres, asyncpg" 2>/dev/null; then
   .venv/bin/pip install --quiet --disable-pip-version-check -r scripts/requirements-test.txt
 fi
 # Superset 6.1 pins SQLAlchemy 1.4: it gets a venv of its own (the client suite runs in both).
@@ -35,7 +35,7 @@ fi
 if ! .venv-superset/bin/python -c "import superset, psycopg, psycopg2" 2>/dev/null; then
   .venv-superset/bin/pip install --quiet --disable-pip-version-check -r scripts/requirements-superset.txt
 fi
-if [ ! -d tests/sdks/node_modules/posthog-node ] || [ ! -d tests/sdks/node_modules/playwright-core ]; then
+if [ ! -d tests/sdks/node_modules/posthog-node ] || [ ! -d tests/sdks/node_modules/playwright-core ] || [ ! -d tests/sdks/node_modules/pg-cursor ]; then
   (cd tests/sdks && npm ci --no-audit --no-fund --silent)
 fi
 echo "test environment ready: $(.venv/bin/python -c 'import moto; print("moto", moto.__version__)')"

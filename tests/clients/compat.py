@@ -14,6 +14,7 @@ so the list (and docs/clients.md) stays true.
 """
 import datetime
 import decimal
+import importlib.util
 import json
 import os
 import subprocess
@@ -34,8 +35,6 @@ KNOWN_GAPS = {
     "names_of_current_user": "datafusion-pg-catalog rewrites current_user to session_user before Northstar names the column",
     "session_time_zone_changes_timestamptz_output": "SET TIME ZONE is accepted but timestamptz output and date_trunc stay in UTC",
     "information_schema_columns_use_postgres_type_names": "DataFusion's information_schema.columns reports Arrow type names",
-    "psql_describe_plus_events": "psql's \\d+ selects array(SELECT …), a subquery constructor DataFusion lacks",
-    "psycopg3_named_cursor_fetches_in_batches": "psycopg 3 describes a DECLAREd cursor as a protocol-level portal",
     "copy_binary_out": "COPY … TO STDOUT (FORMAT binary) is not implemented",
 }
 
@@ -244,7 +243,14 @@ def psql(url, *args):
 
 @check
 def psql_describe_plus_events():
-    return lambda url: "event_time" in psql(url, "-c", "\\d+ events")
+    """`\\d+` of the table (its column table as psql prints it) and of a view (names, types)."""
+
+    def run(url):
+        table = psql(url, "-c", "\\d+ events").split("Access method")[0].strip().splitlines()
+        view = psql(url, "-c", "\\d+ daily_counts").split("View definition")[0].strip().splitlines()[3:]
+        return [table, [[cell.strip() for cell in line.split("|")[:2]] for line in view]]
+
+    return run
 
 
 @check
@@ -406,6 +412,72 @@ def interval_times_a_number():
         "SELECT INTERVAL '30 minutes' * 100, 2.5 * INTERVAL '1 second', "
         "TIMESTAMPTZ '2025-01-01 10:17:41+00' - INTERVAL '5 seconds' * FLOOR(EXTRACT(SECOND FROM TIMESTAMPTZ '2025-01-01 10:17:41+00') / 5)",
     )
+
+
+# --- asyncpg (.venv; binary protocol throughout, its own portals for cursors) ---------------
+
+
+if importlib.util.find_spec("asyncpg"):  # .venv only
+
+    @check
+    def asyncpg_queries_prepared_statements_cursors_and_copy():
+        import asyncio
+
+        import asyncpg
+
+        async def session(url):
+            u = urlparse(url)
+            conn = await asyncpg.connect(host=u.hostname, port=u.port, user=u.username, database=u.path.lstrip("/"))
+            try:
+                seen = [
+                    await conn.fetch("SELECT event, count(*) FROM events GROUP BY event ORDER BY event"),
+                    await conn.fetchval(
+                        "SELECT count(*) FROM events WHERE user_id = $1 AND event_time >= $2",
+                        "u0000010",
+                        datetime.datetime(2025, 1, 10, tzinfo=datetime.timezone.utc),
+                    ),
+                    await conn.fetchrow("SELECT event_time, event_date, user_id, properties FROM events ORDER BY event_time, user_id LIMIT 1"),
+                    await conn.fetchrow("SELECT ARRAY['a', 'b'] AS a, CAST(1.5 AS numeric) AS n, INTERVAL '90 minutes' AS i, true AS b, CAST(2 AS smallint) AS s"),
+                ]
+                top = await conn.prepare("SELECT user_id, count(*) AS n FROM events WHERE event = $1 GROUP BY user_id ORDER BY n DESC, user_id LIMIT 3")
+                seen.append(await top.fetch("purchase"))
+                seen.append([a.name for a in top.get_attributes()])
+                async with conn.transaction():
+                    cursor = await conn.cursor("SELECT user_id FROM events ORDER BY event_time, user_id")
+                    seen.append(await cursor.fetch(5))
+                    seen.append(await cursor.fetch(2))
+                    seen.append(sum([1 async for _ in conn.cursor("SELECT event FROM events", prefetch=1000)]))
+                lines = []
+
+                async def keep(block):
+                    lines.append(bytes(block))
+
+                await conn.copy_from_query("SELECT user_id, event FROM events ORDER BY event_time, user_id LIMIT 3", output=keep, format="csv")
+                seen.append(b"".join(lines).decode())
+                return [[list(map(plain, r)) if isinstance(r, asyncpg.Record) else r for r in x] if isinstance(x, list) else (list(map(plain, x)) if isinstance(x, asyncpg.Record) else x) for x in seen]
+            finally:
+                await conn.close()
+
+        return lambda url: asyncio.run(session(url))
+
+
+# --- node-postgres (`pg`) and `pg-cursor`, from npm (tests/sdks, locked) ---------------------
+
+NODE_PG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "sdks", "node_pg.mjs")
+
+
+@check
+def node_pg_queries_prepared_statements_and_pg_cursor():
+    """Field type oids, a named prepared statement reused, array row mode, a pg-cursor read in
+    batches inside a transaction, an error code and the connection after it."""
+
+    def run(url):
+        done = subprocess.run(["node", NODE_PG, url], capture_output=True, text=True, timeout=120)
+        if done.returncode != 0:
+            raise RuntimeError(done.stderr[-2000:])
+        return json.loads(done.stdout)
+
+    return run
 
 
 # --- tables made by SQL (dbt's table models, seeds and incremental models) ------------------

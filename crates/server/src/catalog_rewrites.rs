@@ -14,7 +14,11 @@
 //!   subquery — an aggregate, so DataFusion can decorrelate it for `pg_get_viewdef(c.oid)`;
 //!   NULL for an oid that is not a view, as PostgreSQL answers.
 //! - `pg_class` has no `reloptions` (storage parameters; Northstar has none), which SQLAlchemy's
-//!   index reflection selects: a selected `….reloptions` becomes a NULL column of that name.
+//!   index reflection selects: a selected `….reloptions` becomes a NULL column of that name,
+//!   and any other use of it (psql's `\d+`) a NULL text array.
+//! - `ARRAY(subquery)` (psql's `\d+`), a constructor DataFusion lacks, becomes the scalar
+//!   subquery `(SELECT array_agg(v) FROM (subquery) AS array_items(v))`: NULL for no rows
+//!   where PostgreSQL gives an empty array.
 //!
 //! - Not the catalog's, but the same kind of difference in what clients send: an interval of
 //!   seconds, minutes or hours times a number (Superset's 5-second … 30-minute time grains,
@@ -31,17 +35,26 @@
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    visit_expressions_mut, visit_relations_mut, BinaryOperator, Expr, Function, FunctionArg, FunctionArgExpr,
-    FunctionArguments, Ident, ObjectNamePart, Query, SelectItem, SetExpr, Statement, TableFactor, Value,
+    visit_expressions_mut, BinaryOperator, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArguments, Ident,
+    ObjectNamePart, Query, SelectItem, SetExpr, Statement, TableAliasColumnDef, TableFactor, Value, VisitMut,
+    VisitorMut,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
 
 /// Every rewrite above, applied to one statement.
 pub fn rewrite_catalog_queries(mut statement: Statement) -> Statement {
+    if let Statement::Query(query) = &mut statement {
+        null_reloptions(query);
+    }
     let _ = visit_expressions_mut(&mut statement, |expr| {
         let replacement = match &*expr {
             Expr::Function(function) => function_replacement(function),
+            Expr::CompoundIdentifier(parts)
+                if parts.last().is_some_and(|p| p.value.eq_ignore_ascii_case("reloptions")) =>
+            {
+                parse_expr("CAST(NULL AS TEXT[])")
+            }
             Expr::BinaryOp { left, op: BinaryOperator::Multiply, right } => {
                 interval_times_number(left, right).or_else(|| interval_times_number(right, left))
             }
@@ -53,20 +66,37 @@ pub fn rewrite_catalog_queries(mut statement: Statement) -> Statement {
         catalog_flag_as_boolean(expr);
         ControlFlow::<()>::Continue(())
     });
-    let _ = visit_relations_mut(&mut statement, |name| {
-        for part in name.0.iter_mut() {
-            if let ObjectNamePart::Identifier(ident) = part {
-                if ident.quote_style.is_none() {
-                    ident.value = ident.value.to_lowercase();
+    let _ = statement.visit(&mut TableFactors);
+    statement
+}
+
+/// The rules on relations: unquoted table and table-function names folded to lower case, and
+/// `unnest(array) x` naming its column `x` as in PostgreSQL (DataFusion names it `UNNEST(…)`).
+struct TableFactors;
+
+impl VisitorMut for TableFactors {
+    type Break = ();
+
+    fn pre_visit_table_factor(&mut self, factor: &mut TableFactor) -> ControlFlow<()> {
+        match factor {
+            TableFactor::Table { name, .. } => {
+                for part in name.0.iter_mut() {
+                    if let ObjectNamePart::Identifier(ident) = part {
+                        if ident.quote_style.is_none() {
+                            ident.value = ident.value.to_lowercase();
+                        }
+                    }
                 }
             }
+            TableFactor::UNNEST {
+                alias: Some(alias), array_exprs, with_offset: false, with_ordinality: false, ..
+            } if alias.columns.is_empty() && array_exprs.len() == 1 => {
+                alias.columns.push(TableAliasColumnDef::from_name(alias.name.value.clone()));
+            }
+            _ => {}
         }
-        ControlFlow::<()>::Continue(())
-    });
-    if let Statement::Query(query) = &mut statement {
-        null_reloptions(query);
+        ControlFlow::Continue(())
     }
-    statement
 }
 
 /// `INTERVAL 'n unit' * factor` for a unit of fixed length below a day, as an interval of
@@ -130,6 +160,9 @@ fn arguments(function: &Function) -> Vec<String> {
 fn function_replacement(function: &Function) -> Option<Expr> {
     let name = function.name.to_string().to_ascii_lowercase();
     let name = name.strip_prefix("pg_catalog.").unwrap_or(&name);
+    if let (true, FunctionArguments::Subquery(query)) = (name == "array", &function.args) {
+        return parse_expr(&format!("(SELECT array_agg(v) FROM ({query}) AS array_items(v))"));
+    }
     let args = arguments(function);
     let first = args.first()?;
     let vector = is_vector_column(first);
@@ -241,6 +274,14 @@ mod tests {
         assert_eq!(
             rewritten("SELECT * FROM FUNNEL(ARRAY['a', 'b']) JOIN Public.Events ON true JOIN \"Mixed\" ON true"),
             "SELECT * FROM funnel(ARRAY['a', 'b']) JOIN public.events ON true JOIN \"Mixed\" ON true"
+        );
+    }
+
+    #[test]
+    fn psql_describe_plus_reads_no_reloptions_and_an_array_subquery() {
+        assert_eq!(
+            rewritten("SELECT array_to_string(c.reloptions || array(select 'toast.' || x from unnest(tc.reloptions) x), ', ') FROM pg_class c"),
+            "SELECT array_to_string(CAST(NULL AS TEXT[]) || (SELECT array_agg(v) FROM (SELECT 'toast.' || x FROM UNNEST(CAST(NULL AS TEXT[])) x (x)) AS array_items (v)), ', ') FROM pg_class c"
         );
     }
 

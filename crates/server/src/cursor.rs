@@ -131,6 +131,14 @@ impl Session {
         Ok(Response::Query(response))
     }
 
+    /// The columns of an open cursor, for a protocol-level Describe of a portal of its name:
+    /// PostgreSQL's SQL cursors are portals, and psycopg 3 describes its named cursors so.
+    pub async fn cursor_fields(&self, name: &str) -> Option<PgWireResult<Vec<pgwire::api::results::FieldInfo>>> {
+        let cursors = self.cursors.lock().await;
+        let cursor = cursors.get(name)?;
+        Some(arrow_schema_to_pg_fields(&cursor.schema, &Format::UnifiedText, None))
+    }
+
     /// `CLOSE name` / `CLOSE ALL`.
     pub async fn close(&self, which: &CloseCursor) -> PgWireResult<Response> {
         let mut cursors = self.cursors.lock().await;
