@@ -463,6 +463,7 @@ impl Session {
     {
         self.shared.events.refresh(&self.shared.template).await.map_err(internal)?;
         if let Some(ast) = &prepared.ast {
+            self.refuse_prepared_table_change(ast)?;
             if let Some(changed) = self.change_table_rows(ast, params.as_ref()).await? {
                 self.shared.events.persist_catalog_change(&self.ctx, ast).await.map_err(internal)?;
                 self.remember_prepared(&prepared.statement);

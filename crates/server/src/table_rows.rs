@@ -21,8 +21,8 @@ use datafusion::catalog::{MemTable, TableProvider};
 use datafusion::common::ParamValues;
 use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::{
-    AssignmentTarget, Expr, FromTable, Ident, ObjectName, SelectItem, SetExpr, Statement, TableFactor, TableWithJoins,
-    UpdateTableFromKind,
+    AssignmentTarget, Expr, FromTable, Ident, ObjectName, SelectItem, SetExpr, Statement, TableFactor, TableObject,
+    TableWithJoins, UpdateTableFromKind,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
@@ -78,6 +78,29 @@ impl Session {
             }
         }
         Err(error("40001", format!("could not change \"{}\": other statements kept changing it", change.table)))
+    }
+
+    /// Refuses SQL-level `PREPARE name AS` a DELETE, an UPDATE or an INSERT into a table made
+    /// by SQL: its `EXECUTE` would run in DataFusion past both the row picking above and the
+    /// save to the data location. Clients' parameters go through the protocol's Bind instead,
+    /// which takes the paths above.
+    pub fn refuse_prepared_table_change(&self, statement: &Statement) -> PgWireResult<()> {
+        let Statement::Prepare { statement: inner, .. } = statement else { return Ok(()) };
+        let refused = match inner.as_ref() {
+            Statement::Delete(_) | Statement::Update(_) => true,
+            Statement::Insert(insert) => {
+                !matches!(&insert.table, TableObject::TableName(name) if crate::statement::is_events(name))
+            }
+            _ => false,
+        };
+        if refused {
+            return Err(error(
+                FEATURE_NOT_SUPPORTED,
+                "PREPARE of DELETE, UPDATE or INSERT into a table made by SQL is not supported: \
+                 send the statement itself, with protocol parameters if needed",
+            ));
+        }
+        Ok(())
     }
 
     /// After `CREATE TABLE … AS`: its columns accept NULL, as PostgreSQL's do (DataFusion kept
@@ -367,6 +390,8 @@ mod tests {
         );
         assert_eq!(change.assignments.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), ["y", "Z"]);
         assert!(Change::of(&parse("DELETE FROM t RETURNING x")).is_err());
+        let prepare = parse("PREPARE wipe AS DELETE FROM t WHERE x IN (SELECT x FROM t)");
+        assert!(matches!(prepare, Statement::Prepare { .. }), "{prepare:?}");
         assert!(Change::of(&parse("SELECT 1")).unwrap().is_none());
     }
 
