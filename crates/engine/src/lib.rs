@@ -20,7 +20,9 @@ use northstar_storage::{DataLocation, EventStore, StorageError};
 
 mod saved;
 mod tables;
-pub use saved::{drop_saved_table, execute_sql, load_saved_tables, load_views, persist_catalog_change, save_table};
+pub use saved::{
+    drop_saved_table, execute_sql, load_saved_tables, load_views, partitions_of, persist_catalog_change, save_table,
+};
 pub use tables::replace_table;
 
 /// Resource settings of a session.

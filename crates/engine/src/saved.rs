@@ -160,11 +160,17 @@ pub async fn save_table(ctx: &SessionContext, store: &EventStore, name: &ObjectN
     }
     let Ok(provider) = ctx.table_provider(table.clone()).await else { return Ok(()) };
     let Some(memory) = provider.downcast_ref::<MemTable>() else { return Ok(()) };
-    let mut rows = Vec::new();
-    for partition in &memory.batches {
-        rows.extend(partition.read().await.iter().cloned());
-    }
+    let rows: Vec<_> = partitions_of(memory).await.into_iter().flatten().collect();
     store.save_table(&table.schema, &table.table, memory.schema(), &rows).await
+}
+
+/// The batches each partition of an in-memory table holds now.
+pub async fn partitions_of(table: &MemTable) -> Vec<Vec<RecordBatch>> {
+    let mut partitions = Vec::with_capacity(table.batches.len());
+    for partition in &table.batches {
+        partitions.push(partition.read().await.clone());
+    }
+    partitions
 }
 
 /// Removes a saved table (after it was renamed away).

@@ -13,6 +13,7 @@ use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
 use datafusion::catalog::{SchemaProvider, TableProvider};
+use datafusion::common::TableReference;
 use datafusion::error::Result;
 use datafusion::prelude::SessionContext;
 
@@ -55,11 +56,12 @@ pub fn use_replacing_schema(ctx: &SessionContext) -> Result<()> {
     Ok(())
 }
 
-/// Puts `provider` under `name` in `ctx`'s default schema: a replacement in one step where the
-/// schema is a [`ReplacingSchema`], deregister and register otherwise.
+/// Puts `provider` under `name` (resolved as DataFusion resolves it): a replacement in one step
+/// where its schema is a [`ReplacingSchema`], deregister and register otherwise.
 pub fn replace_table(ctx: &SessionContext, name: &str, provider: Arc<dyn TableProvider>) -> Result<()> {
     let options = ctx.state().config().options().catalog.clone();
-    let schema = ctx.catalog(&options.default_catalog).and_then(|c| c.schema(&options.default_schema));
+    let reference = TableReference::from(name).resolve(&options.default_catalog, &options.default_schema);
+    let schema = ctx.catalog(&reference.catalog).and_then(|c| c.schema(&reference.schema));
     if schema.is_none_or(|s| s.downcast_ref::<ReplacingSchema>().is_none()) {
         ctx.deregister_table(name)?;
     }

@@ -28,6 +28,8 @@ use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
 use pgwire::error::PgWireResult;
 
+use northstar_engine::partitions_of;
+
 use crate::errors::{error, from_datafusion, FEATURE_NOT_SUPPORTED, NOT_NULL_VIOLATION, UNDEFINED_COLUMN};
 use crate::query::plan;
 use crate::session::Session;
@@ -65,7 +67,7 @@ impl Session {
         let Ok(provider) = self.ctx.table_provider(change.table.to_string().as_str()).await else { return Ok(None) };
         let Some(table) = provider.downcast_ref::<MemTable>() else { return Ok(None) };
         for _ in 0..ATTEMPTS {
-            let before = snapshot(table).await;
+            let before = partitions_of(table).await;
             let rows = concat_batches(&table.schema(), before.iter().flatten()).map_err(internal_arrow)?;
             let picked = self.pick_rows(&change, &rows, params).await?;
             let (after, changed) = if change.assignments.is_empty() {
@@ -114,7 +116,7 @@ impl Session {
         let name = create.name.to_string();
         let Ok(provider) = self.ctx.table_provider(name.as_str()).await else { return Ok(None) };
         let Some(table) = provider.downcast_ref::<MemTable>() else { return Ok(None) };
-        let partitions = snapshot(table).await;
+        let partitions = partitions_of(table).await;
         let rows = partitions.iter().flatten().map(RecordBatch::num_rows).sum();
         let schema = table.schema();
         if schema.fields().iter().all(|f| f.is_nullable()) {
@@ -130,8 +132,7 @@ impl Session {
             .collect::<Result<Vec<Vec<_>>, _>>()
             .map_err(internal_arrow)?;
         let relaxed = MemTable::try_new(nullable, partitions).map_err(from_datafusion)?;
-        self.ctx.deregister_table(name.as_str()).map_err(from_datafusion)?;
-        self.ctx.register_table(name.as_str(), Arc::new(relaxed)).map_err(from_datafusion)?;
+        northstar_engine::replace_table(&self.ctx, &name, Arc::new(relaxed)).map_err(from_datafusion)?;
         Ok(Some(rows))
     }
 
@@ -277,14 +278,6 @@ impl Picked {
         }
         Ok(Picked { ids: unique, value_rows, values: Some(all) })
     }
-}
-
-async fn snapshot(table: &MemTable) -> Vec<Vec<RecordBatch>> {
-    let mut partitions = Vec::with_capacity(table.batches.len());
-    for partition in &table.batches {
-        partitions.push(partition.read().await.clone());
-    }
-    partitions
 }
 
 /// Writes `after` as the table's rows if its partitions still hold `before`'s batches.

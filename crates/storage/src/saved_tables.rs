@@ -10,7 +10,6 @@ use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use datafusion::parquet::arrow::ArrowWriter;
-use futures::TryStreamExt;
 use object_store::path::Path;
 use object_store::{ObjectStoreExt, PutPayload};
 
@@ -62,22 +61,11 @@ impl EventStore {
 
     /// Every saved table, by schema and name.
     pub async fn saved_tables(&self) -> Result<Vec<SavedTable>> {
-        let store = self.delta_table().object_store();
-        let listed: Vec<_> =
-            store.list(Some(&Path::from(DIR))).try_collect().await.map_err(|e| self.table_error("*", e))?;
+        let objects = self.objects_under(DIR).await.map_err(|(file, e)| self.table_error(&file, e))?;
         let mut tables = Vec::new();
-        for meta in listed {
-            let Some((schema_name, table_name)) = meta.location.filename().and_then(names_of) else {
-                continue;
-            };
+        for (file, bytes) in objects {
+            let Some((schema_name, table_name)) = names_of(&file) else { continue };
             let name = format!("{schema_name}.{table_name}");
-            let bytes = store
-                .get(&meta.location)
-                .await
-                .map_err(|e| self.table_error(&name, e))?
-                .bytes()
-                .await
-                .map_err(|e| self.table_error(&name, e))?;
             let reader = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(|e| self.table_error(&name, e))?;
             let columns = reader.schema().clone();
             let rows = reader

@@ -33,25 +33,37 @@ impl EventStore {
 
     /// Every saved view as (name, CREATE statement), by name.
     pub async fn views(&self) -> Result<Vec<(String, String)>> {
-        let store = self.delta_table().object_store();
-        let listed: Vec<_> =
-            store.list(Some(&Path::from(DIR))).try_collect().await.map_err(|e| self.view_error("*", e))?;
-        let mut views = Vec::new();
-        for meta in listed {
-            let Some(name) = meta.location.filename().and_then(|f| f.strip_suffix(".sql")).map(str::to_string) else {
-                continue;
-            };
-            let bytes = store
-                .get(&meta.location)
-                .await
-                .map_err(|e| self.view_error(&name, e))?
-                .bytes()
-                .await
-                .map_err(|e| self.view_error(&name, e))?;
-            views.push((name, String::from_utf8_lossy(&bytes).into_owned()));
-        }
+        let objects = self.objects_under(DIR).await.map_err(|(file, e)| self.view_error(&file, e))?;
+        let mut views: Vec<_> = objects
+            .into_iter()
+            .filter_map(|(file, bytes)| {
+                let name = file.strip_suffix(".sql")?.to_string();
+                Some((name, String::from_utf8_lossy(&bytes).into_owned()))
+            })
+            .collect();
         views.sort();
         Ok(views)
+    }
+
+    /// The file name and contents of every object under `dir` of the location (saved views
+    /// and tables); an error names the file it met.
+    pub(crate) async fn objects_under(
+        &self,
+        dir: &str,
+    ) -> std::result::Result<Vec<(String, bytes::Bytes)>, (String, object_store::Error)> {
+        let store = self.delta_table().object_store();
+        let listed: Vec<_> =
+            store.list(Some(&Path::from(dir))).try_collect().await.map_err(|e| ("*".to_string(), e))?;
+        let mut objects = Vec::with_capacity(listed.len());
+        for meta in listed {
+            let file = meta.location.filename().unwrap_or_default().to_string();
+            let read = async { store.get(&meta.location).await?.bytes().await };
+            match read.await {
+                Ok(bytes) => objects.push((file, bytes)),
+                Err(e) => return Err((file, e)),
+            }
+        }
+        Ok(objects)
     }
 
     fn view_error(&self, name: &str, e: object_store::Error) -> StorageError {
