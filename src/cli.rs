@@ -34,6 +34,9 @@ pub enum Command {
     Optimize(MaintenanceArgs),
     /// Delete data files no longer referenced by any version within the retention period.
     Vacuum(VacuumArgs),
+    /// Derive the person of every distinct id again from the identity links in the events,
+    /// ignoring the saved state (docs/identity.md).
+    RebuildPersons(MaintenanceArgs),
     /// Run a Ballista scheduler with Northstar's functions (docs/distributed.md).
     Scheduler(SchedulerArgs),
     /// Run a Ballista executor with Northstar's functions (docs/distributed.md).
@@ -166,6 +169,18 @@ pub struct GenerateArgs {
     /// checkout (docs/experiments.md).
     #[arg(long)]
     pub experiment: Option<String>,
+    /// Share of users (0 to 1) who browse anonymously on a device before they sign up or log
+    /// in; half of them also use a second device (docs/identity.md). Their rows carry the
+    /// device's anonymous id until the sign-in, whose row has both ids (`anonymous_id`).
+    #[arg(long, default_value_t = 0.0, value_parser = parse_share)]
+    pub identities: f64,
+}
+
+fn parse_share(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(share) if (0.0..=1.0).contains(&share) => Ok(share),
+        _ => Err(format!("'{text}' is not a share between 0 and 1")),
+    }
 }
 
 #[derive(Args)]

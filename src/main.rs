@@ -54,6 +54,7 @@ async fn run(command: Command) -> Result<()> {
         Command::HashPassword(args) => commands::hash_password::run(args),
         Command::Optimize(args) => commands::maintenance::optimize(args).await,
         Command::Vacuum(args) => commands::maintenance::vacuum(args).await,
+        Command::RebuildPersons(args) => commands::maintenance::rebuild_persons(args).await,
         Command::Scheduler(args) => commands::cluster::scheduler(args).await,
         Command::Executor(args) => commands::cluster::executor(args).await,
     }

@@ -14,6 +14,9 @@ use crate::commands::import::import_into;
 use crate::commands::serve::{bind_server, run_until_ctrl_c};
 use crate::output;
 
+/// Share of the demo's users who start anonymous (docs/identity.md).
+const DEMO_IDENTITIES: f64 = 0.3;
+
 pub async fn run(args: DemoArgs) -> Result<()> {
     let location = DataLocation::parse(&args.data)?;
     let store = EventStore::open(&location).await?;
@@ -23,9 +26,14 @@ pub async fn run(args: DemoArgs) -> Result<()> {
             tempfile::Builder::new().prefix("northstar-demo-").tempdir().context("creating a temporary directory")?;
         let file = dir.path().join("demo-events.parquet");
         eprintln!("generating {} sample events …", args.events);
-        // The demo data carries an A/B test (README, docs/experiments.md).
-        let config =
-            GeneratorConfig { events: args.events, experiment: Some(PlantedExperiment::demo()), ..Default::default() };
+        // The demo data carries an A/B test (README, docs/experiments.md), and 30 % of its users
+        // browse anonymously before they sign in, some on two devices (docs/identity.md).
+        let config = GeneratorConfig {
+            events: args.events,
+            experiment: Some(PlantedExperiment::demo()),
+            identities: DEMO_IDENTITIES,
+            ..Default::default()
+        };
         generate_to_file(&config, &file, OutputFormat::Parquet, |_| {}).map_err(anyhow::Error::msg)?;
         let options = ImportOptions { progress: true, ..Default::default() };
         let summary = import_into(&location, &[file.display().to_string()], &options).await?;
@@ -37,6 +45,20 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     let started = Instant::now();
     let batches = ctx
         .sql("SELECT event, count(*) AS events, count(DISTINCT user_id) AS users FROM events GROUP BY event ORDER BY events DESC")
+        .await?
+        .collect()
+        .await?;
+    output::write_table(&mut std::io::stdout().lock(), &batches)?;
+    eprintln!("({:.2} s)", started.elapsed().as_secs_f64());
+    // A funnel across the sign-up: the anonymous app open and the identified purchase are one
+    // person's; counted by id, they are two.
+    let started = Instant::now();
+    let batches = ctx
+        .sql(
+            "SELECT p.step_name AS step, p.users AS persons, u.users AS ids \
+             FROM funnel(['app_open', 'signup', 'purchase'], 'window=7 days; by=person') p \
+             JOIN funnel(['app_open', 'signup', 'purchase'], 'window=7 days; by=user') u ON p.step = u.step ORDER BY p.step",
+        )
         .await?
         .collect()
         .await?;

@@ -17,8 +17,14 @@ pub fn run(args: GenerateArgs) -> Result<()> {
     };
     let experiment =
         args.experiment.as_deref().map(PlantedExperiment::parse).transpose().map_err(anyhow::Error::msg)?;
-    let config =
-        GeneratorConfig { events: args.events, seed: args.seed, days: args.days, experiment, ..Default::default() };
+    let config = GeneratorConfig {
+        events: args.events,
+        seed: args.seed,
+        days: args.days,
+        experiment,
+        identities: args.identities,
+        ..Default::default()
+    };
     let bar = ProgressBar::with_draw_target(Some(args.events), ProgressDrawTarget::stderr());
     let summary = generate_to_file(&config, &args.out, format, |n| bar.set_position(n)).map_err(anyhow::Error::msg)?;
     bar.finish_and_clear();

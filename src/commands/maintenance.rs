@@ -1,8 +1,12 @@
-//! `northstar optimize` and `northstar vacuum`: compaction and removal of unreferenced files.
+//! `northstar optimize`, `northstar vacuum` and `northstar rebuild-persons`: compaction, removal
+//! of unreferenced files, and the persons derived again from the events.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
+use northstar_engine::EngineOptions;
+use northstar_identity::IdentityState;
 use northstar_storage::{DataLocation, EventStore};
 
 use crate::cli::{MaintenanceArgs, VacuumArgs};
@@ -37,4 +41,38 @@ pub async fn vacuum(args: VacuumArgs) -> Result<()> {
     let verb = if summary.dry_run { "would delete" } else { "deleted" };
     eprintln!("{verb} {} unreferenced files older than {} h", summary.files_deleted, args.retention_hours);
     Ok(())
+}
+
+pub async fn rebuild_persons(args: MaintenanceArgs) -> Result<()> {
+    let location = DataLocation::parse(&args.data.data)?;
+    let store = EventStore::open(&location).await?;
+    let started = Instant::now();
+    let identity = persons_of(&store, &args.engine.options(), true).await?;
+    eprintln!("{}", persons_summary(&identity, started.elapsed()));
+    Ok(())
+}
+
+/// The identity state of the version `store` holds: brought up to date from the saved one, or
+/// (`rebuild`) derived from the events alone.
+pub async fn persons_of(store: &EventStore, options: &EngineOptions, rebuild: bool) -> Result<Arc<IdentityState>> {
+    if store.version().is_none() {
+        bail!("no events table at {}", store.location());
+    }
+    let ctx = northstar_engine::new_context(options)?;
+    let state = ctx.state();
+    let schema = store.table_provider(&state).await?.schema();
+    Ok(match rebuild {
+        true => northstar_identity::rebuild(store, &state, &schema).await?,
+        false => northstar_identity::identity_at(store, &state, &schema).await?,
+    })
+}
+
+pub fn persons_summary(identity: &IdentityState, took: Duration) -> String {
+    format!(
+        "persons of table version {}: {} identity links, {} ids merged into another id's person, in {:.2} s",
+        identity.version,
+        identity.link_count(),
+        identity.persons.merged_ids(),
+        took.as_secs_f64()
+    )
 }

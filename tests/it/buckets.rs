@@ -144,3 +144,17 @@ async fn bucket_aggregates_reuse_the_sessions_footer_cache() {
         hits()
     );
 }
+
+/// A key computed from `user_id` that keeps its name (`substr(user_id, 1, 2) AS user_id`, or
+/// a person id) is equal for users of different buckets: grouping it by bucket would count one
+/// group once per bucket, so it keeps DataFusion's repartition.
+#[tokio::test]
+async fn a_key_computed_from_user_id_under_its_name_is_not_grouped_by_bucket() {
+    let s = Scratch::new();
+    let data = s.imported(5_000, 3);
+    let sql = "SELECT count(*) AS groups FROM (SELECT user_id, count(*) FROM (SELECT substr(user_id, 1, 2) AS user_id FROM events) GROUP BY user_id)";
+    for partitions in [2, 4] {
+        let (result, _) = answer(&data, partitions, false, sql).await;
+        assert!(result.contains("| 1      |"), "{partitions} partitions: one prefix, one group:\n{result}");
+    }
+}

@@ -23,7 +23,9 @@ fn data_files(dir: &Path) -> Vec<PathBuf> {
     let mut files = Vec::new();
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
-        if path.is_dir() && !path.ends_with("_delta_log") {
+        // Directories starting with `_` are not the table's: its log, and caches beside it.
+        let hidden = path.file_name().is_some_and(|n| n.to_string_lossy().starts_with('_'));
+        if path.is_dir() && !hidden {
             files.extend(data_files(&path));
         } else if path.extension().is_some_and(|e| e == "parquet") {
             files.push(path);

@@ -10,6 +10,7 @@ mod distributed;
 mod experiments;
 mod functions;
 mod goldens;
+mod identity;
 mod import;
 mod maintenance;
 mod object_store;

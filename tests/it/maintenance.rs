@@ -2,8 +2,10 @@
 
 use crate::support::{count, ok, scalar, Scratch};
 
+/// Parquet files of the table, outside its `_` directories (the log, and caches beside it).
 fn data_files(dir: &std::path::Path) -> usize {
-    walk(dir).into_iter().filter(|p| p.extension().is_some_and(|e| e == "parquet")).count()
+    let hidden = |p: &std::path::Path| p.strip_prefix(dir).is_ok_and(|r| r.to_string_lossy().starts_with('_'));
+    walk(dir).into_iter().filter(|p| p.extension().is_some_and(|e| e == "parquet") && !hidden(p)).count()
 }
 
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {

@@ -84,7 +84,9 @@ pub fn cluster_state(state: SessionState, scheduler_url: &str) -> SessionState {
         .upgrade_for_ballista()
         // Ballista 55's adaptive planner hangs a job that loses an executor mid-stage ("Can't
         // find active stage to update stage outputs"); its static planner reruns the lost work.
-        .with_ballista_adaptive_query_planner(false);
+        .with_ballista_adaptive_query_planner(false)
+        // `person_id` is resolved in this process's scan; executors read the files only.
+        .with_extension(Arc::new(northstar_engine::EventsWithoutPersons));
     let planner = ClusterPlanner {
         cluster: BallistaQueryPlanner::with_extension(scheduler_url.to_string(), config.ballista_config(), codec),
         local: DeltaPlanner::new(),

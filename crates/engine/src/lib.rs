@@ -96,8 +96,25 @@ pub fn context_with_reports(state: SessionState) -> SessionContext {
     let ctx = SessionContext::new_with_state(state);
     // A fresh session's default schema is empty and registering cannot fail.
     let _ = tables::use_replacing_schema(&ctx);
-    northstar_reports::register_all(&ctx);
+    northstar_reports::register_all(&ctx, Arc::new(reports_count_by));
     ctx
+}
+
+/// Whom reports count when a call does not say: persons when the session's `events` has ids
+/// merged into persons, users otherwise (docs/identity.md).
+fn reports_count_by(session: &dyn datafusion::catalog::Session) -> northstar_reports::By {
+    let linked = || {
+        let state = session.as_any().downcast_ref::<SessionState>()?;
+        let options = &state.config_options().catalog;
+        let schema = state.catalog_list().catalog(&options.default_catalog)?.schema(&options.default_schema)?;
+        let events = schema.downcast_ref::<tables::ReplacingSchema>()?.get(EVENTS_TABLE)?;
+        let persons = events.downcast_ref::<northstar_identity::PersonEvents>()?.persons().clone();
+        Some(!persons.is_trivial())
+    };
+    match linked() {
+        Some(true) => northstar_reports::By::Person,
+        _ => northstar_reports::By::User,
+    }
 }
 
 /// Bytes read from the end of a Parquet file to find its footer in one read.
@@ -190,9 +207,21 @@ pub async fn open_session(
 /// The name the event table is registered under.
 pub const EVENTS_TABLE: &str = "events";
 
-/// Registers (or re-registers) the current version of `events` in `ctx`.
+/// Marks a session whose `events` must stay the plain scan of the table's files, without
+/// `person_id`: a Ballista client's, whose plans travel to executors as the file list
+/// (docs/identity.md, "Not yet").
+#[derive(Debug, Default)]
+pub struct EventsWithoutPersons;
+
+/// Registers (or re-registers) the current version of `events` in `ctx`, with `person_id`
+/// resolved from the identity links of that version (`northstar_identity`).
 pub async fn register_events(ctx: &SessionContext, store: &EventStore) -> std::result::Result<(), StorageError> {
-    let provider = store.table_provider(&ctx.state()).await?;
+    let state = ctx.state();
+    let mut provider = store.table_provider(&state).await?;
+    if state.config().get_extension::<EventsWithoutPersons>().is_none() {
+        let identity = northstar_identity::identity_at(store, &state, &provider.schema()).await?;
+        provider = Arc::new(northstar_identity::PersonEvents::try_new(provider, identity.persons.clone())?);
+    }
     replace_table(ctx, EVENTS_TABLE, provider)?;
     Ok(())
 }

@@ -314,8 +314,24 @@ fn rewrite_scan(
     let partition_cols = config.table_partition_cols();
     let is_events_layout =
         partition_cols.len() == 2 && partition_cols[0].name() == EVENT_DATE && partition_cols[1].name() == USER_BUCKET;
-    if !is_events_layout || plan.schema().field(column).name() != USER_ID {
+    if !is_events_layout || plan.schema().field(column).name() != USER_ID || !reads_user_id_as_stored(config, column) {
         return Ok(None);
     }
     replace(config, column)
+}
+
+/// Whether output column `column` of the scan `config` is the stored `user_id` itself, not an
+/// expression over it that only carries the name (`lower(user_id) AS user_id`, or a person id
+/// computed from it, pushed into the scan's projection): such values may be equal for two
+/// users of different buckets, so grouping by bucket would split one group in two.
+fn reads_user_id_as_stored(config: &FileScanConfig, column: usize) -> bool {
+    let projected = config.file_source().downcast_ref::<ParquetSource>().and_then(|s| s.projection().cloned());
+    match projected {
+        Some(projection) => projection
+            .iter()
+            .nth(column)
+            .and_then(|p| p.expr.downcast_ref::<Column>().map(|c| c.name() == USER_ID))
+            .unwrap_or(false),
+        None => true,
+    }
 }

@@ -14,12 +14,30 @@ pub struct GeneratorConfig {
     pub start_unix: i64,
     /// An A/B test planted in the data (docs/experiments.md).
     pub experiment: Option<PlantedExperiment>,
+    /// Share of users (0 to 1) who browse anonymously before they sign in, half of them later
+    /// on a second device too (docs/identity.md). 0, the default: every event carries the
+    /// user's own id, and the data is exactly as without this setting.
+    pub identities: f64,
 }
 
 impl Default for GeneratorConfig {
     fn default() -> Self {
-        Self { events: 1_000_000, seed: 42, days: 90, start_unix: 1_735_689_600, experiment: None }
+        Self { events: 1_000_000, seed: 42, days: 90, start_unix: 1_735_689_600, experiment: None, identities: 0.0 }
     }
+}
+
+/// A 64-bit mix of (seed, user, salt): choices drawn from it take nothing from the event
+/// stream's generator, so turning a setting on leaves the rest of the data as it was.
+fn mix(seed: u64, user: u32, salt: u64) -> u64 {
+    let mut z = seed ^ (user as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ salt;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// A uniform number in [0, 1) from [`mix`].
+fn unit(seed: u64, user: u32, salt: u64) -> f64 {
+    (mix(seed, user, salt) >> 11) as f64 / (1u64 << 53) as f64
 }
 
 /// A feature flag tested on checkout: from `start_day`, a user's first `begin_checkout` (or,
@@ -86,11 +104,7 @@ impl PlantedExperiment {
 
     /// The variant of `user`: a hash, so that assigning draws nothing from the event stream.
     fn variant_of(&self, seed: u64, user: u32) -> u8 {
-        let mut z = seed ^ (user as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0x5EED_F1A6;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
-        (z % self.variants.len() as u64) as u8
+        (mix(seed, user, 0x5EED_F1A6) % self.variants.len() as u64) as u8
     }
 }
 
@@ -108,7 +122,15 @@ pub struct Event {
     pub price_cents: u32,
     /// For the planted experiment's exposure event, the variant's index.
     pub variant: Option<u8>,
+    /// The row carries the anonymous id of this device of the user instead of the user's id.
+    pub device: Option<u8>,
+    /// The row (carrying the user's id) signs this device in: its `anonymous_id` is the
+    /// device's anonymous id, an identity link.
+    pub signs_in: Option<u8>,
 }
+
+/// The event of a returning user signing in on a device (an identify call's name).
+pub const SIGN_IN: &str = "login";
 
 /// The event a feature-flag check sends (PostHog's name).
 pub const FLAG_CALLED: &str = "$feature_flag_called";
@@ -176,6 +198,8 @@ pub struct EventGenerator {
     sessions_started: u32,
     /// Per user: called the experiment's flag already.
     exposed: Vec<bool>,
+    /// Per user: the devices signed in (bit per device), for users who start anonymous.
+    signed_in: Vec<u8>,
 }
 
 impl EventGenerator {
@@ -194,6 +218,7 @@ impl EventGenerator {
             buffer: Vec::new().into_iter(),
             sessions_started: 0,
             exposed: Vec::new(),
+            signed_in: Vec::new(),
         }
     }
 
@@ -219,6 +244,7 @@ impl EventGenerator {
         }
         let day_start = (self.config.start_unix + day as i64 * 86_400) * 1_000_000;
         self.exposed.resize(self.users.len(), false);
+        self.signed_in.resize(self.users.len(), 0);
         let experiment =
             self.config.experiment.as_ref().filter(|x| day >= x.start_day.unwrap_or(self.config.days / 2)).cloned();
         let mut events = Vec::new();
@@ -244,8 +270,12 @@ impl EventGenerator {
                     }
                 });
                 let ids = (id as u32, self.sessions_started);
-                session(&mut rng, &mut events, ids, user, start, is_first, arm.as_mut());
+                let mut device = self.device_of(id as u32, is_first);
+                session(&mut rng, &mut events, ids, user, start, is_first, arm.as_mut(), device.as_mut());
                 self.exposed[id] = arm.is_some_and(|a| a.exposed);
+                if let Some(device) = device.filter(|d| d.signed_in) {
+                    self.signed_in[id] |= 1 << device.device;
+                }
             }
         }
         events.sort_by_key(|e| (e.micros, e.user));
@@ -253,21 +283,78 @@ impl EventGenerator {
     }
 }
 
-/// One session: a walk down the funnel with drop-off at every step. `ids` is (user, session).
-fn session(
-    rng: &mut ChaCha8Rng,
-    out: &mut Vec<Event>,
+impl EventGenerator {
+    /// The device of a session of a user who starts anonymous (`None` for the others): device
+    /// 0 first; later, for half of them, device 1 in about half of their sessions.
+    fn device_of(&self, user: u32, first: bool) -> Option<Device> {
+        let seed = self.config.seed;
+        if unit(seed, user, 0x1D) >= self.config.identities {
+            return None;
+        }
+        let two_devices = unit(seed, user, 0x2D) < 0.5;
+        let second = !first && two_devices && unit(seed, user, 0x3D ^ ((self.sessions_started as u64) << 8)) < 0.5;
+        let device = u8::from(second);
+        Some(Device { device, signed_in: self.signed_in[user as usize] & (1 << device) != 0 })
+    }
+}
+
+/// The device a session of a user who starts anonymous runs on, and whether it is signed in.
+#[derive(Clone, Copy)]
+struct Device {
+    device: u8,
+    signed_in: bool,
+}
+
+/// Writes a session's events one after another, moving the clock on.
+struct SessionWriter<'a> {
+    out: &'a mut Vec<Event>,
+    t: i64,
     ids: (u32, u32),
     traits: User,
-    start: i64,
-    first: bool,
-    arm: Option<&mut Arm>,
-) {
-    let (user, session) = ids;
-    let mut t = start;
-    let mut emit = |rng: Option<&mut ChaCha8Rng>, name: &'static str, price_cents: u32, variant: Option<u8>| {
-        out.push(Event {
-            micros: t,
+    /// For a user who starts anonymous: the session's device.
+    device: Option<Device>,
+}
+
+impl SessionWriter<'_> {
+    /// One event, carrying the device's anonymous id while the device is not signed in. With a
+    /// generator, the clock moves on after it; without, the next event shares its time.
+    fn emit(&mut self, rng: Option<&mut ChaCha8Rng>, name: &'static str, price_cents: u32, variant: Option<u8>) {
+        let device = self.device.filter(|d| !d.signed_in).map(|d| d.device);
+        self.push(name, price_cents, variant, device, None);
+        if let Some(rng) = rng {
+            self.t += rng.random_range(2_000_000..180_000_000i64);
+        }
+    }
+
+    /// `name` as the row that signs the device in (the user's id, and the device's anonymous
+    /// id beside it), when the device is not signed in yet; `false` otherwise. With a
+    /// generator, the clock moves on as after [`Self::emit`]; without (a login, which the data
+    /// without identities does not have), by a time drawn from the ids, so the generator stays
+    /// in step with that data.
+    fn sign_in(&mut self, rng: Option<&mut ChaCha8Rng>, name: &'static str) -> bool {
+        let Some(device) = self.device.as_mut().filter(|d| !d.signed_in) else { return false };
+        device.signed_in = true;
+        let signs_in = Some(device.device);
+        self.push(name, 0, None, None, signs_in);
+        self.t += match rng {
+            Some(rng) => rng.random_range(2_000_000..180_000_000i64),
+            None => 2_000_000 + (mix(u64::from(self.ids.1), self.ids.0, 0x4D) % 60_000_000) as i64,
+        };
+        true
+    }
+
+    fn push(
+        &mut self,
+        name: &'static str,
+        price_cents: u32,
+        variant: Option<u8>,
+        device: Option<u8>,
+        signs_in: Option<u8>,
+    ) {
+        let (user, session) = self.ids;
+        let traits = self.traits;
+        self.out.push(Event {
+            micros: self.t,
             user,
             session,
             event: name,
@@ -276,51 +363,75 @@ fn session(
             plan: traits.plan,
             price_cents,
             variant,
+            device,
+            signs_in,
         });
-        // The flag call shares its checkout's time and draws nothing: the rest of the data is
-        // the same with or without a planted experiment.
-        if let Some(rng) = rng {
-            t += rng.random_range(2_000_000..180_000_000i64);
-        }
-    };
+    }
+}
+
+/// One session: a walk down the funnel with drop-off at every step. `ids` is (user, session).
+/// On a device not signed in, rows carry the device's anonymous id until the user signs in:
+/// at sign-up in their first session, else with a login right after the app opens.
+#[allow(clippy::too_many_arguments)]
+fn session(
+    rng: &mut ChaCha8Rng,
+    out: &mut Vec<Event>,
+    ids: (u32, u32),
+    traits: User,
+    start: i64,
+    first: bool,
+    arm: Option<&mut Arm>,
+    device: Option<&mut Device>,
+) {
+    let mut w = SessionWriter { out, t: start, ids, traits, device: device.as_deref().copied() };
+    walk(rng, &mut w, first, arm);
+    if let (Some(device), Some(now)) = (device, w.device) {
+        *device = now;
+    }
+}
+
+fn walk(rng: &mut ChaCha8Rng, w: &mut SessionWriter<'_>, first: bool, arm: Option<&mut Arm>) {
     let mut arm = arm;
     if let Some(arm) = arm.as_deref_mut().filter(|a| a.at_app_open && !a.exposed) {
-        emit(None, FLAG_CALLED, 0, Some(arm.variant));
+        w.emit(None, FLAG_CALLED, 0, Some(arm.variant));
         arm.exposed = true;
     }
-    emit(Some(&mut *rng), "app_open", 0, None);
-    if first && rng.random::<f64>() < 0.45 {
-        emit(Some(&mut *rng), "signup", 0, None);
+    w.emit(Some(&mut *rng), "app_open", 0, None);
+    if !first {
+        w.sign_in(None, SIGN_IN);
+    }
+    if first && rng.random::<f64>() < 0.45 && !w.sign_in(Some(&mut *rng), "signup") {
+        w.emit(Some(&mut *rng), "signup", 0, None);
     }
     for _ in 0..rng.random_range(1..=4) {
-        emit(Some(&mut *rng), "page_view", 0, None);
+        w.emit(Some(&mut *rng), "page_view", 0, None);
     }
     if rng.random::<f64>() < 0.6 {
-        emit(Some(&mut *rng), "search", 0, None);
+        w.emit(Some(&mut *rng), "search", 0, None);
     }
     if rng.random::<f64>() >= 0.7 {
         return;
     }
     let price = rng.random_range(199..=19_999u32);
-    emit(Some(&mut *rng), "view_item", price, None);
+    w.emit(Some(&mut *rng), "view_item", price, None);
     if rng.random::<f64>() >= 0.35 {
         return;
     }
-    emit(Some(&mut *rng), "add_to_cart", price, None);
+    w.emit(Some(&mut *rng), "add_to_cart", price, None);
     if rng.random::<f64>() >= 0.55 {
         return;
     }
     let mut purchase = 0.65;
     if let Some(arm) = arm {
         if !arm.exposed {
-            emit(None, FLAG_CALLED, 0, Some(arm.variant));
+            w.emit(None, FLAG_CALLED, 0, Some(arm.variant));
             arm.exposed = true;
         }
         purchase *= 1.0 + arm.lift;
     }
-    emit(Some(&mut *rng), "begin_checkout", price, None);
+    w.emit(Some(&mut *rng), "begin_checkout", price, None);
     if rng.random::<f64>() < purchase {
-        emit(Some(&mut *rng), "purchase", price, None);
+        w.emit(Some(&mut *rng), "purchase", price, None);
     }
 }
 
@@ -391,6 +502,42 @@ mod tests {
         for bad in ["f:a=0,b=0;at=lunch", "f:a=0,b=0;start=x", "f:a=0,b=0;when=1"] {
             assert!(PlantedExperiment::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn identities_leave_other_users_alone_and_sign_anonymous_devices_in() {
+        let plain = small(5);
+        let config = GeneratorConfig { events: 20_000, seed: 5, identities: 0.3, ..Default::default() };
+        let mixed: Vec<Event> = EventGenerator::new(config).collect();
+        // Users who start anonymous: their rows carry a device until a sign-in row links it.
+        let anonymous_users: std::collections::BTreeSet<u32> =
+            mixed.iter().filter(|e| e.device.is_some()).map(|e| e.user).collect();
+        let share = anonymous_users.len() as f64 / mixed.iter().map(|e| e.user).max().unwrap() as f64;
+        assert!((0.2..0.4).contains(&share), "{share}");
+        for e in mixed.iter().filter(|e| e.signs_in.is_some()) {
+            assert!(e.device.is_none() && (e.event == "signup" || e.event == SIGN_IN), "{e:?}");
+        }
+        let two_devices =
+            anonymous_users.iter().filter(|u| mixed.iter().any(|e| e.user == **u && e.device == Some(1))).count();
+        assert!(two_devices > anonymous_users.len() / 8, "{two_devices} of {}", anonymous_users.len());
+        // In a session, every row after the sign-in carries the user's id. (Sessions of one day
+        // may overlap, as two tabs do, so this holds per session, not per device.)
+        let mut signed_in = std::collections::HashSet::new();
+        for e in &mixed {
+            if e.signs_in.is_some() {
+                signed_in.insert(e.session);
+            }
+            assert!(e.device.is_none() || !signed_in.contains(&e.session), "anonymous after signing in: {e:?}");
+        }
+        // The other users' events are exactly those of the data without identities (the logins
+        // end the 20,000 a little earlier).
+        let logins = mixed.iter().filter(|e| e.event == SIGN_IN).count();
+        assert!(logins > 50, "{logins} logins");
+        let others = |events: &[Event]| -> Vec<(i64, u32, &'static str)> {
+            events.iter().filter(|e| !anonymous_users.contains(&e.user)).map(|e| (e.micros, e.user, e.event)).collect()
+        };
+        let (plain, mixed) = (others(&plain), others(&mixed));
+        assert!(mixed.len() > 10_000 && mixed[..] == plain[..mixed.len()]);
     }
 
     #[test]

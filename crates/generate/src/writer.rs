@@ -31,9 +31,10 @@ pub struct WriteSummary {
 
 const BATCH: usize = 64 * 1024;
 
-/// The columns of generated files: the core event columns plus platform and country.
-pub fn generated_schema() -> SchemaRef {
-    Arc::new(Schema::new(vec![
+/// The columns of generated files: the core event columns plus platform and country, and
+/// `anonymous_id` when some users start anonymous.
+pub fn generated_schema(config: &GeneratorConfig) -> SchemaRef {
+    let mut fields = vec![
         Field::new("event_time", DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), false),
         Field::new("user_id", DataType::Utf8, false),
         Field::new("event", DataType::Utf8, false),
@@ -41,11 +42,27 @@ pub fn generated_schema() -> SchemaRef {
         Field::new("platform", DataType::Utf8, false),
         Field::new("country", DataType::Utf8, false),
         Field::new("properties", DataType::Utf8, false),
-    ]))
+    ];
+    if has_identities(config) {
+        fields.push(Field::new("anonymous_id", DataType::Utf8, true));
+    }
+    Arc::new(Schema::new(fields))
 }
 
-fn user_id(user: u32) -> String {
-    format!("u{user:07}")
+fn has_identities(config: &GeneratorConfig) -> bool {
+    config.identities > 0.0
+}
+
+/// The id a row carries: the user's own, or the anonymous id of one of their devices.
+fn user_id(e: &Event) -> String {
+    match e.device {
+        None => format!("u{:07}", e.user),
+        Some(device) => anonymous_id(e.user, device),
+    }
+}
+
+fn anonymous_id(user: u32, device: u8) -> String {
+    format!("a{user:07}-{device}")
 }
 
 fn session_id(session: u32) -> String {
@@ -69,30 +86,37 @@ fn properties(e: &Event, experiment: Option<&PlantedExperiment>) -> String {
     }
 }
 
-fn to_batch(events: &[Event], experiment: Option<&PlantedExperiment>) -> datafusion::arrow::error::Result<RecordBatch> {
+fn to_batch(events: &[Event], config: &GeneratorConfig) -> datafusion::arrow::error::Result<RecordBatch> {
+    let experiment = config.experiment.as_ref();
     let mut time = TimestampMicrosecondBuilder::with_capacity(events.len());
     let mut text: Vec<StringBuilder> =
-        (0..6).map(|_| StringBuilder::with_capacity(events.len(), events.len() * 12)).collect();
+        (0..7).map(|_| StringBuilder::with_capacity(events.len(), events.len() * 12)).collect();
     for e in events {
         time.append_value(e.micros);
-        text[0].append_value(user_id(e.user));
+        text[6].append_option(e.signs_in.map(|d| anonymous_id(e.user, d)));
+        text[0].append_value(user_id(e));
         text[1].append_value(e.event);
         text[2].append_value(session_id(e.session));
         text[3].append_value(e.platform);
         text[4].append_value(e.country);
         text[5].append_value(properties(e, experiment));
     }
+    let schema = generated_schema(config);
     let mut columns: Vec<ArrayRef> = vec![Arc::new(time.finish().with_timezone("UTC"))];
-    columns.extend(text.iter_mut().map(|b| Arc::new(b.finish()) as ArrayRef));
-    RecordBatch::try_new(generated_schema(), columns)
+    columns.extend(text.iter_mut().map(|b| Arc::new(b.finish()) as ArrayRef).take(schema.fields().len() - 1));
+    RecordBatch::try_new(schema, columns)
 }
 
 fn ndjson_line(out: &mut impl Write, e: &Event, experiment: Option<&PlantedExperiment>) -> std::io::Result<()> {
     let ts = chrono::DateTime::from_timestamp_micros(e.micros).expect("in range").format("%Y-%m-%dT%H:%M:%S%.6fZ");
+    let anonymous = match e.signs_in {
+        Some(device) => format!(",\"anonymous_id\":\"{}\"", anonymous_id(e.user, device)),
+        None => String::new(),
+    };
     writeln!(
         out,
-        "{{\"event_time\":\"{ts}\",\"user_id\":\"{}\",\"event\":\"{}\",\"session_id\":\"{}\",\"platform\":\"{}\",\"country\":\"{}\",\"properties\":{}}}",
-        user_id(e.user), e.event, session_id(e.session), e.platform, e.country, properties(e, experiment)
+        "{{\"event_time\":\"{ts}\",\"user_id\":\"{}\",\"event\":\"{}\",\"session_id\":\"{}\",\"platform\":\"{}\",\"country\":\"{}\",\"properties\":{}{anonymous}}}",
+        user_id(e), e.event, session_id(e.session), e.platform, e.country, properties(e, experiment)
     )
 }
 
@@ -130,8 +154,8 @@ fn write_all(
             let props = WriterProperties::builder()
                 .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).expect("level")))
                 .build();
-            let mut writer =
-                ArrowWriter::try_new(BufWriter::new(file), generated_schema(), Some(props)).map_err(|e| err(&e))?;
+            let mut writer = ArrowWriter::try_new(BufWriter::new(file), generated_schema(config), Some(props))
+                .map_err(|e| err(&e))?;
             loop {
                 chunk.clear();
                 chunk.extend(generator.by_ref().take(BATCH));
@@ -140,9 +164,7 @@ fn write_all(
                 }
                 count += chunk.len() as u64;
                 chunk.iter().for_each(|e| users.add(e.user));
-                writer
-                    .write(&to_batch(&chunk, config.experiment.as_ref()).map_err(|e| err(&e))?)
-                    .map_err(|e| err(&e))?;
+                writer.write(&to_batch(&chunk, config).map_err(|e| err(&e))?).map_err(|e| err(&e))?;
                 on_progress(count);
             }
             writer.close().map_err(|e| err(&e))?;

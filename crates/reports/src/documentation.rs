@@ -15,8 +15,9 @@ pub const DOC_SECTION_REPORTS: DocSection = DocSection {
 };
 
 const OPTIONS: &str = "Constant text 'key=value; key=value'. Every report takes table (a table or view with \
-     user_id, event_time, event; default events), from and to (first and last day, YYYY-MM-DD, UTC) and where \
-     (an extra SQL condition on the rows)";
+     user_id, event_time, event; default events), from and to (first and last day, YYYY-MM-DD, UTC), where \
+     (an extra SQL condition on the rows) and by (person or user: whom to count; default person when events \
+     has ids merged into persons)";
 
 fn report(description: &str, syntax: &str, example: &str) -> datafusion::logical_expr::DocumentationBuilder {
     Documentation::builder(DOC_SECTION_REPORTS, description, syntax).with_sql_example(format!("```sql\n{example}\n```"))

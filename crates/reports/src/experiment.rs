@@ -16,6 +16,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use crate::options::Call;
 use datafusion::arrow::array::{
     Array, ArrayRef, BooleanArray, Float64Array, Int64Array, ListArray, StringArray, StructArray,
 };
@@ -24,7 +25,6 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::{plan_datafusion_err, plan_err, Result};
 use datafusion::logical_expr::Expr;
-use datafusion::sql::sqlparser::dialect::Dialect;
 use datafusion::sql::sqlparser::tokenizer::Token;
 use northstar_stats::{adjust, compare, control_row, srm_p_value, Comparison, Correction, Kind, Settings, Sums};
 
@@ -183,7 +183,7 @@ impl Report for Experiment {
         "experiment"
     }
 
-    fn build(&self, args: &[Expr], dialect: &dyn Dialect) -> Result<ReportSql> {
+    fn build(&self, args: &[Expr], call: &Call<'_>) -> Result<ReportSql> {
         let report = self.name();
         let usage = "['conversion: purchase', 'count: purchase', 'sum: expression; event=purchase', 'ratio: expression; denominator=expression'], 'flag=name; control=control; window=7 days; cuped=on; from=YYYY-MM-DD; to=YYYY-MM-DD'";
         if args.is_empty() || args.len() > 2 {
@@ -194,7 +194,7 @@ impl Report for Experiment {
             return plan_err!("{report}: 1 to 20 metrics, got {}: {report}({usage})", texts.len());
         }
         let options_text = args.get(1).map(|a| text_arg(report, a, "options")).transpose()?.unwrap_or_default();
-        let o = Options::parse(report, &options_text, &keys(&OWN_KEYS), dialect)?;
+        let o = Options::parse(report, &options_text, &keys(&OWN_KEYS), call)?;
         let metrics = texts.iter().enumerate().map(|(i, t)| parse_metric(&o, i + 1, t)).collect::<Result<Vec<_>>>()?;
         let plan = plan_options(&o, &metrics)?;
         let source = o.source()?;

@@ -11,10 +11,10 @@
 
 use std::sync::Arc;
 
+use crate::options::Call;
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::common::{plan_err, Result};
 use datafusion::logical_expr::Expr;
-use datafusion::sql::sqlparser::dialect::Dialect;
 
 use crate::options::{keys, text_arg, text_list_arg, Options};
 use crate::table::ReportSql;
@@ -30,7 +30,7 @@ impl Report for Funnel {
         "funnel"
     }
 
-    fn build(&self, args: &[Expr], dialect: &dyn Dialect) -> Result<ReportSql> {
+    fn build(&self, args: &[Expr], call: &Call<'_>) -> Result<ReportSql> {
         let report = self.name();
         let usage = "['step1', 'step2', …], 'window=1 day; order=ordered|strict|unordered; exclude=event,…; hold=expr; breakdown=expr; from=YYYY-MM-DD; to=YYYY-MM-DD; table=events; where=condition'";
         if args.is_empty() || args.len() > 2 {
@@ -41,7 +41,7 @@ impl Report for Funnel {
             return plan_err!("{report}: 1 to 32 steps, got {}: {report}({usage})", steps.len());
         }
         let options_text = args.get(1).map(|a| text_arg(report, a, "options")).transpose()?.unwrap_or_default();
-        let o = Options::parse(report, &options_text, &keys(&OWN_KEYS), dialect)?;
+        let o = Options::parse(report, &options_text, &keys(&OWN_KEYS), call)?;
         let window = o.interval("window", "1 day")?;
         let order = o.choice("order", &["ordered", "strict", "unordered"])?;
         let exclude = o.events("exclude")?;

@@ -26,13 +26,13 @@ mod trends;
 
 use std::sync::Arc;
 
-use datafusion::catalog::{TableFunctionArgs, TableFunctionImpl};
+use datafusion::catalog::{Session, TableFunctionArgs, TableFunctionImpl};
 use datafusion::common::{plan_datafusion_err, Result};
 use datafusion::datasource::TableProvider;
 use datafusion::prelude::SessionContext;
-use datafusion::sql::sqlparser::dialect::{dialect_from_str, Dialect, GenericDialect};
+use datafusion::sql::sqlparser::dialect::{dialect_from_str, GenericDialect};
 
-pub use options::Options;
+pub use options::{By, Call, Options};
 use table::ReportTable;
 
 /// A report: its name, how its arguments become SQL, and its output schema.
@@ -41,7 +41,7 @@ pub trait Report: std::fmt::Debug + Send + Sync + 'static {
     fn name(&self) -> &'static str;
     /// The SQL for these call arguments, and the output schema it produces. SQL fragments in
     /// the arguments are checked with `dialect`, the one the SQL will be parsed with.
-    fn build(&self, args: &[datafusion::prelude::Expr], dialect: &dyn Dialect) -> Result<table::ReportSql>;
+    fn build(&self, args: &[datafusion::prelude::Expr], call: &Call<'_>) -> Result<table::ReportSql>;
 }
 
 impl<R: Report + ?Sized> Report for Arc<R> {
@@ -49,8 +49,8 @@ impl<R: Report + ?Sized> Report for Arc<R> {
         (**self).name()
     }
 
-    fn build(&self, args: &[datafusion::prelude::Expr], dialect: &dyn Dialect) -> Result<table::ReportSql> {
-        (**self).build(args, dialect)
+    fn build(&self, args: &[datafusion::prelude::Expr], call: &Call<'_>) -> Result<table::ReportSql> {
+        (**self).build(args, call)
     }
 }
 
@@ -67,15 +67,33 @@ pub fn reports() -> Vec<Arc<dyn Report>> {
     ]
 }
 
+/// Decides, for a call in a session, whom reports count when `by` is not given (the engine
+/// answers persons when the session's `events` holds identity links).
+pub type DefaultBy = Arc<dyn Fn(&dyn Session) -> By + Send + Sync>;
+
 /// Adapts a [`Report`] to DataFusion's table-function interface.
-#[derive(Debug)]
-pub struct ReportFunction<R: Report>(pub R);
+pub struct ReportFunction<R: Report> {
+    pub report: R,
+    pub default_by: DefaultBy,
+}
+
+impl<R: Report> std::fmt::Debug for ReportFunction<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("ReportFunction").field(&self.report).finish()
+    }
+}
 
 impl<R: Report> ReportFunction<R> {
+    /// A report that counts users unless its call says `by=person`.
+    pub fn by_user(report: R) -> Self {
+        ReportFunction { report, default_by: Arc::new(|_| By::User) }
+    }
+
     /// The SQL a call would run (for docs, tests and `EXPLAIN`-like inspection), with
-    /// DataFusion's default dialect (`datafusion.sql_parser.dialect = generic`).
+    /// DataFusion's default dialect (`datafusion.sql_parser.dialect = generic`), counting users
+    /// unless the call says `by=person`.
     pub fn sql(&self, args: &[datafusion::prelude::Expr]) -> Result<String> {
-        Ok(self.0.build(args, &GenericDialect {})?.sql)
+        Ok(self.report.build(args, &Call { dialect: &GenericDialect {}, default_by: By::User })?.sql)
     }
 }
 
@@ -83,16 +101,18 @@ impl<R: Report> TableFunctionImpl for ReportFunction<R> {
     fn call_with_args(&self, args: TableFunctionArgs) -> Result<Arc<dyn TableProvider>> {
         let name = args.session().config().options().sql_parser.dialect;
         let dialect = dialect_from_str(name)
-            .ok_or_else(|| plan_datafusion_err!("{}: unsupported SQL dialect {name}", self.0.name()))?;
-        let built = self.0.build(args.exprs(), dialect.as_ref())?;
-        Ok(Arc::new(ReportTable::new(self.0.name(), built)))
+            .ok_or_else(|| plan_datafusion_err!("{}: unsupported SQL dialect {name}", self.report.name()))?;
+        let call = Call { dialect: dialect.as_ref(), default_by: (self.default_by)(args.session()) };
+        let built = self.report.build(args.exprs(), &call)?;
+        Ok(Arc::new(ReportTable::new(self.report.name(), built)))
     }
 }
 
-/// Registers every report in `ctx`.
-pub fn register_all(ctx: &SessionContext) {
+/// Registers every report in `ctx`; `default_by` decides whom they count when a call does not
+/// say.
+pub fn register_all(ctx: &SessionContext, default_by: DefaultBy) {
     for report in reports() {
-        ctx.register_udtf(report.name(), Arc::new(ReportFunction(report)));
+        ctx.register_udtf(report.name(), Arc::new(ReportFunction { report, default_by: default_by.clone() }));
     }
 }
 
@@ -103,7 +123,7 @@ mod tests {
     #[test]
     fn every_report_is_registered_under_its_name() {
         let ctx = SessionContext::new();
-        register_all(&ctx);
+        register_all(&ctx, Arc::new(|_| By::User));
         for report in reports() {
             assert!(ctx.table_function(report.name()).is_ok(), "{}", report.name());
         }

@@ -8,10 +8,10 @@
 
 use std::sync::Arc;
 
+use crate::options::Call;
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::common::Result;
 use datafusion::logical_expr::Expr;
-use datafusion::sql::sqlparser::dialect::Dialect;
 
 use crate::options::single_options_arg;
 use crate::table::ReportSql;
@@ -25,13 +25,13 @@ impl Report for Lifecycle {
         "lifecycle"
     }
 
-    fn build(&self, args: &[Expr], dialect: &dyn Dialect) -> Result<ReportSql> {
+    fn build(&self, args: &[Expr], call: &Call<'_>) -> Result<ReportSql> {
         let o = single_options_arg(
             self.name(),
             args,
             "'period=day|week|month; event=name or condition; from=…; to=…'",
             &["period", "event"],
-            dialect,
+            call,
         )?;
         let p = o.choice("period", &["day", "week", "month"])?;
         let event = o.event("event")?.unwrap_or_else(|| "TRUE".into());

@@ -19,7 +19,27 @@ pub struct Options<'d> {
     report: &'static str,
     /// The session's SQL dialect: fragments are checked as the report's SQL will be parsed.
     dialect: &'d dyn Dialect,
+    /// Whom the report counts when `by` is not given.
+    default_by: By,
     values: BTreeMap<String, String>,
+}
+
+/// What a report call knows of its session when its SQL is written.
+#[derive(Debug, Clone, Copy)]
+pub struct Call<'d> {
+    /// The session's SQL dialect.
+    pub dialect: &'d dyn Dialect,
+    /// Whom reports count by default: persons when the events hold identity links.
+    pub default_by: By,
+}
+
+/// Whom a report counts (option `by`): each `user_id` as it is, or each person, whatever ids
+/// the person used (`person_id`, docs/identity.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum By {
+    #[default]
+    User,
+    Person,
 }
 
 /// A text literal argument.
@@ -67,18 +87,19 @@ pub fn single_options_arg<'d>(
     args: &[Expr],
     usage: &str,
     own: &[&'static str],
-    dialect: &'d dyn Dialect,
+    call: &Call<'d>,
 ) -> Result<Options<'d>> {
     if args.len() > 1 {
         return plan_err!("{report} takes one options argument: {report}({usage})");
     }
     let text = args.first().map(|a| text_arg(report, a, "options")).transpose()?.unwrap_or_default();
-    Options::parse(report, &text, &keys(own), dialect)
+    Options::parse(report, &text, &keys(own), call)
 }
 
 impl<'d> Options<'d> {
     /// Parses `text` and checks every key is one of `allowed`, given once.
-    pub fn parse(report: &'static str, text: &str, allowed: &[&str], dialect: &'d dyn Dialect) -> Result<Self> {
+    pub fn parse(report: &'static str, text: &str, allowed: &[&str], call: &Call<'d>) -> Result<Self> {
+        let dialect = call.dialect;
         let mut values = BTreeMap::new();
         let origin = Origin { report, what: "options" };
         for part in fragment::split_top_level(origin, text, &Token::SemiColon, dialect)? {
@@ -97,7 +118,7 @@ impl<'d> Options<'d> {
                 return plan_err!("{report}: option '{key}' is given more than once");
             }
         }
-        Ok(Options { report, dialect, values })
+        Ok(Options { report, dialect, default_by: call.default_by, values })
     }
 
     pub fn get(&self, key: &str) -> Option<&str> {
@@ -218,9 +239,27 @@ impl<'d> Options<'d> {
 
     /// The rows a report reads: its table, date range and extra filter.
     pub fn source(&self) -> Result<Source> {
-        let table = match self.get("table") {
+        let named = match self.get("table") {
             Some(t) => fragment::object_name(self.origin("table"), t, self.dialect)?,
             None => "events".to_string(),
+        };
+        let by = match self.get("by") {
+            None if self.get("table").is_some() => By::User,
+            None => self.default_by,
+            Some(_) => match self.choice("by", &["user", "person"])? {
+                "person" => By::Person,
+                _ => By::User,
+            },
+        };
+        // Counting persons: the rows as they are, with each user_id replaced by its person,
+        // so every report's SQL stays as it is.
+        let table = match by {
+            By::User => named,
+            By::Person => {
+                // Under the table's own name where it is one word, so `where=` may qualify it.
+                let alias = if named.contains('.') { "person_rows" } else { named.as_str() };
+                format!("(SELECT * REPLACE (person_id AS user_id) FROM {named}) AS {alias}")
+            }
         };
         let (from, to) = (self.date("from")?, self.date("to")?);
         if let (Some(f), Some(t)) = (from, to) {
@@ -268,7 +307,7 @@ impl Source {
 }
 
 /// The options every report reads its rows with.
-pub const SOURCE_KEYS: [&str; 4] = ["table", "from", "to", "where"];
+pub const SOURCE_KEYS: [&str; 5] = ["table", "from", "to", "where", "by"];
 
 pub fn keys(own: &[&'static str]) -> Vec<&'static str> {
     own.iter().copied().chain(SOURCE_KEYS).collect()
@@ -283,7 +322,7 @@ mod tests {
     const GENERIC: GenericDialect = GenericDialect {};
 
     fn parse(text: &str, own: &[&'static str]) -> Result<Options<'static>> {
-        Options::parse("funnel", text, &keys(own), &GENERIC)
+        Options::parse("funnel", text, &keys(own), &Call { dialect: &GENERIC, default_by: By::User })
     }
 
     fn err<T: std::fmt::Debug>(result: Result<T>) -> String {

@@ -9,10 +9,10 @@
 
 use std::sync::Arc;
 
+use crate::options::Call;
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::common::Result;
 use datafusion::logical_expr::Expr;
-use datafusion::sql::sqlparser::dialect::Dialect;
 
 use crate::options::single_options_arg;
 use crate::table::ReportSql;
@@ -26,13 +26,13 @@ impl Report for Paths {
         "paths"
     }
 
-    fn build(&self, args: &[Expr], dialect: &dyn Dialect) -> Result<ReportSql> {
+    fn build(&self, args: &[Expr], call: &Call<'_>) -> Result<ReportSql> {
         let o = single_options_arg(
             self.name(),
             args,
             "'gap=30 minutes; start=event; end=event; top=20; from=…; to=…'",
             &["gap", "start", "end", "top"],
-            dialect,
+            call,
         )?;
         let gap = o.interval("gap", "30 minutes")?;
         let top = o.count("top", 20, 10_000)?;

@@ -15,10 +15,10 @@
 
 use std::sync::Arc;
 
+use crate::options::Call;
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::common::Result;
 use datafusion::logical_expr::Expr;
-use datafusion::sql::sqlparser::dialect::Dialect;
 
 use crate::options::single_options_arg;
 use crate::table::ReportSql;
@@ -53,13 +53,13 @@ impl Report for Retention {
         "retention"
     }
 
-    fn build(&self, args: &[Expr], dialect: &dyn Dialect) -> Result<ReportSql> {
+    fn build(&self, args: &[Expr], call: &Call<'_>) -> Result<ReportSql> {
         let o = single_options_arg(
             self.name(),
             args,
             "'start=signup; return=purchase; period=day|week|month; periods=7; criterion=on|on_or_after; cohort=first|recurring; windows=calendar|rolling; from=…; to=…'",
             &OWN_KEYS,
-            dialect,
+            call,
         )?;
         let start = o.event("start")?.unwrap_or_else(|| "TRUE".into());
         let ret = o.event("return")?.unwrap_or_else(|| "TRUE".into());

@@ -7,10 +7,10 @@
 
 use std::sync::Arc;
 
+use crate::options::Call;
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::common::Result;
 use datafusion::logical_expr::Expr;
-use datafusion::sql::sqlparser::dialect::Dialect;
 
 use crate::options::single_options_arg;
 use crate::table::ReportSql;
@@ -24,13 +24,13 @@ impl Report for Stickiness {
         "stickiness"
     }
 
-    fn build(&self, args: &[Expr], dialect: &dyn Dialect) -> Result<ReportSql> {
+    fn build(&self, args: &[Expr], call: &Call<'_>) -> Result<ReportSql> {
         let o = single_options_arg(
             self.name(),
             args,
             "'period=week|month; event=name or condition; from=…; to=…'",
             &["period", "event"],
-            dialect,
+            call,
         )?;
         let p = o.choice("period", &["week", "month"])?;
         let event = o.event("event")?.unwrap_or_else(|| "TRUE".into());

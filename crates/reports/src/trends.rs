@@ -7,10 +7,10 @@
 
 use std::sync::Arc;
 
+use crate::options::Call;
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::common::Result;
 use datafusion::logical_expr::Expr;
-use datafusion::sql::sqlparser::dialect::Dialect;
 
 use crate::options::single_options_arg;
 use crate::table::ReportSql;
@@ -24,13 +24,13 @@ impl Report for Trends {
         "trends"
     }
 
-    fn build(&self, args: &[Expr], dialect: &dyn Dialect) -> Result<ReportSql> {
+    fn build(&self, args: &[Expr], call: &Call<'_>) -> Result<ReportSql> {
         let o = single_options_arg(
             self.name(),
             args,
             "'interval=day|week|month; event=name or condition; breakdown=expr; from=…; to=…'",
             &["interval", "event", "breakdown"],
-            dialect,
+            call,
         )?;
         let interval = o.choice("interval", &["day", "week", "month"])?;
         let event = o.event("event")?.unwrap_or_else(|| "TRUE".into());

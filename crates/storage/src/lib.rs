@@ -9,6 +9,7 @@
 
 pub mod columns;
 mod date_pruning;
+mod derived;
 mod location;
 mod log_check;
 mod saved_tables;

@@ -1,0 +1,345 @@
+//! Identity resolution (docs/identity.md) against a reference written here: random link graphs
+//! written as the rows each vendor's call makes, imported in different orders and file splits,
+//! must give every distinct id the person the reference gives it; reports count persons; a
+//! killed import never leaves persons that disagree with the rows a reader sees.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::time::Instant;
+
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde_json::json;
+
+use crate::support::{northstar, ok, run, Scratch};
+
+const RESERVED: [&str; 10] =
+    ["", "null", "anonymous", "Anonymous", "undefined", "'undefined'", "NaN", "[object Object]", "0", "guest"];
+
+fn reserved(id: &str) -> bool {
+    RESERVED.contains(&id) || id.trim().is_empty()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Kind {
+    Identify,
+    CreateAlias,
+    Alias,
+    Merge,
+}
+
+/// A link as the test means it: at `time`, `other` joins `user`'s person.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct TestLink {
+    time: i64,
+    user: String,
+    other: Option<String>,
+    kind: Kind,
+}
+
+/// The rules, applied the obvious way: links in time order (ties by ids, then kind); an
+/// identified person is merged only by Segment's alias or `$merge_dangerously`; reserved ids
+/// never merge; the event's own id's person stays.
+fn reference(links: &[TestLink]) -> HashMap<String, String> {
+    let mut ordered = links.to_vec();
+    ordered.sort_by(|a, b| (a.time, &a.user, &a.other, a.kind).cmp(&(b.time, &b.user, &b.other, b.kind)));
+    let mut person: HashMap<String, String> = HashMap::new();
+    let mut identified: HashSet<String> = HashSet::new();
+    let of = |person: &HashMap<String, String>, id: &str| person.get(id).cloned().unwrap_or_else(|| id.to_string());
+    for link in ordered {
+        if reserved(&link.user) {
+            continue;
+        }
+        let mine = of(&person, &link.user);
+        if let Some(other) = link.other.as_deref().filter(|o| !reserved(o)) {
+            let theirs = of(&person, other);
+            let refused = identified.contains(&theirs) && matches!(link.kind, Kind::Identify | Kind::CreateAlias);
+            if theirs != mine && !refused {
+                person.entry(theirs.clone()).or_insert_with(|| theirs.clone());
+                for p in person.values_mut().filter(|p| **p == theirs) {
+                    *p = mine.clone();
+                }
+            }
+        } else if link.other.is_some() {
+            continue;
+        }
+        identified.insert(mine);
+    }
+    person
+}
+
+fn time_text(micros: i64) -> String {
+    chrono::DateTime::from_timestamp_micros(1_767_225_600_000_000 + micros).unwrap().to_rfc3339()
+}
+
+/// The row a vendor's call makes for `link`, in one of the shapes that call takes.
+fn link_row(link: &TestLink, rng: &mut ChaCha8Rng) -> serde_json::Value {
+    let t = time_text(link.time);
+    let (user, other) = (&link.user, link.other.as_deref());
+    match (link.kind, other) {
+        (Kind::Identify, None) => {
+            json!({"event_time": t, "user_id": user, "event": "identify", "message_type": "identify"})
+        }
+        (Kind::Identify, Some(o)) => match rng.random_range(0..3) {
+            0 => {
+                json!({"event_time": t, "user_id": user, "event": "identify", "message_type": "identify", "anonymous_id": o})
+            }
+            1 => {
+                json!({"event_time": t, "user_id": user, "event": "$identify", "properties": {"$anon_distinct_id": o}})
+            }
+            _ => json!({"event_time": t, "user_id": user, "event": "add_to_cart", "anonymous_id": o}),
+        },
+        (Kind::Alias, Some(o)) => {
+            json!({"event_time": t, "user_id": user, "event": "alias", "message_type": "alias", "previous_id": o})
+        }
+        (Kind::CreateAlias, Some(o)) => {
+            json!({"event_time": t, "user_id": user, "event": "$create_alias", "properties": {"alias": o}})
+        }
+        (Kind::Merge, Some(o)) => match rng.random_bool(0.5) {
+            true => {
+                json!({"event_time": t, "user_id": user, "event": "$merge_dangerously", "properties": {"alias": o}})
+            }
+            false => json!({"event_time": t, "user_id": user, "event": "$merge_dangerously", "previous_id": o}),
+        },
+        (_, None) => unreachable!("only identify links go without another id"),
+    }
+}
+
+/// A random world: anonymous and identified ids, page views by all of them (before and after
+/// the links), and links of every kind among them, reserved ids included.
+fn world(seed: u64, ids: usize, links: usize) -> (Vec<serde_json::Value>, Vec<TestLink>, BTreeSet<String>) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut pool: Vec<String> = (0..ids).map(|i| format!("anon-{i}")).collect();
+    pool.extend((0..ids / 2).map(|i| format!("user-{i}")));
+    let pick = |rng: &mut ChaCha8Rng| match rng.random_range(0..20) {
+        0 => RESERVED[rng.random_range(0..RESERVED.len())].to_string(),
+        _ => pool[rng.random_range(0..pool.len())].clone(),
+    };
+    let mut made = vec![];
+    for _ in 0..links {
+        let kind =
+            [Kind::Identify, Kind::Identify, Kind::CreateAlias, Kind::Alias, Kind::Merge][rng.random_range(0..5)];
+        let other = match (kind, rng.random_range(0..10)) {
+            (Kind::Identify, 0) => None,
+            _ => Some(pick(&mut rng)),
+        };
+        let user = pick(&mut rng);
+        if user.is_empty() || other.as_deref() == Some(user.as_str()) {
+            continue; // an empty user id is refused by the import; an id linked to itself is no link
+        }
+        // Times repeat now and then, so ties are ordered by ids.
+        made.push(TestLink { time: rng.random_range(0..200) * 1_000_000, user, other, kind });
+    }
+    let mut rows: Vec<serde_json::Value> = made.iter().map(|l| link_row(l, &mut rng)).collect();
+    let mut seen = BTreeSet::new();
+    for id in
+        pool.iter().chain(RESERVED.iter().filter(|r| !r.is_empty()).map(|r| r.to_string()).collect::<Vec<_>>().iter())
+    {
+        for _ in 0..2 {
+            let t = time_text(rng.random_range(-50..250) * 1_000_000);
+            rows.push(json!({"event_time": t, "user_id": id, "event": "page_view"}));
+        }
+        seen.insert(id.clone());
+    }
+    for link in &made {
+        seen.insert(link.user.clone());
+        seen.extend(link.other.clone().filter(|o| !o.is_empty()));
+    }
+    (rows, made, seen)
+}
+
+/// `rows` split into `files` NDJSON files in a shuffled order, imported one after another.
+fn import_split(s: &Scratch, data: &str, rows: &[serde_json::Value], files: usize, seed: u64) {
+    let mut order: Vec<&serde_json::Value> = rows.iter().collect();
+    order.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
+    for (i, chunk) in order.chunks(order.len().div_ceil(files)).enumerate() {
+        let text: String = chunk.iter().map(|r| format!("{r}\n")).collect();
+        let file = s.write(&format!("part-{seed}-{i}.ndjson"), &text);
+        ok(&["import", "--data", data, &file]);
+    }
+}
+
+/// Every distinct id of the table with its person, as SQL sees them.
+fn persons_in(data: &str) -> BTreeMap<String, String> {
+    let out = ok(&["query", "--data", data, "--format", "csv", "SELECT DISTINCT user_id, person_id FROM events"]);
+    let mut reader = csv::Reader::from_reader(out.as_bytes());
+    reader.records().map(|r| r.unwrap()).map(|r| (r[0].to_string(), r[1].to_string())).collect()
+}
+
+fn expected_persons(links: &[TestLink], ids: &BTreeSet<String>) -> BTreeMap<String, String> {
+    let person = reference(links);
+    ids.iter().map(|id| (id.clone(), person.get(id).cloned().unwrap_or_else(|| id.clone()))).collect()
+}
+
+#[test]
+fn persons_match_the_reference_whatever_the_import_order_and_file_split() {
+    for seed in [1u64, 2, 3] {
+        let (rows, links, _) = world(seed, 24, 60);
+        let s = Scratch::new();
+        let (one, other) = (s.path("one").display().to_string(), s.path("other").display().to_string());
+        import_split(&s, &one, &rows, 1, seed);
+        import_split(&s, &other, &rows, 4, seed + 100);
+        let got = persons_in(&one);
+        // Only the ids that appear as user_id are rows; the reference covers them all.
+        let ids: BTreeSet<String> = got.keys().cloned().collect();
+        assert_eq!(got, expected_persons(&links, &ids), "seed {seed}, one file");
+        assert_eq!(persons_in(&other), got, "seed {seed}: four files in another order");
+        let merged = got.iter().filter(|(id, p)| id != p).count();
+        assert!(merged >= 5, "seed {seed}: only {merged} ids merged; the world tests little");
+    }
+}
+
+#[test]
+fn links_that_arrive_after_the_events_they_affect_merge_those_events_too() {
+    let s = Scratch::new();
+    let data = s.data();
+    let visits = s.write(
+        "visits.ndjson",
+        concat!(
+            r#"{"event_time":"2026-01-01T10:00:00Z","user_id":"laptop-1","event":"page_view"}"#,
+            "\n",
+            r#"{"event_time":"2026-01-02T10:00:00Z","user_id":"phone-1","event":"page_view"}"#,
+            "\n",
+            r#"{"event_time":"2026-01-03T10:00:00Z","user_id":"ana","event":"purchase"}"#,
+            "\n",
+        ),
+    );
+    ok(&["import", "--data", &data, &visits]);
+    let before = persons_in(&data);
+    assert_eq!(before.values().collect::<BTreeSet<_>>().len(), 3, "no links yet: {before:?}");
+    let logins = s.write(
+        "logins.ndjson",
+        concat!(
+            r#"{"event_time":"2026-01-01T10:05:00Z","user_id":"ana","event":"identify","message_type":"identify","anonymous_id":"laptop-1"}"#,
+            "\n",
+            r#"{"event_time":"2026-01-02T10:05:00Z","user_id":"ana","event":"$identify","properties":{"$anon_distinct_id":"phone-1"}}"#,
+            "\n",
+        ),
+    );
+    ok(&["import", "--data", &data, &logins]);
+    let after = persons_in(&data);
+    assert_eq!(after.get("laptop-1").map(String::as_str), Some("ana"), "{after:?}");
+    assert_eq!(after.get("phone-1").map(String::as_str), Some("ana"), "{after:?}");
+
+    // A funnel from the anonymous visit to the identified purchase: one person converts;
+    // counted by user, the visit and the purchase are different users.
+    let funnel = |options: &str| {
+        let sql = format!("SELECT step, users FROM funnel(['page_view', 'purchase'], '{options}') ORDER BY step");
+        ok(&["query", "--data", &data, "--format", "csv", &sql])
+    };
+    assert_eq!(funnel("window=7 days"), "step,users\n1,1\n2,1\n");
+    assert_eq!(funnel("window=7 days; by=person"), "step,users\n1,1\n2,1\n");
+    assert_eq!(funnel("window=7 days; by=user"), "step,users\n1,2\n2,0\n");
+    let people = ok(&[
+        "query",
+        "--data",
+        &data,
+        "--format",
+        "csv",
+        "SELECT count(DISTINCT person_id) AS people, count(DISTINCT user_id) AS ids FROM events",
+    ]);
+    assert_eq!(people, "people,ids\n1,3\n");
+}
+
+#[test]
+fn persons_are_brought_up_to_date_by_a_reader_when_the_writer_did_not() {
+    // A writer that commits rows and dies before updating the saved persons is the same, to a
+    // reader, as one that never updates them: the library import below does not.
+    let s = Scratch::new();
+    let data = s.data();
+    let first = s.write(
+        "first.ndjson",
+        "{\"event_time\":\"2026-01-01T10:00:00Z\",\"user_id\":\"a1\",\"event\":\"page_view\"}\n",
+    );
+    ok(&["import", "--data", &data, &first]);
+    let link = s.write(
+        "link.ndjson",
+        "{\"event_time\":\"2026-01-01T11:00:00Z\",\"user_id\":\"u1\",\"event\":\"identify\",\"message_type\":\"identify\",\"anonymous_id\":\"a1\"}\n",
+    );
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let location = northstar_storage::DataLocation::parse(&data).unwrap();
+        let mut store = northstar_storage::EventStore::open(&location).await.unwrap();
+        northstar_import::import(&mut store, &[link], &Default::default()).await.unwrap();
+    });
+    assert_eq!(persons_in(&data).get("a1").map(String::as_str), Some("u1"));
+    // A damaged saved state is only a cache: the reader derives the persons again.
+    let saved = std::path::Path::new(&data).join("events/_northstar_identity/links.parquet");
+    assert!(saved.exists(), "the reader saved the state it brought up to date");
+    std::fs::write(&saved, b"not parquet").unwrap();
+    assert_eq!(persons_in(&data).get("a1").map(String::as_str), Some("u1"));
+    // And `rebuild-persons` derives the same from nothing.
+    let rebuilt = run(&["rebuild-persons", "--data", &data]);
+    let summary = String::from_utf8_lossy(&rebuilt.stderr);
+    assert!(rebuilt.status.success() && summary.contains("1 ids merged"), "{summary}");
+    assert_eq!(persons_in(&data).get("a1").map(String::as_str), Some("u1"));
+}
+
+#[test]
+fn a_killed_import_never_leaves_persons_that_disagree_with_the_rows() {
+    let s = Scratch::new();
+    let data = s.data();
+    let (rows, _, _) = world(7, 4_000, 6_000);
+    // Many rows so that an import lasts long enough to be killed in the middle.
+    let mut text = String::new();
+    for copy in 0..8 {
+        for row in &rows {
+            let mut row = row.clone();
+            row["session_id"] = json!(format!("copy-{copy}"));
+            text.push_str(&format!("{row}\n"));
+        }
+    }
+    let file = s.write("links.ndjson", &text);
+    // The table exists, with the link columns, before the first kill.
+    let base = json!({"event_time": "2026-01-01T00:00:00Z", "user_id": "anon-1", "event": "page_view",
+        "message_type": "track", "anonymous_id": "anon-1", "previous_id": "", "properties": {"alias": ""}});
+    let base = s.write("base.ndjson", &format!("{base}\n"));
+    ok(&["import", "--data", &data, &base]);
+    let probe = s.path("probe").display().to_string();
+    let started = Instant::now();
+    ok(&["import", "--data", &probe, &file]);
+    let full = started.elapsed();
+    let mut rng = ChaCha8Rng::seed_from_u64(20261206);
+    let mut outcomes = HashSet::new();
+    for trial in 0..4 {
+        let delay = full.mul_f64(0.3 + rng.random::<f64>() * 0.8);
+        let mut child = northstar().args(["import", "--data", &data, &file]).spawn().unwrap();
+        std::thread::sleep(delay);
+        child.kill().unwrap();
+        child.wait().unwrap();
+        // The persons a reader sees are exactly those of the link rows it sees.
+        let seen = ok(&["query", "--data", &data, "--format", "csv", "SELECT count(*) AS n FROM events"]);
+        outcomes.insert(seen.clone());
+        let visible = visible_links(&data);
+        let got = persons_in(&data);
+        let ids: BTreeSet<String> = got.keys().cloned().collect();
+        assert_eq!(got, expected_persons(&visible, &ids), "trial {trial}, killed after {delay:?}, {seen}");
+    }
+    eprintln!("kill trials saw row counts {outcomes:?}");
+}
+
+/// The links in the rows a reader sees, read back with plain SQL.
+fn visible_links(data: &str) -> Vec<TestLink> {
+    // Text columns with a `v` before each value, so an empty id and NULL stay apart in CSV.
+    let sql = "SELECT CAST(event_time AS BIGINT) - 1767225600000000 AS t, user_id, event, message_type, \
+               'v' || anonymous_id, 'v' || previous_id, \
+               'v' || json_get_str(properties, '$anon_distinct_id'), 'v' || json_get_str(properties, 'alias') \
+               FROM events WHERE event <> 'page_view'";
+    let out = ok(&["query", "--data", data, "--format", "csv", sql]);
+    let mut reader = csv::Reader::from_reader(out.as_bytes());
+    let text = |r: &csv::StringRecord, i: usize| r[i].strip_prefix('v').map(str::to_string);
+    reader
+        .records()
+        .map(|r| r.unwrap())
+        .map(|r| {
+            let (time, user) = (r[0].parse().unwrap(), r[1].to_string());
+            let (kind, other) = match (&r[2], &r[3]) {
+                ("$create_alias", _) => (Kind::CreateAlias, text(&r, 7)),
+                ("$merge_dangerously", _) => (Kind::Merge, text(&r, 5).or(text(&r, 7))),
+                (_, "alias") => (Kind::Alias, text(&r, 5)),
+                _ => (Kind::Identify, text(&r, 4).or(text(&r, 6))),
+            };
+            TestLink { time, user, other, kind }
+        })
+        .collect()
+}
