@@ -55,7 +55,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     let started = Instant::now();
     let batches = ctx
         .sql(
-            "SELECT p.step_name AS step, p.users AS persons, u.users AS ids \
+            "SELECT p.step, p.step_name, p.users AS persons, u.users AS ids \
              FROM funnel(['app_open', 'signup', 'purchase'], 'window=7 days; by=person') p \
              JOIN funnel(['app_open', 'signup', 'purchase'], 'window=7 days; by=user') u ON p.step = u.step ORDER BY p.step",
         )
