@@ -49,7 +49,12 @@ pub async fn identity_at(store: &EventStore, state: &SessionState, schema: &Sche
         Some(known) => Some(known),
         None => load_saved(store).await.map(Arc::new),
     };
-    let identity = Arc::new(IdentityState::bring_to(start.as_deref(), state, &spec, schema).await?);
+    // A saved state of exactly this version is this version's: decoding it resolved its persons
+    // already, and bringing it "up to date" would only resolve them again.
+    let identity = match &start {
+        Some(saved) if saved.version == spec.version => saved.clone(),
+        _ => Arc::new(IdentityState::bring_to(start.as_deref(), state, &spec, schema).await?),
+    };
     if start.as_ref().is_none_or(|s| s.version < identity.version) {
         save(store, &identity).await;
     }
