@@ -174,6 +174,11 @@ pub struct GenerateArgs {
     /// device's anonymous id until the sign-in, whose row has both ids (`anonymous_id`).
     #[arg(long, default_value_t = 0.0, value_parser = parse_share)]
     pub identities: f64,
+    /// Accounts (PostHog `company` groups) users belong to, each to one: every row's
+    /// properties name it in `$groups`, and sign-ups set person properties (`$set`,
+    /// `$set_once`); reports count accounts with `by=company` (docs/identity.md). 0: none.
+    #[arg(long, default_value_t = 0)]
+    pub accounts: u32,
 }
 
 fn parse_share(text: &str) -> Result<f64, String> {

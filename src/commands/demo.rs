@@ -16,6 +16,8 @@ use crate::output;
 
 /// Share of the demo's users who start anonymous (docs/identity.md).
 const DEMO_IDENTITIES: f64 = 0.3;
+/// Accounts (`company` groups) the demo's users belong to.
+const DEMO_ACCOUNTS: u32 = 300;
 
 pub async fn run(args: DemoArgs) -> Result<()> {
     let location = DataLocation::parse(&args.data)?;
@@ -27,11 +29,13 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         let file = dir.path().join("demo-events.parquet");
         eprintln!("generating {} sample events …", args.events);
         // The demo data carries an A/B test (README, docs/experiments.md), and 30 % of its users
-        // browse anonymously before they sign in, some on two devices (docs/identity.md).
+        // browse anonymously before they sign in, some on two devices; users belong to accounts
+        // (docs/identity.md).
         let config = GeneratorConfig {
             events: args.events,
             experiment: Some(PlantedExperiment::demo()),
             identities: DEMO_IDENTITIES,
+            accounts: DEMO_ACCOUNTS,
             ..Default::default()
         };
         generate_to_file(&config, &file, OutputFormat::Parquet, |_| {}).map_err(anyhow::Error::msg)?;

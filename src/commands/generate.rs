@@ -23,6 +23,7 @@ pub fn run(args: GenerateArgs) -> Result<()> {
         days: args.days,
         experiment,
         identities: args.identities,
+        accounts: args.accounts,
         ..Default::default()
     };
     let bar = ProgressBar::with_draw_target(Some(args.events), ProgressDrawTarget::stderr());

@@ -158,3 +158,40 @@ async fn a_key_computed_from_user_id_under_its_name_is_not_grouped_by_bucket() {
         assert!(result.contains("| 1      |"), "{partitions} partitions: one prefix, one group:\n{result}");
     }
 }
+
+/// Grouped by person: the rows of ids merged into a person of another bucket move to that
+/// bucket (`BucketRoutingExec`), the others stay where they were read, and each bucket's
+/// persons are grouped by the dictionary; the answers are DataFusion's two-stage plan's.
+#[tokio::test]
+async fn per_person_aggregates_route_only_the_rows_of_persons_spanning_buckets() {
+    let s = Scratch::new();
+    let file = s.path("identities.parquet").display().to_string();
+    ok(&["generate", "--events", "30000", "--seed", "5", "--identities", "0.4", "--out", &file]);
+    let data = s.data();
+    ok(&["import", "--data", &data, &file]);
+    let spanning = ok(&[
+        "query",
+        "--data",
+        &data,
+        "--format",
+        "csv",
+        "SELECT count(*) FROM (SELECT person_id FROM events GROUP BY person_id HAVING count(DISTINCT user_id) > 1)",
+    ]);
+    let merged: u64 = spanning.lines().nth(1).unwrap().parse().unwrap();
+    assert!(merged > 50, "persons with two or more ids: {merged}");
+    let per_person = [
+        "SELECT level, count(*) FROM (SELECT person_id, window_funnel(INTERVAL '1 day', event_time, event = 'app_open', event = 'signup', event = 'purchase') AS level FROM events GROUP BY person_id) GROUP BY level ORDER BY level",
+        "SELECT n, count(*) FROM (SELECT person_id, count(*) AS n FROM events WHERE event <> 'app_open' GROUP BY person_id) GROUP BY n ORDER BY n",
+        "SELECT step, users FROM funnel(['app_open', 'signup', 'purchase'], 'window=7 days; by=person') ORDER BY step",
+        "SELECT cohort_start, period, retained FROM retention('start=signup; return=purchase; period=week; periods=3; by=person') ORDER BY 1, 2",
+    ];
+    for sql in per_person {
+        let reference = answer(&data, 2, true, sql).await.0;
+        for partitions in [2, 4] {
+            let (result, plan) = answer(&data, partitions, false, sql).await;
+            assert_eq!(result, reference, "{partitions} partitions: {sql}");
+            assert!(plan.contains("BucketRoutingExec"), "{partitions} partitions, routing expected:\n{plan}");
+            assert!(!plan.contains("RepartitionExec: partitioning=Hash([person_id"), "{plan}");
+        }
+    }
+}

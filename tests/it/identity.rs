@@ -11,7 +11,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::json;
 
-use crate::support::{northstar, ok, run, Scratch};
+use crate::support::{fails, northstar, ok, run, Scratch};
 
 const RESERVED: [&str; 10] =
     ["", "null", "anonymous", "Anonymous", "undefined", "'undefined'", "NaN", "[object Object]", "0", "guest"];
@@ -342,4 +342,77 @@ fn visible_links(data: &str) -> Vec<TestLink> {
             TestLink { time, user, other, kind }
         })
         .collect()
+}
+
+/// One person (`ana`) on a laptop and a phone, identified by a Segment identify and a PostHog
+/// `$identify`, who joins account `acme` by a Segment group call; `bob` on account `globex`
+/// named by PostHog's `$groups` and described by a `$groupidentify`. Both are exposed to a flag.
+const TWO_PEOPLE_TWO_ACCOUNTS: &str = r#"{"event_time":"2026-01-01T10:00:00Z","user_id":"laptop-1","event":"page_view","properties":{"utm_source":"ads","$set_once":{"landing":"/a"}}}
+{"event_time":"2026-01-01T10:01:00Z","user_id":"laptop-1","event":"$feature_flag_called","properties":{"$feature_flag":"new-checkout","$feature_flag_response":"test"}}
+{"event_time":"2026-01-01T10:05:00Z","user_id":"ana","event":"identify","message_type":"identify","anonymous_id":"laptop-1","traits":{"plan":"free","email":"ana@x"}}
+{"event_time":"2026-01-01T10:06:00Z","user_id":"ana","event":"group","message_type":"group","group_id":"acme","traits":{"employees":50}}
+{"event_time":"2026-01-03T10:00:00Z","user_id":"ana","event":"purchase","properties":{"$set":{"plan":"pro"}}}
+{"event_time":"2026-01-04T09:00:00Z","user_id":"phone-1","event":"page_view","properties":{"utm_source":"mail","$set_once":{"landing":"/b"}}}
+{"event_time":"2026-01-04T10:05:00Z","user_id":"ana","event":"$identify","properties":{"$anon_distinct_id":"phone-1"}}
+{"event_time":"2026-01-01T11:00:00Z","user_id":"bob","event":"page_view","properties":{"$groups":{"company":"globex"}}}
+{"event_time":"2026-01-01T11:01:00Z","user_id":"bob","event":"$feature_flag_called","properties":{"$feature_flag":"new-checkout","$feature_flag_response":"control"}}
+{"event_time":"2026-01-01T11:02:00Z","user_id":"bob","event":"$groupidentify","properties":{"$group_type":"company","$group_key":"globex","$group_set":{"employees":900}}}"#;
+
+#[test]
+fn person_properties_accounts_and_every_report_count_persons_or_accounts() {
+    let s = Scratch::new();
+    let data = s.data();
+    ok(&["import", "--data", &data, &s.write("world.ndjson", TWO_PEOPLE_TWO_ACCOUNTS)]);
+    let q = |sql: &str| ok(&["query", "--data", &data, "--format", "csv", sql]);
+
+    // Latest $set or trait, else the first $set_once, whichever id of the person sent it; the
+    // first UTM source from the properties (the table has no utm_source column).
+    assert_eq!(
+        q("SELECT person_id, properties, initial_utm_source FROM persons ORDER BY 1"),
+        "person_id,properties,initial_utm_source\n\
+         ana,\"{\"\"email\"\":\"\"ana@x\"\",\"\"landing\"\":\"\"/a\"\",\"\"plan\"\":\"\"pro\"\"}\",ads\n\
+         bob,,\n"
+    );
+    // A group call's traits describe the account, not the person.
+    assert_eq!(
+        q("SELECT group_type, group_key, properties FROM groups ORDER BY 2"),
+        "group_type,group_key,properties\ncompany,acme,\"{\"\"employees\"\":50}\"\ncompany,globex,\"{\"\"employees\"\":900}\"\n"
+    );
+    assert_eq!(
+        q("SELECT person_id, group_type, group_key FROM group_members"),
+        "person_id,group_type,group_key\nana,company,acme\n"
+    );
+
+    let funnel = |options: &str| {
+        q(&format!("SELECT breakdown, step, users FROM funnel(['page_view', 'purchase'], 'window=7 days; {options}') ORDER BY 1 NULLS FIRST, 2"))
+    };
+    assert_eq!(funnel("by=person"), "breakdown,step,users\n,1,2\n,2,1\n");
+    assert_eq!(funnel("by=user"), "breakdown,step,users\n,1,3\n,2,0\n");
+    // Accounts: acme through ana's group call (her anonymous laptop visit included), globex
+    // through bob's `$groups`.
+    assert_eq!(funnel("by=company"), "breakdown,step,users\n,1,2\n,2,1\n");
+    assert_eq!(funnel("by=company; where=user_id = ''acme''"), "breakdown,step,users\n,1,1\n,2,1\n");
+    // Person columns in breakdown= and where=.
+    assert_eq!(
+        funnel("breakdown=json_get_str(person_properties, ''plan'')"),
+        "breakdown,step,users\n,1,1\n,2,0\npro,1,1\npro,2,1\n"
+    );
+    assert_eq!(funnel("where=person_initial_utm_source = ''ads''"), "breakdown,step,users\n,1,1\n,2,1\n");
+    assert!(fails(&["query", "--data", &data, "SELECT * FROM funnel(['a'], 'by=company;x')"]).contains("option"));
+    assert!(fails(&["query", "--data", &data, "SELECT * FROM funnel(['a'], 'by=big company')"]).contains("group type"));
+
+    // Retention: ana's anonymous first visit returns with her identified purchase on day 2;
+    // by id, nobody who visited ever purchased.
+    let retained = |by: &str| {
+        q(&format!("SELECT period, retained FROM retention('start=page_view; return=purchase; period=day; periods=4; by={by}') WHERE cohort_start = DATE '2026-01-01' ORDER BY 1"))
+    };
+    assert_eq!(retained("person"), "period,retained\n0,2\n1,0\n2,1\n3,0\n");
+    assert_eq!(retained("user"), "period,retained\n0,2\n1,0\n2,0\n3,0\n");
+
+    // An experiment: ana was exposed anonymously and bought identified.
+    let arms = |by: &str| {
+        q(&format!("SELECT variant, users, value FROM experiment(['conversion: purchase'], 'flag=new-checkout; window=7 days; by={by}') WHERE variant <> '$multiple' ORDER BY 1"))
+    };
+    assert_eq!(arms("person"), "variant,users,value\ncontrol,1,0.0\ntest,1,1.0\n");
+    assert_eq!(arms("user"), "variant,users,value\ncontrol,1,0.0\ntest,1,0.0\n");
 }

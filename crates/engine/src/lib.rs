@@ -221,6 +221,11 @@ pub async fn register_events(ctx: &SessionContext, store: &EventStore) -> std::r
     if state.config().get_extension::<EventsWithoutPersons>().is_none() {
         let identity = northstar_identity::identity_at(store, &state, &provider.schema()).await?;
         provider = Arc::new(northstar_identity::PersonEvents::try_new(provider, identity.persons.clone())?);
+        // `persons`, `groups` and `group_members`: SQL over `events`, planned when scanned.
+        for table in northstar_identity::derived_tables(&provider.schema()) {
+            let sql = northstar_reports::ReportSql { sql: table.sql, schema: table.schema, after: None };
+            replace_table(ctx, table.name, Arc::new(northstar_reports::ReportTable::new(table.name, sql)))?;
+        }
     }
     replace_table(ctx, EVENTS_TABLE, provider)?;
     Ok(())
@@ -272,7 +277,7 @@ mod tests {
                     .map(|f| (f.name().to_string(), f.documentation().cloned())),
             )
             .collect::<Vec<_>>();
-        assert_eq!(docs.len(), 14, "{docs:?}");
+        assert_eq!(docs.len(), 15, "{docs:?}");
         for (name, doc) in &docs {
             let doc = doc.as_ref().unwrap_or_else(|| panic!("{name} has no documentation()"));
             assert!(!doc.description.is_empty(), "{name}: empty description");

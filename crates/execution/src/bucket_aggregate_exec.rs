@@ -343,16 +343,20 @@ fn arguments(
 /// The groups of one partition: a group per user id, and each aggregate's accumulator.
 struct UserGroups {
     ids: UserIds,
-    /// The dictionary of the last batch (holding it keeps its buffers' addresses from being
-    /// reused while later batches are compared with it), and the group of each of its
-    /// values, `UNSEEN` until a row uses it: a filtered batch keeps ids none of its rows has.
-    dictionary: Option<StringArray>,
-    dictionary_groups: Vec<u32>,
+    /// The dictionaries of the last batches, newest last (holding one keeps its buffers'
+    /// addresses from being reused while later batches are compared with it), each with the
+    /// group of each of its values, `UNSEEN` until a row uses it: a filtered batch keeps ids
+    /// none of its rows has. Several, because grouped by person, batches moved from other
+    /// partitions (`BucketRoutingExec`) come between the batches of one column chunk.
+    dictionaries: Vec<(StringArray, Vec<u32>)>,
     group_indices: Vec<usize>,
     accumulators: Vec<Box<dyn GroupsAccumulator>>,
 }
 
 const UNSEEN: u32 = u32::MAX;
+
+/// Dictionaries kept with their groups: a partition's own chunk and a few moved ones.
+const KEPT_DICTIONARIES: usize = 4;
 
 /// Whether `a` and `b` are the same strings in memory. Each batch of a column chunk has its
 /// own array object around the chunk's one dictionary, so the buffers are compared.
@@ -366,8 +370,7 @@ impl UserGroups {
     fn try_new(aggregates: &[Arc<AggregateFunctionExpr>]) -> Result<Self> {
         Ok(Self {
             ids: UserIds::default(),
-            dictionary: None,
-            dictionary_groups: Vec::new(),
+            dictionaries: Vec::new(),
             group_indices: Vec::new(),
             accumulators: aggregates.iter().map(|a| a.create_groups_accumulator()).collect::<Result<_>>()?,
         })
@@ -397,27 +400,35 @@ impl UserGroups {
         if ids.null_count() > 0 || strings.null_count() > 0 {
             return exec_err!("user_id is NULL in an events file (the table declares it NOT NULL)");
         }
-        if !self.dictionary.as_ref().is_some_and(|d| same_strings(d, strings)) {
-            self.dictionary = Some(strings.clone());
-            self.dictionary_groups.clear();
-            // Most ids of a new dictionary are known users whose table entries are not in
-            // the cache. Looked up in one loop of independent lookups, their cache misses
-            // overlap; looked up as rows first use them, each waits on its own. Only when the
-            // batch uses most of the dictionary, so that the loop is not mostly wasted.
-            if ids.len() >= strings.len() {
-                self.dictionary_groups
-                    .extend((0..strings.len()).map(|i| self.ids.find(strings.value(i)).unwrap_or(UNSEEN)));
-            } else {
-                self.dictionary_groups.resize(strings.len(), UNSEEN);
+        let known = self.dictionaries.iter().position(|(d, _)| same_strings(d, strings));
+        let Self { ids: table, dictionaries, group_indices, .. } = self;
+        let at = match known {
+            Some(at) => at,
+            None => {
+                // Most ids of a new dictionary are known users whose table entries are not in
+                // the cache. Looked up in one loop of independent lookups, their cache misses
+                // overlap; looked up as rows first use them, each waits on its own. Only when
+                // the batch uses most of the dictionary, so that the loop is not mostly wasted.
+                let groups = if ids.len() >= strings.len() {
+                    (0..strings.len()).map(|i| table.find(strings.value(i)).unwrap_or(UNSEEN)).collect()
+                } else {
+                    vec![UNSEEN; strings.len()]
+                };
+                if dictionaries.len() == KEPT_DICTIONARIES {
+                    dictionaries.remove(0);
+                }
+                dictionaries.push((strings.clone(), groups));
+                dictionaries.len() - 1
             }
-        }
-        self.group_indices.clear();
+        };
+        let groups = &mut dictionaries[at].1;
+        group_indices.clear();
         for &key in ids.keys().values() {
-            let slot = &mut self.dictionary_groups[key as usize];
+            let slot = &mut groups[key as usize];
             if *slot == UNSEEN {
-                *slot = self.ids.find_or_insert(strings.value(key as usize));
+                *slot = table.find_or_insert(strings.value(key as usize));
             }
-            self.group_indices.push(*slot as usize);
+            group_indices.push(*slot as usize);
         }
         Ok(())
     }
@@ -425,7 +436,7 @@ impl UserGroups {
     /// Bytes held, for the memory pool.
     fn size(&self) -> usize {
         self.ids.size()
-            + self.dictionary_groups.capacity() * size_of::<u32>()
+            + self.dictionaries.iter().map(|(_, groups)| groups.capacity() * size_of::<u32>()).sum::<usize>()
             + self.group_indices.capacity() * size_of::<usize>()
             + self.accumulators.iter().map(|a| a.size()).sum::<usize>()
     }

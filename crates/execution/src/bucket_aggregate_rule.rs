@@ -45,10 +45,12 @@ use datafusion::physical_plan::repartition::RepartitionExec;
 use datafusion::physical_plan::sorts::sort_preserving_merge::SortPreservingMergeExec;
 use datafusion::physical_plan::union::InterleaveExec;
 use datafusion::physical_plan::{Distribution, ExecutionPlan, Partitioning};
+use northstar_identity::PersonOf;
 use northstar_storage::columns::{EVENT_DATE, USER_BUCKET, USER_ID};
 use northstar_storage::USER_BUCKETS;
 
 use crate::bucket_aggregate_exec::BucketAggregateExec;
+use crate::bucket_routing_exec::BucketRoutingExec;
 use crate::user_id_dictionary::user_id_dictionary_type;
 
 /// Plans `GROUP BY user_id` over the events table in one stage per user bucket, in
@@ -146,7 +148,12 @@ fn aggregate_by_bucket(plan: &Arc<dyn ExecutionPlan>, spread: Spread) -> Result<
         Spread::PartitionPerBucket if *partitions > 1 => USER_BUCKETS as usize,
         _ => *partitions,
     };
-    let Some(by_bucket) = scan_by_bucket(input, key.index(), partitions)? else { return Ok(None) };
+    let Some(by_bucket) = scan_by_bucket(input, key.index(), partitions)? else {
+        if matches!(spread, Spread::PartitionPerBucket) && partitions > 1 {
+            return aggregate_by_person_bucket(last, grouped, key.index(), input, partitions);
+        }
+        return Ok(None);
+    };
     let single = AggregateExec::try_new(
         AggregateMode::SinglePartitioned,
         group.clone(),
@@ -172,6 +179,113 @@ fn aggregate_by_bucket(plan: &Arc<dyn ExecutionPlan>, spread: Spread) -> Result<
     Ok(Some(Arc::new(single)))
 }
 
+/// `GROUP BY person_id` (the person of each stored `user_id`, `northstar_identity::PersonOf`)
+/// per user bucket: the scan reads whole buckets per partition with `user_id` as a dictionary,
+/// the persons keep the dictionary's keys, [`BucketRoutingExec`] moves the rows whose person
+/// hashes to another bucket (ids merged into a person of another bucket), and
+/// [`BucketAggregateExec`] groups each partition's persons by dictionary, as for `user_id`.
+/// `None` (the plan stays as DataFusion made it) when the plan has another shape, something
+/// besides the person reads `user_id` or the person between the scan and the aggregate, or an
+/// aggregate needs DataFusion's operator.
+fn aggregate_by_person_bucket(
+    last: &AggregateExec,
+    grouped: &AggregateExec,
+    key: usize,
+    input: &Arc<dyn ExecutionPlan>,
+    partitions: usize,
+) -> Result<Option<Arc<dyn ExecutionPlan>>> {
+    if references(grouped_expressions(grouped), key) {
+        return Ok(None);
+    }
+    let Some(dictionary_input) = person_input(input, key, partitions, true)? else { return Ok(None) };
+    let Some(string_input) = person_input(input, key, partitions, false)? else { return Ok(None) };
+    let routed: Arc<dyn ExecutionPlan> = Arc::new(BucketRoutingExec::new(dictionary_input, key));
+    // The replaced aggregate over the routed rows, as BucketAggregateExec takes it (with the
+    // input schema of the string key, which the fall-back uses; it never runs itself).
+    let single = AggregateExec::try_new(
+        AggregateMode::SinglePartitioned,
+        grouped.group_expr().clone(),
+        grouped.aggr_expr().to_vec(),
+        grouped.filter_expr().to_vec(),
+        Arc::new(BucketRoutingExec::new(string_input, key)),
+        grouped.input_schema(),
+    )?;
+    if single.schema() != last.schema() || single.properties().partitioning.partition_count() != partitions {
+        return Ok(None);
+    }
+    Ok(BucketAggregateExec::try_new(&single, key, routed).map(|exec| Arc::new(exec) as Arc<dyn ExecutionPlan>))
+}
+
+/// `plan` (filters and projections over an events scan) where its output column `column` is
+/// a person computed from the stored `user_id` and only passed through above that, rebuilt
+/// over a scan of whole buckets per partition (`partitions` of them), reading `user_id` as a
+/// dictionary when `dictionary`; otherwise `None`.
+fn person_input(
+    plan: &Arc<dyn ExecutionPlan>,
+    column: usize,
+    partitions: usize,
+    dictionary: bool,
+) -> Result<Option<Arc<dyn ExecutionPlan>>> {
+    let rebuilt = |new_input: Arc<dyn ExecutionPlan>| -> Result<Arc<dyn ExecutionPlan>> {
+        Ok(match plan.downcast_ref::<ProjectionExec>() {
+            Some(projection) => Arc::new(ProjectionExec::try_new(projection.expr().iter().cloned(), new_input)?),
+            None => plan
+                .clone()
+                .replace_children(vec![new_input], ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute))?,
+        })
+    };
+    if let Some(projection) = plan.downcast_ref::<ProjectionExec>() {
+        let Some(expr) = projection.expr().get(column).map(|e| &e.expr) else { return Ok(None) };
+        let others = projection.expr().iter().enumerate().filter(|(i, _)| *i != column).map(|(_, e)| e.expr.clone());
+        if let Some(person) = expr.downcast_ref::<PersonOf>() {
+            let Some(user_id) = person.user_id().downcast_ref::<Column>() else { return Ok(None) };
+            if references(others, user_id.index()) {
+                return Ok(None);
+            }
+            let by_bucket = |config: &FileScanConfig, column: usize| -> Result<Option<Arc<dyn ExecutionPlan>>> {
+                let regrouped = scan_by_bucket_config(config, partitions);
+                match dictionary {
+                    true => dictionary_scan(&regrouped, column),
+                    false => Ok(Some(DataSourceExec::from_data_source(regrouped))),
+                }
+            };
+            let Some(new_input) = rewrite_scan(projection.input(), user_id.index(), Uses::PassThroughOnly, &by_bucket)?
+            else {
+                return Ok(None);
+            };
+            return rebuilt(new_input).map(Some);
+        }
+        let Some(source) = expr.downcast_ref::<Column>() else { return Ok(None) };
+        if references(others, source.index()) {
+            return Ok(None);
+        }
+        return person_input(projection.input(), source.index(), partitions, dictionary)?.map(rebuilt).transpose();
+    }
+    if let Some(filter) = plan.downcast_ref::<FilterExec>() {
+        let column = filter.projection().as_ref().map_or(column, |p| p[column]);
+        if references([filter.predicate().clone()], column) {
+            return Ok(None);
+        }
+        return person_input(filter.input(), column, partitions, dictionary)?.map(rebuilt).transpose();
+    }
+    // The person computed in the scan's own projection (DataFusion pushes projections in).
+    let Some(config) = events_scan(plan) else { return Ok(None) };
+    let regrouped = scan_by_bucket_config(config, partitions);
+    match dictionary {
+        true => dictionary_scan_of(&regrouped, column, Key::PersonOfUserId),
+        false => Ok(Some(DataSourceExec::from_data_source(regrouped))),
+    }
+}
+
+/// The file scan configuration of `plan` when it scans the events table's layout.
+fn events_scan(plan: &Arc<dyn ExecutionPlan>) -> Option<&FileScanConfig> {
+    let config = plan.downcast_ref::<DataSourceExec>()?.data_source().downcast_ref::<FileScanConfig>()?;
+    let partition_cols = config.table_partition_cols();
+    let is_events_layout =
+        partition_cols.len() == 2 && partition_cols[0].name() == EVENT_DATE && partition_cols[1].name() == USER_BUCKET;
+    is_events_layout.then_some(config)
+}
+
 /// The aggregates' arguments and FILTER clauses of `aggregate`.
 fn grouped_expressions(aggregate: &AggregateExec) -> Vec<Arc<dyn PhysicalExpr>> {
     let arguments = aggregate.aggr_expr().iter().flat_map(|a| a.expressions());
@@ -192,27 +306,46 @@ fn scan_by_bucket(
     partitions: usize,
 ) -> Result<Option<Arc<dyn ExecutionPlan>>> {
     rewrite_scan(plan, column, Uses::Any, &|config, _| {
-        let mut groups: Vec<Vec<_>> = vec![Vec::new(); partitions];
-        for file in config.file_groups.iter().flat_map(|g| g.files()) {
-            let bucket = match file.partition_values.get(1) {
-                Some(ScalarValue::Int32(Some(bucket))) => *bucket as usize,
-                _ => 0,
-            };
-            groups[bucket % partitions].push(file.clone());
-        }
-        let regrouped = FileScanConfigBuilder::from(config.clone())
-            .with_file_groups(groups.into_iter().map(FileGroup::new).collect())
-            // Declared so that DataFusion keeps each file in its group: by default idle
-            // partitions steal files from busy ones, which would mix buckets.
-            .with_output_partitioning(Some(Partitioning::UnknownPartitioning(partitions)))
-            .build();
-        Ok(Some(DataSourceExec::from_data_source(regrouped)))
+        Ok(Some(DataSourceExec::from_data_source(scan_by_bucket_config(config, partitions))))
     })
+}
+
+/// `config` reading whole user buckets per partition, `partitions` of them.
+fn scan_by_bucket_config(config: &FileScanConfig, partitions: usize) -> FileScanConfig {
+    let mut groups: Vec<Vec<_>> = vec![Vec::new(); partitions];
+    for file in config.file_groups.iter().flat_map(|g| g.files()) {
+        let bucket = match file.partition_values.get(1) {
+            Some(ScalarValue::Int32(Some(bucket))) => *bucket as usize,
+            _ => 0,
+        };
+        groups[bucket % partitions].push(file.clone());
+    }
+    FileScanConfigBuilder::from(config.clone())
+        .with_file_groups(groups.into_iter().map(FileGroup::new).collect())
+        // Declared so that DataFusion keeps each file in its group: by default idle
+        // partitions steal files from busy ones, which would mix buckets.
+        .with_output_partitioning(Some(Partitioning::UnknownPartitioning(partitions)))
+        .build()
 }
 
 /// `config`'s scan with `user_id` (its output column `column`) read as a dictionary, when
 /// nothing in the scan itself (its projection, its pushed-down predicate) computes with it.
 fn dictionary_scan(config: &FileScanConfig, column: usize) -> Result<Option<Arc<dyn ExecutionPlan>>> {
+    dictionary_scan_of(config, column, Key::UserId)
+}
+
+/// What the grouped column of a dictionary scan is.
+#[derive(Clone, Copy, PartialEq)]
+enum Key {
+    /// The stored `user_id`.
+    UserId,
+    /// The person of the stored `user_id` (`PersonOf`), computed in the scan's projection.
+    PersonOfUserId,
+}
+
+/// [`dictionary_scan`], for either key: whatever the key, `user_id` is read as a dictionary
+/// and nothing else in the scan may read it.
+fn dictionary_scan_of(config: &FileScanConfig, column: usize, key: Key) -> Result<Option<Arc<dyn ExecutionPlan>>> {
     let Some(source) = config.file_source().downcast_ref::<ParquetSource>() else { return Ok(None) };
     let table_schema = source.table_schema();
     let Ok(file_column) = table_schema.file_schema().index_of(USER_ID) else { return Ok(None) };
@@ -222,8 +355,11 @@ fn dictionary_scan(config: &FileScanConfig, column: usize) -> Result<Option<Arc<
     }
     let Some(projection) = source.projection().cloned() else { return Ok(None) };
     let exprs: Vec<Arc<dyn PhysicalExpr>> = projection.iter().map(|p| p.expr.clone()).collect();
-    let passes_through =
-        exprs.get(column).and_then(|e| e.downcast_ref::<Column>()).is_some_and(|c| c.index() == file_column);
+    let is_user_id = |e: &Arc<dyn PhysicalExpr>| e.downcast_ref::<Column>().is_some_and(|c| c.index() == file_column);
+    let passes_through = exprs.get(column).is_some_and(|e| match key {
+        Key::UserId => is_user_id(e),
+        Key::PersonOfUserId => e.downcast_ref::<PersonOf>().is_some_and(|p| is_user_id(p.user_id())),
+    });
     let others = exprs.iter().enumerate().filter(|(i, _)| *i != column).map(|(_, e)| e.clone());
     if !passes_through || references(others, file_column) || references(source.filter(), file_column) {
         return Ok(None);
@@ -309,12 +445,8 @@ fn rewrite_scan(
         }
         return below(filter.input(), column);
     }
-    let Some(scan) = plan.downcast_ref::<DataSourceExec>() else { return Ok(None) };
-    let Some(config) = scan.data_source().downcast_ref::<FileScanConfig>() else { return Ok(None) };
-    let partition_cols = config.table_partition_cols();
-    let is_events_layout =
-        partition_cols.len() == 2 && partition_cols[0].name() == EVENT_DATE && partition_cols[1].name() == USER_BUCKET;
-    if !is_events_layout || plan.schema().field(column).name() != USER_ID || !reads_user_id_as_stored(config, column) {
+    let Some(config) = events_scan(plan) else { return Ok(None) };
+    if plan.schema().field(column).name() != USER_ID || !reads_user_id_as_stored(config, column) {
         return Ok(None);
     }
     replace(config, column)

@@ -8,10 +8,12 @@
 //! - [`FastTextEquality`]: `event = 'purchase'` in aggregate arguments becomes `text_equals`;
 //! - [`SingleStageEventAggregates`]: the event-list functions aggregate in one stage;
 //! - [`BucketAggregateRule`]: `GROUP BY user_id` runs per user bucket, without a repartition,
-//!   in [`BucketAggregateExec`] where it can.
+//!   in [`BucketAggregateExec`] where it can; `GROUP BY person_id` likewise, with
+//!   [`BucketRoutingExec`] moving the rows of persons whose ids span buckets.
 
 mod bucket_aggregate_exec;
 mod bucket_aggregate_rule;
+mod bucket_routing_exec;
 mod single_stage_rule;
 mod text_equality_rule;
 mod user_id_dictionary;
@@ -19,6 +21,7 @@ mod utc_dates_rule;
 
 pub use bucket_aggregate_exec::BucketAggregateExec;
 pub use bucket_aggregate_rule::BucketAggregateRule;
+pub use bucket_routing_exec::BucketRoutingExec;
 pub use single_stage_rule::SingleStageEventAggregates;
 pub use text_equality_rule::FastTextEquality;
 pub use utc_dates_rule::UtcDates;

@@ -16,6 +16,7 @@ mod flat_groups;
 mod funnel;
 mod funnel_step_times;
 mod lifecycle_statuses;
+mod merged_properties;
 mod periods;
 mod retention;
 mod rolling_activity;
@@ -130,6 +131,12 @@ singleton!(
     experiment_user::ExperimentUser::default()
 );
 singleton!(
+    /// The `merged_properties` aggregate.
+    merged_properties_udaf,
+    AggregateUDF,
+    merged_properties::MergedProperties::default()
+);
+singleton!(
     /// The `sequence_match` aggregate.
     sequence_match_udaf,
     AggregateUDF,
@@ -172,6 +179,7 @@ pub fn aggregate_functions() -> Vec<Arc<AggregateUDF>> {
         rolling_activity_udaf(),
         session_transitions_udaf(),
         experiment_user_udaf(),
+        merged_properties_udaf(),
         sequence_match_udaf(),
         sequence_count_udaf(),
     ]

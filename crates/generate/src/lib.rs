@@ -13,5 +13,6 @@
 mod model;
 mod writer;
 
-pub use model::{Event, EventGenerator, GeneratorConfig, PlantedExperiment, FLAG_CALLED};
+pub use model::{account_of, Event, EventGenerator, GeneratorConfig, PlantedExperiment, FLAG_CALLED};
+pub use writer::account_id;
 pub use writer::{generate_to_file, OutputFormat, WriteSummary};

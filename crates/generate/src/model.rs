@@ -18,11 +18,22 @@ pub struct GeneratorConfig {
     /// on a second device too (docs/identity.md). 0, the default: every event carries the
     /// user's own id, and the data is exactly as without this setting.
     pub identities: f64,
+    /// How many accounts (`company` groups) users belong to, each user to one drawn by a hash;
+    /// 0, the default: no accounts, and the data is exactly as without this setting.
+    pub accounts: u32,
 }
 
 impl Default for GeneratorConfig {
     fn default() -> Self {
-        Self { events: 1_000_000, seed: 42, days: 90, start_unix: 1_735_689_600, experiment: None, identities: 0.0 }
+        Self {
+            events: 1_000_000,
+            seed: 42,
+            days: 90,
+            start_unix: 1_735_689_600,
+            experiment: None,
+            identities: 0.0,
+            accounts: 0,
+        }
     }
 }
 
@@ -33,6 +44,11 @@ fn mix(seed: u64, user: u32, salt: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)
+}
+
+/// The account `user` belongs to, when the data has accounts.
+pub fn account_of(config: &GeneratorConfig, user: u32) -> Option<u32> {
+    (config.accounts > 0).then(|| (mix(config.seed, user, 0xACC0) % u64::from(config.accounts)) as u32)
 }
 
 /// A uniform number in [0, 1) from [`mix`].

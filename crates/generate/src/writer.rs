@@ -13,7 +13,7 @@ use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::basic::{Compression, ZstdLevel};
 use datafusion::parquet::file::properties::WriterProperties;
 
-use crate::model::{Event, EventGenerator, GeneratorConfig, PlantedExperiment};
+use crate::model::{account_of, Event, EventGenerator, GeneratorConfig, PlantedExperiment};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OutputFormat {
@@ -69,7 +69,27 @@ fn session_id(session: u32) -> String {
     format!("s{session:09}")
 }
 
-fn properties(e: &Event, experiment: Option<&PlantedExperiment>) -> String {
+fn properties(e: &Event, config: &GeneratorConfig) -> String {
+    let own = own_properties(e, config.experiment.as_ref());
+    let Some(account) = account_of(config, e.user) else { return own };
+    // With accounts, every row names its account as posthog-js does after `group()`, and a
+    // sign-up sets person properties (docs/identity.md).
+    let mut extra = format!("\"$groups\":{{\"company\":\"{}\"}}", account_id(account));
+    if e.event == "signup" {
+        extra += &format!(
+            ",\"$set\":{{\"plan\":\"{}\",\"country\":\"{}\"}},\"$set_once\":{{\"signup_platform\":\"{}\"}}",
+            e.plan, e.country, e.platform
+        );
+    }
+    format!("{},{extra}}}", own.strip_suffix('}').expect("an object"))
+}
+
+/// An account's id (`company` group key).
+pub fn account_id(account: u32) -> String {
+    format!("c{account:05}")
+}
+
+fn own_properties(e: &Event, experiment: Option<&PlantedExperiment>) -> String {
     if let (Some(variant), Some(x)) = (e.variant, experiment) {
         let quoted = |s: &str| serde_json::Value::from(s).to_string();
         return format!(
@@ -87,7 +107,6 @@ fn properties(e: &Event, experiment: Option<&PlantedExperiment>) -> String {
 }
 
 fn to_batch(events: &[Event], config: &GeneratorConfig) -> datafusion::arrow::error::Result<RecordBatch> {
-    let experiment = config.experiment.as_ref();
     let mut time = TimestampMicrosecondBuilder::with_capacity(events.len());
     let mut text: Vec<StringBuilder> =
         (0..7).map(|_| StringBuilder::with_capacity(events.len(), events.len() * 12)).collect();
@@ -99,7 +118,7 @@ fn to_batch(events: &[Event], config: &GeneratorConfig) -> datafusion::arrow::er
         text[2].append_value(session_id(e.session));
         text[3].append_value(e.platform);
         text[4].append_value(e.country);
-        text[5].append_value(properties(e, experiment));
+        text[5].append_value(properties(e, config));
     }
     let schema = generated_schema(config);
     let mut columns: Vec<ArrayRef> = vec![Arc::new(time.finish().with_timezone("UTC"))];
@@ -107,7 +126,7 @@ fn to_batch(events: &[Event], config: &GeneratorConfig) -> datafusion::arrow::er
     RecordBatch::try_new(schema, columns)
 }
 
-fn ndjson_line(out: &mut impl Write, e: &Event, experiment: Option<&PlantedExperiment>) -> std::io::Result<()> {
+fn ndjson_line(out: &mut impl Write, e: &Event, config: &GeneratorConfig) -> std::io::Result<()> {
     let ts = chrono::DateTime::from_timestamp_micros(e.micros).expect("in range").format("%Y-%m-%dT%H:%M:%S%.6fZ");
     let anonymous = match e.signs_in {
         Some(device) => format!(",\"anonymous_id\":\"{}\"", anonymous_id(e.user, device)),
@@ -116,7 +135,7 @@ fn ndjson_line(out: &mut impl Write, e: &Event, experiment: Option<&PlantedExper
     writeln!(
         out,
         "{{\"event_time\":\"{ts}\",\"user_id\":\"{}\",\"event\":\"{}\",\"session_id\":\"{}\",\"platform\":\"{}\",\"country\":\"{}\",\"properties\":{}{anonymous}}}",
-        user_id(e), e.event, session_id(e.session), e.platform, e.country, properties(e, experiment)
+        user_id(e), e.event, session_id(e.session), e.platform, e.country, properties(e, config)
     )
 }
 
@@ -172,7 +191,7 @@ fn write_all(
         OutputFormat::Ndjson => {
             let mut out = BufWriter::with_capacity(1 << 20, file);
             for e in generator {
-                ndjson_line(&mut out, &e, config.experiment.as_ref()).map_err(|e| err(&e))?;
+                ndjson_line(&mut out, &e, config).map_err(|e| err(&e))?;
                 count += 1;
                 users.add(e.user);
                 if count.is_multiple_of(BATCH as u64) {
@@ -202,5 +221,37 @@ impl DistinctUsers {
             self.seen[i] = true;
             self.count += 1;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accounts_name_the_users_account_on_every_row_and_sign_ups_set_person_properties() {
+        let plain = GeneratorConfig { events: 5_000, seed: 9, ..Default::default() };
+        let with_accounts = GeneratorConfig { accounts: 50, ..plain.clone() };
+        let events: Vec<Event> = EventGenerator::new(plain.clone()).collect();
+        let mut accounts = std::collections::HashMap::new();
+        for e in &events {
+            let own: serde_json::Value = serde_json::from_str(&properties(e, &plain)).unwrap();
+            let mut with: serde_json::Value = serde_json::from_str(&properties(e, &with_accounts)).unwrap();
+            let company = with["$groups"]["company"].as_str().unwrap().to_string();
+            // One account per user, always the same.
+            assert_eq!(accounts.entry(e.user).or_insert_with(|| company.clone()), &company);
+            assert_eq!(with.get("$set").is_some(), e.event == "signup", "{e:?}");
+            if e.event == "signup" {
+                assert_eq!(with["$set"]["plan"], e.plan);
+                assert_eq!(with["$set_once"]["signup_platform"], e.platform);
+            }
+            // Nothing else of the row changes.
+            for key in ["$groups", "$set", "$set_once"] {
+                with.as_object_mut().unwrap().remove(key);
+            }
+            assert_eq!(with, own);
+        }
+        let distinct: std::collections::HashSet<&String> = accounts.values().collect();
+        assert!(distinct.len() > 25 && distinct.len() <= 50, "{} accounts", distinct.len());
     }
 }

@@ -6,7 +6,8 @@
 //! order with PostHog's merge rules (`resolve.rs`, reserved ids in `reserved.rs`). The links of
 //! a table version are kept with the files they came from (`state.rs`), so a new version reads
 //! only its new files, and the persons always belong to exactly the version being read.
-//! `events` gains a `person_id` column resolved at scan time (`person_events.rs`).
+//! `events` gains a `person_id` column resolved at scan time (`person_events.rs`), and
+//! `persons`, `groups` and `group_members` are SQL over it (`tables.rs`).
 
 mod extract;
 mod links;
@@ -14,6 +15,7 @@ mod person_events;
 mod reserved;
 mod resolve;
 mod state;
+mod tables;
 
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};
@@ -25,10 +27,11 @@ use northstar_storage::EventStore;
 
 pub use extract::{ANONYMOUS_ID, MESSAGE_TYPE, PREVIOUS_ID};
 pub use links::{link_of, Link, LinkColumns, LinkKind};
-pub use person_events::{PersonEvents, PERSON_ID};
+pub use person_events::{PersonEvents, PersonOf, PERSON_ID};
 pub use reserved::is_reserved_id;
 pub use resolve::{resolve, Persons};
 pub use state::{IdentityState, SAVED_STATE};
+pub use tables::{derived_tables, rows_by_account, DerivedTable, DEFAULT_GROUP_TYPE, PERSON_COLUMNS};
 
 /// The newest identity state this process made of each table (by location), shared by all
 /// its sessions: a new version starts from it and reads only the files it has not read.

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, LargeStringArray, RecordBatch, StringArray, StringViewArray};
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, Field, Int32Type, Schema, SchemaRef};
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::{plan_err, Result, ScalarValue};
 use datafusion::datasource::TableType;
@@ -110,7 +110,7 @@ impl TableProvider for PersonEvents {
             .map(|&c| {
                 let name = self.schema.field(c).name().clone();
                 let expr: Arc<dyn PhysicalExpr> = match c == person {
-                    true => Arc::new(PersonOf { user_id: user_id.clone(), persons: self.persons.clone() }),
+                    true => Arc::new(PersonOf::new(user_id.clone(), self.persons.clone())),
                     false => Arc::new(Column::new(&name, at(c))),
                 };
                 (expr, name)
@@ -122,9 +122,47 @@ impl TableProvider for PersonEvents {
 
 /// The person of each `user_id`.
 #[derive(Debug)]
-struct PersonOf {
+pub struct PersonOf {
     user_id: Arc<dyn PhysicalExpr>,
     persons: Arc<Persons>,
+    /// The last dictionaries mapped, with their persons: the batches of a Parquet column chunk
+    /// share one dictionary, and handing out the same persons array for each lets the
+    /// user-bucket operator look its values up once per chunk, as it does for `user_id`.
+    dictionaries: std::sync::Mutex<Vec<(StringArray, ArrayRef)>>,
+}
+
+/// Dictionaries of recent column chunks kept mapped (a few per partition).
+const MAPPED_DICTIONARIES: usize = 16;
+
+impl PersonOf {
+    fn new(user_id: Arc<dyn PhysicalExpr>, persons: Arc<Persons>) -> Self {
+        PersonOf { user_id, persons, dictionaries: Default::default() }
+    }
+
+    /// The persons of `ids`, a dictionary array's values, mapped once per dictionary.
+    fn dictionary_persons(&self, ids: &ArrayRef) -> Result<ArrayRef> {
+        let Some(strings) = ids.as_string_opt::<i32>() else { return persons_of(&self.persons, ids) };
+        let same = |a: &StringArray| {
+            a.len() == strings.len()
+                && a.value_offsets().as_ptr() == strings.value_offsets().as_ptr()
+                && a.values().as_ptr() == strings.values().as_ptr()
+        };
+        let mut mapped = self.dictionaries.lock().expect("not poisoned");
+        if let Some((_, persons)) = mapped.iter().find(|(known, _)| same(known)) {
+            return Ok(persons.clone());
+        }
+        let persons = persons_of(&self.persons, ids)?;
+        if mapped.len() == MAPPED_DICTIONARIES {
+            mapped.remove(0);
+        }
+        mapped.push((strings.clone(), persons.clone()));
+        Ok(persons)
+    }
+
+    /// The `user_id` expression persons are resolved from.
+    pub fn user_id(&self) -> &Arc<dyn PhysicalExpr> {
+        &self.user_id
+    }
 }
 
 impl PartialEq for PersonOf {
@@ -159,7 +197,13 @@ impl PhysicalExpr for PersonOf {
 
     fn evaluate(&self, batch: &RecordBatch) -> Result<ColumnarValue> {
         Ok(match self.user_id.evaluate(batch)? {
-            ColumnarValue::Array(ids) => ColumnarValue::Array(persons_of(&self.persons, &ids)?),
+            ColumnarValue::Array(ids) => match ids.as_dictionary_opt::<Int32Type>() {
+                Some(dictionary) if !self.persons.is_trivial() => {
+                    let persons = self.dictionary_persons(dictionary.values())?;
+                    ColumnarValue::Array(Arc::new(dictionary.with_values(persons)))
+                }
+                _ => ColumnarValue::Array(persons_of(&self.persons, &ids)?),
+            },
             ColumnarValue::Scalar(id) => ColumnarValue::Scalar(match id.try_as_str() {
                 Some(Some(text)) => {
                     ScalarValue::Utf8(Some(self.persons.person_of(text).to_string())).cast_to(&id.data_type())?
@@ -174,7 +218,7 @@ impl PhysicalExpr for PersonOf {
     }
 
     fn with_new_children(self: Arc<Self>, children: Vec<Arc<dyn PhysicalExpr>>) -> Result<Arc<dyn PhysicalExpr>> {
-        Ok(Arc::new(PersonOf { user_id: children[0].clone(), persons: self.persons.clone() }))
+        Ok(Arc::new(PersonOf::new(children[0].clone(), self.persons.clone())))
     }
 
     fn fmt_sql(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -191,9 +235,20 @@ fn persons_of(persons: &Persons, ids: &ArrayRef) -> Result<ArrayRef> {
         DataType::Utf8View => Arc::new(
             ids.as_string_view().iter().map(|id| id.map(|id| persons.person_of(id))).collect::<StringViewArray>(),
         ),
-        DataType::Utf8 => Arc::new(
-            ids.as_string::<i32>().iter().map(|id| id.map(|id| persons.person_of(id))).collect::<StringArray>(),
-        ),
+        DataType::Utf8 => {
+            // Most ids of a chunk's dictionary are their own person: then the ids are the
+            // persons, and no array is built.
+            let strings = ids.as_string::<i32>();
+            let persons: Vec<Option<&str>> = strings.iter().map(|id| id.map(|id| persons.person_of(id))).collect();
+            let unchanged = persons.iter().zip(strings.iter()).all(|(p, id)| match (p, id) {
+                (Some(p), Some(id)) => *p == id,
+                (p, id) => p.is_none() && id.is_none(),
+            });
+            if unchanged {
+                return Ok(ids.clone());
+            }
+            Arc::new(StringArray::from(persons))
+        }
         DataType::LargeUtf8 => Arc::new(
             ids.as_string::<i64>().iter().map(|id| id.map(|id| persons.person_of(id))).collect::<LargeStringArray>(),
         ),

@@ -33,7 +33,7 @@ use datafusion::prelude::SessionContext;
 use datafusion::sql::sqlparser::dialect::{dialect_from_str, GenericDialect};
 
 pub use options::{By, Call, Options};
-use table::ReportTable;
+pub use table::{ReportSql, ReportTable};
 
 /// A report: its name, how its arguments become SQL, and its output schema.
 pub trait Report: std::fmt::Debug + Send + Sync + 'static {
@@ -41,7 +41,7 @@ pub trait Report: std::fmt::Debug + Send + Sync + 'static {
     fn name(&self) -> &'static str;
     /// The SQL for these call arguments, and the output schema it produces. SQL fragments in
     /// the arguments are checked with `dialect`, the one the SQL will be parsed with.
-    fn build(&self, args: &[datafusion::prelude::Expr], call: &Call<'_>) -> Result<table::ReportSql>;
+    fn build(&self, args: &[datafusion::prelude::Expr], call: &Call<'_>) -> Result<ReportSql>;
 }
 
 impl<R: Report + ?Sized> Report for Arc<R> {
@@ -49,7 +49,7 @@ impl<R: Report + ?Sized> Report for Arc<R> {
         (**self).name()
     }
 
-    fn build(&self, args: &[datafusion::prelude::Expr], call: &Call<'_>) -> Result<table::ReportSql> {
+    fn build(&self, args: &[datafusion::prelude::Expr], call: &Call<'_>) -> Result<ReportSql> {
         (**self).build(args, call)
     }
 }

@@ -243,24 +243,59 @@ impl<'d> Options<'d> {
             Some(t) => fragment::object_name(self.origin("table"), t, self.dialect)?,
             None => "events".to_string(),
         };
-        let by = match self.get("by") {
-            None if self.get("table").is_some() => By::User,
-            None => self.default_by,
-            Some(_) => match self.choice("by", &["user", "person"])? {
-                "person" => By::Person,
-                _ => By::User,
+        let counted = self.counted()?;
+        let mut table = named.clone();
+        // The person's columns, joined only when an option names one (it costs a pass over
+        // the events to derive `persons`).
+        let person_columns: Vec<&str> = northstar_identity::PERSON_COLUMNS
+            .iter()
+            .copied()
+            .filter(|c| self.values.values().any(|v| mentions(v, &format!("person_{c}"))))
+            .collect();
+        if !person_columns.is_empty() {
+            let picked = person_columns.iter().map(|c| format!("p.{c} AS person_{c}")).collect::<Vec<_>>();
+            table = format!(
+                "(SELECT t.*, {} FROM {table} AS t LEFT JOIN persons AS p ON t.person_id = p.person_id)",
+                picked.join(", ")
+            );
+        }
+        // Counting persons or accounts: the rows as they are, with each user_id replaced by
+        // its person or the event's account, so every report's SQL stays as it is.
+        table = match counted {
+            Counted::User if person_columns.is_empty() => return self.filtered(named),
+            Counted::User => table,
+            Counted::Person => format!("(SELECT * REPLACE (person_id AS user_id) FROM {table})"),
+            Counted::Account(group_type) => northstar_identity::rows_by_account(&table, &group_type),
+        };
+        // Under the table's own name where it is one word, so `where=` may qualify it.
+        let alias = if named.contains('.') || named.contains('"') { "report_rows" } else { named.as_str() };
+        self.filtered(format!("{table} AS {alias}"))
+    }
+
+    /// Whom the report counts: option `by`, else users with `table=`, else the session's default.
+    fn counted(&self) -> Result<Counted> {
+        Ok(match self.get("by") {
+            None if self.get("table").is_some() => Counted::User,
+            None => match self.default_by {
+                By::User => Counted::User,
+                By::Person => Counted::Person,
             },
-        };
-        // Counting persons: the rows as they are, with each user_id replaced by its person,
-        // so every report's SQL stays as it is.
-        let table = match by {
-            By::User => named,
-            By::Person => {
-                // Under the table's own name where it is one word, so `where=` may qualify it.
-                let alias = if named.contains('.') { "person_rows" } else { named.as_str() };
-                format!("(SELECT * REPLACE (person_id AS user_id) FROM {named}) AS {alias}")
+            Some(v) if v.eq_ignore_ascii_case("user") => Counted::User,
+            Some(v) if v.eq_ignore_ascii_case("person") => Counted::Person,
+            Some(v) if !v.is_empty() && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') => {
+                Counted::Account(v.to_ascii_lowercase())
             }
-        };
+            Some(v) => {
+                return plan_err!(
+                    "{}: by must be user, person or a group type such as company (letters, digits, _), got '{v}'",
+                    self.report
+                )
+            }
+        })
+    }
+
+    /// The source over `table` with the date range and `where` applied.
+    fn filtered(&self, table: String) -> Result<Source> {
         let (from, to) = (self.date("from")?, self.date("to")?);
         if let (Some(f), Some(t)) = (from, to) {
             if t < f {
@@ -285,6 +320,22 @@ impl<'d> Options<'d> {
             to,
         })
     }
+}
+
+/// Whom a report counts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Counted {
+    User,
+    Person,
+    /// Accounts of this group type (`by=company`).
+    Account(String),
+}
+
+/// Whether the SQL text `text` holds the identifier `name` (not as part of a longer word).
+fn mentions(text: &str, name: &str) -> bool {
+    let lower = text.to_ascii_lowercase();
+    let word = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    lower.match_indices(name).any(|(at, _)| !lower[..at].ends_with(word) && !lower[at + name.len()..].starts_with(word))
 }
 
 /// The input rows of a report.
