@@ -8,8 +8,9 @@
 //! dictionary and all, so the user-bucket operator groups them as it groups `user_id`.
 //!
 //! Each output partition drives its own input partition: rows for it are returned at once,
-//! rows for another partition are sent to that partition's channel. A partition's output ends
-//! when its input is done and every other input is done (all senders to it dropped). Only
+//! rows for another partition are sent to that partition's channel. Done with its own, it
+//! reads any input no partition has taken yet, so no partition waits on one never executed.
+//! A partition's output ends when every input is done (all senders to it dropped). Only
 //! moved rows wait in channels, and each partition takes from its channel before reading on.
 
 use std::fmt;
@@ -82,16 +83,15 @@ impl BucketRoutingExec {
         self.properties.partitioning.partition_count()
     }
 
-    /// The senders and receiver of `partition` for this execution; a partition taken already
-    /// starts a new execution.
-    fn take_routes(&self, partition: usize) -> (Vec<Sender>, Receiver) {
+    /// The senders of `partition`'s input (`None`: another partition read it already) and the
+    /// receiver of its rows, for this execution; a partition taken already starts a new one.
+    fn take_routes(&self, partition: usize) -> (Option<Vec<Sender>>, Receiver) {
         let mut routes = self.routes.lock().expect("not poisoned");
         if routes.receivers.get(partition).is_none_or(Option::is_none) {
             *routes = Routes::new(self.partitions());
         }
         let receiver = routes.receivers[partition].take().expect("just made");
-        let senders = routes.senders[partition].take().unwrap_or_default();
-        (senders, receiver)
+        (routes.senders[partition].take(), receiver)
     }
 }
 
@@ -133,35 +133,59 @@ impl ExecutionPlan for BucketRoutingExec {
     }
 
     fn execute(&self, partition: usize, context: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
-        let input = self.input.execute(partition, context)?;
         let (senders, receiver) = self.take_routes(partition);
+        let input = match senders {
+            Some(senders) => Some((self.input.execute(partition, context.clone())?, senders)),
+            None => None,
+        };
         Ok(Box::pin(RoutedStream {
             schema: self.schema(),
-            input: Some(input),
-            senders,
+            input,
             receiver,
             partition,
             key: self.key,
+            plan: self.input.clone(),
+            context,
+            routes: self.routes.clone(),
         }))
     }
 }
 
 struct RoutedStream {
     schema: SchemaRef,
-    /// `None` once the input is done.
-    input: Option<SendableRecordBatchStream>,
-    /// To every partition, this one included (kept so that this partition's channel stays
-    /// open while its own input runs); dropped when the input is done.
-    senders: Vec<Sender>,
+    /// The input partition being read, with the senders its rows go out by (to every
+    /// partition, this one included: this partition's channel stays open while it reads);
+    /// `None` once there is none left to read.
+    input: Option<(SendableRecordBatchStream, Vec<Sender>)>,
     receiver: Receiver,
     partition: usize,
     key: usize,
+    /// For reading the inputs of partitions not executed yet (below).
+    plan: Arc<dyn ExecutionPlan>,
+    context: Arc<TaskContext>,
+    routes: Arc<Mutex<Routes>>,
 }
 
 impl RoutedStream {
+    /// The input of a partition that has not been executed, read here: a partition's rows
+    /// may come from every input, so waiting for a partition that is never executed (a
+    /// consumer that reads the partitions one after another) would never end. Its rows for
+    /// that partition wait in its channel.
+    fn adopt(&mut self) -> Result<()> {
+        let next = {
+            let mut routes = self.routes.lock().expect("not poisoned");
+            routes.senders.iter_mut().enumerate().find_map(|(q, s)| s.take().map(|s| (q, s)))
+        };
+        self.input = match next {
+            Some((q, senders)) => Some((self.plan.execute(q, self.context.clone())?, senders)),
+            None => None,
+        };
+        Ok(())
+    }
+
     /// Sends `batch`'s rows of other partitions to them; its rows of this one, if any.
-    fn route(&self, batch: RecordBatch) -> Result<Option<RecordBatch>> {
-        let partitions = self.senders.len();
+    fn route(&self, batch: RecordBatch, senders: &[Sender]) -> Result<Option<RecordBatch>> {
+        let partitions = senders.len();
         let targets = targets(batch.column(self.key), partitions)?;
         if targets.iter().all(|&t| t as usize == self.partition) {
             return Ok(Some(batch));
@@ -180,7 +204,7 @@ impl RoutedStream {
                 own = Some(part);
             } else {
                 // A closed channel: that partition's consumer stopped reading; nothing waits.
-                let _ = self.senders[target].send(Ok(part));
+                let _ = senders[target].send(Ok(part));
             }
         }
         Ok(own)
@@ -222,18 +246,24 @@ impl Stream for RoutedStream {
                 Poll::Ready(None) => return Poll::Ready(None),
                 Poll::Pending => {}
             }
-            let Some(input) = self.input.as_mut() else { return Poll::Pending };
+            let Some((input, _)) = self.input.as_mut() else { return Poll::Pending };
             match input.poll_next_unpin(cx) {
-                Poll::Ready(Some(Ok(batch))) => match self.route(batch) {
-                    Ok(Some(own)) => return Poll::Ready(Some(Ok(own))),
-                    Ok(None) => continue,
-                    Err(e) => return Poll::Ready(Some(Err(e))),
-                },
+                Poll::Ready(Some(Ok(batch))) => {
+                    let (_, senders) = self.input.as_ref().expect("reading");
+                    match self.route(batch, senders) {
+                        Ok(Some(own)) => return Poll::Ready(Some(Ok(own))),
+                        Ok(None) => continue,
+                        Err(e) => return Poll::Ready(Some(Err(e))),
+                    }
+                }
                 Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e))),
                 Poll::Ready(None) => {
-                    // Done: this partition's channel closes once the other inputs are done too.
+                    // Done: its senders go (this partition's channel closes once every input
+                    // is done), and an input no partition has taken is read next.
                     self.input = None;
-                    self.senders.clear();
+                    if let Err(e) = self.adopt() {
+                        return Poll::Ready(Some(Err(e)));
+                    }
                 }
                 Poll::Pending => return Poll::Pending,
             }
@@ -244,5 +274,53 @@ impl Stream for RoutedStream {
 impl RecordBatchStream for RoutedStream {
     fn schema(&self) -> SchemaRef {
         self.schema.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use datafusion::arrow::array::StringArray;
+    use datafusion::arrow::datatypes::{Field, Schema};
+    use datafusion::datasource::memory::MemorySourceConfig;
+    use futures::TryStreamExt;
+
+    use super::*;
+
+    fn batch(ids: &[&str]) -> RecordBatch {
+        let schema = Arc::new(Schema::new(vec![Field::new("person_id", DataType::Utf8, false)]));
+        RecordBatch::try_new(schema, vec![Arc::new(StringArray::from(ids.to_vec()))]).unwrap()
+    }
+
+    /// Partitions read one after another, as a consumer may: the first reads its input and
+    /// then the second's (which is not executed yet), so neither waits on the other; every
+    /// row comes out once, in its bucket's partition.
+    #[tokio::test]
+    async fn partitions_read_one_after_another_get_every_row_once_in_its_bucket() {
+        let ids: Vec<String> = (0..200).map(|i| format!("id{i}")).collect();
+        let (first, second): (Vec<&str>, Vec<&str>) =
+            (ids[..120].iter().map(String::as_str).collect(), ids[120..].iter().map(String::as_str).collect());
+        let (a, b) = (batch(&first), batch(&second));
+        let input = MemorySourceConfig::try_new_exec(&[vec![a.clone()], vec![b]], a.schema(), None).unwrap();
+        let routing = BucketRoutingExec::new(input, 0);
+        let context = Arc::new(TaskContext::default());
+        let mut seen = vec![];
+        for partition in 0..2 {
+            let stream = routing.execute(partition, context.clone()).unwrap();
+            let batches: Vec<RecordBatch> =
+                tokio::time::timeout(std::time::Duration::from_secs(30), stream.try_collect())
+                    .await
+                    .unwrap_or_else(|_| panic!("partition {partition} waits for a partition not executed"))
+                    .unwrap();
+            for batch in batches {
+                for id in batch.column(0).as_string::<i32>().iter().flatten() {
+                    assert_eq!(user_bucket(id) as usize % 2, partition, "{id}");
+                    seen.push(id.to_string());
+                }
+            }
+        }
+        seen.sort();
+        let mut expected = ids.clone();
+        expected.sort();
+        assert_eq!(seen, expected);
     }
 }
