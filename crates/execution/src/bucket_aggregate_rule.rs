@@ -226,14 +226,7 @@ fn person_input(
     partitions: usize,
     dictionary: bool,
 ) -> Result<Option<Arc<dyn ExecutionPlan>>> {
-    let rebuilt = |new_input: Arc<dyn ExecutionPlan>| -> Result<Arc<dyn ExecutionPlan>> {
-        Ok(match plan.downcast_ref::<ProjectionExec>() {
-            Some(projection) => Arc::new(ProjectionExec::try_new(projection.expr().iter().cloned(), new_input)?),
-            None => plan
-                .clone()
-                .replace_children(vec![new_input], ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute))?,
-        })
-    };
+    let rebuilt = |new_input| rebuilt_over(plan, new_input);
     if let Some(projection) = plan.downcast_ref::<ProjectionExec>() {
         let Some(expr) = projection.expr().get(column).map(|e| &e.expr) else { return Ok(None) };
         let others = projection.expr().iter().enumerate().filter(|(i, _)| *i != column).map(|(_, e)| e.expr.clone());
@@ -242,12 +235,8 @@ fn person_input(
             if references(others, user_id.index()) {
                 return Ok(None);
             }
-            let by_bucket = |config: &FileScanConfig, column: usize| -> Result<Option<Arc<dyn ExecutionPlan>>> {
-                let regrouped = scan_by_bucket_config(config, partitions);
-                match dictionary {
-                    true => dictionary_scan(&regrouped, column),
-                    false => Ok(Some(DataSourceExec::from_data_source(regrouped))),
-                }
+            let by_bucket = |config: &FileScanConfig, column: usize| {
+                bucket_scan(config, column, partitions, dictionary.then_some(Key::UserId))
             };
             let Some(new_input) = rewrite_scan(projection.input(), user_id.index(), Uses::PassThroughOnly, &by_bucket)?
             else {
@@ -270,11 +259,35 @@ fn person_input(
     }
     // The person computed in the scan's own projection (DataFusion pushes projections in).
     let Some(config) = events_scan(plan) else { return Ok(None) };
+    bucket_scan(config, column, partitions, dictionary.then_some(Key::PersonOfUserId))
+}
+
+/// `config` reading whole buckets per partition (`partitions` of them), with `user_id` read as
+/// a dictionary when `dictionary` names the grouped column (output column `column`).
+fn bucket_scan(
+    config: &FileScanConfig,
+    column: usize,
+    partitions: usize,
+    dictionary: Option<Key>,
+) -> Result<Option<Arc<dyn ExecutionPlan>>> {
     let regrouped = scan_by_bucket_config(config, partitions);
     match dictionary {
-        true => dictionary_scan_of(&regrouped, column, Key::PersonOfUserId),
-        false => Ok(Some(DataSourceExec::from_data_source(regrouped))),
+        Some(key) => dictionary_scan_of(&regrouped, column, key),
+        None => Ok(Some(DataSourceExec::from_data_source(regrouped))),
     }
+}
+
+/// `plan`, a filter or projection, over `new_input`. A projection is made anew from its
+/// expressions: the new input may read `user_id` as a dictionary, and `with_new_children`
+/// keeps the output schema computed for the old input (an experiment with sum and ratio
+/// metrics then failed at execution, 'expected Utf8View but found Dictionary').
+fn rebuilt_over(plan: &Arc<dyn ExecutionPlan>, new_input: Arc<dyn ExecutionPlan>) -> Result<Arc<dyn ExecutionPlan>> {
+    Ok(match plan.downcast_ref::<ProjectionExec>() {
+        Some(projection) => Arc::new(ProjectionExec::try_new(projection.expr().iter().cloned(), new_input)?),
+        None => plan
+            .clone()
+            .replace_children(vec![new_input], ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute))?,
+    })
 }
 
 /// The file scan configuration of `plan` when it scans the events table's layout.
@@ -305,9 +318,7 @@ fn scan_by_bucket(
     column: usize,
     partitions: usize,
 ) -> Result<Option<Arc<dyn ExecutionPlan>>> {
-    rewrite_scan(plan, column, Uses::Any, &|config, _| {
-        Ok(Some(DataSourceExec::from_data_source(scan_by_bucket_config(config, partitions))))
-    })
+    rewrite_scan(plan, column, Uses::Any, &|config, column| bucket_scan(config, column, partitions, None))
 }
 
 /// `config` reading whole user buckets per partition, `partitions` of them.
@@ -412,18 +423,9 @@ fn rewrite_scan(
     uses: Uses,
     replace: &ScanReplacement<'_>,
 ) -> Result<Option<Arc<dyn ExecutionPlan>>> {
-    // Rebuilt on the new input, which may read `user_id` as a dictionary: a projection is
-    // made anew from its expressions, since its `with_new_children` keeps the output schema
-    // computed for the old input (an experiment with sum and ratio metrics then failed at
-    // execution, 'expected Utf8View but found Dictionary').
+    // Rebuilt on the new input, which may read `user_id` as a dictionary (`rebuilt_over`).
     let below = |input: &Arc<dyn ExecutionPlan>, column: usize| -> Result<Option<Arc<dyn ExecutionPlan>>> {
-        let Some(new_input) = rewrite_scan(input, column, uses, replace)? else { return Ok(None) };
-        Ok(Some(match plan.downcast_ref::<ProjectionExec>() {
-            Some(projection) => Arc::new(ProjectionExec::try_new(projection.expr().iter().cloned(), new_input)?),
-            None => plan
-                .clone()
-                .replace_children(vec![new_input], ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute))?,
-        }))
+        rewrite_scan(input, column, uses, replace)?.map(|new_input| rebuilt_over(plan, new_input)).transpose()
     };
     if let Some(projection) = plan.downcast_ref::<ProjectionExec>() {
         let Some(source) = projection.expr().get(column).and_then(|e| e.expr.downcast_ref::<Column>()) else {
