@@ -20,7 +20,7 @@ const BUCKET: &str = "northstar-cluster";
 const DATA: &str = "s3://northstar-cluster/analytics";
 
 /// The behavioural questions of issue 7, as the benchmark suite asks them.
-const QUESTIONS: [&str; 6] = [
+const QUESTIONS: [&str; 8] = [
     "SELECT level, count(*) FROM (SELECT window_funnel(INTERVAL '1 day', event_time, event = 'app_open', event = 'view_item', \
      event = 'add_to_cart', event = 'purchase') AS level FROM events GROUP BY user_id) GROUP BY level ORDER BY level",
     "SELECT sum(r[1]), sum(r[2]), sum(r[3]), sum(r[4]) FROM (SELECT retention(event_date = DATE '2025-01-03', \
@@ -34,6 +34,9 @@ const QUESTIONS: [&str; 6] = [
     "SELECT cohort, k, count(*) FROM (SELECT cohort, unnest(periods) AS k FROM (SELECT CAST(date_trunc('week', min(event_time)) AS DATE) AS cohort, \
      cohort_periods(event_time, 'week') AS periods FROM events GROUP BY user_id)) GROUP BY cohort, k ORDER BY cohort, k",
     "SELECT step, users, drop_off FROM funnel(['signup', 'view_item', 'add_to_cart', 'purchase'], 'window=1 day') ORDER BY step",
+    // Finished in Rust over per-user rows the cluster computes.
+    "SELECT * FROM retention('start=signup; period=week; periods=4')",
+    "SELECT * FROM paths('top=5')",
 ];
 
 /// S3 with the generated events, a scheduler and two executors.

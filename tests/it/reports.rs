@@ -10,8 +10,11 @@ use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray, TimestampMicr
 use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use datafusion::arrow::util::display::array_value_to_string;
 use datafusion::catalog::MemTable;
-use datafusion::prelude::SessionContext;
+use datafusion::common::ScalarValue;
+use datafusion::prelude::{lit, SessionContext};
+use datafusion::sql::sqlparser::dialect::GenericDialect;
 use northstar_engine::{new_context, open_session, EngineOptions};
+use northstar_reports::{By, Call};
 use northstar_storage::{DataLocation, EventStore};
 
 use crate::support::{batches, error};
@@ -115,6 +118,55 @@ async fn funnel_matches_window_funnel_sql_with_breakdown_and_times() {
     };
     assert!((report[0][0].parse::<f64>().unwrap() - quantile(0.5)).abs() < 1e-3, "{report:?}");
     assert!((report[0][1].parse::<f64>().unwrap() - quantile(0.9)).abs() < 1e-3, "{report:?}");
+}
+
+/// The funnel's per-step figures and retention's calendar matrix are computed in Rust from
+/// per-user rows (so the per-user work runs once); they must equal, column by column, the one
+/// SQL statement each report stands for (`NORTHSTAR_REPORT_SQL=1` prints it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn funnel_and_retention_answers_equal_the_sql_they_stand_for() {
+    let s = sample().await;
+    let report = |name: &str| northstar_reports::reports().into_iter().find(|r| r.name() == name).unwrap();
+    let steps = ScalarValue::List(ScalarValue::new_list_nullable(
+        &["signup", "view_item", "add_to_cart", "purchase"].map(ScalarValue::from),
+        &DataType::Utf8,
+    ));
+    let funnels = [
+        "window=1 day",
+        "window=1 day; breakdown=platform",
+        "window=2 days; order=strict; breakdown=country",
+        "window=1 day; order=unordered; breakdown=platform",
+        "window=3 days; hold=platform; exclude=refund",
+        "window=1 day; breakdown=platform; from=2030-01-01",
+        "window=1 hour; breakdown=CASE WHEN user_id < 'u1' THEN NULL ELSE platform END",
+    ]
+    .map(|o| ("funnel", o));
+    let retentions = [
+        "start=signup; period=week; periods=8",
+        "start=signup; return=purchase; period=day; periods=30",
+        "start=view_item; return=purchase; period=month; periods=3; criterion=on_or_after",
+        "return=purchase; period=week; periods=12; criterion=on_or_after; where=platform = 'ios'",
+        "start=signup; period=week; from=2025-02-01; to=2025-02-20",
+        "start=no_such_event; period=day",
+    ]
+    .map(|o| ("retention", o));
+    let call_in_generic_sql = Call { dialect: &GenericDialect {}, default_by: By::User };
+    for (name, options) in funnels.into_iter().chain(retentions) {
+        let mut args = if name == "funnel" { vec![lit(steps.clone())] } else { vec![] };
+        args.push(lit(options));
+        let built = report(name).build(&args, &call_in_generic_sql).unwrap();
+        let sql = built.stands_for().to_string();
+        assert_ne!(sql, built.sql, "{name} runs its per-user rows, not the statement");
+        let call = format!(
+            "{name}({}'{}')",
+            if name == "funnel" { "['signup', 'view_item', 'add_to_cart', 'purchase'], " } else { "" },
+            options.replace('\'', "''")
+        );
+        let answer = rows(&s.ctx, &format!("SELECT * FROM {call}")).await;
+        let stands_for = rows(&s.ctx, &sql).await;
+        assert!(!answer.is_empty() || options.contains("no_such_event"), "{call}");
+        assert_eq!(answer, stands_for, "{call}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -493,6 +545,45 @@ async fn paths_with_bounds_match_the_window_function_form() {
         let report = rows(&s.ctx, &format!("SELECT * FROM paths('{options}')")).await;
         assert!(!report.is_empty(), "{options}");
         assert_eq!(report, rows(&s.ctx, &window_form(start, end)).await, "{options}");
+    }
+}
+
+/// DataFusion 55 kept `user_id` as a key of the rows after `unnest` of a per-user list, and
+/// `ORDER BY user_id, item` then dropped `item`: rows came back in the wrong order
+/// (`SortKeysAfterUnnest` mends it). Checked against the order Rust gives the same rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn order_by_after_unnest_of_a_grouped_list_sorts_by_every_key() {
+    let s = sample().await;
+    for sql in [
+        "SELECT user_id, e FROM (SELECT user_id, unnest(array_agg(DISTINCT event)) AS e FROM events GROUP BY user_id) ORDER BY 1, 2",
+        "SELECT u, e FROM (SELECT user_id AS u, unnest(array_agg(DISTINCT event)) AS e FROM events WHERE platform IS NOT NULL GROUP BY user_id) AS t ORDER BY u, e DESC",
+    ] {
+        let got = rows(&s.ctx, sql).await;
+        let mut sorted = got.clone();
+        sorted.sort_by(|a, b| a[0].cmp(&b[0]).then(if sql.ends_with("DESC") { b[1].cmp(&a[1]) } else { a[1].cmp(&b[1]) }));
+        assert!(got.len() > 300, "{sql}");
+        assert_eq!(got, sorted, "{sql}");
+    }
+}
+
+/// `session_transition_counts` (what `paths` runs) is `session_transitions` counted: per user,
+/// each distinct pair once with how many times it occurs, with and without bounds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_transition_counts_count_the_pairs_of_session_transitions() {
+    let s = sample().await;
+    for arguments in ["INTERVAL '30 minutes'", "INTERVAL '5 minutes', event = 'view_item', event = 'purchase'"] {
+        let pairs = rows(&s.ctx, &format!(
+            "SELECT user_id, t['from'], t['to'], count(*) FROM (SELECT user_id, unnest(session_transitions(event_time, event, {arguments})) AS t \
+             FROM events GROUP BY user_id) GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
+        ))
+        .await;
+        let counted = rows(&s.ctx, &format!(
+            "SELECT user_id, t['from'], t['to'], t['transitions'] FROM (SELECT user_id, unnest(session_transition_counts(event_time, event, {arguments})) AS t \
+             FROM events GROUP BY user_id) ORDER BY 1, 2, 3"
+        ))
+        .await;
+        assert!(pairs.len() > 100, "{arguments}: {}", pairs.len());
+        assert_eq!(counted, pairs, "{arguments}");
     }
 }
 

@@ -147,6 +147,7 @@ impl ExecutionPlan for BucketRoutingExec {
             plan: self.input.clone(),
             context,
             routes: self.routes.clone(),
+            dictionary_targets: None,
         }))
     }
 }
@@ -164,6 +165,10 @@ struct RoutedStream {
     plan: Arc<dyn ExecutionPlan>,
     context: Arc<TaskContext>,
     routes: Arc<Mutex<Routes>>,
+    /// The last dictionary's values and their partitions: a chunk's batches share one
+    /// dictionary, so its values are hashed once per chunk, not once per batch (hashing
+    /// every batch's dictionary cost about as much as hashing every row).
+    dictionary_targets: Option<(ArrayRef, Vec<u8>)>,
 }
 
 impl RoutedStream {
@@ -183,10 +188,28 @@ impl RoutedStream {
         Ok(())
     }
 
+    /// The partition of each row of `keys`: its user bucket modulo `partitions`.
+    fn targets(&mut self, keys: &ArrayRef, partitions: usize) -> Result<Vec<u8>> {
+        let Some(dictionary) = keys.as_dictionary_opt::<Int32Type>() else { return targets(keys, partitions) };
+        let values = dictionary.values();
+        let known = self.dictionary_targets.as_ref().filter(|(known, _)| known.to_data().ptr_eq(&values.to_data()));
+        let value_targets = match known {
+            Some((_, value_targets)) => value_targets,
+            None => {
+                let value_targets = targets(values, partitions)?;
+                &self.dictionary_targets.insert((values.clone(), value_targets)).1
+            }
+        };
+        let nulls = dictionary.keys().nulls();
+        let keys = dictionary.keys().values();
+        Ok((0..keys.len())
+            .map(|i| if nulls.is_some_and(|n| n.is_null(i)) { 0 } else { value_targets[keys[i] as usize] })
+            .collect())
+    }
+
     /// Sends `batch`'s rows of other partitions to them; its rows of this one, if any.
-    fn route(&self, batch: RecordBatch, senders: &[Sender]) -> Result<Option<RecordBatch>> {
+    fn route(&self, batch: RecordBatch, targets: Vec<u8>, senders: &[Sender]) -> Result<Option<RecordBatch>> {
         let partitions = senders.len();
-        let targets = targets(batch.column(self.key), partitions)?;
         if targets.iter().all(|&t| t as usize == self.partition) {
             return Ok(Some(batch));
         }
@@ -211,23 +234,13 @@ impl RoutedStream {
     }
 }
 
-/// The partition of each row's key: its user bucket modulo `partitions`. A dictionary's
-/// values are hashed once each.
+/// The partition of each row's text key: its user bucket modulo `partitions` (dictionaries:
+/// `RoutedStream::targets`).
 fn targets(keys: &ArrayRef, partitions: usize) -> Result<Vec<u8>> {
     let of = |id: &str| (user_bucket(id) as usize % partitions) as u8;
     let per_row = |ids: &mut dyn Iterator<Item = Option<&str>>| ids.map(|id| id.map_or(0, of)).collect();
     Ok(match keys.data_type() {
-        DataType::Dictionary(_, _) => {
-            let Some(dictionary) = keys.as_dictionary_opt::<Int32Type>() else {
-                return exec_err!("BucketRoutingExec: a dictionary key must have Int32 keys");
-            };
-            let values: Vec<u8> = targets(dictionary.values(), partitions)?;
-            let nulls = dictionary.keys().nulls();
-            let keys = dictionary.keys().values();
-            (0..keys.len())
-                .map(|i| if nulls.is_some_and(|n| n.is_null(i)) { 0 } else { values[keys[i] as usize] })
-                .collect()
-        }
+        DataType::Dictionary(_, _) => return exec_err!("BucketRoutingExec: a dictionary key must have Int32 keys"),
         DataType::Utf8 => per_row(&mut keys.as_string::<i32>().iter()),
         DataType::LargeUtf8 => per_row(&mut keys.as_string::<i64>().iter()),
         DataType::Utf8View => per_row(&mut keys.as_string_view().iter()),
@@ -249,8 +262,14 @@ impl Stream for RoutedStream {
             let Some((input, _)) = self.input.as_mut() else { return Poll::Pending };
             match input.poll_next_unpin(cx) {
                 Poll::Ready(Some(Ok(batch))) => {
+                    let partitions = self.input.as_ref().expect("reading").1.len();
+                    let key = self.key;
+                    let targets = match self.targets(batch.column(key), partitions) {
+                        Ok(targets) => targets,
+                        Err(e) => return Poll::Ready(Some(Err(e))),
+                    };
                     let (_, senders) = self.input.as_ref().expect("reading");
-                    match self.route(batch, senders) {
+                    match self.route(batch, targets, senders) {
                         Ok(Some(own)) => return Poll::Ready(Some(Ok(own))),
                         Ok(None) => continue,
                         Err(e) => return Poll::Ready(Some(Err(e))),

@@ -3,7 +3,8 @@
 //! answers of the plan it replaces; docs/storage.md and docs/functions.md say what each saves.
 //!
 //! One logical rule, [`UtcDates`], runs after DataFusion's own: `CAST(t AS DATE)` of a UTC
-//! timestamp becomes `utc_date(t)`. The physical rules run in this order (as the engine
+//! timestamp becomes `utc_date(t)`; and [`SortKeysAfterUnnest`] stands in for DataFusion's
+//! `eliminate_duplicated_expr`, which lost ORDER BY keys after `unnest`. The physical rules run in this order (as the engine
 //! registers them):
 //! - [`FastTextEquality`]: `event = 'purchase'` in aggregate arguments becomes `text_equals`;
 //! - [`SingleStageEventAggregates`]: the event-list functions aggregate in one stage;
@@ -16,6 +17,7 @@ mod bucket_aggregate_rule;
 mod bucket_routing_exec;
 mod single_stage_rule;
 mod text_equality_rule;
+mod unnest_dependencies_rule;
 mod user_id_dictionary;
 mod utc_dates_rule;
 
@@ -24,4 +26,5 @@ pub use bucket_aggregate_rule::BucketAggregateRule;
 pub use bucket_routing_exec::BucketRoutingExec;
 pub use single_stage_rule::SingleStageEventAggregates;
 pub use text_equality_rule::FastTextEquality;
+pub use unnest_dependencies_rule::SortKeysAfterUnnest;
 pub use utc_dates_rule::UtcDates;

@@ -20,7 +20,7 @@ use datafusion::prelude::Expr;
 
 use crate::{
     cohort_periods_udaf, funnel_step_times_udaf, retention_udaf, sequence_count_udaf, sequence_match_udaf,
-    session_number_udwf, session_transitions_udaf, text_equals_udf, window_funnel_udaf,
+    session_number_udwf, session_transition_counts_udaf, session_transitions_udaf, text_equals_udf, window_funnel_udaf,
 };
 
 fn with_conditions(mut args: Vec<Expr>, conditions: Vec<Expr>) -> Vec<Expr> {
@@ -71,6 +71,11 @@ pub fn cohort_periods(timestamp: Expr, period: Expr) -> Expr {
 /// `session_transitions(timestamp, event, gap)`: the `{from, to}` moves within sessions.
 pub fn session_transitions(timestamp: Expr, event: Expr, gap: Expr) -> Expr {
     session_transitions_udaf().call(vec![timestamp, event, gap])
+}
+
+/// `session_transition_counts(timestamp, event, gap)`: each distinct move once, with its count.
+pub fn session_transition_counts(timestamp: Expr, event: Expr, gap: Expr) -> Expr {
+    session_transition_counts_udaf().call(vec![timestamp, event, gap])
 }
 
 /// `session_transitions(timestamp, event, gap, start, end)`: the moves between the bounds.

@@ -125,6 +125,12 @@ singleton!(
     session_transitions::SessionTransitions::default()
 );
 singleton!(
+    /// The `session_transition_counts` aggregate.
+    session_transition_counts_udaf,
+    AggregateUDF,
+    session_transitions::SessionTransitions::counted()
+);
+singleton!(
     /// The `experiment_user` aggregate.
     experiment_user_udaf,
     AggregateUDF,
@@ -178,6 +184,7 @@ pub fn aggregate_functions() -> Vec<Arc<AggregateUDF>> {
         days_active_udaf(),
         rolling_activity_udaf(),
         session_transitions_udaf(),
+        session_transition_counts_udaf(),
         experiment_user_udaf(),
         merged_properties_udaf(),
         sequence_match_udaf(),

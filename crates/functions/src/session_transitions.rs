@@ -45,24 +45,41 @@ use crate::common::{
 use crate::flat_groups::{list_column, FlatGroups};
 
 const NAME: &str = "session_transitions";
+const COUNTS_NAME: &str = "session_transition_counts";
 const USAGE: &str = "session_transitions(timestamp, event, gap [, start_condition, end_condition])";
 
 const START: u8 = 1;
 const END: u8 = 2;
 
+/// `session_transitions`, or with `counted` `session_transition_counts`: the same
+/// transitions, each distinct pair once per group with its count.
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub struct SessionTransitions {
     signature: Signature,
+    counted: bool,
 }
 
 impl Default for SessionTransitions {
     fn default() -> Self {
-        Self { signature: Signature::user_defined(Volatility::Immutable) }
+        Self { signature: Signature::user_defined(Volatility::Immutable), counted: false }
     }
 }
 
-fn pair_fields() -> Fields {
-    Fields::from(vec![Field::new("from", DataType::Utf8, false), Field::new("to", DataType::Utf8, false)])
+impl SessionTransitions {
+    /// `session_transition_counts`: why a second function: the paths report counts each pair's
+    /// transitions and distinct users; from the pairs it needed a DISTINCT over (pair, user)
+    /// of every transition, from the counted pairs a sum and a count of far fewer rows.
+    pub fn counted() -> Self {
+        Self { counted: true, ..Self::default() }
+    }
+}
+
+fn pair_fields(counted: bool) -> Fields {
+    let mut fields = vec![Field::new("from", DataType::Utf8, false), Field::new("to", DataType::Utf8, false)];
+    if counted {
+        fields.push(Field::new("transitions", DataType::Int64, false));
+    }
+    Fields::from(fields)
 }
 
 static DOCUMENTATION: LazyLock<Documentation> = LazyLock::new(|| {
@@ -93,9 +110,37 @@ GROUP BY 1, 2 ORDER BY transitions DESC, from_event, to_event LIMIT 20;
     .build()
 });
 
+static COUNTS_DOCUMENTATION: LazyLock<Documentation> = LazyLock::new(|| {
+    Documentation::builder(
+        DOC_SECTION_BEHAVIOURAL,
+        "Returns the transitions of session_transitions counted: each distinct {from, to} pair of the group          once, with `transitions`, how many times the group made that move (pairs in from, to order). Summing          `transitions` and counting rows per pair over all groups gives each move's transitions and groups          (users) without a DISTINCT.",
+        "session_transition_counts(timestamp, event, gap [, start, end])",
+    )
+    .with_sql_example(
+        r#"```sql
+-- the most frequent moves between events within 30-minute sessions, and how many users made them
+SELECT t['from'] AS from_event, t['to'] AS to_event, sum(t['transitions']) AS transitions, count(*) AS users
+FROM (SELECT unnest(session_transition_counts(event_time, event, INTERVAL '30 minutes')) AS t
+      FROM events GROUP BY user_id)
+GROUP BY 1, 2 ORDER BY transitions DESC, from_event, to_event LIMIT 20;
+```"#,
+    )
+    .with_argument("timestamp", "The event time: a TIMESTAMP.")
+    .with_argument("event", "The event name: text.")
+    .with_argument("gap", "Constant session gap: an INTERVAL or seconds; a gap of exactly `gap` stays in the session.")
+    .with_argument("start", "Optional boolean condition where a session's path starts (TRUE: no bound); needs `end`.")
+    .with_argument("end", "Optional boolean condition where a session's path ends (TRUE: no bound).")
+    .with_related_udf("session_transitions")
+    .build()
+});
+
 impl AggregateUDFImpl for SessionTransitions {
     fn name(&self) -> &str {
-        NAME
+        if self.counted {
+            COUNTS_NAME
+        } else {
+            NAME
+        }
     }
 
     fn signature(&self) -> &Signature {
@@ -103,7 +148,7 @@ impl AggregateUDFImpl for SessionTransitions {
     }
 
     fn documentation(&self) -> Option<&Documentation> {
-        Some(&DOCUMENTATION)
+        Some(if self.counted { &COUNTS_DOCUMENTATION } else { &DOCUMENTATION })
     }
 
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
@@ -122,7 +167,7 @@ impl AggregateUDFImpl for SessionTransitions {
     }
 
     fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
-        Ok(DataType::new_list(DataType::Struct(pair_fields()), true))
+        Ok(DataType::new_list(DataType::Struct(pair_fields(self.counted)), true))
     }
 
     fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
@@ -134,8 +179,8 @@ impl AggregateUDFImpl for SessionTransitions {
     }
 
     fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
-        let gap = Self::gap(&args)?;
-        Ok(Box::new(SingleGroup::new(Arc::new(move || Box::new(TransitionsAccumulator::new(gap)) as _))))
+        let (gap, counted) = (Self::gap(&args)?, self.counted);
+        Ok(Box::new(SingleGroup::new(Arc::new(move || Box::new(TransitionsAccumulator::new(gap, counted)) as _))))
     }
 
     fn groups_accumulator_supported(&self, _args: AccumulatorArgs) -> bool {
@@ -143,7 +188,7 @@ impl AggregateUDFImpl for SessionTransitions {
     }
 
     fn create_groups_accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn GroupsAccumulator>> {
-        Ok(Box::new(TransitionsAccumulator::new(Self::gap(&args)?)))
+        Ok(Box::new(TransitionsAccumulator::new(Self::gap(&args)?, self.counted)))
     }
 }
 
@@ -165,6 +210,8 @@ struct Row {
 
 struct TransitionsAccumulator {
     gap: i64,
+    /// Each distinct pair once per group, with its count (`session_transition_counts`).
+    counted: bool,
     rows: FlatGroups<Row>,
     /// Event names, each stored once: rows refer to them by index.
     names: Vec<String>,
@@ -176,9 +223,18 @@ struct TransitionsAccumulator {
 }
 
 impl TransitionsAccumulator {
-    fn new(gap: i64) -> Self {
+    fn name(&self) -> &'static str {
+        if self.counted {
+            COUNTS_NAME
+        } else {
+            NAME
+        }
+    }
+
+    fn new(gap: i64, counted: bool) -> Self {
         Self {
             gap,
+            counted,
             rows: FlatGroups::new(),
             names: Vec::new(),
             short: HashMap::new(),
@@ -297,25 +353,42 @@ impl GroupsAccumulator for TransitionsAccumulator {
 
     fn evaluate(&mut self, emit_to: EmitTo) -> Result<ArrayRef> {
         let mut grouped = self.rows.take(emit_to);
-        let (mut froms, mut tos) = (StringBuilder::new(), StringBuilder::new());
+        let (mut froms, mut tos, mut counts) = (StringBuilder::new(), StringBuilder::new(), vec![]);
         let mut offsets = vec![0i32];
         let mut pairs = Vec::new();
         for rows in grouped.groups_mut() {
             pairs.clear();
             self.transitions(rows, &mut pairs);
-            for &(from, to) in &pairs {
+            let before = counts.len();
+            let mut append = |(from, to): (u32, u32), count: i64| {
                 froms.append_value(&self.names[from as usize]);
                 tos.append_value(&self.names[to as usize]);
+                counts.push(count);
+            };
+            if self.counted {
+                // Sorted by the pair's names, so that the output order does not depend on
+                // the order names were first seen in.
+                let name = |id: u32| self.names[id as usize].as_str();
+                pairs.sort_unstable_by(|a, b| (name(a.0), name(a.1)).cmp(&(name(b.0), name(b.1))));
+                for run in pairs.chunk_by(|a, b| a == b) {
+                    append(run[0], run.len() as i64);
+                }
+            } else {
+                pairs.iter().for_each(|&pair| append(pair, 1));
             }
-            let end = offsets.last().copied().unwrap_or(0) as usize + pairs.len();
+            let end = offsets.last().copied().unwrap_or(0) as usize + (counts.len() - before);
             offsets.push(
                 i32::try_from(end)
-                    .or_else(|_| exec_err!("{NAME}: more than {} transitions in one result", i32::MAX))?,
+                    .or_else(|_| exec_err!("{}: more than {} transitions in one result", self.name(), i32::MAX))?,
             );
         }
-        let columns: Vec<ArrayRef> = vec![Arc::new(froms.finish()), Arc::new(tos.finish())];
-        let pairs = StructArray::try_new(pair_fields(), columns, None)?;
-        let field = Arc::new(Field::new_list_field(DataType::Struct(pair_fields()), true));
+        let mut columns: Vec<ArrayRef> = vec![Arc::new(froms.finish()), Arc::new(tos.finish())];
+        if self.counted {
+            columns.push(Arc::new(datafusion::arrow::array::Int64Array::from(counts)));
+        }
+        let fields = pair_fields(self.counted);
+        let pairs = StructArray::try_new(fields.clone(), columns, None)?;
+        let field = Arc::new(Field::new_list_field(DataType::Struct(fields), true));
         Ok(Arc::new(ListArray::try_new(field, OffsetBuffer::new(offsets.into()), Arc::new(pairs), None)?))
     }
 

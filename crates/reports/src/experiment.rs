@@ -203,7 +203,7 @@ impl Report for Experiment {
         let schema = schema();
         let finish_schema = schema.clone();
         let finish = Arc::new(move |rows: &[RecordBatch]| finish(&plan, rows, finish_schema.clone()));
-        Ok(ReportSql { sql, schema, after: Some(After { finish, checks }) })
+        Ok(ReportSql { sql, schema, after: Some(After { finish, checks, stands_for: None }) })
     }
 }
 

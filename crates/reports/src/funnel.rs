@@ -13,11 +13,14 @@ use std::sync::Arc;
 
 use crate::options::Call;
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::{plan_err, Result};
 use datafusion::logical_expr::Expr;
 
+use crate::finish::Finish;
+use crate::funnel_steps::per_step;
 use crate::options::{keys, text_arg, text_list_arg, Options};
-use crate::table::ReportSql;
+use crate::table::{After, ReportSql};
 use crate::Report;
 
 #[derive(Debug)]
@@ -118,6 +121,9 @@ impl Report for Funnel {
                 "users AS (SELECT CAST(NULL AS TEXT) AS breakdown, best.* FROM best WHERE best.level > 0)".into(),
             ),
         }
+        // What runs: the per-user rows, once; `funnel_steps::per_step` makes the report of them.
+        let chain = if order == "unordered" { "" } else { ", t" };
+        let per_user = format!("WITH {} SELECT breakdown, level{chain} FROM users", ctes.join(",\n"));
         ctes.push(format!("steps AS (SELECT CAST(k AS INT) AS step FROM (SELECT unnest(range(1, {})) AS k))", n + 1));
         // Every (breakdown, step) appears, with zeros when nobody got there (unknown events).
         ctes.push("groups AS (SELECT DISTINCT breakdown FROM users UNION ALL SELECT CAST(NULL AS TEXT) FROM (SELECT count(*) AS c FROM users) WHERE c = 0)".into());
@@ -142,7 +148,8 @@ impl Report for Funnel {
         // and on Ballista 55 the window then fails ("Expects PARTITION BY expression to be
         // ordered"): its stage split forgets that the column is constant, so nothing sorts it.
         let over = if breakdown.is_some() { "PARTITION BY breakdown ORDER BY step" } else { "ORDER BY step" };
-        let sql = format!(
+        // What the report stands for, as one statement (shown by NORTHSTAR_REPORT_SQL=1).
+        let stands_for = format!(
             "WITH {} SELECT CAST(breakdown AS TEXT) AS breakdown, CAST(step AS INT) AS step, CAST(CASE step {names} END AS TEXT) AS step_name, \
              CAST(users AS BIGINT) AS users, \
              CAST(coalesce(CAST(users AS DOUBLE) / NULLIF(CASE WHEN step = 1 THEN users ELSE lag(users) OVER ({over}) END, 0), 0.0) AS DOUBLE) AS conversion_from_previous, \
@@ -152,7 +159,16 @@ impl Report for Funnel {
              FROM per_step ORDER BY breakdown NULLS FIRST, step",
             ctes.join(",\n")
         );
-        Ok(ReportSql { after: None, sql, schema: Arc::new(schema()) })
+        let schema = Arc::new(schema());
+        let finish: Finish = {
+            let schema = schema.clone();
+            Arc::new(move |rows: &[RecordBatch]| per_step(rows, &steps, schema.clone()))
+        };
+        Ok(ReportSql {
+            sql: per_user,
+            schema,
+            after: Some(After { finish, checks: vec![], stands_for: Some(stands_for) }),
+        })
     }
 }
 

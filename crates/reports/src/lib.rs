@@ -16,10 +16,12 @@ mod experiment;
 mod finish;
 mod fragment;
 mod funnel;
+mod funnel_steps;
 mod lifecycle;
 mod options;
 mod paths;
 mod retention;
+mod retention_matrix;
 mod stickiness;
 mod table;
 mod trends;
@@ -89,11 +91,15 @@ impl<R: Report> ReportFunction<R> {
         ReportFunction { report, default_by: Arc::new(|_| By::User) }
     }
 
-    /// The SQL a call would run (for docs, tests and `EXPLAIN`-like inspection), with
+    /// The SQL a call stands for (for docs, tests and `EXPLAIN`-like inspection), with
     /// DataFusion's default dialect (`datafusion.sql_parser.dialect = generic`), counting users
     /// unless the call says `by=person`.
     pub fn sql(&self, args: &[datafusion::prelude::Expr]) -> Result<String> {
-        Ok(self.report.build(args, &Call { dialect: &GenericDialect {}, default_by: By::User })?.sql)
+        Ok(self
+            .report
+            .build(args, &Call { dialect: &GenericDialect {}, default_by: By::User })?
+            .stands_for()
+            .to_string())
     }
 }
 

@@ -42,9 +42,11 @@ impl Report for Paths {
         // needed more memory than the pool accounts for.
         let start = o.event("start")?.unwrap_or_else(|| "TRUE".into());
         let end = o.event("end")?.unwrap_or_else(|| "TRUE".into());
+        // Each user's distinct moves once, with their count: users per move is then a count of
+        // rows, not a DISTINCT over (move, user) of every transition.
         let sql = format!(
-            "WITH {}, pairs AS (SELECT user_id, unnest(session_transitions(event_time, event, {gap}, {start}, {end})) AS t FROM base GROUP BY user_id) \
-             SELECT CAST(t['from'] AS TEXT) AS from_event, CAST(t['to'] AS TEXT) AS to_event, CAST(count(*) AS BIGINT) AS transitions, CAST(count(DISTINCT user_id) AS BIGINT) AS users \
+            "WITH {}, pairs AS (SELECT unnest(session_transition_counts(event_time, event, {gap}, {start}, {end})) AS t FROM base GROUP BY user_id) \
+             SELECT CAST(t['from'] AS TEXT) AS from_event, CAST(t['to'] AS TEXT) AS to_event, CAST(sum(t['transitions']) AS BIGINT) AS transitions, CAST(count(*) AS BIGINT) AS users \
              FROM pairs GROUP BY 1, 2 ORDER BY transitions DESC, from_event, to_event LIMIT {top}",
             source.cte()
         );

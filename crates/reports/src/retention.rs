@@ -17,11 +17,14 @@ use std::sync::Arc;
 
 use crate::options::Call;
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::Result;
 use datafusion::logical_expr::Expr;
 
+use crate::finish::Finish;
 use crate::options::single_options_arg;
-use crate::table::ReportSql;
+use crate::retention_matrix::{matrix, CalendarPeriod, Matrix};
+use crate::table::{After, ReportSql};
 use crate::Report;
 
 #[derive(Debug)]
@@ -111,23 +114,44 @@ impl Report for Retention {
                 rolling_seconds(period)
             )
         };
-        let sql = format!(
+        let stands_for = format!(
             "WITH {} SELECT CAST(g.cohort AS DATE) AS cohort_start, CAST(g.size AS BIGINT) AS cohort_size, CAST(g.k AS INT) AS period, \
              CAST(CASE WHEN g.k = 0 THEN g.size ELSE coalesce(c.retained, 0) END AS BIGINT) AS retained, \
              CAST(CAST(CASE WHEN g.k = 0 THEN g.size ELSE coalesce(c.retained, 0) END AS DOUBLE) / g.size AS DOUBLE) AS rate \
              FROM grid g LEFT JOIN counts c ON c.cohort = g.cohort AND c.k = g.k WHERE {observable} ORDER BY cohort_start, period",
             ctes.join(",\n")
         );
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("cohort_start", DataType::Date32, true),
+            Field::new("cohort_size", DataType::Int64, true),
+            Field::new("period", DataType::Int32, true),
+            Field::new("retained", DataType::Int64, true),
+            Field::new("rate", DataType::Float64, true),
+        ]));
+        if windows == "rolling" || cohort == "recurring" {
+            return Ok(ReportSql { after: None, sql: stands_for, schema });
+        }
+        // The calendar matrix of first cohorts, the default, in one pass per user: each
+        // user's start and return periods and last day; `retention_matrix` counts them.
+        let per_user = format!(
+            "WITH {} SELECT days_active(event_time, '{period}') FILTER (WHERE {start}) AS starts, \
+             days_active(event_time, '{period}') FILTER (WHERE {ret}) AS returns, CAST(max(event_time) AS DATE) AS last_day \
+             FROM base GROUP BY user_id",
+            source.cte()
+        );
+        let m = Matrix {
+            period: CalendarPeriod::parse(period),
+            periods: periods as usize,
+            on_or_after: criterion == "on_or_after",
+        };
+        let finish: Finish = {
+            let schema = schema.clone();
+            Arc::new(move |rows: &[RecordBatch]| matrix(rows, m, schema.clone()))
+        };
         Ok(ReportSql {
-            after: None,
-            sql,
-            schema: Arc::new(Schema::new(vec![
-                Field::new("cohort_start", DataType::Date32, true),
-                Field::new("cohort_size", DataType::Int64, true),
-                Field::new("period", DataType::Int32, true),
-                Field::new("retained", DataType::Int64, true),
-                Field::new("rate", DataType::Float64, true),
-            ])),
+            sql: per_user,
+            schema,
+            after: Some(After { finish, checks: vec![], stands_for: Some(stands_for) }),
         })
     }
 }

@@ -25,10 +25,20 @@ pub struct ReportSql {
 
 /// For a report that finishes in Rust: the function over the SQL's rows, and the user
 /// expressions to check first, so that a wrong type is an error naming the option.
+impl ReportSql {
+    /// The report as one SQL statement: what it runs, or what its finish is equal to.
+    pub fn stands_for(&self) -> &str {
+        self.after.as_ref().and_then(|a| a.stands_for.as_deref()).unwrap_or(&self.sql)
+    }
+}
+
 #[derive(Clone)]
 pub struct After {
     pub finish: Finish,
     pub checks: Vec<Check>,
+    /// The whole report as one SQL statement, when the finish computes what SQL could (the
+    /// funnel's per-step figures): shown instead of the SQL that runs, and tested equal.
+    pub stands_for: Option<String>,
 }
 
 impl std::fmt::Debug for After {
@@ -113,7 +123,7 @@ impl TableProvider for ReportTable {
             .ok_or_else(|| internal_datafusion_err!("report scanned outside a DataFusion session"))?;
         // Shows users (and benches/reports.py) the SQL a report stands for.
         if std::env::var_os("NORTHSTAR_REPORT_SQL").is_some() {
-            eprintln!("{}", self.report.sql);
+            eprintln!("{}", self.report.stands_for());
         }
         if let Some(after) = &self.report.after {
             return self.finished(state, after, projection).await;
