@@ -36,7 +36,8 @@ use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Fields, Int64Type,
 use datafusion::common::{exec_err, plan_err, Result};
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::{
-    Accumulator, AggregateUDFImpl, Documentation, EmitTo, GroupsAccumulator, Signature, Volatility,
+    Accumulator, AggregateUDFImpl, Documentation, DocumentationBuilder, EmitTo, GroupsAccumulator, Signature,
+    Volatility,
 };
 
 use crate::common::{
@@ -82,8 +83,24 @@ fn pair_fields(counted: bool) -> Fields {
     Fields::from(fields)
 }
 
+/// The arguments both functions take, documented once.
+fn with_arguments(builder: DocumentationBuilder) -> DocumentationBuilder {
+    builder
+        .with_argument("timestamp", "The event time: a TIMESTAMP.")
+        .with_argument("event", "The event name: text.")
+        .with_argument(
+            "gap",
+            "Constant session gap: an INTERVAL or seconds; a gap of exactly `gap` stays in the session.",
+        )
+        .with_argument(
+            "start",
+            "Optional boolean condition where a session's path starts (TRUE: no bound); needs `end`.",
+        )
+        .with_argument("end", "Optional boolean condition where a session's path ends (TRUE: no bound).")
+}
+
 static DOCUMENTATION: LazyLock<Documentation> = LazyLock::new(|| {
-    Documentation::builder(
+    let builder = Documentation::builder(
         DOC_SECTION_BEHAVIOURAL,
         "Returns the moves between consecutive events in each session of the group, as a list of {from, to} \
          text pairs (what the paths report counts). Rows are ordered by (time, event); a session ends where \
@@ -100,20 +117,17 @@ FROM (SELECT user_id, unnest(session_transitions(event_time, event, INTERVAL '30
       FROM events GROUP BY user_id)
 GROUP BY 1, 2 ORDER BY transitions DESC, from_event, to_event LIMIT 20;
 ```"#,
-    )
-    .with_argument("timestamp", "The event time: a TIMESTAMP.")
-    .with_argument("event", "The event name: text.")
-    .with_argument("gap", "Constant session gap: an INTERVAL or seconds; a gap of exactly `gap` stays in the session.")
-    .with_argument("start", "Optional boolean condition where a session's path starts (TRUE: no bound); needs `end`.")
-    .with_argument("end", "Optional boolean condition where a session's path ends (TRUE: no bound).")
-    .with_related_udf("session_number")
-    .build()
+    );
+    with_arguments(builder).with_related_udf("session_number").build()
 });
 
 static COUNTS_DOCUMENTATION: LazyLock<Documentation> = LazyLock::new(|| {
-    Documentation::builder(
+    let builder = Documentation::builder(
         DOC_SECTION_BEHAVIOURAL,
-        "Returns the transitions of session_transitions counted: each distinct {from, to} pair of the group          once, with `transitions`, how many times the group made that move (pairs in from, to order). Summing          `transitions` and counting rows per pair over all groups gives each move's transitions and groups          (users) without a DISTINCT.",
+        "Returns the transitions of session_transitions counted: each distinct {from, to} pair of the group \
+         once, with `transitions`, how many times the group made that move (pairs in from, to order). \
+         Summing `transitions` and counting rows per pair over all groups gives each move's transitions and \
+         groups (users) without a DISTINCT.",
         "session_transition_counts(timestamp, event, gap [, start, end])",
     )
     .with_sql_example(
@@ -124,14 +138,8 @@ FROM (SELECT unnest(session_transition_counts(event_time, event, INTERVAL '30 mi
       FROM events GROUP BY user_id)
 GROUP BY 1, 2 ORDER BY transitions DESC, from_event, to_event LIMIT 20;
 ```"#,
-    )
-    .with_argument("timestamp", "The event time: a TIMESTAMP.")
-    .with_argument("event", "The event name: text.")
-    .with_argument("gap", "Constant session gap: an INTERVAL or seconds; a gap of exactly `gap` stays in the session.")
-    .with_argument("start", "Optional boolean condition where a session's path starts (TRUE: no bound); needs `end`.")
-    .with_argument("end", "Optional boolean condition where a session's path ends (TRUE: no bound).")
-    .with_related_udf("session_transitions")
-    .build()
+    );
+    with_arguments(builder).with_related_udf("session_transitions").build()
 });
 
 impl AggregateUDFImpl for SessionTransitions {
