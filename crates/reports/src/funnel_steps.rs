@@ -5,8 +5,8 @@
 //! and 90th percentile of each step's times each read the per-user rows, and DataFusion 55
 //! inlines a CTE at every reference, so the SQL form ran `funnel_step_times` over all events
 //! three times (issue 22). Here the per-user query runs once and these few lines read its
-//! rows; `funnel_answers_equal_the_sql_they_stand_for` (tests/it/reports.rs) checks the result
-//! against that SQL form, which `NORTHSTAR_REPORT_SQL=1` still prints.
+//! rows; `reports::funnel_and_retention_answers_equal_the_sql_they_stand_for` (tests/it)
+//! checks the result against that SQL form, which `NORTHSTAR_REPORT_SQL=1` still prints.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
