@@ -44,6 +44,7 @@ use datafusion::execution::FunctionRegistry;
 use datafusion::logical_expr::{AggregateUDF, ScalarUDF, WindowUDF};
 
 pub use funnel::{Funnel, FunnelModes, FunnelResult};
+pub use periods::Period;
 pub use sequence::Pattern;
 pub use text_equals::TextEquals;
 pub use to_char::ToChar;

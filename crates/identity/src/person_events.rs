@@ -8,7 +8,9 @@ use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, LargeStringArray, RecordBatch, StringArray, StringViewArray};
+use datafusion::arrow::array::{
+    Array, ArrayData, ArrayRef, AsArray, LargeStringArray, RecordBatch, StringArray, StringViewArray,
+};
 use datafusion::arrow::datatypes::{DataType, Field, Int32Type, Schema, SchemaRef};
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::{plan_err, Result, ScalarValue};
@@ -128,7 +130,7 @@ pub struct PersonOf {
     /// The last dictionaries mapped, with their persons: the batches of a Parquet column chunk
     /// share one dictionary, and handing out the same persons array for each lets the
     /// user-bucket operator look its values up once per chunk, as it does for `user_id`.
-    dictionaries: std::sync::Mutex<Vec<(StringArray, ArrayRef)>>,
+    dictionaries: std::sync::Mutex<Vec<(ArrayData, ArrayRef)>>,
 }
 
 /// Dictionaries of recent column chunks kept mapped (a few per partition).
@@ -141,21 +143,17 @@ impl PersonOf {
 
     /// The persons of `ids`, a dictionary array's values, mapped once per dictionary.
     fn dictionary_persons(&self, ids: &ArrayRef) -> Result<ArrayRef> {
-        let Some(strings) = ids.as_string_opt::<i32>() else { return persons_of(&self.persons, ids) };
-        let same = |a: &StringArray| {
-            a.len() == strings.len()
-                && a.value_offsets().as_ptr() == strings.value_offsets().as_ptr()
-                && a.values().as_ptr() == strings.values().as_ptr()
-        };
+        // The same dictionary is the same buffers (arrow's pointer equality), not equal text.
+        let data = ids.to_data();
         let mut mapped = self.dictionaries.lock().expect("not poisoned");
-        if let Some((_, persons)) = mapped.iter().find(|(known, _)| same(known)) {
+        if let Some((_, persons)) = mapped.iter().find(|(known, _)| known.ptr_eq(&data)) {
             return Ok(persons.clone());
         }
         let persons = persons_of(&self.persons, ids)?;
         if mapped.len() == MAPPED_DICTIONARIES {
             mapped.remove(0);
         }
-        mapped.push((strings.clone(), persons.clone()));
+        mapped.push((data, persons.clone()));
         Ok(persons)
     }
 

@@ -23,9 +23,10 @@ use datafusion::logical_expr::Expr;
 
 use crate::finish::Finish;
 use crate::options::single_options_arg;
-use crate::retention_matrix::{matrix, CalendarPeriod, Matrix};
+use crate::retention_matrix::{matrix, Matrix};
 use crate::table::{After, ReportSql};
 use crate::Report;
+use northstar_functions::Period;
 
 #[derive(Debug)]
 pub struct Retention;
@@ -140,7 +141,7 @@ impl Report for Retention {
             source.cte()
         );
         let m = Matrix {
-            period: CalendarPeriod::parse(period),
+            period: Period::parse(self.name(), "period", period)?,
             periods: periods as usize,
             on_or_after: criterion == "on_or_after",
         };

@@ -12,51 +12,24 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use chrono::{Datelike, NaiveDate};
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, Date32Array, Float64Array, Int32Array, Int64Array};
 use datafusion::arrow::datatypes::{DataType, Date32Type, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::{internal_err, Result};
+use northstar_functions::Period;
 
 /// What the matrix counts: the period, how many periods, and `criterion=on_or_after`.
 #[derive(Debug, Clone, Copy)]
 pub struct Matrix {
-    pub period: CalendarPeriod,
+    pub period: Period,
     pub periods: usize,
     pub on_or_after: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CalendarPeriod {
-    Day,
-    Week,
-    Month,
-}
-
-impl CalendarPeriod {
-    pub fn parse(text: &str) -> Self {
-        match text {
-            "day" => CalendarPeriod::Day,
-            "week" => CalendarPeriod::Week,
-            _ => CalendarPeriod::Month,
-        }
-    }
-
-    /// Periods from the one starting on `cohort` (a period's first day) to the one holding
-    /// `day` (days since 1970-01-01, as DATE values), as the SQL form's calendar index.
-    fn index(self, cohort: i32, day: i32) -> i64 {
-        match self {
-            CalendarPeriod::Day => i64::from(day) - i64::from(cohort),
-            CalendarPeriod::Week => (i64::from(day) - i64::from(cohort)).div_euclid(7),
-            CalendarPeriod::Month => months(day) - months(cohort),
-        }
-    }
-}
-
-/// Months since year 0 of a DATE value.
-fn months(day: i32) -> i64 {
-    let date = NaiveDate::from_num_days_from_ce_opt(day + 719_163).unwrap_or_default();
-    i64::from(date.year()) * 12 + i64::from(date.month0())
+/// Periods from the one holding `cohort` to the one holding `day` (days since 1970-01-01, as
+/// DATE values), numbered as the per-user functions number them (`days_active`'s periods).
+fn index(period: Period, cohort: i32, day: i32) -> i64 {
+    i64::from(period.of_day(i64::from(day))) - i64::from(period.of_day(i64::from(cohort)))
 }
 
 /// One cohort: its users and, per period 1 ..= periods, the users retained.
@@ -82,7 +55,7 @@ pub fn matrix(rows: &[RecordBatch], m: Matrix, schema: SchemaRef) -> Result<Reco
             let Some(&cohort) = starts(r).first() else { continue };
             let entry = cohorts.entry(cohort).or_insert_with(|| Cohort { size: 0, retained: vec![0; m.periods + 1] });
             entry.size += 1;
-            let ks = returns(r).iter().map(|&p| m.period.index(cohort, p)).filter(|&k| k >= 1);
+            let ks = returns(r).iter().map(|&p| index(m.period, cohort, p)).filter(|&k| k >= 1);
             if m.on_or_after {
                 let reached = ks.max().unwrap_or(0).min(m.periods as i64) as usize;
                 entry.retained[1..=reached].iter_mut().for_each(|n| *n += 1);
@@ -122,7 +95,7 @@ fn rows_of(
     let (mut start, mut size, mut period, mut retained, mut rate) = (vec![], vec![], vec![], vec![], vec![]);
     for (&cohort, c) in cohorts {
         // Periods after the data's last event are left out, not reported as zero.
-        let observable = last_day.map_or(-1, |d| m.period.index(cohort, d));
+        let observable = last_day.map_or(-1, |d| index(m.period, cohort, d));
         for k in 0..=m.periods {
             if (k as i64) > observable {
                 break;
@@ -148,6 +121,7 @@ fn rows_of(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::NaiveDate;
 
     fn day(y: i32, m: u32, d: u32) -> i32 {
         (NaiveDate::from_ymd_opt(y, m, d).unwrap() - NaiveDate::from_ymd_opt(1970, 1, 1).unwrap()).num_days() as i32
@@ -156,10 +130,10 @@ mod tests {
     #[test]
     fn periods_are_counted_on_the_calendar() {
         let monday = day(2025, 1, 6);
-        assert_eq!(CalendarPeriod::Week.index(monday, day(2025, 1, 12)), 0);
-        assert_eq!(CalendarPeriod::Week.index(monday, day(2025, 1, 13)), 1);
-        assert_eq!(CalendarPeriod::Day.index(monday, day(2025, 1, 13)), 7);
-        assert_eq!(CalendarPeriod::Month.index(day(2024, 12, 1), day(2025, 2, 28)), 2);
-        assert_eq!(CalendarPeriod::Month.index(day(2025, 1, 1), day(2024, 12, 31)), -1);
+        assert_eq!(index(Period::Week, monday, day(2025, 1, 12)), 0);
+        assert_eq!(index(Period::Week, monday, day(2025, 1, 13)), 1);
+        assert_eq!(index(Period::Day, monday, day(2025, 1, 13)), 7);
+        assert_eq!(index(Period::Month, day(2024, 12, 1), day(2025, 2, 28)), 2);
+        assert_eq!(index(Period::Month, day(2025, 1, 1), day(2024, 12, 31)), -1);
     }
 }
