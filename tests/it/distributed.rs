@@ -19,8 +19,8 @@ use crate::support::{free_port, northstar, Process, Scratch};
 const BUCKET: &str = "northstar-cluster";
 const DATA: &str = "s3://northstar-cluster/analytics";
 
-/// The behavioural questions of issue 7, as the benchmark suite asks them.
-const QUESTIONS: [&str; 8] = [
+/// The behavioural questions of issue 7, as the benchmark suite asks them, and every report.
+const QUESTIONS: [&str; 11] = [
     "SELECT level, count(*) FROM (SELECT window_funnel(INTERVAL '1 day', event_time, event = 'app_open', event = 'view_item', \
      event = 'add_to_cart', event = 'purchase') AS level FROM events GROUP BY user_id) GROUP BY level ORDER BY level",
     "SELECT sum(r[1]), sum(r[2]), sum(r[3]), sum(r[4]) FROM (SELECT retention(event_date = DATE '2025-01-03', \
@@ -37,6 +37,9 @@ const QUESTIONS: [&str; 8] = [
     // Finished in Rust over per-user rows the cluster computes.
     "SELECT * FROM retention('start=signup; period=week; periods=4')",
     "SELECT * FROM paths('top=5')",
+    "SELECT * FROM trends('interval=day') ORDER BY 1",
+    "SELECT * FROM lifecycle('period=week') ORDER BY 1, 2",
+    "SELECT * FROM stickiness('period=month') ORDER BY 1, 2",
 ];
 
 /// S3 with the generated events, a scheduler and two executors.
@@ -169,6 +172,9 @@ async fn cluster_answers_exactly_as_a_single_node() {
             .unwrap_or_else(|e| panic!("{sql}: {e:?}\n{}", read_log(&cluster.scratch, "scheduler")));
         assert_eq!(got, expected, "{sql}");
     }
+    // Per-user steps ran as Northstar's bucket operator there, one task per user bucket.
+    let scheduler = read_log(&cluster.scratch, "scheduler");
+    assert!(scheduler.contains("BucketAggregateExec"), "no bucket aggregate was planned:\n{scheduler}");
     // It really ran there: both executors ran tasks of those jobs.
     for executor in ["executor0", "executor1"] {
         assert!(read_log(&cluster.scratch, executor).contains("Finished task"), "{executor} ran no task");

@@ -21,7 +21,7 @@ use datafusion_proto::protobuf::LogicalPlanNode;
 use deltalake::delta_datafusion::planner::DeltaPlanner;
 use northstar_storage::EventSnapshot;
 
-use crate::codec::NorthstarLogicalCodec;
+use crate::codec::{NorthstarLogicalCodec, NorthstarPhysicalCodec};
 
 /// Plans reading `events` go to the cluster; the rest is planned locally.
 #[derive(Debug)]
@@ -81,6 +81,7 @@ pub fn cluster_state(state: SessionState, scheduler_url: &str) -> SessionState {
         .config()
         .clone()
         .with_ballista_logical_extension_codec(codec.clone())
+        .with_ballista_physical_extension_codec(Arc::new(NorthstarPhysicalCodec::default()))
         .upgrade_for_ballista()
         // Ballista 55's adaptive planner hangs a job that loses an executor mid-stage ("Can't
         // find active stage to update stage outputs"); its static planner reruns the lost work.

@@ -10,7 +10,7 @@ use ballista_core::config::TaskSchedulingPolicy;
 use ballista_core::registry::BallistaFunctionRegistry;
 use ballista_executor::executor_process::{start_executor_process, ExecutorProcessConfig};
 
-use crate::codec::NorthstarLogicalCodec;
+use crate::codec::{NorthstarLogicalCodec, NorthstarPhysicalCodec};
 use crate::{cluster_config, cluster_runtime, cluster_session_state};
 
 #[derive(Debug, Clone)]
@@ -53,6 +53,7 @@ pub async fn run_executor(options: ExecutorOptions) -> Result<()> {
         override_config_producer: Some(Arc::new(cluster_config)),
         override_runtime_producer: Some(Arc::new(|_| cluster_runtime())),
         override_logical_codec: Some(Arc::new(NorthstarLogicalCodec::default())),
+        override_physical_codec: Some(Arc::new(NorthstarPhysicalCodec::default())),
         ..ExecutorProcessConfig::default()
     };
     tracing::info!("Northstar executor on {} (tasks on {grpc_port}), scheduler {}", options.listen, options.scheduler);

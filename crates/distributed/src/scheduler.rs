@@ -9,7 +9,7 @@ use ballista_scheduler::cluster::BallistaCluster;
 use ballista_scheduler::config::SchedulerConfig;
 use ballista_scheduler::scheduler_process::start_server;
 
-use crate::codec::NorthstarLogicalCodec;
+use crate::codec::{NorthstarLogicalCodec, NorthstarPhysicalCodec};
 use crate::{cluster_config, cluster_session_state};
 
 #[derive(Debug, Clone)]
@@ -35,6 +35,7 @@ pub async fn run_scheduler(options: SchedulerOptions) -> Result<()> {
     // Spread each stage's tasks over the executors (Ballista's default fills one first).
     config.task_distribution = ballista_scheduler::config::TaskDistributionPolicy::RoundRobin;
     config.override_logical_codec = Some(Arc::new(NorthstarLogicalCodec::default()));
+    config.override_physical_codec = Some(Arc::new(NorthstarPhysicalCodec::default()));
     config.override_config_producer = Some(Arc::new(cluster_config));
     config.override_session_builder = Some(Arc::new(cluster_session_state));
     let cluster = BallistaCluster::new_from_config(&config).await.context("creating the Ballista cluster state")?;

@@ -94,6 +94,32 @@ impl BucketAggregateExec {
     }
 }
 
+impl BucketAggregateExec {
+    /// The input column it groups by.
+    pub fn key(&self) -> usize {
+        self.key
+    }
+
+    /// The replaced aggregate's input schema, with `user_id` as a string.
+    pub fn aggregate_input_schema(&self) -> SchemaRef {
+        self.string_input_schema.clone()
+    }
+
+    /// The `SinglePartitioned` aggregate this operator answers as, over `input` (a plan with
+    /// [`Self::aggregate_input_schema`]): what a plan codec carries, since
+    /// DataFusion's encodes every part of it.
+    pub fn replaced_aggregate(&self, input: Arc<dyn ExecutionPlan>) -> Result<AggregateExec> {
+        AggregateExec::try_new(
+            AggregateMode::SinglePartitioned,
+            self.group_by.as_ref().clone(),
+            self.aggregates.clone(),
+            self.filters.clone(),
+            input,
+            self.string_input_schema.clone(),
+        )
+    }
+}
+
 /// `plan` with its Parquet reader set to read `user_id` as a dictionary: the scan's own
 /// reader wrapped, or one of the task's object store (known only at execution).
 fn with_dictionary_reader(plan: &Arc<dyn ExecutionPlan>, context: &TaskContext) -> Result<Arc<dyn ExecutionPlan>> {
@@ -154,6 +180,12 @@ impl ExecutionPlan for BucketAggregateExec {
             }
         }
         Ok(TreeNodeRecursion::Continue)
+    }
+
+    // Each partition must stay one bucket: a repartition below (DataFusion's distribution rule
+    // runs again on each Ballista stage) would split users across partitions.
+    fn benefits_from_input_partitioning(&self) -> Vec<bool> {
+        vec![false]
     }
 
     fn replace_children(

@@ -60,12 +60,8 @@ pub struct BucketAggregateRule;
 
 impl PhysicalOptimizerRule for BucketAggregateRule {
     fn optimize(&self, plan: Arc<dyn ExecutionPlan>, config: &ConfigOptions) -> Result<Arc<dyn ExecutionPlan>> {
-        // On Ballista, a bucket scan with more partitions than the session's lost rows (the
-        // cluster test showed it; where inside Ballista is not traced), so a cluster keeps
-        // the repartition's own partition count, which it runs correctly.
         let on_cluster = config.extensions.iter().any(|(prefix, _)| prefix == "ballista");
-        let spread = if on_cluster { Spread::AsPlanned } else { Spread::PartitionPerBucket };
-        rewrite(plan, false, spread)
+        rewrite(plan, false, if on_cluster { Place::Cluster } else { Place::SingleNode })
     }
 
     // Kept from before the type's rename: EXPLAIN VERBOSE shows it, and earlier notes name it.
@@ -78,24 +74,33 @@ impl PhysicalOptimizerRule for BucketAggregateRule {
     }
 }
 
-/// How many scan partitions a rewritten aggregate reads.
-#[derive(Clone, Copy)]
-enum Spread {
-    /// As many as the replaced repartition had.
-    AsPlanned,
-    /// One per bucket whenever the plan above already takes several partitions: more
-    /// partitions than cores costs little, and each partition's hash table then holds a
-    /// quarter of the users instead of a half on two cores, so fewer lookups miss the cache
-    /// (measured in docs/storage.md). A single partition stays single: the plan above may
-    /// rely on it.
-    PartitionPerBucket,
+/// Where the plan runs, which decides what an aggregate may become.
+///
+/// Either way a rewritten aggregate reads one partition per bucket whenever the plan above
+/// already takes several partitions: more partitions than cores costs little, and each
+/// partition's hash table then holds a quarter of the users instead of a half on two cores,
+/// so fewer lookups miss the cache (measured in docs/storage.md). A single partition stays
+/// single: the plan above may rely on it.
+#[derive(Clone, Copy, PartialEq)]
+enum Place {
+    /// One process: [`BucketAggregateExec`] where it applies, else DataFusion's
+    /// `SinglePartitioned` aggregate over the bucket scan; `GROUP BY person_id` too.
+    SingleNode,
+    /// A Ballista cluster: [`BucketAggregateExec`] only (executors decode it with
+    /// `northstar_distributed`'s codec). Ballista runs DataFusion's distribution rule again on
+    /// each stage, and `AggregateExec` requires its input key-partitioned, which a bucket scan
+    /// does not declare; so the rule would hash-repartition inside the stage, and Ballista,
+    /// which restricts each task to the stage's partitions by cutting the scan's file groups
+    /// to that count, would then read only the first groups: rows were lost (the "lost rows"
+    /// of docs/distributed.md). `BucketAggregateExec` requires nothing of its input.
+    Cluster,
 }
 
 /// `plan` with its eligible aggregates rewritten. `partitioning_matters`: something above
 /// relies on how `plan`'s output rows are spread over partitions.
-fn rewrite(plan: Arc<dyn ExecutionPlan>, partitioning_matters: bool, spread: Spread) -> Result<Arc<dyn ExecutionPlan>> {
+fn rewrite(plan: Arc<dyn ExecutionPlan>, partitioning_matters: bool, place: Place) -> Result<Arc<dyn ExecutionPlan>> {
     if !partitioning_matters {
-        if let Some(rewritten) = aggregate_by_bucket(&plan, spread)? {
+        if let Some(rewritten) = aggregate_by_bucket(&plan, place)? {
             return Ok(rewritten);
         }
     }
@@ -116,14 +121,14 @@ fn rewrite(plan: Arc<dyn ExecutionPlan>, partitioning_matters: bool, spread: Spr
                     Distribution::UnspecifiedDistribution => partitioning_matters,
                     _ => true,
                 });
-        new_children.push(rewrite(child, matters, spread)?);
+        new_children.push(rewrite(child, matters, place)?);
     }
     replace_children_if_necessary(plan, new_children)
 }
 
 /// The one-stage, bucket-partitioned form of `plan` when it is a hash-repartitioned
 /// aggregate grouped by the events table's `user_id`; otherwise `None`.
-fn aggregate_by_bucket(plan: &Arc<dyn ExecutionPlan>, spread: Spread) -> Result<Option<Arc<dyn ExecutionPlan>>> {
+fn aggregate_by_bucket(plan: &Arc<dyn ExecutionPlan>, place: Place) -> Result<Option<Arc<dyn ExecutionPlan>>> {
     let Some(last) = plan.downcast_ref::<AggregateExec>() else { return Ok(None) };
     let Some(repartition) = last.input().downcast_ref::<RepartitionExec>() else { return Ok(None) };
     let Partitioning::Hash(_, partitions) = repartition.partitioning() else { return Ok(None) };
@@ -144,12 +149,9 @@ fn aggregate_by_bucket(plan: &Arc<dyn ExecutionPlan>, spread: Spread) -> Result<
     }
     let Some(key) = group.expr()[0].0.downcast_ref::<Column>() else { return Ok(None) };
     let input = if std::ptr::eq(grouped, last) { repartition.input() } else { grouped.input() };
-    let partitions = match spread {
-        Spread::PartitionPerBucket if *partitions > 1 => USER_BUCKETS as usize,
-        _ => *partitions,
-    };
+    let partitions = if *partitions > 1 { USER_BUCKETS as usize } else { 1 };
     let Some(by_bucket) = scan_by_bucket(input, key.index(), partitions)? else {
-        if matches!(spread, Spread::PartitionPerBucket) && partitions > 1 {
+        if place == Place::SingleNode && partitions > 1 {
             return aggregate_by_person_bucket(last, grouped, key.index(), input, partitions);
         }
         return Ok(None);
@@ -166,9 +168,8 @@ fn aggregate_by_bucket(plan: &Arc<dyn ExecutionPlan>, spread: Spread) -> Result<
     if single.schema() != last.schema() {
         return Ok(None);
     }
-    // On one node, group by the Parquet dictionary of user_id where the plan allows
-    // (BucketAggregateExec). A cluster runs DataFusion's operators, which its codec knows.
-    if matches!(spread, Spread::PartitionPerBucket) && !references(grouped_expressions(grouped), key.index()) {
+    // Group by the Parquet dictionary of user_id where the plan allows (BucketAggregateExec).
+    if !references(grouped_expressions(grouped), key.index()) {
         if let Some(dictionary_input) = rewrite_scan(&by_bucket, key.index(), Uses::PassThroughOnly, &dictionary_scan)?
         {
             if let Some(exec) = BucketAggregateExec::try_new(&single, key.index(), dictionary_input) {
@@ -176,7 +177,7 @@ fn aggregate_by_bucket(plan: &Arc<dyn ExecutionPlan>, spread: Spread) -> Result<
             }
         }
     }
-    Ok(Some(Arc::new(single)))
+    Ok((place == Place::SingleNode).then(|| Arc::new(single) as Arc<dyn ExecutionPlan>))
 }
 
 /// `GROUP BY person_id` (the person of each stored `user_id`, `northstar_identity::PersonOf`)
