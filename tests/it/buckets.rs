@@ -86,6 +86,40 @@ async fn per_user_aggregates_read_whole_buckets_and_agree_with_two_stage_plans()
     );
 }
 
+/// `count(DISTINCT user_id)` by period (and any grouping with `user_id` among its keys):
+/// each group's rows share a user, so the grouping of user and period runs in one stage per
+/// bucket, with the answers of DataFusion's two-stage plan.
+#[tokio::test]
+async fn groupings_with_user_id_among_their_keys_run_bucket_by_bucket() {
+    let s = Scratch::new();
+    let data = s.imported(30_000, 11);
+    let queries = [
+        "SELECT event_date, count(DISTINCT user_id) FROM events GROUP BY 1 ORDER BY 1",
+        "SELECT CAST(event_time AS DATE) AS d, count(DISTINCT user_id) FROM events GROUP BY 1 ORDER BY 1",
+        "SELECT date_trunc('week', event_time) AS w, platform, count(DISTINCT user_id) FROM events WHERE event <> 'app_open' GROUP BY 1, 2 ORDER BY 1, 2",
+        "SELECT n, count(*) FROM (SELECT user_id, event, count(*) AS n FROM events GROUP BY user_id, event) GROUP BY n ORDER BY n",
+    ];
+    for sql in queries {
+        let reference = answer(&data, 2, true, sql).await.0;
+        for partitions in [2, 3] {
+            let (result, plan) = answer(&data, partitions, false, sql).await;
+            assert_eq!(result, reference, "{partitions} partitions: {sql}");
+            let repartitioned_by_user = plan.lines().any(|l| {
+                l.contains("RepartitionExec: partitioning=Hash(") && (l.contains("user_id@") || l.contains("alias1@"))
+            });
+            assert!(!repartitioned_by_user, "{partitions} partitions, no repartition by user expected:\n{plan}");
+            assert!(plan.contains("mode=SinglePartitioned"), "{plan}");
+        }
+    }
+    // A join on the grouping's output keeps DataFusion's hash partitions.
+    let joined = "SELECT count(*), sum(a.n) FROM (SELECT user_id, event, count(*) AS n FROM events GROUP BY 1, 2) a \
+                  JOIN (SELECT user_id, event, max(event_time) AS t FROM events GROUP BY 1, 2) b ON a.user_id = b.user_id AND a.event = b.event";
+    let reference = answer(&data, 2, true, joined).await.0;
+    let (result, plan) = answer(&data, 2, false, joined).await;
+    assert_eq!(result, reference);
+    assert!(plan.contains("HashJoinExec: mode=Partitioned"), "{plan}");
+}
+
 /// When the memory pool refuses the per-bucket groups more memory, `BucketAggregateExec`
 /// hands its groups and the rest of its input to DataFusion's aggregates, which spill; the
 /// answers stay those of an unlimited run.

@@ -16,7 +16,8 @@ use datafusion::execution::{SessionState, SessionStateBuilder};
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use northstar_execution::{
-    BucketAggregateRule, FastTextEquality, SingleStageEventAggregates, SortKeysAfterUnnest, UtcDates,
+    BucketAggregateRule, DatesFromEventDate, FastTextEquality, SingleStageEventAggregates, SortKeysAfterUnnest,
+    UtcDates,
 };
 use northstar_storage::{DataLocation, EventStore, StorageError};
 
@@ -167,6 +168,7 @@ pub fn session_state(config: SessionConfig, runtime: Arc<RuntimeEnv>) -> Result<
         // Delta's planner knows the extension nodes its writes, optimize and merge plan with.
         .with_query_planner(deltalake::delta_datafusion::planner::DeltaPlanner::new())
         .with_optimizer_rule(Arc::new(UtcDates))
+        .with_optimizer_rule(Arc::new(DatesFromEventDate))
         // Text equality first: the bucket rule may replace AggregateExec by its own operator,
         // which takes the aggregates' arguments as they are then.
         .with_physical_optimizer_rule(Arc::new(FastTextEquality::default()))

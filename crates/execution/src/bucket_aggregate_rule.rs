@@ -127,7 +127,8 @@ fn rewrite(plan: Arc<dyn ExecutionPlan>, partitioning_matters: bool, place: Plac
 }
 
 /// The one-stage, bucket-partitioned form of `plan` when it is a hash-repartitioned
-/// aggregate grouped by the events table's `user_id`; otherwise `None`.
+/// aggregate grouped by the events table's `user_id` (alone or with other keys); otherwise
+/// `None`.
 fn aggregate_by_bucket(plan: &Arc<dyn ExecutionPlan>, place: Place) -> Result<Option<Arc<dyn ExecutionPlan>>> {
     let Some(last) = plan.downcast_ref::<AggregateExec>() else { return Ok(None) };
     let Some(repartition) = last.input().downcast_ref::<RepartitionExec>() else { return Ok(None) };
@@ -144,12 +145,15 @@ fn aggregate_by_bucket(plan: &Arc<dyn ExecutionPlan>, place: Place) -> Result<Op
         _ => return Ok(None),
     };
     let group = grouped.group_expr();
-    if !group.is_single() || group.expr().len() != 1 {
+    if !group.is_single() {
         return Ok(None);
     }
-    let Some(key) = group.expr()[0].0.downcast_ref::<Column>() else { return Ok(None) };
     let input = if std::ptr::eq(grouped, last) { repartition.input() } else { grouped.input() };
     let partitions = if *partitions > 1 { USER_BUCKETS as usize } else { 1 };
+    if group.expr().len() > 1 {
+        return aggregate_by_bucket_and_more(last, grouped, input, partitions, place);
+    }
+    let Some(key) = group.expr()[0].0.downcast_ref::<Column>() else { return Ok(None) };
     let Some(by_bucket) = scan_by_bucket(input, key.index(), partitions)? else {
         if place == Place::SingleNode && partitions > 1 {
             return aggregate_by_person_bucket(last, grouped, key.index(), input, partitions);
@@ -178,6 +182,38 @@ fn aggregate_by_bucket(plan: &Arc<dyn ExecutionPlan>, place: Place) -> Result<Op
         }
     }
     Ok((place == Place::SingleNode).then(|| Arc::new(single) as Arc<dyn ExecutionPlan>))
+}
+
+/// `GROUP BY user_id, <other keys>` (the inner step of `count(DISTINCT user_id) … GROUP BY
+/// <period>`, among others) in one stage per bucket: every group's rows share a user, so lie
+/// in one bucket. DataFusion's `SinglePartitioned` aggregate over the bucket scan, which saves
+/// the repartition and the final merge of the partial groups (a quarter of DAU's time, docs/
+/// benchmarks.md); one node only ([`Place::Cluster`] says why).
+fn aggregate_by_bucket_and_more(
+    last: &AggregateExec,
+    grouped: &AggregateExec,
+    input: &Arc<dyn ExecutionPlan>,
+    partitions: usize,
+    place: Place,
+) -> Result<Option<Arc<dyn ExecutionPlan>>> {
+    if place == Place::Cluster || partitions == 1 {
+        return Ok(None);
+    }
+    for (expr, _) in grouped.group_expr().expr() {
+        let Some(key) = expr.downcast_ref::<Column>() else { continue };
+        let Some(by_bucket) = scan_by_bucket(input, key.index(), partitions)? else { continue };
+        let single = AggregateExec::try_new(
+            AggregateMode::SinglePartitioned,
+            grouped.group_expr().clone(),
+            grouped.aggr_expr().to_vec(),
+            grouped.filter_expr().to_vec(),
+            by_bucket,
+            grouped.input_schema(),
+        )?
+        .with_limit_options(last.limit_options());
+        return Ok((single.schema() == last.schema()).then(|| Arc::new(single) as Arc<dyn ExecutionPlan>));
+    }
+    Ok(None)
 }
 
 /// `GROUP BY person_id` (the person of each stored `user_id`, `northstar_identity::PersonOf`)

@@ -2,19 +2,21 @@
 //! of DataFusion's plans for the events table and the behavioural functions. Each keeps the
 //! answers of the plan it replaces; docs/storage.md and docs/functions.md say what each saves.
 //!
-//! One logical rule, [`UtcDates`], runs after DataFusion's own: `CAST(t AS DATE)` of a UTC
-//! timestamp becomes `utc_date(t)`; and [`SortKeysAfterUnnest`] stands in for DataFusion's
+//! Two logical rules run after DataFusion's own: [`UtcDates`] (`CAST(t AS DATE)` of a UTC
+//! timestamp becomes `utc_date(t)`) and [`DatesFromEventDate`] (`utc_date(event_time)` of the
+//! events table reads `event_date`); and [`SortKeysAfterUnnest`] stands in for DataFusion's
 //! `eliminate_duplicated_expr`, which lost ORDER BY keys after `unnest`. The physical rules run in this order (as the engine
 //! registers them):
 //! - [`FastTextEquality`]: `event = 'purchase'` in aggregate arguments becomes `text_equals`;
 //! - [`SingleStageEventAggregates`]: the event-list functions aggregate in one stage;
-//! - [`BucketAggregateRule`]: `GROUP BY user_id` runs per user bucket, without a repartition,
-//!   in [`BucketAggregateExec`] where it can; `GROUP BY person_id` likewise, with
+//! - [`BucketAggregateRule`]: `GROUP BY user_id` (alone or with other keys) runs per user
+//!   bucket, without a repartition, in [`BucketAggregateExec`] where it can; `GROUP BY person_id` likewise, with
 //!   [`BucketRoutingExec`] moving the rows of persons whose ids span buckets.
 
 mod bucket_aggregate_exec;
 mod bucket_aggregate_rule;
 mod bucket_routing_exec;
+mod event_date_rule;
 mod single_stage_rule;
 mod text_equality_rule;
 mod unnest_dependencies_rule;
@@ -24,6 +26,7 @@ mod utc_dates_rule;
 pub use bucket_aggregate_exec::BucketAggregateExec;
 pub use bucket_aggregate_rule::BucketAggregateRule;
 pub use bucket_routing_exec::BucketRoutingExec;
+pub use event_date_rule::DatesFromEventDate;
 pub use single_stage_rule::SingleStageEventAggregates;
 pub use text_equality_rule::FastTextEquality;
 pub use unnest_dependencies_rule::SortKeysAfterUnnest;
