@@ -160,15 +160,7 @@ fn aggregate_by_bucket(plan: &Arc<dyn ExecutionPlan>, place: Place) -> Result<Op
         }
         return Ok(None);
     };
-    let single = AggregateExec::try_new(
-        AggregateMode::SinglePartitioned,
-        group.clone(),
-        grouped.aggr_expr().to_vec(),
-        grouped.filter_expr().to_vec(),
-        by_bucket.clone(),
-        grouped.input_schema(),
-    )?
-    .with_limit_options(last.limit_options());
+    let single = single_stage(last, grouped, by_bucket.clone())?;
     if single.schema() != last.schema() {
         return Ok(None);
     }
@@ -182,6 +174,20 @@ fn aggregate_by_bucket(plan: &Arc<dyn ExecutionPlan>, place: Place) -> Result<Op
         }
     }
     Ok((place == Place::SingleNode).then(|| Arc::new(single) as Arc<dyn ExecutionPlan>))
+}
+
+/// The aggregate `last` (with its partial step `grouped`, or `grouped` itself) in one stage
+/// over `input`, whose partitions hold disjoint groups.
+fn single_stage(last: &AggregateExec, grouped: &AggregateExec, input: Arc<dyn ExecutionPlan>) -> Result<AggregateExec> {
+    Ok(AggregateExec::try_new(
+        AggregateMode::SinglePartitioned,
+        grouped.group_expr().clone(),
+        grouped.aggr_expr().to_vec(),
+        grouped.filter_expr().to_vec(),
+        input,
+        grouped.input_schema(),
+    )?
+    .with_limit_options(last.limit_options()))
 }
 
 /// `GROUP BY user_id, <other keys>` (the inner step of `count(DISTINCT user_id) … GROUP BY
@@ -202,15 +208,7 @@ fn aggregate_by_bucket_and_more(
     for (expr, _) in grouped.group_expr().expr() {
         let Some(key) = expr.downcast_ref::<Column>() else { continue };
         let Some(by_bucket) = scan_by_bucket(input, key.index(), partitions)? else { continue };
-        let single = AggregateExec::try_new(
-            AggregateMode::SinglePartitioned,
-            grouped.group_expr().clone(),
-            grouped.aggr_expr().to_vec(),
-            grouped.filter_expr().to_vec(),
-            by_bucket,
-            grouped.input_schema(),
-        )?
-        .with_limit_options(last.limit_options());
+        let single = single_stage(last, grouped, by_bucket)?;
         return Ok((single.schema() == last.schema()).then(|| Arc::new(single) as Arc<dyn ExecutionPlan>));
     }
     Ok(None)
@@ -239,14 +237,7 @@ fn aggregate_by_person_bucket(
     let routed: Arc<dyn ExecutionPlan> = Arc::new(BucketRoutingExec::new(dictionary_input, key));
     // The replaced aggregate over the routed rows, as BucketAggregateExec takes it (with the
     // input schema of the string key, which the fall-back uses; it never runs itself).
-    let single = AggregateExec::try_new(
-        AggregateMode::SinglePartitioned,
-        grouped.group_expr().clone(),
-        grouped.aggr_expr().to_vec(),
-        grouped.filter_expr().to_vec(),
-        Arc::new(BucketRoutingExec::new(string_input, key)),
-        grouped.input_schema(),
-    )?;
+    let single = single_stage(last, grouped, Arc::new(BucketRoutingExec::new(string_input, key)))?;
     if single.schema() != last.schema() || single.properties().partitioning.partition_count() != partitions {
         return Ok(None);
     }
