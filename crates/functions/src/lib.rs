@@ -31,6 +31,7 @@ mod to_date;
 mod to_timestamp;
 mod utc_date;
 mod utc_date_trunc;
+mod utc_midnight;
 mod window_funnel;
 mod wrapped;
 
@@ -52,6 +53,7 @@ pub use to_date::ToDate;
 pub use to_timestamp::ToTimestamp;
 pub use utc_date::{is_utc_zone, UtcDate};
 pub use utc_date_trunc::UtcDateTrunc;
+pub use utc_midnight::{CalendarUnit, UtcMidnight};
 
 /// The functions whose partial state is all their input rows: planned in one aggregation
 /// stage (the `SingleStageEventAggregates` rule of the execution crate).
@@ -173,6 +175,12 @@ singleton!(
     ScalarUDF,
     UtcDate::default()
 );
+singleton!(
+    /// The `utc_midnight` scalar function.
+    utc_midnight_udf,
+    ScalarUDF,
+    UtcMidnight::default()
+);
 
 /// Every aggregate function Northstar adds.
 pub fn aggregate_functions() -> Vec<Arc<AggregateUDF>> {
@@ -195,7 +203,7 @@ pub fn aggregate_functions() -> Vec<Arc<AggregateUDF>> {
 
 /// Every scalar function Northstar adds.
 pub fn scalar_functions() -> Vec<Arc<ScalarUDF>> {
-    vec![text_equals_udf(), utc_date_udf()]
+    vec![text_equals_udf(), utc_date_udf(), utc_midnight_udf()]
 }
 
 /// Every window function Northstar adds.
