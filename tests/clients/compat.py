@@ -32,7 +32,6 @@ CHECKS = {}
 
 # name -> why Northstar does not pass yet (docs/clients.md, "Known gaps").
 KNOWN_GAPS = {
-    "names_of_current_user": "datafusion-pg-catalog rewrites current_user to session_user before Northstar names the column",
     "session_time_zone_changes_timestamptz_output": "SET TIME ZONE is accepted but timestamptz output and date_trunc stay in UTC",
     "information_schema_columns_use_postgres_type_names": "DataFusion's information_schema.columns reports Arrow type names",
     "copy_binary_out": "COPY … TO STDOUT (FORMAT binary) is not implemented",

@@ -12,9 +12,11 @@
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    DataType, Expr, Ident, ObjectName, ObjectNamePart, Query, Select, SelectItem, SetExpr, Statement, TimezoneInfo,
-    TrimWhereField, VisitMut, VisitorMut,
+    DataType, Expr, FunctionArguments, Ident, ObjectName, ObjectNamePart, Query, Select, SelectItem, SetExpr,
+    Statement, TimezoneInfo, TrimWhereField, VisitMut, VisitorMut,
 };
+use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+use datafusion::sql::sqlparser::parser::Parser;
 
 /// The name PostgreSQL gives a column nothing names.
 const UNNAMED: &str = "?column?";
@@ -30,6 +32,50 @@ pub fn name_columns_as_postgres(statement: &mut Statement) -> Option<Vec<String>
     };
     let _ = statement.visit(&mut AliasSelectItems);
     names
+}
+
+/// `sql` with each unaliased `current_user` or `current_catalog` select item aliased by that
+/// keyword; `None` when it has none (or does not parse as it is). datafusion-pg-catalog's
+/// parser renames them to `session_user` and `current_database()` before Northstar names the
+/// columns, while PostgreSQL names each column by the keyword written, which clients read
+/// back by name.
+pub fn alias_renamed_registers(sql: &str) -> Option<String> {
+    let lower = sql.to_ascii_lowercase();
+    if !REGISTERS.iter().any(|r| lower.contains(r)) {
+        return None;
+    }
+    let mut statements = Parser::parse_sql(&PostgreSqlDialect {}, sql).ok()?;
+    let mut visitor = AliasRegisters { changed: false };
+    for statement in &mut statements {
+        let _ = statement.visit(&mut visitor);
+    }
+    visitor.changed.then(|| statements.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))
+}
+
+/// The special registers datafusion-pg-catalog renames.
+const REGISTERS: [&str; 2] = ["current_user", "current_catalog"];
+
+struct AliasRegisters {
+    changed: bool,
+}
+
+impl VisitorMut for AliasRegisters {
+    type Break = ();
+
+    fn post_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
+        let SetExpr::Select(select) = query.body.as_mut() else { return ControlFlow::Continue(()) };
+        for item in &mut select.projection {
+            let SelectItem::UnnamedExpr(Expr::Function(function)) = item else { continue };
+            let name = last_name(&function.name);
+            if !matches!(function.args, FunctionArguments::None) || !REGISTERS.contains(&name.as_str()) {
+                continue;
+            }
+            let expr = Expr::Function(function.clone());
+            *item = SelectItem::ExprWithAlias { expr, alias: Ident::with_quote('"', name) };
+            self.changed = true;
+        }
+        ControlFlow::Continue(())
+    }
 }
 
 struct AliasSelectItems;
@@ -200,10 +246,19 @@ fn type_name(data_type: &DataType) -> String {
 
 #[cfg(test)]
 mod tests {
-    use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
-    use datafusion::sql::sqlparser::parser::Parser;
-
     use super::*;
+
+    #[test]
+    fn renamed_registers_keep_their_own_names() {
+        let aliased =
+            alias_renamed_registers("SELECT current_user, CURRENT_CATALOG, session_user, current_user AS u").unwrap();
+        assert_eq!(
+            aliased,
+            r#"SELECT current_user AS "current_user", CURRENT_CATALOG AS "current_catalog", session_user, current_user AS u"#
+        );
+        assert_eq!(alias_renamed_registers("SELECT session_user, 'current_user'"), None);
+        assert_eq!(alias_renamed_registers("SELECT current_user AS u"), None);
+    }
 
     fn named(sql: &str) -> (String, Option<Vec<String>>) {
         let mut statement = Parser::parse_sql(&PostgreSqlDialect {}, sql).unwrap().remove(0);

@@ -68,7 +68,8 @@ impl StatementParser {
             let output_names = ast.as_mut().and_then(name_columns_as_postgres);
             Prepared { sql, ast, statement, param_types: vec![], schema: None, output_names }
         };
-        match self.shared.parser.parse(sql) {
+        let registers_aliased = crate::column_names::alias_renamed_registers(sql);
+        match self.shared.parser.parse(registers_aliased.as_deref().unwrap_or(sql)) {
             Ok(statements) => Ok(statements
                 .into_iter()
                 .map(|s| {
