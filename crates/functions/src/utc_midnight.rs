@@ -15,7 +15,6 @@
 
 use std::sync::{Arc, LazyLock};
 
-use chrono::{Datelike, NaiveDate};
 use datafusion::arrow::array::{Array, AsArray, TimestampMicrosecondArray};
 use datafusion::arrow::datatypes::{DataType, Date32Type, TimeUnit};
 use datafusion::common::{exec_err, plan_err, Result, ScalarValue};
@@ -24,6 +23,8 @@ use datafusion::logical_expr::sort_properties::{ExprProperties, SortProperties};
 use datafusion::logical_expr::{
     ColumnarValue, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature, TypeSignature, Volatility,
 };
+
+use crate::periods::Period;
 
 /// `utc_midnight(date [, unit])`: the first instant in UTC of the date, or of its period.
 #[derive(Debug, PartialEq, Eq, Hash)]
@@ -68,23 +69,20 @@ impl CalendarUnit {
         })
     }
 
-    /// The first day (days since 1970-01-01) of the period holding day `date`.
+    /// The first day (days since 1970-01-01) of the period holding day `date`, numbered on
+    /// the calendar `Period` numbers the behavioural functions' periods with: a quarter or
+    /// year is the month whose number (year × 12 + month − 1) is a multiple of 3 or 12.
     fn start(self, date: i32) -> i32 {
-        // 1970-01-01 was a Thursday: Mondays are the days with (date + 3) % 7 == 0.
-        let week_start = || date - (date + 3).rem_euclid(7);
-        let calendar = |first_month: fn(u32) -> u32, whole_year: bool| {
-            let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("a date");
-            let Some(day) = epoch.checked_add_signed(chrono::Duration::days(date.into())) else { return date };
-            let month = if whole_year { 1 } else { first_month(day.month()) };
-            NaiveDate::from_ymd_opt(day.year(), month, 1).map_or(date, |d| (d - epoch).num_days() as i32)
+        let day = i64::from(date);
+        let months_per_period = match self {
+            CalendarUnit::Day => return date,
+            CalendarUnit::Week => return Period::Week.first_day(Period::Week.of_day(day)),
+            CalendarUnit::Month => 1,
+            CalendarUnit::Quarter => 3,
+            CalendarUnit::Year => 12,
         };
-        match self {
-            CalendarUnit::Day => date,
-            CalendarUnit::Week => week_start(),
-            CalendarUnit::Month => calendar(|m| m, false),
-            CalendarUnit::Quarter => calendar(|m| (m - 1) / 3 * 3 + 1, false),
-            CalendarUnit::Year => calendar(|m| m, true),
-        }
+        let month = Period::Month.of_day(day);
+        Period::Month.first_day(month - month.rem_euclid(months_per_period))
     }
 }
 
