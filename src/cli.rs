@@ -271,7 +271,7 @@ pub struct CollectorArgs {
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
     pub commit_interval_ms: u64,
     /// A group commit closes early at this many events.
-    #[arg(long, default_value_t = 500_000)]
+    #[arg(long, default_value_t = 100_000)]
     pub max_commit_events: usize,
     /// Events waiting for their commit past which requests get 503 with Retry-After.
     #[arg(long, default_value_t = 2_000_000)]

@@ -334,6 +334,18 @@ fn retries_are_counted_once_even_across_a_restart() {
         query(&data, "SELECT message_id, count(*) AS n FROM events GROUP BY 1 ORDER BY 1"),
         "message_id,n\nr1,1\nr2,1\nr3,1\n"
     );
+    drop(collector);
+
+    // With room for one id, a restart remembers the one received last (r3), not r1 or r2.
+    let collector = collect(&data, &["--dedupe-max-ids", "1"]);
+    for id in ["r3", "r2"] {
+        let again = serde_json::json!({"type": "track", "event": "d", "userId": "u", "messageId": id});
+        assert_eq!(post_json(collector.http, "/v1/track", &[], &again).status, 200);
+    }
+    assert_eq!(
+        query(&data, "SELECT message_id, count(*) AS n FROM events GROUP BY 1 ORDER BY 1"),
+        "message_id,n\nr1,1\nr2,2\nr3,1\n"
+    );
 }
 
 #[test]

@@ -3,6 +3,11 @@
 //! once that commit succeeded. A request's events are in one commit, never split, so a crash
 //! shows all of them or none. Retried messages (ids committed within the dedupe window) are
 //! dropped.
+//!
+//! Grouping and committing are two tasks joined by a one-slot channel: the next group gathers
+//! while the previous one is written and committed, so groups form every interval however
+//! long a commit takes (up to one interval), and a request waits at most about one interval
+//! plus one commit. Commits stay in order, one at a time (Delta versions are sequential).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -12,7 +17,7 @@ use datafusion::prelude::SessionContext;
 use northstar_storage::{EventStore, WriterLayout};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::dedupe::RecentIds;
+use crate::dedupe::{IdSet, RecentIds};
 use crate::message::{EventRow, RECEIVED_AT};
 use crate::metrics::Metrics;
 use crate::record_batch;
@@ -73,16 +78,17 @@ impl Committer {
         let mut recent = RecentIds::new(options.dedupe_window, options.dedupe_max_ids);
         restore_recent_ids(&mut store, &mut recent, options.dedupe_window).await?;
         let (sender, receiver) = mpsc::unbounded_channel();
+        let (group_sender, groups) = mpsc::channel(1);
         let pending = Arc::new(AtomicUsize::new(0));
         let task = CommitTask {
             store,
             recent,
-            receiver,
             pending: pending.clone(),
             metrics: metrics.clone(),
             on_commit: options.on_commit,
         };
-        tokio::spawn(task.run(options.interval, options.max_commit_rows, options.layout));
+        tokio::spawn(gather_groups(receiver, group_sender, options.interval, options.max_commit_rows));
+        tokio::spawn(task.run(groups, options.layout));
         Ok(Committer { sender, pending, max_pending: options.max_pending_events, metrics })
     }
 
@@ -105,30 +111,46 @@ impl Committer {
     }
 }
 
+/// Requests in the order they arrived, cut into groups: what arrived within `interval` of the
+/// group's first request, or until `max_rows` events.
+async fn gather_groups(
+    mut receiver: mpsc::UnboundedReceiver<Submission>,
+    groups: mpsc::Sender<(Vec<Submission>, usize)>,
+    interval: Duration,
+    max_rows: usize,
+) {
+    while let Some(first) = receiver.recv().await {
+        let deadline = tokio::time::Instant::from_std(first.arrived + interval);
+        let mut rows = first.rows.len();
+        let mut group = vec![first];
+        while rows < max_rows {
+            match tokio::time::timeout_at(deadline, receiver.recv()).await {
+                Ok(Some(submission)) => {
+                    rows += submission.rows.len();
+                    group.push(submission);
+                }
+                Ok(None) | Err(_) => break,
+            }
+        }
+        // Waits while a group is being committed and another is already waiting: requests
+        // meanwhile queue in `receiver`, bounded by the pending-event limit.
+        if groups.send((group, rows)).await.is_err() {
+            return;
+        }
+    }
+}
+
 struct CommitTask {
     store: EventStore,
     recent: RecentIds,
-    receiver: mpsc::UnboundedReceiver<Submission>,
     pending: Arc<AtomicUsize>,
     metrics: Arc<Metrics>,
     on_commit: Option<crate::CommitHook>,
 }
 
 impl CommitTask {
-    async fn run(mut self, interval: Duration, max_rows: usize, layout: WriterLayout) {
-        while let Some(first) = self.receiver.recv().await {
-            let deadline = tokio::time::Instant::from_std(first.arrived + interval);
-            let mut rows = first.rows.len();
-            let mut group = vec![first];
-            while rows < max_rows {
-                match tokio::time::timeout_at(deadline, self.receiver.recv()).await {
-                    Ok(Some(submission)) => {
-                        rows += submission.rows.len();
-                        group.push(submission);
-                    }
-                    Ok(None) | Err(_) => break,
-                }
-            }
+    async fn run(mut self, mut groups: mpsc::Receiver<(Vec<Submission>, usize)>, layout: WriterLayout) {
+        while let Some((group, rows)) = groups.recv().await {
             self.commit(group, rows, &layout).await;
         }
     }
@@ -137,14 +159,14 @@ impl CommitTask {
         let started = Instant::now();
         // Keep the first of each message id among the group and those committed lately.
         let mut fresh: Vec<&EventRow> = Vec::with_capacity(rows);
-        let mut in_group = std::collections::HashSet::new();
-        for submission in &group {
-            fresh.extend(
-                submission
-                    .rows
-                    .iter()
-                    .filter(|row| !self.recent.contains(&row.message_id) && in_group.insert(row.message_id.as_str())),
-            );
+        let mut fresh_ids = Vec::with_capacity(rows);
+        let mut in_group = IdSet::with_capacity_and_hasher(rows, Default::default());
+        for row in group.iter().flat_map(|submission| &submission.rows) {
+            let id = self.recent.id(&row.message_id);
+            if !self.recent.contains(id) && in_group.insert(id) {
+                fresh.push(row);
+                fresh_ids.push(id);
+            }
         }
         let outcome = if fresh.is_empty() { Ok(None) } else { self.append(&fresh, layout).await.map(Some) };
         let now = Instant::now();
@@ -157,8 +179,8 @@ impl CommitTask {
                         (hook.0)();
                     }
                 }
-                for row in &fresh {
-                    self.recent.insert(&row.message_id, now);
+                for id in fresh_ids {
+                    self.recent.insert(id, now);
                 }
                 self.metrics.committed.inc_by(fresh.len() as u64);
                 self.metrics.duplicates.inc_by((rows - fresh.len()) as u64);
@@ -199,7 +221,8 @@ impl CommitTask {
 }
 
 /// Reads the message ids of the events received within `window` (from the files written in
-/// it, so the rest of the table is not read) into `recent`.
+/// it, so the rest of the table is not read) into `recent`: the newest of them, as many as it
+/// holds (a top-k, not a sort of every id received in the window).
 async fn restore_recent_ids(store: &mut EventStore, recent: &mut RecentIds, window: Duration) -> Result<(), String> {
     if store.version().is_none() {
         return Ok(());
@@ -214,20 +237,23 @@ async fn restore_recent_ids(store: &mut EventStore, recent: &mut RecentIds, wind
     ctx.register_table("recent", provider).map_err(|e| e.to_string())?;
     let sql = format!(
         "SELECT message_id FROM recent WHERE {RECEIVED_AT} >= to_timestamp_micros({}) \
-         ORDER BY {RECEIVED_AT}",
-        since.timestamp_micros()
+         ORDER BY {RECEIVED_AT} DESC LIMIT {}",
+        since.timestamp_micros(),
+        recent.max_ids()
     );
     let frame = ctx.sql(&sql).await.map_err(|e| e.to_string())?;
     let batches = frame.collect().await.map_err(|e| e.to_string())?;
     let now = Instant::now();
-    for batch in &batches {
+    // Oldest first, as they were committed, so the count bound forgets the oldest.
+    for batch in batches.iter().rev() {
         use datafusion::arrow::array::AsArray;
         let ids = datafusion::arrow::compute::cast(batch.column(0), &datafusion::arrow::datatypes::DataType::Utf8)
             .map_err(|e| e.to_string())?;
-        for id in ids.as_string::<i32>().iter().flatten() {
-            recent.insert(id, now);
+        for id in ids.as_string::<i32>().iter().rev().flatten() {
+            recent.insert(recent.id(id), now);
         }
     }
+    recent.expire(now);
     tracing::info!("{} message ids of the last {:?} restored for deduplication", recent.len(), window);
     Ok(())
 }

@@ -86,7 +86,7 @@ impl CollectorOptions {
             listen,
             write_keys: vec![],
             commit_interval: Duration::from_secs(1),
-            max_commit_rows: 500_000,
+            max_commit_rows: 100_000,
             max_pending_events: 2_000_000,
             max_body_bytes: 20 << 20,
             max_decompressed_bytes: 100 << 20,

@@ -96,7 +96,9 @@ fn with_dictionary_user_ids(metadata: &ParquetMetaData) -> ParquetResult<Parquet
         .iter()
         .map(|f| {
             let field = f.as_ref().clone();
-            if f.name() == USER_ID && *f.data_type() == DataType::Utf8 {
+            // Any string type: files rewritten by an older compaction say `Utf8View`.
+            if f.name() == USER_ID && matches!(f.data_type(), DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8)
+            {
                 field.with_data_type(user_id_dictionary_type())
             } else {
                 field
@@ -123,4 +125,42 @@ fn with_dictionary_user_ids(metadata: &ParquetMetaData) -> ParquetResult<Parquet
         .set_column_index(metadata.column_index().cloned())
         .set_offset_index(metadata.offset_index().cloned())
         .build())
+}
+
+#[cfg(test)]
+mod tests {
+    use datafusion::arrow::array::{AsArray, RecordBatch, StringViewArray};
+    use datafusion::parquet::arrow::arrow_reader::{ArrowReaderMetadata, ParquetRecordBatchReaderBuilder};
+    use datafusion::parquet::arrow::ArrowWriter;
+    use datafusion::parquet::file::metadata::ParquetMetaDataReader;
+
+    use super::*;
+
+    /// Files written from view-typed batches (an older compaction) say `Utf8View` in their
+    /// embedded schema; they are read as a dictionary too, with the same ids.
+    #[test]
+    fn user_ids_of_any_string_type_are_read_as_a_dictionary() {
+        let schema = Arc::new(Schema::new(vec![Field::new(USER_ID, DataType::Utf8View, false)]));
+        let ids = StringViewArray::from(vec!["u1", "u2", "u1"]);
+        let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(ids)]).unwrap();
+        let mut file = Vec::new();
+        let mut writer = ArrowWriter::try_new(&mut file, schema, None).unwrap();
+        writer.write(&batch).unwrap();
+        writer.close().unwrap();
+        let file = bytes::Bytes::from(file);
+
+        let metadata = ParquetMetaDataReader::new().parse_and_finish(&file).unwrap();
+        let rewritten = Arc::new(with_dictionary_user_ids(&metadata).unwrap());
+        let options = ArrowReaderOptions::new();
+        let reader = ArrowReaderMetadata::try_new(rewritten, options).unwrap();
+        assert_eq!(reader.schema().field(0).data_type(), &user_id_dictionary_type());
+        let batches: Vec<RecordBatch> = ParquetRecordBatchReaderBuilder::new_with_metadata(file, reader)
+            .build()
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let read = batches[0].column(0).as_dictionary::<datafusion::arrow::datatypes::Int32Type>();
+        let values = read.downcast_dict::<datafusion::arrow::array::StringArray>().unwrap();
+        assert_eq!(values.into_iter().collect::<Vec<_>>(), [Some("u1"), Some("u2"), Some("u1")]);
+    }
 }
