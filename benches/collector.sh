@@ -52,8 +52,8 @@ time_funnel() { # data directory -> three whole-process timings
   echo "${times[*]}"
 }
 echo "funnel right after the stream: $(time_funnel "$work/streamed") s"
-# Compaction runs at the lowest CPU priority, so under a load that keeps both cores busy it
-# falls behind; this is the table once its next pass (at most one interval later) is done.
+# Under a load that keeps both cores busy, compaction may lag the last minute's commits; this
+# is the table once the next pass after the stream has committed (waits at most 300 s).
 compactions() { curl -s "http://127.0.0.1:$http/metrics" | awk '/^northstar_collector_compactions_total /{print $2}'; }
 before=$(compactions); waited=0
 while [ "$(compactions)" = "$before" ] && [ $waited -lt 300 ]; do sleep 1; waited=$((waited + 1)); done
