@@ -1,4 +1,5 @@
-//! Wire-protocol benchmark: result streaming rate and small-query latency under concurrency,
+//! Wire-protocol benchmark: result streaming rate (binary rows through the extended protocol,
+//! text rows through the simple one) and small-query latency under concurrency,
 //! against any PostgreSQL-protocol server (Northstar or PostgreSQL itself), so both are measured
 //! by the same client code. Run by benches/wire.sh; prints one JSON object.
 //!
@@ -59,6 +60,22 @@ async fn stream_rate(url: &str, sql: &str) -> (u64, f64) {
     (n, started.elapsed().as_secs_f64())
 }
 
+/// Streams the whole result of `sql` through the simple protocol, whose rows are text (what
+/// psql, psycopg 2 and most ODBC/JDBC paths read), and counts rows.
+async fn stream_rate_text(url: &str, sql: &str) -> (u64, f64) {
+    let client = connect(url).await;
+    let started = Instant::now();
+    let messages = client.simple_query_raw(sql).await.expect("simple query");
+    futures::pin_mut!(messages);
+    let mut n = 0u64;
+    while let Some(message) = messages.next().await {
+        if let tokio_postgres::SimpleQueryMessage::Row(_) = message.expect("row") {
+            n += 1;
+        }
+    }
+    (n, started.elapsed().as_secs_f64())
+}
+
 /// `clients` connections each run the prepared small query back to back for `seconds`, with a
 /// date parameter cycling over 90 days; returns every latency.
 async fn small_query_latencies(url: &str, sql: &str, clients: usize, seconds: u64) -> Vec<Duration> {
@@ -107,6 +124,11 @@ async fn main() {
         let (rows, secs) = stream_rate(&args.url, &args.stream_sql).await;
         fields.push(format!(
             "\"stream_rows\": {rows}, \"stream_seconds\": {secs:.3}, \"stream_rows_per_second\": {:.0}",
+            rows as f64 / secs
+        ));
+        let (rows, secs) = stream_rate_text(&args.url, &args.stream_sql).await;
+        fields.push(format!(
+            "\"text_stream_rows\": {rows}, \"text_stream_seconds\": {secs:.3}, \"text_stream_rows_per_second\": {:.0}",
             rows as f64 / secs
         ));
     }

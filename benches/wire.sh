@@ -2,7 +2,8 @@
 # Wire-protocol benchmark: Northstar's PostgreSQL endpoint next to a PostgreSQL 15 server
 # (Debian's postgresql-15) on the same machine, the same data and the same client code
 # (benches/wire.rs, tokio-postgres):
-#   - rows/s streaming a 10M-row result (event_time, user_id, event, session_id);
+#   - rows/s streaming a 10M-row result (event_time, user_id, event, session_id), binary rows
+#     (extended protocol) and text rows (simple protocol);
 #   - p50/p99 latency and throughput of a small parameterised query with 16 concurrent clients
 #     (purchases on one day: partition pruning in Northstar, a b-tree index in PostgreSQL).
 # Results: docs/benchmarks.md.

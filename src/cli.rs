@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use northstar_collector::defaults;
 use northstar_engine::{parse_byte_size, EngineOptions};
 use northstar_import::Format;
 use northstar_storage::WriterLayout;
@@ -268,31 +269,31 @@ pub struct CollectorArgs {
     #[arg(long = "write-key", env = "NORTHSTAR_WRITE_KEYS", value_delimiter = ',')]
     pub write_keys: Vec<String>,
     /// Requests arriving within this many milliseconds of the first waiting one share a commit.
-    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, default_value_t = defaults::COMMIT_INTERVAL_MS, value_parser = clap::value_parser!(u64).range(1..))]
     pub commit_interval_ms: u64,
     /// A group commit closes early at this many events.
-    #[arg(long, default_value_t = 100_000)]
+    #[arg(long, default_value_t = defaults::MAX_COMMIT_EVENTS)]
     pub max_commit_events: usize,
     /// Events waiting for their commit past which requests get 503 with Retry-After.
-    #[arg(long, default_value_t = 2_000_000)]
+    #[arg(long, default_value_t = defaults::MAX_PENDING_EVENTS)]
     pub max_pending_events: usize,
     /// Largest request body, as sent, e.g. 20MiB (413 past it; 5 times that once decompressed).
-    #[arg(long, default_value = "20MiB", value_parser = parse_byte_size)]
+    #[arg(long, default_value = defaults::MAX_BODY, value_parser = parse_byte_size)]
     pub max_body: usize,
     /// Seconds for which committed message ids are remembered, so that retries are not counted twice.
-    #[arg(long, default_value_t = 600)]
+    #[arg(long, default_value_t = defaults::DEDUPE_WINDOW_SECONDS)]
     pub dedupe_window_seconds: u64,
     /// At most this many message ids are remembered (about 64 bytes each).
-    #[arg(long, default_value_t = 2_000_000)]
+    #[arg(long, default_value_t = defaults::DEDUPE_MAX_IDS)]
     pub dedupe_max_ids: usize,
     /// Store the client's IP address in the `ip` column.
     #[arg(long)]
     pub collect_ip: bool,
     /// Compact small files in the background every this many seconds (0: never).
-    #[arg(long, default_value_t = 60)]
+    #[arg(long, default_value_t = defaults::COMPACT_INTERVAL_SECONDS)]
     pub compact_interval_seconds: u64,
     /// Background vacuum keeps files referenced by versions younger than this many hours.
-    #[arg(long, default_value_t = 168)]
+    #[arg(long, default_value_t = defaults::VACUUM_RETENTION_HOURS)]
     pub vacuum_retention_hours: u64,
 }
 
@@ -305,7 +306,7 @@ impl CollectorArgs {
         options.max_commit_rows = self.max_commit_events;
         options.max_pending_events = self.max_pending_events;
         options.max_body_bytes = self.max_body;
-        options.max_decompressed_bytes = self.max_body.saturating_mul(5);
+        options.max_decompressed_bytes = self.max_body.saturating_mul(defaults::DECOMPRESSED_PER_BODY_BYTE);
         options.dedupe_window = Duration::from_secs(self.dedupe_window_seconds);
         options.dedupe_max_ids = self.dedupe_max_ids;
         options.collect_ip = self.collect_ip;

@@ -34,7 +34,8 @@ CHECKS = {}
 KNOWN_GAPS = {
     "session_time_zone_changes_timestamptz_output": "SET TIME ZONE is accepted but timestamptz output and date_trunc stay in UTC",
     "information_schema_columns_use_postgres_type_names": "DataFusion's information_schema.columns reports Arrow type names",
-    "copy_binary_out": "COPY … TO STDOUT (FORMAT binary) is not implemented",
+    "odbc_foreign_keys": "psqlODBC's query joins generate_series(array_lower(conkey, 1), …) AS i laterally and subscripts conkey[i]; DataFusion has no lateral set-returning functions",
+    "pgcli_completions_and_backslash_commands": "current_schemas(true) lists public first, column types come back as oids, owners as postgres, and pgcli's function list casts pg_proc's oidvector text to regtype[]",
 }
 
 
@@ -362,25 +363,53 @@ def psycopg3_named_cursor_fetches_in_batches():
     return run
 
 
+def copied_text(url, sql):
+    with connect(url) as conn:
+        with conn.cursor().copy(sql) as copy:
+            return b"".join(copy).decode()
+
+
+def copied_rows(url, sql, types):
+    with connect(url) as conn:
+        with conn.cursor().copy(sql) as copy:
+            copy.set_types(types)
+            return [[plain(v) for v in r] for r in copy.rows()]
+
+
 @check
 def copy_binary_out():
-    def run(url):
-        with connect(url) as conn:
-            cur = conn.cursor()
-            with cur.copy("COPY (SELECT user_id, event_date FROM events ORDER BY event_time, user_id, event LIMIT 5) TO STDOUT (FORMAT binary)") as copy:
-                copy.set_types(["text", "date"])
-                return [[plain(v) for v in r] for r in copy.rows()]
-    return run
+    return lambda url: copied_rows(
+        url,
+        "COPY (SELECT user_id, event_date FROM events ORDER BY event_time, user_id, event LIMIT 5) TO STDOUT (FORMAT binary)",
+        ["text", "date"],
+    )
 
 
 @check
 def copy_csv_out():
-    def run(url):
-        with connect(url) as conn:
-            cur = conn.cursor()
-            with cur.copy("COPY (SELECT user_id, event FROM events ORDER BY event_time, user_id, event LIMIT 5) TO STDOUT (FORMAT csv, HEADER)") as copy:
-                return b"".join(copy).decode()
-    return run
+    return lambda url: copied_text(
+        url,
+        "COPY (SELECT user_id, event FROM events ORDER BY event_time, user_id, event LIMIT 5) TO STDOUT (FORMAT csv, HEADER)",
+    )
+
+
+@check
+def copy_csv_out_of_nothing_keeps_its_header():
+    return lambda url: copied_text(
+        url,
+        "COPY (SELECT user_id, event FROM events WHERE event = 'no such event') TO STDOUT (FORMAT csv, HEADER)",
+    )
+
+
+@check
+def copy_binary_out_of_every_common_type():
+    return lambda url: copied_rows(
+        url,
+        "COPY (SELECT user_id, event_time, event_date, CAST(1 AS bigint) AS n, true AS b, "
+        "CAST(NULL AS text) AS nothing FROM events ORDER BY event_time, user_id, event LIMIT 3) "
+        "TO STDOUT (FORMAT binary)",
+        ["text", "timestamptz", "date", "int8", "bool", "text"],
+    )
 
 
 # --- session settings -----------------------------------------------------------------------
@@ -458,6 +487,104 @@ if importlib.util.find_spec("asyncpg"):  # .venv only
                 await conn.close()
 
         return lambda url: asyncio.run(session(url))
+
+
+# --- psqlODBC through pyodbc (the driver Excel, Power BI and Tableau use on Windows) -------
+
+
+if importlib.util.find_spec("pyodbc"):  # .venv only
+
+    def odbc(url, **options):
+        import pyodbc
+        u = urlparse(url)
+        settings = {"DRIVER": "{PostgreSQL Unicode}", "SERVER": u.hostname, "PORT": u.port, "UID": u.username,
+                    "DATABASE": u.path.lstrip("/"), **options}
+        return pyodbc.connect(";".join(f"{k}={v}" for k, v in settings.items()), autocommit=True, timeout=20)
+
+    @check
+    def odbc_query_with_a_parameter():
+        def run(url):
+            with odbc(url) as conn:
+                cur = conn.execute(
+                    "SELECT user_id, event, event_time, event_date FROM events WHERE event = ? "
+                    "ORDER BY event_time, user_id, event LIMIT 5", "purchase")
+                return [[plain(v) for v in r] for r in cur.fetchall()], [(d[0], d[1].__name__) for d in cur.description]
+        return run
+
+    @check
+    def odbc_declare_fetch_mode_reads_in_blocks():
+        """UseDeclareFetch: the driver reads a result through a cursor, Fetch rows at a time
+        (Tableau's and many DSNs' setting for large results)."""
+        def run(url):
+            with odbc(url, UseDeclareFetch=1, Fetch=100) as conn:
+                cur = conn.execute("SELECT user_id, event FROM events ORDER BY event_time, user_id, event LIMIT 450")
+                first = cur.fetchmany(10)
+                rest = cur.fetchall()
+                return len(first) + len(rest), [list(r) for r in first[:3]], [list(r) for r in rest[-2:]]
+        return run
+
+    @check
+    def odbc_catalog_functions():
+        """What Excel's and Power BI's navigators call: SQLTables, SQLColumns, SQLPrimaryKeys,
+        SQLStatistics."""
+        def run(url):
+            with odbc(url) as conn:
+                cur = conn.cursor()
+                tables = sorted((r.table_name, r.table_type) for r in cur.tables(schema="public"))
+                columns = [(r.column_name, r.type_name, r.nullable) for r in cur.columns(table="events", schema="public")]
+                keys = [tuple(r) for r in cur.primaryKeys("events", schema="public")]
+                statistics = [tuple(r)[:9] for r in cur.statistics("events", schema="public")]
+                return tables, columns, keys, statistics
+        return run
+
+    @check
+    def odbc_foreign_keys():
+        """SQLForeignKeys, which Power BI's and Access's relationship detection call."""
+        def run(url):
+            with odbc(url) as conn:
+                return [tuple(r) for r in conn.cursor().foreignKeys(table="events", schema="public")]
+        return run
+
+
+# --- pgcli: its completion catalog and pgspecial's backslash commands ----------------------
+
+
+if importlib.util.find_spec("pgcli"):  # .venv only
+
+    @check
+    def pgcli_completions_and_backslash_commands():
+        """What pgcli's completion refresher reads at start (relations, columns, keys, functions,
+        types of the search path) and pgspecial's \\dt, \\dv and \\d."""
+        def run(url):
+            from pgcli.pgexecute import PGExecute
+            from pgspecial.main import PGSpecial
+            u = urlparse(url)
+            executor = PGExecute(u.path.lstrip("/"), u.username, None, u.hostname, u.port)
+            try:
+                def public(items):
+                    return sorted(tuple(i) for i in items if i[0] == "public")
+                answer = {
+                    "search_path": executor.search_path(),
+                    "schemata": "public" in executor.schemata(),
+                    "databases": u.path.lstrip("/") in executor.databases(),
+                    "tables": public(executor.tables()),
+                    "views": public(executor.views()),
+                    "table_columns": public(executor.table_columns()),
+                    "view_columns": public(executor.view_columns()),
+                    "foreignkeys": public(executor.foreignkeys()),
+                    "functions": sorted(f.func_name for f in executor.functions() if f.schema_name == "public"),
+                    "datatypes": public(executor.datatypes()),
+                }
+                special = PGSpecial()
+                for command in ["\\dt", "\\dv", "\\d events", "SELECT count(*) FROM events"]:
+                    _title, cur, headers, status, *_ = next(executor.run(command, pgspecial=special))
+                    # The owner is whoever connected: postgres there, northstar here.
+                    found = [["<user>" if v == u.username else plain(v) for v in r] for r in cur] if cur else None
+                    answer[command] = [headers, found, status]
+                return answer
+            finally:
+                executor.conn.close()
+        return run
 
 
 # --- node-postgres (`pg`) and `pg-cursor`, from npm (tests/sdks, locked) ---------------------

@@ -168,7 +168,8 @@ fn the_real_segment_and_posthog_sdks_deliver_every_event_with_its_fields() {
         &data,
         "SELECT message_id, message_type, event, user_id, anonymous_id, previous_id, group_type, group_id, \
          session_id, utm_source, utm_campaign, referrer, url, json_get_str(traits, 'email') AS email \
-         FROM events WHERE message_id LIKE 'seg-%' OR message_id LIKE 'node-%' ORDER BY message_id",
+         FROM events WHERE message_id LIKE 'seg-%' OR message_id LIKE 'node-%' OR message_id LIKE 'rs-%' \
+         ORDER BY message_id",
     );
     let expected = "\
 message_id,message_type,event,user_id,anonymous_id,previous_id,group_type,group_id,session_id,utm_source,utm_campaign,referrer,url,email
@@ -177,6 +178,11 @@ node-group,group,group,node-user,,,,globex,,,,,,
 node-identify,identify,identify,node-user,node-anon,,,,,,,,,n@example.com
 node-page,page,page,node-anon,node-anon,,,,,,,,,
 node-track,track,Checkout Started,node-user,,,,,,,,,,
+rs-alias,alias,alias,rs-user,,rs-anon,,,,,,,,
+rs-group,group,group,rs-user,,,,initech,,,,,,
+rs-identify,identify,identify,rs-user,rs-anon,,,,,,,,,rs@example.com
+rs-page,page,page,rs-user,,,,,,,,,,
+rs-track,track,Plan Upgraded,rs-user,,,,,,newsletter,june,https://news.example/,https://shop.example/pricing,
 seg-alias,alias,alias,py-user,,py-anon,,,,,,,,
 seg-group,group,group,py-user,,,,acme,,,,,,
 seg-identify,identify,identify,py-user,py-anon,,,,,,,,,py@example.com
@@ -193,8 +199,12 @@ seg-track,track,Order Completed,py-user,,,,,,newsletter,june,https://news.exampl
          FROM events WHERE message_id IN ('seg-track', 'seg-page') ORDER BY 1",
     );
     assert_eq!(details, "message_id,revenue,name,python_library\nseg-page,,Pricing,true\nseg-track,9.5,,true\n");
-    let day = query(&data, "SELECT CAST(event_time AS DATE) AS day FROM events WHERE message_id = 'seg-track'");
-    assert_eq!(day, "day\n2026-06-01\n");
+    let day = query(
+        &data,
+        "SELECT message_id, CAST(event_time AS DATE) AS day FROM events WHERE message_id IN ('seg-track', 'rs-track') \
+         ORDER BY 1",
+    );
+    assert_eq!(day, "message_id,day\nrs-track,2026-06-02\nseg-track,2026-06-01\n");
 
     let posthog = query(
         &data,
@@ -216,7 +226,7 @@ signed_up,ph-user,,,,,ph-session,ads,https://app.example/signup,,
 ";
     assert_eq!(posthog, expected);
     let counts = query(&data, "SELECT count(*) AS events, count(DISTINCT message_id) AS ids FROM events");
-    assert_eq!(counts, "events,ids\n18,18\n", "each event exactly once");
+    assert_eq!(counts, "events,ids\n23,23\n", "each event exactly once");
 }
 
 #[test]

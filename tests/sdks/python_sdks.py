@@ -1,5 +1,5 @@
 """Sends events to a Northstar collector with the real Python SDKs, as an app would:
-segment-analytics-python and posthog, each pointed at the collector by its host setting.
+segment-analytics-python, rudder-sdk-python and posthog, each pointed at the collector by its host setting.
 Usage: python_sdks.py HTTP_URL WRITE_KEY. Exits non-zero if an SDK reports a failed request.
 The Rust test (tests/it/collector) then checks what arrived."""
 import sys
@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 
 import posthog
 import segment.analytics as analytics
+from rudderstack.analytics import Client as RudderClient
 
 url, key = sys.argv[1], sys.argv[2]
 failures = []
@@ -31,6 +32,17 @@ analytics.screen("py-user", "App", "Home", message_id="seg-screen")
 analytics.group("py-user", "acme", {"plan": "pro"}, message_id="seg-group")
 analytics.alias("py-anon", "py-user", message_id="seg-alias")
 analytics.flush()
+
+# RudderStack's SDK speaks Segment's API with its own habits: gzip bodies, identify traits
+# under context.traits.
+rudder = RudderClient(key, host=url, sync_mode=True, on_error=failed, max_retries=0, gzip=True)
+rudder.identify("rs-user", {"email": "rs@example.com"}, anonymous_id="rs-anon", message_id="rs-identify")
+rudder.track("rs-user", "Plan Upgraded", {"plan": "team"}, context=context, message_id="rs-track",
+             timestamp=datetime(2026, 6, 2, 8, 30, 0, tzinfo=timezone.utc))
+rudder.page("rs-user", "Docs", "Pricing", message_id="rs-page")
+rudder.group("rs-user", "initech", {"plan": "team"}, message_id="rs-group")
+rudder.alias("rs-anon", "rs-user", message_id="rs-alias")
+rudder.flush()
 
 client = posthog.Posthog(key, host=url, sync_mode=True, on_error=failed, max_retries=0)
 ids = {

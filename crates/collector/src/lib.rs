@@ -80,21 +80,39 @@ impl std::fmt::Debug for CommitHook {
     }
 }
 
+/// The collector's defaults, named once for [`CollectorOptions::new`] (the demo) and for the
+/// `serve` command's flags. docs/collector.md gives the reasons for each.
+pub mod defaults {
+    pub const COMMIT_INTERVAL_MS: u64 = 1000;
+    pub const MAX_COMMIT_EVENTS: usize = 100_000;
+    pub const MAX_PENDING_EVENTS: usize = 2_000_000;
+    pub const MAX_BODY_BYTES: usize = 20 << 20;
+    /// [`MAX_BODY_BYTES`] as `serve --max-body` writes it.
+    pub const MAX_BODY: &str = "20MiB";
+    /// A body may grow this many times when decompressed.
+    pub const DECOMPRESSED_PER_BODY_BYTE: usize = 5;
+    pub const DEDUPE_WINDOW_SECONDS: u64 = 600;
+    pub const DEDUPE_MAX_IDS: usize = 2_000_000;
+    pub const COMPACT_INTERVAL_SECONDS: u64 = 60;
+    pub const VACUUM_RETENTION_HOURS: u64 = 168;
+}
+
 impl CollectorOptions {
     pub fn new(listen: SocketAddr) -> Self {
+        use defaults::*;
         CollectorOptions {
             listen,
             write_keys: vec![],
-            commit_interval: Duration::from_secs(1),
-            max_commit_rows: 100_000,
-            max_pending_events: 2_000_000,
-            max_body_bytes: 20 << 20,
-            max_decompressed_bytes: 100 << 20,
-            dedupe_window: Duration::from_secs(600),
-            dedupe_max_ids: 2_000_000,
+            commit_interval: Duration::from_millis(COMMIT_INTERVAL_MS),
+            max_commit_rows: MAX_COMMIT_EVENTS,
+            max_pending_events: MAX_PENDING_EVENTS,
+            max_body_bytes: MAX_BODY_BYTES,
+            max_decompressed_bytes: MAX_BODY_BYTES * DECOMPRESSED_PER_BODY_BYTE,
+            dedupe_window: Duration::from_secs(DEDUPE_WINDOW_SECONDS),
+            dedupe_max_ids: DEDUPE_MAX_IDS,
             collect_ip: false,
-            compact_interval: Some(Duration::from_secs(60)),
-            vacuum_retention: Duration::from_secs(168 * 3600),
+            compact_interval: Some(Duration::from_secs(COMPACT_INTERVAL_SECONDS)),
+            vacuum_retention: Duration::from_secs(VACUUM_RETENTION_HOURS * 3600),
             layout: WriterLayout::default(),
             on_commit: None,
         }
@@ -415,4 +433,15 @@ fn basic_user(headers: &HeaderMap) -> Option<String> {
 
 fn bearer(headers: &HeaderMap) -> Option<String> {
     header_text(headers, header::AUTHORIZATION)?.strip_prefix("Bearer ").map(|k| k.trim().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::defaults::*;
+
+    #[test]
+    fn the_body_limit_flag_default_is_the_byte_default() {
+        assert_eq!(MAX_BODY, format!("{}MiB", MAX_BODY_BYTES >> 20));
+        assert_eq!(MAX_BODY_BYTES % (1 << 20), 0);
+    }
 }

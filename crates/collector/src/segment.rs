@@ -128,6 +128,12 @@ fn message_row(
         }
     }
     let properties = properties.as_ref();
+    // RudderStack's SDKs send an identify call's traits as `context.traits` (Segment's spec
+    // allows both places); the root `traits` wins when both are there.
+    let traits = match (traits, call) {
+        (None, "identify") => path(context, &["traits"]).and_then(Value::as_object).filter(|t| !t.is_empty()),
+        (traits, _) => traits,
+    };
     let context_text = |keys: &[&str]| text(path(context, keys));
     let campaign = |key: &str| context_text(&["campaign", key]);
     Some(EventRow {
@@ -218,6 +224,18 @@ mod tests {
         assert_eq!((alias.previous_id.as_deref(), alias.message_type), (Some("a1"), "alias"));
         assert_eq!((group.group_id.as_deref(), group.traits.as_deref()), (Some("acme"), Some(r#"{"plan":"pro"}"#)));
         assert!(!group.message_id.is_empty(), "an id is made for messages without one");
+    }
+
+    #[test]
+    fn identify_traits_are_taken_from_the_context_when_the_root_has_none() {
+        let body = json!({"batch": [
+            {"type": "identify", "userId": "u1", "context": {"traits": {"email": "u1@x"}}},
+            {"type": "identify", "userId": "u2", "traits": {"email": "root@x"}, "context": {"traits": {"email": "ctx@x"}}},
+            {"type": "track", "event": "e", "userId": "u3", "context": {"traits": {"email": "u3@x"}}}
+        ]});
+        let rows = parse("batch", &body, &received()).unwrap();
+        let traits: Vec<Option<&str>> = rows.iter().map(|r| r.traits.as_deref()).collect();
+        assert_eq!(traits, [Some(r#"{"email":"u1@x"}"#), Some(r#"{"email":"root@x"}"#), None]);
     }
 
     #[test]

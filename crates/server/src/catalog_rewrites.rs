@@ -7,6 +7,9 @@
 //! - SQLAlchemy's reflection selects `generate_subscripts(arr, 1)` next to `unnest(arr)`.
 //!   DataFusion has no set-returning functions in the select list but zips `unnest`s the same
 //!   way, so it becomes `unnest(generate_series(1, cardinality(arr)))` (one dimension).
+//! - `x::name` becomes `x::text`: PostgreSQL's identifier type, unknown to DataFusion.
+//! - psqlODBC's key queries subscript the vector columns (`i.indkey[n]`, from 0 as in
+//!   PostgreSQL; `conkey[i]`, from 1) and take `array_lower`/`array_upper` of `conkey`.
 //! - A catalog flag compared with `'t'`/`'f'` (SQLAlchemy 1.4's `ix.indisprimary = 'f'`):
 //!   PostgreSQL reads the untyped literal as a boolean, DataFusion cannot compare text with one.
 //! - `pg_get_viewdef(oid [, pretty])` (psql's `\d+`, SQLAlchemy, Superset): the view's query
@@ -35,9 +38,9 @@
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    visit_expressions_mut, BinaryOperator, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArguments, Ident,
-    ObjectNamePart, Query, SelectItem, SetExpr, Statement, TableAliasColumnDef, TableFactor, Value, VisitMut,
-    VisitorMut,
+    visit_expressions_mut, AccessExpr, BinaryOperator, DataType, Expr, Function, FunctionArg, FunctionArgExpr,
+    FunctionArguments, Ident, ObjectNamePart, Query, SelectItem, SetExpr, Statement, Subscript, TableAliasColumnDef,
+    TableFactor, Value, VisitMut, VisitorMut,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
@@ -58,12 +61,14 @@ pub fn rewrite_catalog_queries(mut statement: Statement) -> Statement {
             Expr::BinaryOp { left, op: BinaryOperator::Multiply, right } => {
                 interval_times_number(left, right).or_else(|| interval_times_number(right, left))
             }
+            Expr::CompoundFieldAccess { root, access_chain } => vector_element(root, access_chain),
             _ => None,
         };
         if let Some(replacement) = replacement {
             *expr = replacement;
         }
         catalog_flag_as_boolean(expr);
+        name_as_text(expr);
         ControlFlow::<()>::Continue(())
     });
     let _ = statement.visit(&mut TableFactors);
@@ -133,6 +138,33 @@ fn is_vector_column(expr: &str) -> bool {
     ["indkey", "indclass", "indoption", "indcollation", "conkey", "confkey"].iter().any(|c| lower.ends_with(c))
 }
 
+/// `i.indkey[n]` (psqlODBC's primary keys) and `conkey[i]` (its foreign keys): an element of
+/// a vector column's text. The int2vector/oidvector columns of `pg_index` count from 0, as in
+/// PostgreSQL; `conkey` and `confkey` are ordinary arrays there, counted from 1.
+fn vector_element(root: &Expr, access_chain: &[AccessExpr]) -> Option<Expr> {
+    // `i.indkey[n]` parses as `i` with the accesses `.indkey` and `[n]`.
+    let Some((AccessExpr::Subscript(Subscript::Index { index }), path)) = access_chain.split_last() else {
+        return None;
+    };
+    if !path.iter().all(|a| matches!(a, AccessExpr::Dot(_))) {
+        return None;
+    }
+    let column = format!("{root}{}", path.iter().map(ToString::to_string).collect::<String>());
+    if !is_vector_column(&column) {
+        return None;
+    }
+    let lower = column.to_ascii_lowercase();
+    let first = if counts_from_one(&column) { 1 } else { 0 };
+    let element_type = if lower.ends_with("indclass") || lower.ends_with("indcollation") { "INT" } else { "SMALLINT" };
+    parse_expr(&format!("array_element({}, ({index}) + {})", vector_array(&column, Some(element_type)), 1 - first))
+}
+
+/// `pg_constraint.conkey`/`confkey`: smallint arrays in PostgreSQL, counted from 1.
+fn counts_from_one(column: &str) -> bool {
+    let lower = column.to_ascii_lowercase();
+    lower.ends_with("conkey") || lower.ends_with("confkey")
+}
+
 /// A vector column's text as an array (of `element_type` when given).
 fn vector_array(column: &str, element_type: Option<&str>) -> String {
     let split = format!("string_to_array(CAST({column} AS TEXT), ' ')");
@@ -172,6 +204,12 @@ fn function_replacement(function: &Function) -> Option<Expr> {
             format!("unnest(generate_series(1, cardinality({array})))")
         }
         "unnest" if vector => format!("unnest({})", vector_array(first, None)),
+        // psqlODBC's foreign keys: `generate_series(array_lower(conkey, 1), array_upper(conkey, 1))`
+        // (arrays counted from 1 in PostgreSQL too, unlike the int2vector columns).
+        "array_lower" | "array_upper" | "array_length" | "cardinality" if counts_from_one(first) => {
+            let rest: String = args[1..].iter().map(|a| format!(", {a}")).collect();
+            format!("{name}({}{rest})", vector_array(first, Some("SMALLINT")))
+        }
         // `a.attnum = ANY(ix.indkey)`, which datafusion-pg-catalog has made
         // `array_contains(ix.indkey, a.attnum)`.
         "array_contains" | "array_has" if vector && args.len() == 2 => {
@@ -184,6 +222,19 @@ fn function_replacement(function: &Function) -> Option<Expr> {
         _ => return None,
     };
     parse_expr(&sql)
+}
+
+/// `x::name` (psqlODBC's `'db'::name AS "PKTABLE_CAT"`): PostgreSQL's identifier type, a
+/// string of at most 63 bytes, which DataFusion does not know; text holds the same values.
+fn name_as_text(expr: &mut Expr) {
+    if let Expr::Cast { data_type, .. } = expr {
+        if let DataType::Custom(name, modifiers) = &*data_type {
+            let name = name.to_string().to_ascii_lowercase();
+            if modifiers.is_empty() && (name == "name" || name == "pg_catalog.name") {
+                *data_type = DataType::Text;
+            }
+        }
+    }
 }
 
 /// `flag = 't'` → `flag = true` for catalog flags, named so in PostgreSQL's catalogs.
@@ -274,6 +325,25 @@ mod tests {
         assert_eq!(
             rewritten("SELECT * FROM FUNNEL(ARRAY['a', 'b']) JOIN Public.Events ON true JOIN \"Mixed\" ON true"),
             "SELECT * FROM funnel(ARRAY['a', 'b']) JOIN public.events ON true JOIN \"Mixed\" ON true"
+        );
+    }
+
+    #[test]
+    fn psqlodbc_subscripts_and_bounds_of_vector_columns() {
+        assert_eq!(
+            rewritten("SELECT 1 FROM t WHERE ta.attnum = i.indkey[ia.attnum - 1]"),
+            "SELECT 1 FROM t WHERE ta.attnum = array_element(CAST(string_to_array(CAST(i.indkey AS TEXT), ' ') AS SMALLINT[]), (ia.attnum - 1) + 1)"
+        );
+        assert_eq!(
+            rewritten("SELECT conkey[i], generate_series(array_lower(conkey, 1), array_upper(conkey, 1)) FROM c"),
+            "SELECT array_element(CAST(string_to_array(CAST(conkey AS TEXT), ' ') AS SMALLINT[]), (i) + 0), \
+             generate_series(array_lower(CAST(string_to_array(CAST(conkey AS TEXT), ' ') AS SMALLINT[]), 1), \
+             array_upper(CAST(string_to_array(CAST(conkey AS TEXT), ' ') AS SMALLINT[]), 1)) FROM c"
+        );
+        assert_eq!(rewritten("SELECT arr[1] FROM t"), "SELECT arr[1] FROM t", "other arrays are left alone");
+        assert_eq!(
+            rewritten("SELECT 'db'::name AS cat, CAST(x AS pg_catalog.name)"),
+            "SELECT 'db'::TEXT AS cat, CAST(x AS TEXT)"
         );
     }
 

@@ -11,7 +11,7 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use arrow_pg::datatypes::{arrow_schema_to_pg_fields, encode_recordbatch};
+use arrow_pg::datatypes::arrow_schema_to_pg_fields;
 use datafusion::arrow::array::RecordBatch;
 use datafusion::common::ParamValues;
 use datafusion::sql::parser::Statement as DfStatement;
@@ -24,6 +24,7 @@ use pgwire::types::format::FormatOptions;
 
 use crate::errors::{error, from_datafusion, FEATURE_NOT_SUPPORTED};
 use crate::query::{plan, start_stream, with_names};
+use crate::row_batches::encode_batch;
 use crate::session::{OpenCursor, Session};
 
 const INVALID_CURSOR_NAME: &str = "34000";
@@ -124,8 +125,7 @@ impl Session {
         }
         let fields = Arc::new(arrow_schema_to_pg_fields(&cursor.schema, format, Some(options))?);
         let encoded = fields.clone();
-        let rows =
-            stream::iter(batches).flat_map(move |batch| stream::iter(encode_recordbatch(encoded.clone(), batch)));
+        let rows = stream::iter(batches).flat_map(move |batch| stream::iter(encode_batch(&encoded, &batch)));
         let mut response = QueryResponse::new(fields, rows);
         response.set_command_tag(&format!("FETCH {count}"));
         Ok(Response::Query(response))

@@ -21,6 +21,7 @@ mod limits;
 mod query;
 mod relations;
 mod rename;
+mod row_batches;
 mod session;
 mod settings;
 mod socket;

@@ -4,7 +4,7 @@
 use std::fmt::Debug;
 use std::sync::{Arc, OnceLock};
 
-use arrow_pg::datatypes::{arrow_schema_to_pg_fields, encode_recordbatch, into_pg_type};
+use arrow_pg::datatypes::{arrow_schema_to_pg_fields, into_pg_type};
 use async_trait::async_trait;
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
@@ -29,6 +29,7 @@ use crate::complexity::deep;
 use crate::copy::{refuse_server_file, PendingCopy};
 use crate::errors::{self, error, from_datafusion, internal, FEATURE_NOT_SUPPORTED, SYNTAX_ERROR};
 use crate::limits::StatementLimits;
+use crate::row_batches::encoded_ahead;
 use crate::session::{Session, Shared};
 use crate::statement::{classify, classify_unparsed, Classified, Kind};
 use crate::write::insert_column_types;
@@ -515,16 +516,7 @@ impl Session {
         let schema = with_names(df.schema().as_arrow(), names);
         let fields = Arc::new(arrow_schema_to_pg_fields(&schema, format, options)?);
         let batches = start_stream(&limits, df).await?.map(|b| b.map_err(from_datafusion));
-        let encoded_fields = fields.clone();
-        let rows = limits
-            .stream(batches)
-            .map(move |batch| -> Box<dyn Iterator<Item = PgWireResult<pgwire::messages::data::DataRow>> + Send> {
-                match batch {
-                    Ok(batch) => encode_recordbatch(encoded_fields.clone(), batch),
-                    Err(e) => Box::new(std::iter::once(Err(e))),
-                }
-            })
-            .flat_map(stream::iter);
+        let rows = encoded_ahead(fields.clone(), limits.stream(batches));
         Ok(Response::Query(QueryResponse::new(fields, rows)))
     }
 }

@@ -79,6 +79,9 @@ async fn cancel_when_closed(socket: TcpStream, connection: std::sync::Arc<crate:
     connection.cancel_running();
 }
 
+/// See `serve_messages`: the bytes of messages gathered before they are written out.
+const WRITE_BUFFER_BYTES: usize = 64 * 1024;
+
 async fn serve_messages(tcp: TcpStream, tls: Option<TlsAcceptor>, handlers: &Handlers) -> io::Result<()> {
     let startup_timeout = tokio::time::sleep(STARTUP_TIMEOUT);
     tokio::pin!(startup_timeout);
@@ -92,6 +95,9 @@ async fn serve_messages(tcp: TcpStream, tls: Option<TlsAcceptor>, handlers: &Han
     let mut checked = FramedParts::new(CheckedStream::new(parts.io, parts.read_buf), parts.codec);
     checked.write_buf = parts.write_buf;
     let mut socket: Framed<_, PgWireMessageServerCodec<_>> = Framed::from_parts(checked);
+    // Results leave in writes of up to this many bytes instead of tokio-util's 8 KiB: a large
+    // result is millions of DataRow messages, and fewer, larger writes cost fewer syscalls.
+    socket.set_backpressure_boundary(WRITE_BUFFER_BYTES);
 
     let startup_handler = handlers.startup_handler();
     let simple_query_handler = handlers.simple_query_handler();

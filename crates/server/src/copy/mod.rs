@@ -1,6 +1,6 @@
 //! `COPY events FROM STDIN` (the client's data spooled, then imported as one atomic Delta
 //! commit) and `COPY … TO STDOUT` (a query's result streamed), in PostgreSQL's text and CSV
-//! formats.
+//! formats, and out in its binary format.
 
 mod csv;
 mod options;
@@ -9,7 +9,7 @@ mod text;
 use std::io::{BufWriter, Write};
 use std::sync::Arc;
 
-use arrow_pg::datatypes::{arrow_schema_to_pg_fields, encode_recordbatch};
+use arrow_pg::datatypes::arrow_schema_to_pg_fields;
 use bytes::Bytes;
 use datafusion::sql::sqlparser::ast::{CopySource, Statement};
 use futures::{stream, StreamExt};
@@ -23,6 +23,7 @@ use pgwire::messages::data::DataRow;
 use self::options::CopyFormat;
 use crate::errors::{error, from_datafusion, internal, BAD_COPY_FORMAT, FEATURE_NOT_SUPPORTED, SYNTAX_ERROR};
 use crate::limits::uninterrupted;
+use crate::row_batches::encoded_ahead;
 use crate::session::Session;
 use crate::statement::is_events;
 use crate::write::target_columns;
@@ -67,6 +68,9 @@ impl Session {
         let CopySource::Table { table_name, columns } = source else {
             return Err(error(SYNTAX_ERROR, "COPY FROM needs a table"));
         };
+        if format.binary {
+            return Err(error(FEATURE_NOT_SUPPORTED, "COPY FROM in binary format is not supported: use text or csv"));
+        }
         if !is_events(table_name) {
             return Err(error(
                 FEATURE_NOT_SUPPORTED,
@@ -97,25 +101,27 @@ impl Session {
         self.shared.events.refresh(&self.shared.template).await.map_err(internal)?;
         let limits = self.limits();
         let df = limits.run(async { self.ctx.sql(&sql).await.map_err(from_datafusion) }).await?;
-        let fields = Arc::new(arrow_schema_to_pg_fields(df.schema().as_arrow(), &Format::UnifiedText, None)?);
-        let mut header = format.header.then(|| format.header_line(fields.iter().map(|f| f.name().to_string())));
+        let row_format = if format.binary { Format::UnifiedBinary } else { Format::UnifiedText };
+        let fields = Arc::new(arrow_schema_to_pg_fields(df.schema().as_arrow(), &row_format, None)?);
+        // The CSV header or the binary signature goes with the first row, or alone when there
+        // is none (pgwire then tags the COPY with 1 row: it counts CopyData messages).
+        let prefix = Arc::new(std::sync::Mutex::new(format.prefix(fields.iter().map(|f| f.name().to_string()))));
+        let unsent = prefix.clone();
         let count = fields.len();
+        let binary = format.binary;
         let batches = limits.run(async { df.execute_stream().await.map_err(from_datafusion) }).await?;
-        let lines = limits
-            .stream(batches.map(|b| b.map_err(from_datafusion)))
-            .map(move |batch| -> Box<dyn Iterator<Item = PgWireResult<DataRow>> + Send> {
-                match batch {
-                    Ok(batch) => encode_recordbatch(fields.clone(), batch),
-                    Err(e) => Box::new(std::iter::once(Err(e))),
-                }
-            })
-            .flat_map(stream::iter)
-            .map(move |row| {
-                let mut line = header.take().unwrap_or_default();
+        let lines = encoded_ahead(fields, limits.stream(batches.map(|b| b.map_err(from_datafusion))))
+            .map(move |row: PgWireResult<DataRow>| {
+                let mut line = prefix.lock().map_err(internal)?.take().unwrap_or_default();
                 format.encode_row(&row?, &mut line);
                 Ok(CopyData::new(Bytes::from(line)))
-            });
-        Ok(Response::CopyOut(CopyResponse::new(0, count, lines)))
+            })
+            .chain(stream::iter([()]).filter_map(move |()| {
+                let alone = unsent.lock().map(|mut p| p.take()).unwrap_or_default();
+                futures::future::ready(alone.map(|p| Ok(CopyData::new(Bytes::from(p)))))
+            }));
+        // Format 1 makes pgwire send the binary trailer after the rows.
+        Ok(Response::CopyOut(CopyResponse::new(binary as i8, count, lines)))
     }
 
     /// Imports the spooled data in one commit; returns the number of rows.

@@ -1,4 +1,5 @@
-//! A COPY statement's options: format (text or CSV), delimiter, NULL string, quoting, header.
+//! A COPY statement's options: format (text, CSV or binary), delimiter, NULL string, quoting,
+//! header.
 
 use bytes::{Buf, BytesMut};
 use datafusion::sql::sqlparser::ast::{CopyLegacyCsvOption, CopyLegacyOption, CopyOption};
@@ -7,11 +8,13 @@ use pgwire::messages::data::DataRow;
 
 use super::csv::CsvStyle;
 use super::text;
-use crate::errors::{error, FEATURE_NOT_SUPPORTED};
+use crate::errors::{error, FEATURE_NOT_SUPPORTED, SYNTAX_ERROR};
 
 #[derive(Debug, Clone)]
 pub struct CopyFormat {
     pub csv: bool,
+    /// PostgreSQL's binary COPY format (COPY TO only).
+    pub binary: bool,
     pub style: CsvStyle,
     pub header: bool,
 }
@@ -22,6 +25,7 @@ impl CopyFormat {
     /// the empty string.
     pub fn from_options(options: &[CopyOption], legacy: &[CopyLegacyOption]) -> PgWireResult<Self> {
         let mut csv = false;
+        let mut binary = false;
         let mut header = false;
         let (mut quote, mut escape) = (b'"', b'"');
         let mut delimiter = None;
@@ -37,12 +41,13 @@ impl CopyFormat {
         for option in options {
             match option {
                 CopyOption::Format(name) => match name.value.to_ascii_lowercase().as_str() {
-                    "csv" => csv = true,
-                    "text" => csv = false,
+                    "csv" => (csv, binary) = (true, false),
+                    "text" => (csv, binary) = (false, false),
+                    "binary" => (csv, binary) = (false, true),
                     other => {
                         return Err(error(
                             FEATURE_NOT_SUPPORTED,
-                            format!("COPY format \"{other}\" is not supported: use text or csv"),
+                            format!("COPY format \"{other}\" is not supported: use text, csv or binary"),
                         ))
                     }
                 },
@@ -70,10 +75,16 @@ impl CopyFormat {
                 }
                 CopyLegacyOption::Delimiter(c) => delimiter = Some(byte(*c)?),
                 CopyLegacyOption::Null(s) => null = Some(s.clone()),
-                CopyLegacyOption::Binary => {
-                    return Err(error(FEATURE_NOT_SUPPORTED, "COPY BINARY is not supported: use text or csv"))
-                }
+                CopyLegacyOption::Binary => binary = true,
                 other => return Err(unsupported(other)),
+            }
+        }
+        if binary {
+            // PostgreSQL refuses these in binary mode too ("cannot specify DELIMITER in BINARY mode").
+            for (given, name) in [(header, "HEADER"), (delimiter.is_some(), "DELIMITER"), (null.is_some(), "NULL")] {
+                if given {
+                    return Err(error(SYNTAX_ERROR, format!("cannot specify {name} in BINARY mode")));
+                }
             }
         }
         if header && !csv {
@@ -86,10 +97,10 @@ impl CopyFormat {
             escape,
             null: null.unwrap_or_else(|| default_null.to_string()),
         };
-        Ok(CopyFormat { csv, style, header })
+        Ok(CopyFormat { csv, binary, style, header })
     }
 
-    pub fn header_line(&self, names: impl Iterator<Item = String>) -> Vec<u8> {
+    fn header_line(&self, names: impl Iterator<Item = String>) -> Vec<u8> {
         let mut line = Vec::new();
         for (i, name) in names.enumerate() {
             if i > 0 {
@@ -101,8 +112,25 @@ impl CopyFormat {
         line
     }
 
-    /// One COPY line from a text-format DataRow (fields are length-prefixed, -1 for NULL).
+    /// What the output starts with: the binary format's signature, flags and (empty) header
+    /// extension, or the CSV header line when asked for.
+    pub fn prefix(&self, names: impl Iterator<Item = String>) -> Option<Vec<u8>> {
+        if self.binary {
+            let mut signature = b"PGCOPY\n\xff\r\n\0".to_vec();
+            signature.extend_from_slice(&[0; 8]);
+            return Some(signature);
+        }
+        self.header.then(|| self.header_line(names))
+    }
+
+    /// One COPY row from a DataRow (fields are length-prefixed, -1 for NULL): in binary, the
+    /// field count and the fields as they are; otherwise a line of the text-format values.
     pub fn encode_row(&self, row: &DataRow, out: &mut Vec<u8>) {
+        if self.binary {
+            out.extend_from_slice(&row.field_count.to_be_bytes());
+            out.extend_from_slice(&row.data);
+            return;
+        }
         let mut data = BytesMut::from(&row.data[..]).freeze();
         for i in 0..row.field_count {
             if i > 0 {
@@ -152,7 +180,21 @@ mod tests {
 
     #[test]
     fn unsupported_options_are_refused() {
-        assert!(format_of("COPY events FROM STDIN WITH (FORMAT binary)").is_err());
+        assert!(format_of("COPY events FROM STDIN WITH (FORMAT parquet)").is_err());
         assert!(format_of("COPY events FROM STDIN WITH (HEADER true)").is_err());
+        for sql in [
+            "COPY events TO STDOUT WITH (FORMAT binary, HEADER true)",
+            "COPY events TO STDOUT WITH (FORMAT binary, DELIMITER ',')",
+            "COPY events TO STDOUT WITH (FORMAT binary, NULL 'x')",
+        ] {
+            assert!(format_of(sql).err().unwrap().to_string().contains("in BINARY mode"), "{sql}");
+        }
+    }
+
+    #[test]
+    fn binary_is_named_by_either_syntax() {
+        assert!(format_of("COPY events TO STDOUT WITH (FORMAT binary)").unwrap().binary);
+        assert!(format_of("COPY events TO STDOUT BINARY").unwrap().binary);
+        assert!(!format_of("COPY events TO STDOUT WITH (FORMAT binary, FORMAT csv)").unwrap().binary);
     }
 }
