@@ -4,15 +4,15 @@
 //! column, downcasts its array, clones the field's type and format options and, for a
 //! timestamp with a time zone, parses the zone's name again — for every value. Streaming a
 //! 10M-row result ran at a quarter of PostgreSQL's rate that way (docs/benchmarks.md). Here
-//! each column is downcast once per batch, the common types (strings, dictionaries of
+//! each column is downcast once per batch; the common types (strings, dictionaries of
 //! strings, integers, booleans; floats, dates and timestamps in binary format) are written
-//! straight into one buffer for the whole batch, and the rows are cut from that buffer
-//! without copying. Text-format timestamps and dates (whose form depends on the session's
-//! DateStyle) are the chrono values arrow-pg makes, formatted with the chrono format pgwire
-//! takes from the DateStyle — the zone and the format parsed once per batch, not per value
-//! (parsing them was half of a text stream's time). Every other column goes through arrow-pg's own `encode_value`, so its bytes
-//! are arrow-pg's. A unit test checks every
-//! fast path byte for byte against arrow-pg's encoder.
+//! straight into 64 KiB buffers, and the rows are cut from them without copying. Text-format
+//! timestamps and dates (whose form depends on the session's DateStyle) are the chrono values
+//! arrow-pg makes, formatted with the chrono format pgwire takes from the DateStyle — the zone
+//! and the format parsed once per batch, not per value (parsing them was half of a text
+//! stream's time). Every other column goes through arrow-pg's own `encode_value`, so its
+//! bytes are arrow-pg's. A unit test holds every fast path to arrow-pg's bytes, in both
+//! formats and every DateStyle.
 
 use std::str::FromStr;
 use std::sync::Arc;
