@@ -10,7 +10,7 @@
 //! timestamps and dates (whose form depends on the session's DateStyle) are the chrono values
 //! arrow-pg makes, formatted with the chrono format pgwire takes from the DateStyle — the zone
 //! and the format parsed once per batch, not per value (parsing them was half of a text
-//! stream's time). Every other column goes through arrow-pg's own `encode_value`, so its
+//! stream's time); in the ISO DateStyle (the default) they are written digit by digit. Every other column goes through arrow-pg's own `encode_value`, so its
 //! bytes are arrow-pg's. A unit test holds every fast path to arrow-pg's bytes, in both
 //! formats and every DateStyle.
 
@@ -20,6 +20,7 @@ use std::sync::Arc;
 use arrow_pg::encoder::{encode_value, Encoder};
 use bytes::{BufMut, BytesMut};
 use chrono::format::{Item, StrftimeItems};
+use chrono::{Datelike, NaiveDate, NaiveTime, Timelike};
 use datafusion::arrow::array::timezone::Tz;
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, Date32Array, Float32Array, Float64Array, Int16Array, Int32Array,
@@ -151,8 +152,8 @@ enum Column<'a> {
     Date32(&'a Date32Array),
     /// Text format: the chrono values arrow-pg makes, formatted with pgwire's DateStyle format,
     /// the zone and the format parsed once per batch instead of once per value.
-    TimestampText(TimestampArray<'a>, Option<Tz>, Vec<Item<'static>>),
-    DateText(&'a Date32Array, Vec<Item<'static>>),
+    TimestampText(TimestampArray<'a>, Option<Tz>, TextFormat),
+    DateText(&'a Date32Array, TextFormat),
     /// Anything else, through arrow-pg's encoder.
     Other {
         array: &'a ArrayRef,
@@ -203,18 +204,18 @@ impl<'a> Column<'a> {
                     (None, &Type::TIMESTAMP) => (None, style.full_format_str().to_string()),
                     _ => return other,
                 };
-                let Ok(items) = StrftimeItems::new(&format).parse_to_owned() else { return other };
+                let Some(format) = TextFormat::new(&format) else { return other };
                 let values = match unit {
                     TimeUnit::Microsecond => TimestampArray::Micros(array.as_primitive()),
                     _ => TimestampArray::Nanos(array.as_primitive()),
                 };
-                Column::TimestampText(values, zone, items)
+                Column::TimestampText(values, zone, format)
             }
             DataType::Date32 if *pg_type == Type::DATE => {
                 let style = DateStyle::new(&pg_field.format_options().date_style);
-                match StrftimeItems::new(style.date_format_str()).parse_to_owned() {
-                    Ok(items) => Column::DateText(array.as_primitive(), items),
-                    Err(_) => other,
+                match TextFormat::new(style.date_format_str()) {
+                    Some(format) => Column::DateText(array.as_primitive(), format),
+                    None => other,
                 }
             }
             _ => other,
@@ -261,10 +262,16 @@ impl<'a> Column<'a> {
                 true => out.null(),
                 false => out.bytes(&values[row].saturating_sub(PG_EPOCH_MICROS).to_be_bytes()),
             },
-            Column::TimestampText(values, zone, items) => return values.write_text(row, *zone, items, out),
-            Column::DateText(a, items) => {
-                let date = a.is_valid(row).then(|| a.value_as_date(row)).flatten();
-                return out.formatted(date.map(|d| d.format_with_items(items.iter())));
+            Column::TimestampText(values, zone, format) => return values.write_text(row, *zone, format, out),
+            Column::DateText(a, format) => {
+                let Some(date) = a.is_valid(row).then(|| a.value_as_date(row)).flatten() else {
+                    out.null();
+                    return Ok(());
+                };
+                if format.iso && out.iso(date, None, None) {
+                    return Ok(());
+                }
+                return out.formatted(Some(date.format_with_items(format.items.iter())));
             }
             Column::Other { array, arrow_field, pg_field } => {
                 return encode_value(out, array, row, arrow_field, pg_field)
@@ -281,16 +288,10 @@ enum TimestampArray<'a> {
 }
 
 impl TimestampArray<'_> {
-    fn write_text(
-        &self,
-        row: usize,
-        zone: Option<Tz>,
-        items: &[Item<'static>],
-        out: &mut RowBuffer,
-    ) -> PgWireResult<()> {
+    fn write_text(&self, row: usize, zone: Option<Tz>, format: &TextFormat, out: &mut RowBuffer) -> PgWireResult<()> {
         match self {
-            TimestampArray::Micros(a) => timestamp_text(a, row, zone, items, out),
-            TimestampArray::Nanos(a) => timestamp_text(a, row, zone, items, out),
+            TimestampArray::Micros(a) => timestamp_text(a, row, zone, format, out),
+            TimestampArray::Nanos(a) => timestamp_text(a, row, zone, format, out),
         }
     }
 }
@@ -301,7 +302,7 @@ fn timestamp_text<T: ArrowTimestampType>(
     array: &PrimitiveArray<T>,
     row: usize,
     zone: Option<Tz>,
-    items: &[Item<'static>],
+    format: &TextFormat,
     out: &mut RowBuffer,
 ) -> PgWireResult<()> {
     if array.is_null(row) {
@@ -309,10 +310,44 @@ fn timestamp_text<T: ArrowTimestampType>(
         return Ok(());
     }
     match zone {
-        Some(zone) => out.formatted(
-            array.value_as_datetime_with_tz(row, zone).map(|d| d.fixed_offset().format_with_items(items.iter())),
-        ),
-        None => out.formatted(array.value_as_datetime(row).map(|d| d.format_with_items(items.iter()))),
+        Some(zone) => {
+            let Some(time) = array.value_as_datetime_with_tz(row, zone).map(|d| d.fixed_offset()) else {
+                out.null();
+                return Ok(());
+            };
+            let offset = time.offset().local_minus_utc();
+            let local = time.naive_local();
+            if format.iso && offset % 3600 == 0 && out.iso(local.date(), Some(local.time()), Some(offset / 3600)) {
+                return Ok(());
+            }
+            out.formatted(Some(time.format_with_items(format.items.iter())))
+        }
+        None => {
+            let Some(time) = array.value_as_datetime(row) else {
+                out.null();
+                return Ok(());
+            };
+            if format.iso && out.iso(time.date(), Some(time.time()), None) {
+                return Ok(());
+            }
+            out.formatted(Some(time.format_with_items(format.items.iter())))
+        }
+    }
+}
+
+/// The chrono format pgwire writes a date or time with, parsed once; `iso` when it is the ISO
+/// DateStyle's (`%Y-%m-%d`, then ` %H:%M:%S%.6f`, then `%:::z` for a zoned time), which
+/// [`RowBuffer::iso`] writes without chrono's formatting machinery.
+struct TextFormat {
+    items: Vec<Item<'static>>,
+    iso: bool,
+}
+
+impl TextFormat {
+    fn new(format: &str) -> Option<Self> {
+        let items = StrftimeItems::new(format).parse_to_owned().ok()?;
+        let iso = ["%Y-%m-%d", "%Y-%m-%d %H:%M:%S%.6f", "%Y-%m-%d %H:%M:%S%.6f%:::z"].contains(&format);
+        Some(TextFormat { items, iso })
     }
 }
 
@@ -342,6 +377,41 @@ impl RowBuffer {
     fn bytes(&mut self, value: &[u8]) {
         self.bytes.put_i32(value.len() as i32);
         self.bytes.put_slice(value);
+    }
+
+    /// A date, a time of day and an offset in whole hours as chrono writes them with the ISO
+    /// formats (`2026-01-31`, `2026-01-31 09:05:00.000001`, `… +01`); false, with nothing
+    /// written, for what those formats write otherwise (years outside 0–9999 get a sign, a
+    /// leap second its own digits), which chrono then writes.
+    fn iso(&mut self, date: NaiveDate, time: Option<NaiveTime>, offset_hours: Option<i32>) -> bool {
+        let year = date.year();
+        if !(0..=9999).contains(&year) || time.is_some_and(|t| t.nanosecond() >= 1_000_000_000) {
+            return false;
+        }
+        let mut text = IsoText { bytes: [0; 32], length: 0 };
+        text.digits(year as u32, 4);
+        text.push(b'-');
+        text.digits(date.month(), 2);
+        text.push(b'-');
+        text.digits(date.day(), 2);
+        if let Some(time) = time {
+            for (separator, value, width) in [
+                (b' ', time.hour(), 2),
+                (b':', time.minute(), 2),
+                (b':', time.second(), 2),
+                (b'.', time.nanosecond() / 1_000, 6),
+            ] {
+                text.push(separator);
+                text.digits(value, width);
+            }
+        }
+        if let Some(hours) = offset_hours {
+            text.push(if hours < 0 { b'-' } else { b'+' });
+            text.digits(hours.unsigned_abs(), 2);
+        }
+        let IsoText { bytes, length } = text;
+        self.bytes(&bytes[..length]);
+        true
     }
 
     /// A value written by its Display (chrono's formatting), or NULL.
@@ -377,6 +447,28 @@ impl RowBuffer {
             (Some(value), FieldFormat::Binary) => self.bytes(&big_endian(value)),
             (Some(value), FieldFormat::Text) => self.bytes(itoa::Buffer::new().format(value).as_bytes()),
         }
+    }
+}
+
+/// The longest ISO text (`9999-12-31 23:59:59.999999+14`), built on the stack.
+struct IsoText {
+    bytes: [u8; 32],
+    length: usize,
+}
+
+impl IsoText {
+    fn push(&mut self, byte: u8) {
+        self.bytes[self.length] = byte;
+        self.length += 1;
+    }
+
+    /// `value` in `width` digits, zero-padded.
+    fn digits(&mut self, mut value: u32, width: usize) {
+        for i in (0..width).rev() {
+            self.bytes[self.length + i] = b'0' + (value % 10) as u8;
+            value /= 10;
+        }
+        self.length += width;
     }
 }
 
@@ -440,7 +532,14 @@ mod tests {
         for row in 0..6i32 {
             list.append_value((0..row).map(Some));
         }
-        let micros = with_null(vec![0, -1, 946_684_800_000_000, 1_767_225_600_123_456, -62_135_596_800_000_000]);
+        // 1969, 2000, 2026, year 1, and year 11476 (which chrono writes with a sign).
+        let micros = with_null(vec![
+            -1,
+            946_684_800_000_000,
+            1_767_225_600_123_456,
+            -62_135_596_800_000_000,
+            300_000_000_000_000_000,
+        ]);
         let nanos = with_null(vec![0, -1, -1_999, 1_999, 1_767_225_600_123_456_789]);
         let columns: Vec<(&str, ArrayRef)> = vec![
             ("utf8", Arc::new(StringArray::from(strings.clone()))),
@@ -454,9 +553,11 @@ mod tests {
             ("int64", Arc::new(Int64Array::from(with_null(vec![0, -1, i64::MIN, i64::MAX, 42])))),
             ("float32", Arc::new(Float32Array::from(with_null(vec![0.0, -1.5, f32::NAN, f32::INFINITY, 0.1])))),
             ("float64", Arc::new(Float64Array::from(with_null(vec![0.0, -1.5, f64::NAN, f64::NEG_INFINITY, 0.1])))),
-            ("date32", Arc::new(Date32Array::from(with_null(vec![0, -1, 10_957, 20_454, -719_162])))),
+            ("date32", Arc::new(Date32Array::from(with_null(vec![3_000_000, -1, 10_957, 20_454, -719_162])))),
             ("micros_utc", Arc::new(TimestampMicrosecondArray::from(micros.clone()).with_timezone("UTC"))),
             ("micros_paris", Arc::new(TimestampMicrosecondArray::from(micros.clone()).with_timezone("Europe/Paris"))),
+            ("micros_kolkata", Arc::new(TimestampMicrosecondArray::from(micros.clone()).with_timezone("Asia/Kolkata"))),
+            ("micros_minus", Arc::new(TimestampMicrosecondArray::from(micros.clone()).with_timezone("-07:00"))),
             ("micros", Arc::new(TimestampMicrosecondArray::from(micros))),
             ("nanos_utc", Arc::new(TimestampNanosecondArray::from(nanos.clone()).with_timezone("+00:00"))),
             ("nanos", Arc::new(TimestampNanosecondArray::from(nanos))),
