@@ -421,11 +421,23 @@ impl RowBuffer {
             self.null();
             return Ok(());
         };
+        self.length_prefixed(|bytes| {
+            write!(bytes, "{value}").map_err(|e| PgWireError::ApiError(Box::new(e)))?;
+            Ok(IsNull::No)
+        })
+    }
+
+    /// A value `write` appends, behind its 4-byte length (-1, and nothing, when it says NULL).
+    fn length_prefixed(&mut self, write: impl FnOnce(&mut BytesMut) -> PgWireResult<IsNull>) -> PgWireResult<()> {
         let start = self.bytes.len();
-        self.bytes.put_i32(0);
-        write!(self.bytes, "{value}").map_err(|e| PgWireError::ApiError(Box::new(e)))?;
-        let length = (self.bytes.len() - start - 4) as i32;
-        self.bytes[start..start + 4].copy_from_slice(&length.to_be_bytes());
+        self.bytes.put_i32(-1);
+        match write(&mut self.bytes)? {
+            IsNull::No => {
+                let length = (self.bytes.len() - start - 4) as i32;
+                self.bytes[start..start + 4].copy_from_slice(&length.to_be_bytes());
+            }
+            IsNull::Yes => self.bytes.truncate(start + 4),
+        }
         Ok(())
     }
 
@@ -481,20 +493,12 @@ impl Encoder for RowBuffer {
     where
         T: ToSql + ToSqlText + Sized,
     {
-        let start = self.bytes.len();
-        self.bytes.put_i32(-1);
-        let is_null = match pg_field.format() {
-            FieldFormat::Text => value.to_sql_text(pg_field.datatype(), &mut self.bytes, pg_field.format_options())?,
-            FieldFormat::Binary => value.to_sql(pg_field.datatype(), &mut self.bytes)?,
-        };
-        match is_null {
-            IsNull::No => {
-                let length = (self.bytes.len() - start - 4) as i32;
-                self.bytes[start..start + 4].copy_from_slice(&length.to_be_bytes());
-            }
-            IsNull::Yes => self.bytes.truncate(start + 4),
-        }
-        Ok(())
+        self.length_prefixed(|bytes| {
+            Ok(match pg_field.format() {
+                FieldFormat::Text => value.to_sql_text(pg_field.datatype(), bytes, pg_field.format_options())?,
+                FieldFormat::Binary => value.to_sql(pg_field.datatype(), bytes)?,
+            })
+        })
     }
 
     fn take_row(&mut self) {}
