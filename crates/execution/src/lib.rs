@@ -2,7 +2,10 @@
 //! of DataFusion's plans for the events table and the behavioural functions. Each keeps the
 //! answers of the plan it replaces; docs/storage.md and docs/functions.md say what each saves.
 //!
-//! Two logical rules run after DataFusion's own: [`UtcDates`] (`CAST(t AS DATE)` of a UTC
+//! An analyzer rule runs after DataFusion's type coercion: [`SessionTimeZone`] computes
+//! `date_trunc`, `date_part`, `to_char` and casts of UTC timestamps in the session's time zone
+//! when that is not UTC; then [`TimestampText`] writes casts of timestamps to text as
+//! PostgreSQL does (`timestamp_text`). Two logical rules run after DataFusion's own: [`UtcDates`] (`CAST(t AS DATE)` of a UTC
 //! timestamp becomes `utc_date(t)`) and [`DatesFromEventDate`] (`utc_date(event_time)` of the
 //! events table reads `event_date`); and [`SortKeysAfterUnnest`] stands in for DataFusion's
 //! `eliminate_duplicated_expr`, which lost ORDER BY keys after `unnest`. The physical rules run in this order (as the engine
@@ -17,8 +20,10 @@ mod bucket_aggregate_exec;
 mod bucket_aggregate_rule;
 mod bucket_routing_exec;
 mod event_date_rule;
+mod session_time_zone_rule;
 mod single_stage_rule;
 mod text_equality_rule;
+mod timestamp_text_rule;
 mod unnest_dependencies_rule;
 mod user_id_dictionary;
 mod utc_dates_rule;
@@ -27,7 +32,9 @@ pub use bucket_aggregate_exec::BucketAggregateExec;
 pub use bucket_aggregate_rule::BucketAggregateRule;
 pub use bucket_routing_exec::BucketRoutingExec;
 pub use event_date_rule::DatesFromEventDate;
+pub use session_time_zone_rule::SessionTimeZone;
 pub use single_stage_rule::SingleStageEventAggregates;
 pub use text_equality_rule::FastTextEquality;
+pub use timestamp_text_rule::TimestampText;
 pub use unnest_dependencies_rule::SortKeysAfterUnnest;
 pub use utc_dates_rule::UtcDates;

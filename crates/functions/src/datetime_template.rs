@@ -42,7 +42,8 @@
 
 use std::fmt::Write;
 
-use chrono::{Datelike, NaiveDateTime, Timelike};
+use chrono::{DateTime, Datelike, LocalResult, NaiveDateTime, Offset, TimeDelta, TimeZone, Timelike};
+use datafusion::arrow::array::timezone::Tz;
 use datafusion::common::{DataFusionError, Result};
 
 use crate::sqlstate::{
@@ -522,9 +523,9 @@ impl Template {
 
     // ---- parsing ---------------------------------------------------------------------------
 
-    /// Reads a timestamp with time zone: microseconds since 1970-01-01 00:00 UTC. The wall time
-    /// read is UTC (Northstar's session zone) unless the text gives `TZH`/`TZM`.
-    pub fn parse_timestamp(&self, input: &str) -> Result<i64> {
+    /// Reads a timestamp with time zone: microseconds since 1970-01-01 00:00 UTC. A wall time
+    /// without `TZH`/`TZM` is read in `zone` (the session's, as PostgreSQL does), UTC if none.
+    pub fn parse_timestamp(&self, input: &str, zone: Option<&Tz>) -> Result<i64> {
         let parsed = self.read(input)?.resolve(input)?;
         if !julian_is_valid(&parsed.tm) {
             return Err(sql_error(DATETIME_FIELD_OVERFLOW, "timestamp out of range"));
@@ -533,7 +534,12 @@ impl Template {
         let days = days_from_civil(tm.year, tm.mon, tm.mday);
         let local = i128::from(days) * i128::from(MICROS_PER_DAY)
             + i128::from(((tm.hour * 60 + tm.min) * 60 + tm.sec) * MICROS_PER_SECOND + tm.fsec);
-        let mut micros = local - i128::from(parsed.offset_seconds.unwrap_or(0)) * i128::from(MICROS_PER_SECOND);
+        let offset_seconds = match (parsed.offset_seconds, zone) {
+            (Some(offset), _) => offset,
+            (None, Some(zone)) => local_offset_seconds(zone, local),
+            (None, None) => 0,
+        };
+        let mut micros = local - i128::from(offset_seconds) * i128::from(MICROS_PER_SECOND);
         if parsed.fraction_digits > 0 {
             micros = round_to_digits(micros, parsed.fraction_digits);
         }
@@ -771,6 +777,19 @@ impl Template {
         }
         Ok(out)
     }
+}
+
+/// The offset from UTC of the wall time `local` (microseconds, as if UTC) in `zone`. As
+/// PostgreSQL: a time the clocks skip over is read with the offset before the change, a time
+/// they pass twice as the later of the two instants.
+fn local_offset_seconds(zone: &Tz, local: i128) -> i64 {
+    let Some(wall) = i64::try_from(local).ok().and_then(DateTime::from_timestamp_micros) else { return 0 };
+    let wall = wall.naive_utc();
+    let offset = match zone.offset_from_local_datetime(&wall) {
+        LocalResult::Single(offset) | LocalResult::Ambiguous(_, offset) => offset.fix(),
+        LocalResult::None => zone.offset_from_utc_datetime(&(wall - TimeDelta::days(1))).fix(),
+    };
+    i64::from(offset.local_minus_utc())
 }
 
 fn sign(offset: i32) -> char {
@@ -1408,7 +1427,7 @@ mod tests {
 
     #[test]
     fn parses_as_postgresql() {
-        let ts = |input: &str, pattern: &str| Template::new(pattern).parse_timestamp(input).unwrap();
+        let ts = |input: &str, pattern: &str| Template::new(pattern).parse_timestamp(input, None).unwrap();
         assert_eq!(ts("2025-03-04 17:06:07", "YYYY-MM-DD HH24:MI:SS"), micros("2025-03-04 17:06:07"));
         assert_eq!(ts("04/03/2025 05:06 PM", "DD/MM/YYYY HH12:MI AM"), micros("2025-03-04 17:06:00"));
         assert_eq!(ts("2025-03-04T05:06:07.5", "YYYY-MM-DD\"T\"HH24:MI:SS.MS"), micros("2025-03-04 05:06:07.5"));
@@ -1445,6 +1464,22 @@ mod tests {
         assert_eq!(ts("anything", ""), micros("0000-01-01 00:00:00"));
     }
 
+    /// Each expected instant is what PostgreSQL 15 answered for `to_timestamp(…)` under
+    /// `SET TIME ZONE 'America/New_York'`.
+    #[test]
+    fn reads_wall_times_in_the_session_zone() {
+        let zone: Tz = "America/New_York".parse().unwrap();
+        let ts = |input: &str| Template::new("YYYY-MM-DD HH24:MI").parse_timestamp(input, Some(&zone)).unwrap();
+        assert_eq!(ts("2025-01-01 10:00"), micros("2025-01-01 15:00:00"));
+        assert_eq!(ts("2025-07-01 10:00"), micros("2025-07-01 14:00:00"));
+        // passed twice (Nov 2): the later instant, -05; skipped (Mar 9): the offset before, -05
+        assert_eq!(ts("2025-11-02 01:30"), micros("2025-11-02 06:30:00"));
+        assert_eq!(ts("2025-03-09 02:30"), micros("2025-03-09 07:30:00"));
+        // an offset in the text wins
+        let with_offset = Template::new("YYYY-MM-DD HH24:MI TZH").parse_timestamp("2025-01-01 10:00 +02", Some(&zone));
+        assert_eq!(with_offset.unwrap(), micros("2025-01-01 08:00:00"));
+    }
+
     #[test]
     fn parses_dates() {
         let date = |input: &str, pattern: &str| Template::new(pattern).parse_date(input).unwrap();
@@ -1458,7 +1493,7 @@ mod tests {
 
     #[test]
     fn errors_carry_postgresql_sqlstates_and_messages() {
-        let ts = |input: &str, pattern: &str| Template::new(pattern).parse_timestamp(input);
+        let ts = |input: &str, pattern: &str| Template::new(pattern).parse_timestamp(input, None);
         let date = |input: &str, pattern: &str| Template::new(pattern).parse_date(input);
         assert_eq!(error_of(date("2025-xx-04", "YYYY-MM-DD")), ("22007", r#"invalid value "xx" for "MM""#.into()));
         assert_eq!(error_of(date("2025-xx-04", "yyyy-mm-dd")), ("22007", r#"invalid value "xx" for "mm""#.into()));

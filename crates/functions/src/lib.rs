@@ -26,6 +26,8 @@ mod session_number;
 mod session_transitions;
 mod template_args;
 mod text_equals;
+mod time_zone_setting;
+mod timestamp_text;
 mod to_char;
 mod to_date;
 mod to_timestamp;
@@ -48,6 +50,8 @@ pub use funnel::{Funnel, FunnelModes, FunnelResult};
 pub use periods::Period;
 pub use sequence::Pattern;
 pub use text_equals::TextEquals;
+pub use time_zone_setting::{time_zone_setting, SessionZone};
+pub use timestamp_text::TimestampText;
 pub use to_char::ToChar;
 pub use to_date::ToDate;
 pub use to_timestamp::ToTimestamp;
@@ -170,6 +174,12 @@ singleton!(
     TextEquals::default()
 );
 singleton!(
+    /// The `timestamp_text` scalar function.
+    timestamp_text_udf,
+    ScalarUDF,
+    TimestampText::default()
+);
+singleton!(
     /// The `utc_date` scalar function.
     utc_date_udf,
     ScalarUDF,
@@ -203,7 +213,7 @@ pub fn aggregate_functions() -> Vec<Arc<AggregateUDF>> {
 
 /// Every scalar function Northstar adds.
 pub fn scalar_functions() -> Vec<Arc<ScalarUDF>> {
-    vec![text_equals_udf(), utc_date_udf(), utc_midnight_udf()]
+    vec![text_equals_udf(), timestamp_text_udf(), utc_date_udf(), utc_midnight_udf()]
 }
 
 /// Every window function Northstar adds.

@@ -4,7 +4,8 @@
 //! `TO_TIMESTAMP('2026-01-01 00:00:00.000000', 'YYYY-MM-DD HH24:MI:SS.US')`.
 //!
 //! Both return PostgreSQL's `timestamptz`: `Timestamp(Microsecond, "UTC")`. The wall time read
-//! is UTC (Northstar's session zone) unless the template reads `TZH`/`TZM`. Seconds since
+//! is in the session's time zone (`SET TIME ZONE`, UTC by default) unless the template reads
+//! `TZH`/`TZM`. Seconds since
 //! 1970 may be fractional; they are rounded to the microsecond (half to even, as PostgreSQL).
 //! NULLs give NULL; the template may differ per row.
 //!
@@ -21,6 +22,7 @@
 use std::hash::Hash;
 use std::sync::{Arc, LazyLock};
 
+use datafusion::arrow::array::timezone::Tz;
 use datafusion::arrow::array::{AsArray, TimestampMicrosecondArray};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Float64Type, TimeUnit};
@@ -33,18 +35,21 @@ use crate::sqlstate::{sql_error, DATETIME_FIELD_OVERFLOW};
 use crate::template_args::{
     answer, constant_strftime, is_text, row_arguments, rows, Delegate, Pattern, Patterns, Texts,
 };
+use crate::utc_date::is_utc_zone;
 use crate::wrapped::Wrapped;
 
 /// `to_timestamp` with PostgreSQL's template patterns, wrapping DataFusion's.
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub struct ToTimestamp {
     inner: Wrapped,
+    /// The session's time zone when it is not UTC: wall times are read in it.
+    zone: Option<String>,
 }
 
 impl ToTimestamp {
     /// Wraps DataFusion's `to_timestamp` (`inner`).
     pub fn new(inner: Arc<ScalarUDF>) -> Self {
-        Self { inner: Wrapped(inner) }
+        Self { inner: Wrapped(inner), zone: None }
     }
 }
 
@@ -53,7 +58,8 @@ static DOCUMENTATION: LazyLock<Documentation> = LazyLock::new(|| {
         DOC_SECTION_DATETIME,
         "Reads a timestamp with time zone from text with a PostgreSQL template (YYYY, MM, DD, HH24, \
          HH12, MI, SS, MS, US, AM, Month, Mon, DDD, IYYY, IW, TZH, TZM, ...), as PostgreSQL's \
-         to_timestamp; or converts seconds since 1970-01-01 UTC. The wall time read is UTC. Returns \
+         to_timestamp; or converts seconds since 1970-01-01 UTC. The wall time read is in the \
+         session's time zone (SET TIME ZONE), unless the template reads TZH. Returns \
          Timestamp(Microsecond, \"UTC\"). A template containing % is a chrono strftime format, read \
          by DataFusion's to_timestamp; one argument, or several formats, are DataFusion's \
          to_timestamp unchanged.",
@@ -135,6 +141,7 @@ impl ToTimestamp {
         let values = args.args[0].to_array(rows)?;
         let texts = Texts::new(values.as_ref())?;
         let mut patterns = Patterns::new(&args.args[1])?;
+        let zone = self.zone.as_deref().map(str::parse::<Tz>).transpose()?;
         let mut micros = Vec::with_capacity(rows);
         for row in 0..rows {
             let Some(text) = texts.get(row) else {
@@ -143,7 +150,7 @@ impl ToTimestamp {
             };
             micros.push(match patterns.get(row) {
                 Pattern::Null => None,
-                Pattern::Template(template) => Some(template.parse_timestamp(text)?),
+                Pattern::Template(template) => Some(template.parse_timestamp(text, zone.as_ref())?),
                 Pattern::Strftime => {
                     let parsed = delegate.row(row_arguments(&values, &args.args[1], row)?)?;
                     match parsed.cast_to(&timestamptz())? {
@@ -176,10 +183,14 @@ impl ScalarUDFImpl for ToTimestamp {
     fn documentation(&self) -> Option<&Documentation> {
         Some(&DOCUMENTATION)
     }
-    /// DataFusion's function follows the session's time zone: rebuilt with it.
+    /// Follows the session's time zone, as DataFusion's function does: rebuilt with it.
     fn with_updated_config(&self, config: &ConfigOptions) -> Option<ScalarUDF> {
-        let inner = self.inner.inner().with_updated_config(config)?;
-        Some(ScalarUDF::from(Self::new(Arc::new(inner))))
+        let inner = match self.inner.inner().with_updated_config(config) {
+            Some(inner) => Arc::new(inner),
+            None => self.inner.0.clone(),
+        };
+        let zone = config.execution.time_zone.clone().filter(|zone| !is_utc_zone(zone));
+        Some(ScalarUDF::from(Self { inner: Wrapped(inner), zone }))
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
@@ -341,12 +352,13 @@ mod tests {
             "+----------------------+----------------------+----------------------+----------------------+",
         ];
         assert_eq!(pretty_format_batches(&batches).unwrap().to_string(), expected.join("\n"));
-        // SET TIMEZONE rebuilds DataFusion's function; the wrapper stays
+        // SET TIMEZONE rebuilds the function; the wrapper stays and reads wall times in the
+        // zone (PostgreSQL: 2025-03-04 00:00:00+02)
         ctx.sql("SET datafusion.execution.time_zone = '+02:00'").await.unwrap().collect().await.unwrap();
         let f = ctx.udf("to_timestamp").unwrap();
         assert!(f.inner().downcast_ref::<ToTimestamp>().is_some());
         let batches =
             ctx.sql("SELECT to_timestamp('2025-03-04', 'YYYY-MM-DD') AS t").await.unwrap().collect().await.unwrap();
-        assert!(pretty_format_batches(&batches).unwrap().to_string().contains("2025-03-04T00:00:00Z"));
+        assert!(pretty_format_batches(&batches).unwrap().to_string().contains("2025-03-03T22:00:00Z"));
     }
 }

@@ -121,6 +121,8 @@ impl TableProvider for ReportTable {
             .as_any()
             .downcast_ref::<SessionState>()
             .ok_or_else(|| internal_datafusion_err!("report scanned outside a DataFusion session"))?;
+        let utc = in_utc(state);
+        let state = utc.as_ref();
         // Shows users (and benches/reports.py) the SQL a report stands for.
         if std::env::var_os("NORTHSTAR_REPORT_SQL").is_some() {
             eprintln!("{}", self.report.stands_for());
@@ -176,4 +178,17 @@ impl ReportTable {
         let input = state.create_physical_plan(&plan).await?;
         Ok(Arc::new(FinishExec::new(input, after.finish.clone(), self.report.schema.clone(), projection.cloned())?))
     }
+}
+
+/// `state` with UTC as its time zone: a report counts UTC days, as its functions
+/// (`days_active`, `lifecycle_statuses` …) do, whatever the session's `SET TIME ZONE` (which
+/// would move the periods its SQL computes with `date_trunc`, and not theirs).
+fn in_utc(state: &SessionState) -> std::borrow::Cow<'_, SessionState> {
+    let zone = state.config().options().execution.time_zone.as_deref();
+    if zone.is_none_or(northstar_functions::is_utc_zone) {
+        return std::borrow::Cow::Borrowed(state);
+    }
+    let mut utc = state.clone();
+    utc.config_mut().options_mut().execution.time_zone = Some("UTC".into());
+    std::borrow::Cow::Owned(utc)
 }

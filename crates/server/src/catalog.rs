@@ -157,6 +157,7 @@ pub async fn template_session(
         .map_err(|e| StorageError::DataFusion(*e))?;
     crate::function_catalog::register(&ctx, &catalog).await.map_err(StorageError::DataFusion)?;
     crate::built_size::register(&ctx);
+    ctx.add_analyzer_rule(Arc::new(crate::information_schema_types::InformationSchemaTypes));
     ctx.register_udf(constant("version", ScalarValue::Utf8(Some(version_string())), 0..=0));
     // Columns have no comments; PostgreSQL returns NULL for objects without one.
     ctx.register_udf(constant("col_description", ScalarValue::Utf8(None), 2..=2));

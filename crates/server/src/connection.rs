@@ -113,8 +113,7 @@ impl Connection {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let application_name = client.metadata().get("application_name").cloned().unwrap_or_default();
-        let session = Session::open(self.shared.clone(), self.cancel.clone(), user, role, &application_name)?;
+        let session = Session::open(self.shared.clone(), self.cancel.clone(), user, role, client.metadata())?;
         let _ = self.session.set(session);
         client.set_pid_and_secret_key(self.pid, SecretKey::I32(self.secret));
         finish_authentication(client, &StartupParameters(self.session()?.settings.clone())).await

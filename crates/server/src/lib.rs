@@ -17,6 +17,7 @@ mod copy;
 mod cursor;
 mod errors;
 mod function_catalog;
+mod information_schema_types;
 mod limits;
 mod query;
 mod relations;
@@ -27,6 +28,7 @@ mod settings;
 mod socket;
 mod statement;
 mod table_rows;
+mod time_zone;
 mod wire_check;
 mod write;
 

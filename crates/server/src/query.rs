@@ -405,8 +405,12 @@ impl Session {
             crate::auth::authorize_setting(&name)?;
             if name.to_ascii_lowercase().starts_with("datafusion.") {
                 self.ctx.sql(&prepared.sql).await.map_err(from_datafusion)?;
-            } else if let Some((name, value)) = self.settings.set(&name, &value)? {
-                client.send(PgWireBackendMessage::ParameterStatus(ParameterStatus::new(name, value))).await?;
+            } else {
+                let reported = self.settings.set(&name, &value)?;
+                self.apply_time_zone()?;
+                if let Some((name, value)) = reported {
+                    client.send(PgWireBackendMessage::ParameterStatus(ParameterStatus::new(name, value))).await?;
+                }
             }
         }
         Ok(Response::Execution(Tag::new("SET")))
@@ -435,6 +439,7 @@ impl Session {
                 Err(e) => return Err(e),
             }
         }
+        self.apply_time_zone()?;
         Ok(Response::Execution(Tag::new("RESET")))
     }
 
@@ -528,8 +533,10 @@ pub(crate) async fn start_stream(
     df: datafusion::dataframe::DataFrame,
 ) -> PgWireResult<datafusion::execution::SendableRecordBatchStream> {
     let task = Arc::new(df.task_ctx());
+    let zone = task.session_config().options().execution.time_zone.clone();
     let physical = limits.run_blocking(async move { df.create_physical_plan().await.map_err(from_datafusion) }).await?;
-    datafusion::physical_plan::execute_stream(physical, task).map_err(from_datafusion)
+    let stream = datafusion::physical_plan::execute_stream(physical, task).map_err(from_datafusion)?;
+    Ok(crate::time_zone::in_session_zone(stream, zone.as_deref()))
 }
 
 /// DataFusion's DML answers with one `count` row; PostgreSQL's tag carries it (`INSERT 0 n`).

@@ -101,12 +101,23 @@ impl Session {
         cancel: Arc<CancelHandle>,
         user: &str,
         role: Role,
-        application_name: &str,
+        parameters: &HashMap<String, String>,
     ) -> PgWireResult<Session> {
+        let application_name = parameters.get("application_name").map(String::as_str).unwrap_or_default();
         let startup_settings = || -> PgWireResult<Settings> {
             let settings = Settings::new(user, DATABASE, application_name, role == Role::Reader);
             if let Some(timeout) = shared.options.statement_timeout {
                 settings.set("statement_timeout", &timeout.as_millis().to_string())?;
+            }
+            // The client's `TimeZone` start-up parameter (pgjdbc sends the JVM's zone), then
+            // `options='-c name=value …'` (libpq's PGOPTIONS), as PostgreSQL applies them.
+            if let Some(zone) = parameters.get("TimeZone") {
+                settings.set("TimeZone", zone)?;
+            }
+            for (name, value) in
+                command_line_settings(parameters.get("options").map(String::as_str).unwrap_or_default())
+            {
+                settings.set(&name, &value)?;
             }
             Ok(settings)
         };
@@ -124,7 +135,7 @@ impl Session {
         // datafusion-pg-catalog answers `session_user` (and `current_user`, which it rewrites
         // to it) with "postgres" whoever logged in.
         ctx.register_udf(constant("session_user", ScalarValue::Utf8(Some(user.to_string())), 0..=0));
-        Ok(Session {
+        let session = Session {
             shared,
             ctx,
             settings,
@@ -134,7 +145,9 @@ impl Session {
             prepared: Mutex::default(),
             cursors: Default::default(),
             temporary_tables: Mutex::default(),
-        })
+        };
+        session.apply_time_zone()?;
+        Ok(session)
     }
 
     /// Records a table made by `CREATE TEMPORARY TABLE name`, to drop when the session ends.
@@ -166,5 +179,49 @@ impl Session {
         if let Some((name, access)) = &statement.defines {
             self.prepared.lock().unwrap().insert(name.clone(), access.clone());
         }
+    }
+}
+
+/// The `-c name=value` and `--name=value` settings of a start-up `options` parameter, as
+/// PostgreSQL's postmaster reads them: words split at spaces, `\\` escaping the next character.
+fn command_line_settings(options: &str) -> Vec<(String, String)> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut chars = options.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => word.extend(chars.next()),
+            c if c.is_whitespace() => words.extend((!word.is_empty()).then(|| std::mem::take(&mut word))),
+            c => word.push(c),
+        }
+    }
+    words.extend((!word.is_empty()).then_some(word));
+    let mut settings = Vec::new();
+    let mut words = words.into_iter();
+    while let Some(word) = words.next() {
+        let setting = match word.as_str() {
+            "-c" => words.next(),
+            _ => word.strip_prefix("-c").or_else(|| word.strip_prefix("--")).map(str::to_string),
+        };
+        if let Some((name, value)) = setting.as_deref().and_then(|s| s.split_once('=')) {
+            settings.push((name.replace('-', "_"), value.to_string()));
+        }
+    }
+    settings
+}
+
+#[cfg(test)]
+mod tests {
+    use super::command_line_settings;
+
+    #[test]
+    fn start_up_options_are_read_as_postgres_reads_them() {
+        let pairs = |v: &[(&str, &str)]| v.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect::<Vec<_>>();
+        assert_eq!(
+            command_line_settings("-c TimeZone=Europe/Paris  -cstatement_timeout=5s --search-path=a,b"),
+            pairs(&[("TimeZone", "Europe/Paris"), ("statement_timeout", "5s"), ("search_path", "a,b")])
+        );
+        assert_eq!(command_line_settings("-c application_name=my\\ app"), pairs(&[("application_name", "my app")]));
+        assert!(command_line_settings("").is_empty());
     }
 }

@@ -10,6 +10,7 @@ use std::sync::RwLock;
 use std::time::Duration;
 
 use crate::errors::{error, INVALID_PARAMETER_VALUE, UNDEFINED_OBJECT};
+use northstar_functions::time_zone_setting;
 use pgwire::error::PgWireError;
 
 /// The PostgreSQL version Northstar answers as: new enough for every client's feature checks.
@@ -94,8 +95,13 @@ impl Settings {
     /// PostgreSQL reports.
     pub fn set(&self, name: &str, value: &str) -> Result<Option<(String, String)>, PgWireError> {
         let k = key(name);
-        let value = value.trim().trim_matches('\'').to_string();
+        let mut value = value.trim().trim_matches('\'').to_string();
         match k.as_str() {
+            // Shown as PostgreSQL shows it (`america/new_york` as `America/New_York`); the
+            // session gives DataFusion the zone (time_zone.rs).
+            "timezone" => {
+                value = time_zone_setting(&value).map_err(|e| error(INVALID_PARAMETER_VALUE, e))?.shown;
+            }
             "statement_timeout" | "lock_timeout" | "idle_in_transaction_session_timeout" => {
                 parse_duration_ms(&value).map_err(|e| {
                     error(INVALID_PARAMETER_VALUE, format!("invalid value for parameter \"{name}\": {e}"))
@@ -190,5 +196,18 @@ mod tests {
         assert_eq!(s.get("datestyle").unwrap(), "ISO, MDY");
         assert!(s.set("statement_timeout", "'soon'").is_err());
         assert!(s.show("no_such_thing").is_err());
+    }
+
+    #[test]
+    fn time_zones_are_checked_and_shown_as_postgres_shows_them() {
+        let s = Settings::new("u", "northstar", "", false);
+        assert_eq!(
+            s.set("TIME ZONE", "'america/new_york'").unwrap(),
+            Some(("TimeZone".into(), "America/New_York".into()))
+        );
+        assert_eq!(s.show("timezone").unwrap(), "America/New_York");
+        let error = s.set("TimeZone", "'Mars/Olympus'").unwrap_err().to_string();
+        assert!(error.contains("invalid value for parameter \"TimeZone\": \"Mars/Olympus\""), "{error}");
+        assert_eq!(s.show("timezone").unwrap(), "America/New_York", "a refused value changes nothing");
     }
 }

@@ -479,3 +479,27 @@ async fn current_user_is_the_user_who_logged_in() {
     let row = client.query_one("SELECT current_user, session_user", &[]).await.unwrap();
     assert_eq!((row.get::<_, String>(0), row.get::<_, String>(1)), ("northstar".into(), "northstar".into()));
 }
+
+/// Reports count UTC days whatever the session's zone: their SQL's `date_trunc` and their
+/// functions' periods must not part ways (docs/decisions.md). Plain SQL follows the zone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reports_count_utc_days_under_any_session_time_zone() {
+    let server = TestServer::start().await;
+    let client = server.connect().await;
+    let rows = |sql: &'static str| {
+        let client = &client;
+        async move {
+            let out = client.simple_query(sql).await.unwrap();
+            out.iter()
+                .filter_map(|m| if let SimpleQueryMessage::Row(r) = m { Some(r) } else { None })
+                .map(|r| (0..r.len()).map(|i| r.get(i).map(str::to_string)).collect::<Vec<_>>())
+                .collect::<Vec<_>>()
+        }
+    };
+    let reports = "SELECT * FROM lifecycle('period=week') ORDER BY 1, 2";
+    let days = "SELECT event_time::date, count(*) FROM events GROUP BY 1 ORDER BY 1";
+    let (utc_report, utc_days) = (rows(reports).await, rows(days).await);
+    client.batch_execute("SET TIME ZONE 'Pacific/Auckland'").await.unwrap();
+    assert_eq!(rows(reports).await, utc_report);
+    assert_ne!(rows(days).await, utc_days, "plain SQL counts the session's days");
+}
