@@ -28,7 +28,7 @@ fi
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
-if ! .venv/bin/python -c "import moto.server, flask_cors, psycopg, psycopg2, sqlalchemy, segment.analytics, rudderstack.analytics, posthog, dbt.adapters.postgres, asyncpg, pyodbc, pgcli" 2>/dev/null; then
+if ! .venv/bin/python -c "import moto.server, flask_cors, psycopg, psycopg2, sqlalchemy, segment.analytics, rudderstack.analytics, posthog, dbt.adapters.postgres, asyncpg, pyodbc, pgcli, polars, connectorx, pyarrow, adbc_driver_postgresql.dbapi" 2>/dev/null; then
   .venv/bin/pip install --quiet --disable-pip-version-check -r scripts/requirements-test.txt
 fi
 # Superset 6.1 pins SQLAlchemy 1.4: it gets a venv of its own (the client suite runs in both).

@@ -32,7 +32,6 @@ CHECKS = {}
 
 # name -> why Northstar does not pass yet (docs/clients.md, "Known gaps").
 KNOWN_GAPS = {
-    "timestamptz_text_output_is_postgres_own": "timestamptz values are sent as text with six fraction digits and an offset in whole hours (pgwire's ISO format): 00:00:00.000000+05 where PostgreSQL writes 00:00:00+05:30",
     "odbc_foreign_keys": "psqlODBC's query joins generate_series(array_lower(conkey, 1), …) AS i laterally and subscripts conkey[i]; DataFusion has no lateral set-returning functions",
     "pgcli_completions_and_backslash_commands": "current_schemas(true) lists public first, column types come back as oids, owners as postgres, and pgcli's function list casts pg_proc's oidvector text to regtype[]",
 }
@@ -540,6 +539,57 @@ if importlib.util.find_spec("asyncpg"):  # .venv only
                 await conn.close()
 
         return lambda url: asyncio.run(session(url))
+
+
+# --- polars through ConnectorX and ADBC; ADBC's own DB-API (.venv only) --------------------
+
+
+if importlib.util.find_spec("polars") and importlib.util.find_spec("connectorx"):  # .venv only
+
+    POLARS_QUERY = (
+        "SELECT event_time, user_id, event, event_date, platform, length(user_id) AS n "
+        "FROM events WHERE event_time < '2025-01-20' ORDER BY event_time, user_id, event"
+    )
+
+    def polars_rows(frame):
+        return [str(frame.schema), frame.height, [list(map(plain, r)) for r in frame.head(5).rows()], frame.tail(1).rows()]
+
+    @check
+    def polars_read_database_uri_through_connectorx():
+        """ConnectorX reads with binary COPY; partitioned, it first asks min/max of the column."""
+        def run(url):
+            import polars
+            whole = polars.read_database_uri(POLARS_QUERY, url, engine="connectorx")
+            parts = polars.read_database_uri(
+                "SELECT length(user_id) AS n, event FROM events", url, engine="connectorx", partition_on="n", partition_num=3
+            ).sort(["n", "event"])
+            return [polars_rows(whole), parts.height, parts.group_by("n").len().sort("n").rows()]
+        return run
+
+    @check
+    def polars_read_database_uri_through_adbc():
+        def run(url):
+            import polars
+            return polars_rows(polars.read_database_uri(POLARS_QUERY, url, engine="adbc"))
+        return run
+
+    @check
+    def adbc_dbapi_queries_parameters_and_catalog():
+        """ADBC's PostgreSQL driver (also behind DBeaver's and Arrow Flight SQL tools'):
+        Arrow results, a bound parameter, the table's Arrow schema and its catalog listing."""
+        def run(url):
+            import adbc_driver_postgresql.dbapi as adbc
+            with adbc.connect(url) as conn, conn.cursor() as cur:
+                cur.execute("SELECT event, count(*) AS n FROM events WHERE event <> $1 GROUP BY event ORDER BY event", ("purchase",))
+                counts = cur.fetch_arrow_table().to_pylist()
+                schema = conn.adbc_get_table_schema("events", db_schema_filter="public")
+                objects = conn.adbc_get_objects(depth="tables", db_schema_filter="public", table_name_filter="events").read_all()
+                tables = [
+                    (schema_entry["db_schema_name"], [t["table_name"] for t in schema_entry["db_schema_tables"] or []])
+                    for catalog in objects.to_pylist() for schema_entry in catalog["catalog_db_schemas"] or []
+                ]
+                return [counts, [(f.name, str(f.type)) for f in schema], tables]
+        return run
 
 
 # --- psqlODBC through pyodbc (the driver Excel, Power BI and Tableau use on Windows) -------

@@ -293,7 +293,7 @@ mod tests {
                     .map(|f| (f.name().to_string(), f.documentation().cloned())),
             )
             .collect::<Vec<_>>();
-        assert_eq!(docs.len(), 17, "{docs:?}");
+        assert_eq!(docs.len(), 18, "{docs:?}");
         for (name, doc) in &docs {
             let doc = doc.as_ref().unwrap_or_else(|| panic!("{name} has no documentation()"));
             assert!(!doc.description.is_empty(), "{name}: empty description");

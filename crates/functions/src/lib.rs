@@ -51,7 +51,7 @@ pub use periods::Period;
 pub use sequence::Pattern;
 pub use text_equals::TextEquals;
 pub use time_zone_setting::{time_zone_setting, SessionZone};
-pub use timestamp_text::TimestampText;
+pub use timestamp_text::{postgres_timestamp_text, TimestampText};
 pub use to_char::ToChar;
 pub use to_date::ToDate;
 pub use to_timestamp::ToTimestamp;

@@ -113,6 +113,14 @@ impl ScalarUDFImpl for TimestampText {
     }
 }
 
+/// A timestamp as PostgreSQL's output function writes it in the ISO DateStyle: `local` (the
+/// wall time), then the offset from UTC when it has one (`+00`, `+05:30`).
+pub fn postgres_timestamp_text(local: NaiveDateTime, offset_seconds: Option<i32>) -> String {
+    let mut text = String::with_capacity(40);
+    write_text(&mut text, local, offset_seconds);
+    text
+}
+
 /// `local` as PostgreSQL's ISO output, then the offset from UTC (`+05:30`), then ` BC`.
 fn write_text(out: &mut String, local: NaiveDateTime, offset_seconds: Option<i32>) {
     let (year, before_christ) = if local.year() <= 0 { (1 - local.year(), true) } else { (local.year(), false) };

@@ -165,6 +165,9 @@ pub async fn template_session(
     ctx.register_udf(constant("pg_get_indexdef", ScalarValue::Utf8(None), 1..=3));
     // No column is backed by a sequence (SQLAlchemy and pgjdbc ask for each column).
     ctx.register_udf(constant("pg_get_serial_sequence", ScalarValue::Utf8(None), 2..=2));
+    // No session has a temporary schema of its own (temporary tables live in `public`):
+    // PostgreSQL answers 0 then. ADBC lists schemas with `oid = pg_my_temp_schema()`.
+    ctx.register_udf(constant("pg_my_temp_schema", ScalarValue::Int64(Some(0)), 0..=0));
     // Every type and function lives in pg_catalog, which is always on the search path.
     ctx.register_udf(constant("pg_type_is_visible", ScalarValue::Boolean(Some(true)), 1..=1));
     ctx.register_udf(constant("pg_function_is_visible", ScalarValue::Boolean(Some(true)), 1..=1));

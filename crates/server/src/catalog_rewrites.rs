@@ -10,6 +10,8 @@
 //! - `x::name` becomes `x::text`: PostgreSQL's identifier type, unknown to DataFusion.
 //! - psqlODBC's key queries subscript the vector columns (`i.indkey[n]`, from 0 as in
 //!   PostgreSQL; `conkey[i]`, from 1) and take `array_lower`/`array_upper` of `conkey`.
+//! - pg_type's function columns (`typreceive`, `typsend` …) compared with 0 (ADBC): held as
+//!   the names PostgreSQL prints, so 0 becomes `'-'`, its name for none.
 //! - A catalog flag compared with `'t'`/`'f'` (SQLAlchemy 1.4's `ix.indisprimary = 'f'`):
 //!   PostgreSQL reads the untyped literal as a boolean, DataFusion cannot compare text with one.
 //! - `pg_get_viewdef(oid [, pretty])` (psql's `\d+`, SQLAlchemy, Superset): the view's query
@@ -68,6 +70,7 @@ pub fn rewrite_catalog_queries(mut statement: Statement) -> Statement {
             *expr = replacement;
         }
         catalog_flag_as_boolean(expr);
+        function_reference_against_zero(expr);
         name_as_text(expr);
         ControlFlow::<()>::Continue(())
     });
@@ -256,6 +259,22 @@ fn catalog_flag_as_boolean(expr: &mut Expr) {
     value.value = Value::Boolean(truth);
 }
 
+/// `typreceive != 0` (ADBC's PostgreSQL driver lists the types it can read so): pg_type's
+/// function columns are `regproc`, which PostgreSQL compares with an oid and prints as a
+/// name, `-` for none; datafusion-pg-catalog holds the printed text, so 0 becomes `'-'`.
+fn function_reference_against_zero(expr: &mut Expr) {
+    let Expr::BinaryOp { left, op: BinaryOperator::Eq | BinaryOperator::NotEq, right } = expr else { return };
+    let (Expr::CompoundIdentifier(_) | Expr::Identifier(_), Expr::Value(value)) = (&**left, &mut **right) else {
+        return;
+    };
+    let column = left.to_string().rsplit('.').next().unwrap_or_default().to_ascii_lowercase();
+    const REGPROC: [&str; 8] =
+        ["typinput", "typoutput", "typreceive", "typsend", "typmodin", "typmodout", "typanalyze", "typsubscript"];
+    if REGPROC.contains(&column.as_str()) && matches!(&value.value, Value::Number(n, _) if n == "0") {
+        value.value = Value::SingleQuotedString("-".into());
+    }
+}
+
 fn null_reloptions(query: &mut Query) {
     null_reloptions_in(&mut query.body);
 }
@@ -325,6 +344,14 @@ mod tests {
         assert_eq!(
             rewritten("SELECT * FROM FUNNEL(ARRAY['a', 'b']) JOIN Public.Events ON true JOIN \"Mixed\" ON true"),
             "SELECT * FROM funnel(ARRAY['a', 'b']) JOIN public.events ON true JOIN \"Mixed\" ON true"
+        );
+    }
+
+    #[test]
+    fn function_references_compared_with_zero_compare_with_the_dash() {
+        assert_eq!(
+            rewritten("SELECT oid FROM pg_catalog.pg_type WHERE (typreceive != 0 OR t.typsend <> 0) AND typlen = 0"),
+            "SELECT oid FROM pg_catalog.pg_type WHERE (typreceive <> '-' OR t.typsend <> '-') AND typlen = 0"
         );
     }
 

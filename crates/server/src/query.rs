@@ -1,6 +1,7 @@
 //! Statements: splitting and describing them (the extended protocol's query parser), and
 //! running them on the connection's session under its limits.
 
+use std::collections::HashMap;
 use std::fmt::Debug;
 use std::sync::{Arc, OnceLock};
 
@@ -8,8 +9,8 @@ use arrow_pg::datatypes::{arrow_schema_to_pg_fields, into_pg_type};
 use async_trait::async_trait;
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use datafusion::common::ParamValues;
-use datafusion::logical_expr::LogicalPlan;
+use datafusion::common::{ParamValues, ScalarValue};
+use datafusion::logical_expr::{Expr, LogicalPlan};
 use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::Statement;
 use futures::{stream, Sink, SinkExt, StreamExt};
@@ -241,11 +242,18 @@ fn returns_rows(plan: &LogicalPlan) -> bool {
         && !plan.schema().fields().is_empty()
 }
 
-/// `$1 … $n` in order, with the types DataFusion inferred.
+/// `$1 … $n` in order, with the types DataFusion inferred, or else the types their use
+/// gives them, as PostgreSQL infers them: `$1::text[]` is a text array, and so is `$1` in
+/// `relkind = ANY($1)` (ADBC's table listing), an array of what it is compared with.
 fn parameter_types(plan: &LogicalPlan) -> PgWireResult<Vec<Option<DataType>>> {
     let types = plan.get_parameter_types().map_err(from_datafusion)?;
+    let from_use = parameter_types_from_use(plan).map_err(from_datafusion)?;
     let mut numbered: Vec<(usize, Option<DataType>)> = types
         .into_iter()
+        .map(|(name, t)| {
+            let t = t.or_else(|| from_use.get(&name).cloned());
+            (name, t)
+        })
         .filter_map(|(name, t)| name.trim_start_matches('$').parse::<usize>().ok().map(|n| (n, t)))
         .collect();
     numbered.sort_by_key(|(n, _)| *n);
@@ -257,6 +265,42 @@ fn parameter_types(plan: &LogicalPlan) -> PgWireResult<Vec<Option<DataType>>> {
     Ok(out)
 }
 
+/// Types of untyped placeholders from where they are used: cast to a type, or the array of
+/// an `= ANY(…)` (planned as `array_has(array, value)`).
+fn parameter_types_from_use(plan: &LogicalPlan) -> datafusion::error::Result<HashMap<String, DataType>> {
+    use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+    use datafusion::logical_expr::expr::{Cast, Placeholder, ScalarFunction};
+    use datafusion::logical_expr::ExprSchemable;
+    let mut found = HashMap::new();
+    plan.apply_with_subqueries(|node| {
+        let mut schema = datafusion::common::DFSchema::empty();
+        for input in node.inputs() {
+            schema.merge(input.schema());
+        }
+        node.apply_expressions(|expr| {
+            expr.apply(|e| {
+                match e {
+                    Expr::Cast(Cast { expr, field }) => {
+                        if let Expr::Placeholder(Placeholder { id, field: None }) = expr.as_ref() {
+                            found.entry(id.clone()).or_insert_with(|| field.data_type().clone());
+                        }
+                    }
+                    Expr::ScalarFunction(ScalarFunction { func, args }) if func.name() == "array_has" => {
+                        if let [Expr::Placeholder(Placeholder { id, field: None }), value] = &args[..] {
+                            if let Ok(item) = value.get_type(&schema) {
+                                found.entry(id.clone()).or_insert_with(|| DataType::new_list(item, true));
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+                Ok(TreeNodeRecursion::Continue)
+            })
+        })
+    })?;
+    Ok(found)
+}
+
 /// Decodes a portal's parameters with the types the statement was described with.
 pub fn portal_parameters(portal: &Portal<Prepared>) -> PgWireResult<Option<ParamValues>> {
     let prepared = &portal.statement.statement;
@@ -264,7 +308,78 @@ pub fn portal_parameters(portal: &Portal<Prepared>) -> PgWireResult<Option<Param
         return Ok(None);
     }
     let inferred: Vec<Option<&DataType>> = prepared.param_types.iter().map(|t| t.as_ref()).collect();
-    arrow_pg::datatypes::df::deserialize_parameters(portal, &inferred).map(Some)
+    let mut params = arrow_pg::datatypes::df::deserialize_parameters(portal, &inferred)?;
+    // pgwire's array reader keeps the blanks around elements (`{"p", "f"}` gives " f", which
+    // ADBC's table listing sends): text arrays in text format are read here as PostgreSQL
+    // reads them.
+    if let ParamValues::List(values) = &mut params {
+        for (i, value) in values.iter_mut().enumerate() {
+            let declared = portal.statement.parameter_types.get(i).cloned().flatten();
+            let is_text_list = match declared {
+                Some(declared) => declared == Type::TEXT_ARRAY || declared == Type::VARCHAR_ARRAY,
+                None => matches!(
+                    inferred.get(i),
+                    Some(Some(DataType::List(item))) if matches!(item.data_type(), DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8)
+                ),
+            };
+            let raw = portal.parameters.get(i).and_then(|p| p.as_ref());
+            if let (true, true, Some(raw)) = (is_text_list, portal.parameter_format.is_text(i), raw) {
+                let items = std::str::from_utf8(raw).ok().and_then(text_array_items).ok_or_else(|| {
+                    error("22P02", format!("malformed array literal: \"{}\"", String::from_utf8_lossy(raw)))
+                })?;
+                let items: Vec<ScalarValue> = items.into_iter().map(ScalarValue::Utf8).collect();
+                value.value = ScalarValue::List(ScalarValue::new_list_nullable(&items, &DataType::Utf8));
+            }
+        }
+    }
+    Ok(Some(params))
+}
+
+/// The items of a one-dimensional PostgreSQL array literal (`{a, "b c", NULL}`): blanks
+/// around items ignored, double quotes and backslashes as in PostgreSQL's `array_in`, an
+/// unquoted NULL is NULL. `None` when it is not such a literal.
+fn text_array_items(text: &str) -> Option<Vec<Option<String>>> {
+    let inner = text.trim().strip_prefix('{')?.strip_suffix('}')?;
+    let mut items = Vec::new();
+    let mut chars = inner.chars().peekable();
+    if inner.trim().is_empty() {
+        return Some(items);
+    }
+    loop {
+        while chars.next_if(|c| c.is_whitespace()).is_some() {}
+        let mut item = String::new();
+        let mut quoted = false;
+        let mut unquoted = String::new();
+        if chars.next_if_eq(&'"').is_some() {
+            quoted = true;
+            loop {
+                match chars.next()? {
+                    '\\' => item.push(chars.next()?),
+                    '"' => break,
+                    c => item.push(c),
+                }
+            }
+            while chars.next_if(|c| c.is_whitespace()).is_some() {}
+        } else {
+            while let Some(c) = chars.next_if(|c| *c != ',') {
+                match c {
+                    '\\' => unquoted.push(chars.next()?),
+                    '{' | '}' | '"' => return None,
+                    c => unquoted.push(c),
+                }
+            }
+            item = unquoted.trim_end().to_string();
+            if item.is_empty() {
+                return None;
+            }
+        }
+        items.push((quoted || !item.eq_ignore_ascii_case("NULL")).then_some(item));
+        match chars.next() {
+            None => return Some(items),
+            Some(',') => continue,
+            Some(_) => return None,
+        }
+    }
 }
 
 fn show_schema(name: &str) -> SchemaRef {
@@ -577,6 +692,20 @@ fn text_rows(schema: &SchemaRef, rows: Vec<Vec<Option<String>>>, format: &Format
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn text_array_parameters_are_read_as_postgres_reads_them() {
+        let some = |v: &[Option<&str>]| Some(v.iter().map(|s| s.map(str::to_string)).collect::<Vec<_>>());
+        assert_eq!(text_array_items(r#"{"p", "f", t}"#), some(&[Some("p"), Some("f"), Some("t")]));
+        assert_eq!(
+            text_array_items(r#"{ a b , "c,\"d", NULL, "NULL", ""}"#),
+            some(&[Some("a b"), Some("c,\"d"), None, Some("NULL"), Some("")])
+        );
+        assert_eq!(text_array_items("{}"), some(&[]));
+        for bad in ["p,f", "{a,,b}", "{\"a\" b}", "{a", "{{a}}"] {
+            assert_eq!(text_array_items(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn set_forms_clients_send() {

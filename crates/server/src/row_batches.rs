@@ -10,9 +10,12 @@
 //! timestamps and dates (whose form depends on the session's DateStyle) are the chrono values
 //! arrow-pg makes, formatted with the chrono format pgwire takes from the DateStyle — the zone
 //! and the format parsed once per batch, not per value (parsing them was half of a text
-//! stream's time); in the ISO DateStyle (the default) they are written digit by digit. Every other column goes through arrow-pg's own `encode_value`, so its
-//! bytes are arrow-pg's. A unit test holds every fast path to arrow-pg's bytes, in both
-//! formats and every DateStyle.
+//! stream's time); in the ISO DateStyle (the default) they are written digit by digit, and
+//! timestamps as PostgreSQL writes them (`2026-01-31 09:05:00+05:30`; pgwire's format writes
+//! `2026-01-31 09:05:00.000000+05`). Every other column goes through arrow-pg's own
+//! `encode_value`, so its bytes are arrow-pg's. A unit test holds every fast path to
+//! arrow-pg's bytes, in both formats and every DateStyle, except ISO timestamps, held to
+//! PostgreSQL's text (`northstar_functions::postgres_timestamp_text`).
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -20,7 +23,7 @@ use std::sync::Arc;
 use arrow_pg::encoder::{encode_value, Encoder};
 use bytes::{BufMut, BytesMut};
 use chrono::format::{Item, StrftimeItems};
-use chrono::{Datelike, NaiveDate, NaiveTime, Timelike};
+use chrono::{Datelike, NaiveDate, NaiveDateTime, NaiveTime, Timelike};
 use datafusion::arrow::array::timezone::Tz;
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, Date32Array, Float32Array, Float64Array, Int16Array, Int32Array,
@@ -315,9 +318,8 @@ fn timestamp_text<T: ArrowTimestampType>(
                 out.null();
                 return Ok(());
             };
-            let offset = time.offset().local_minus_utc();
-            let local = time.naive_local();
-            if format.iso && offset % 3600 == 0 && out.iso(local.date(), Some(local.time()), Some(offset / 3600)) {
+            if format.iso {
+                out.postgres_timestamp(time.naive_local(), Some(time.offset().local_minus_utc()));
                 return Ok(());
             }
             out.formatted(Some(time.format_with_items(format.items.iter())))
@@ -327,7 +329,8 @@ fn timestamp_text<T: ArrowTimestampType>(
                 out.null();
                 return Ok(());
             };
-            if format.iso && out.iso(time.date(), Some(time.time()), None) {
+            if format.iso {
+                out.postgres_timestamp(time, None);
                 return Ok(());
             }
             out.formatted(Some(time.format_with_items(format.items.iter())))
@@ -379,11 +382,21 @@ impl RowBuffer {
         self.bytes.put_slice(value);
     }
 
-    /// A date, a time of day and an offset in whole hours as chrono writes them with the ISO
-    /// formats (`2026-01-31`, `2026-01-31 09:05:00.000001`, `… +01`); false, with nothing
-    /// written, for what those formats write otherwise (years outside 0–9999 get a sign, a
-    /// leap second its own digits), which chrono then writes.
-    fn iso(&mut self, date: NaiveDate, time: Option<NaiveTime>, offset_hours: Option<i32>) -> bool {
+    /// A timestamp as PostgreSQL writes it in the ISO DateStyle: `2026-01-31 09:05:00`,
+    /// `… 09:05:00.5`, `… 09:05:00.000001+05:30` (the fraction without trailing zeros, the
+    /// offset's minutes when it has some). pgwire's ISO format, which arrow-pg uses, always
+    /// writes six fraction digits and the offset's hours only (`+05` for Asia/Kolkata).
+    fn postgres_timestamp(&mut self, local: NaiveDateTime, offset_seconds: Option<i32>) {
+        if local.year() < 1 || !self.iso(local.date(), Some(local.time()), offset_seconds) {
+            // BC years, years past 9999 and leap seconds, rare enough for a String.
+            self.bytes(northstar_functions::postgres_timestamp_text(local, offset_seconds).as_bytes());
+        }
+    }
+
+    /// A date (`2026-01-31`, as chrono's and PostgreSQL's ISO formats write it), or a
+    /// timestamp and its offset as PostgreSQL writes them (see [`Self::postgres_timestamp`]);
+    /// false, with nothing written, for years outside 0–9999 and leap seconds.
+    fn iso(&mut self, date: NaiveDate, time: Option<NaiveTime>, offset_seconds: Option<i32>) -> bool {
         let year = date.year();
         if !(0..=9999).contains(&year) || time.is_some_and(|t| t.nanosecond() >= 1_000_000_000) {
             return false;
@@ -395,19 +408,32 @@ impl RowBuffer {
         text.push(b'-');
         text.digits(date.day(), 2);
         if let Some(time) = time {
-            for (separator, value, width) in [
-                (b' ', time.hour(), 2),
-                (b':', time.minute(), 2),
-                (b':', time.second(), 2),
-                (b'.', time.nanosecond() / 1_000, 6),
-            ] {
+            for (separator, value) in [(b' ', time.hour()), (b':', time.minute()), (b':', time.second())] {
                 text.push(separator);
-                text.digits(value, width);
+                text.digits(value, 2);
+            }
+            let micros = time.nanosecond() / 1_000;
+            if micros > 0 {
+                text.push(b'.');
+                text.digits(micros, 6);
+                while text.bytes[text.length - 1] == b'0' {
+                    text.length -= 1;
+                }
             }
         }
-        if let Some(hours) = offset_hours {
-            text.push(if hours < 0 { b'-' } else { b'+' });
-            text.digits(hours.unsigned_abs(), 2);
+        if let Some(offset) = offset_seconds {
+            let (hours, minutes, seconds) =
+                (offset.unsigned_abs() / 3600, offset.unsigned_abs() % 3600 / 60, offset.unsigned_abs() % 60);
+            text.push(if offset < 0 { b'-' } else { b'+' });
+            text.digits(hours, 2);
+            if minutes != 0 || seconds != 0 {
+                text.push(b':');
+                text.digits(minutes, 2);
+            }
+            if seconds != 0 {
+                text.push(b':');
+                text.digits(seconds, 2);
+            }
         }
         let IsoText { bytes, length } = text;
         self.bytes(&bytes[..length]);
@@ -579,11 +605,92 @@ mod tests {
         rows.map(|row| row.unwrap()).map(|row| (row.field_count, row.data.to_vec())).collect()
     }
 
-    /// Both encoders' rows for one batch in one format.
+    /// Both encoders' rows for one batch in one format: ours, and the reference (arrow-pg's,
+    /// with text timestamps in the ISO DateStyle as PostgreSQL writes them).
     fn both(batch: &RecordBatch, format: &Format, options: FormatOptions) -> (Rows, Rows) {
         let schema: &Schema = &batch.schema();
+        let iso_text = matches!(format, Format::UnifiedText) && options.date_style.starts_with("ISO");
         let fields = Arc::new(arrow_schema_to_pg_fields(schema, format, Some(Arc::new(options))).unwrap());
-        (rows_of(encode_batch(&fields, batch)), rows_of(encode_recordbatch(fields, batch.clone())))
+        let arrow_pgs = rows_of(encode_recordbatch(fields.clone(), batch.clone()));
+        let reference = if iso_text { with_postgres_timestamps(batch, arrow_pgs) } else { arrow_pgs };
+        (rows_of(encode_batch(&fields, batch)), reference)
+    }
+
+    /// `rows` with each µs or ns timestamp value that chrono holds replaced by PostgreSQL's
+    /// text of it.
+    fn with_postgres_timestamps(batch: &RecordBatch, rows: Rows) -> Rows {
+        let rows = rows.into_iter().enumerate().map(|(row, (count, data))| {
+            let mut out = Vec::new();
+            for (column, value) in split_values(&data).into_iter().enumerate() {
+                match postgres_text(batch.column(column), row) {
+                    Some(text) => {
+                        out.extend((text.len() as i32).to_be_bytes());
+                        out.extend(text.as_bytes());
+                    }
+                    None => out.extend(value),
+                }
+            }
+            (count, out)
+        });
+        rows.collect()
+    }
+
+    fn postgres_text(array: &ArrayRef, row: usize) -> Option<String> {
+        fn wall_time<T: ArrowTimestampType>(
+            array: &PrimitiveArray<T>,
+            row: usize,
+            zone: &Option<Arc<str>>,
+        ) -> Option<(NaiveDateTime, Option<i32>)> {
+            match zone {
+                Some(zone) => {
+                    let time = array.value_as_datetime_with_tz(row, zone.parse().ok()?)?.fixed_offset();
+                    Some((time.naive_local(), Some(time.offset().local_minus_utc())))
+                }
+                None => Some((array.value_as_datetime(row)?, None)),
+            }
+        }
+        if array.is_null(row) {
+            return None;
+        }
+        let (local, offset) = match array.data_type() {
+            DataType::Timestamp(TimeUnit::Microsecond, zone) => {
+                wall_time(array.as_primitive::<TimestampMicrosecondType>(), row, zone)?
+            }
+            DataType::Timestamp(TimeUnit::Nanosecond, zone) => {
+                wall_time(array.as_primitive::<datafusion::arrow::datatypes::TimestampNanosecondType>(), row, zone)?
+            }
+            _ => return None,
+        };
+        Some(northstar_functions::postgres_timestamp_text(local, offset))
+    }
+
+    /// PostgreSQL 15's text of the same instants under `SET TIME ZONE 'Asia/Kolkata'` and of
+    /// timestamps without zone: the reference's own check.
+    #[test]
+    fn iso_timestamps_are_postgres_text() {
+        let batch = RecordBatch::try_from_iter(vec![
+            (
+                "kolkata",
+                Arc::new(
+                    TimestampMicrosecondArray::from(vec![1_735_690_755_352_656, 1_735_516_800_000_000])
+                        .with_timezone("Asia/Kolkata"),
+                ) as ArrayRef,
+            ),
+            ("plain", Arc::new(TimestampMicrosecondArray::from(vec![1_741_064_767_500_000, 0])) as ArrayRef),
+        ])
+        .unwrap();
+        let (ours, _) = both(&batch, &Format::UnifiedText, FormatOptions::default());
+        let texts: Vec<Vec<String>> = ours
+            .iter()
+            .map(|(_, data)| split_values(data).iter().map(|v| String::from_utf8(v[4..].to_vec()).unwrap()).collect())
+            .collect();
+        assert_eq!(
+            texts,
+            [
+                ["2025-01-01 05:49:15.352656+05:30", "2025-03-04 05:06:07.5"],
+                ["2024-12-30 05:30:00+05:30", "1970-01-01 00:00:00"]
+            ]
+        );
     }
 
     #[test]

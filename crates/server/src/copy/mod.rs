@@ -61,6 +61,9 @@ pub fn refuse_server_file() -> PgWireError {
     error(FEATURE_NOT_SUPPORTED, "COPY to or from a server file is not supported: use STDIN/STDOUT (psql: \\copy)")
 }
 
+/// The binary format's end: a tuple count of -1.
+const BINARY_TRAILER: [u8; 2] = [0xFF, 0xFF];
+
 impl Session {
     /// Starts `COPY … FROM STDIN`: answers CopyInResponse; the data follows in CopyData.
     pub async fn copy_in_start(&self, statement: &Statement) -> PgWireResult<(Response, CopyIn)> {
@@ -104,12 +107,17 @@ impl Session {
         let row_format = if format.binary { Format::UnifiedBinary } else { Format::UnifiedText };
         let fields = Arc::new(arrow_schema_to_pg_fields(df.schema().as_arrow(), &row_format, None)?);
         // The CSV header or the binary signature goes with the first row, or alone when there
-        // is none (pgwire then tags the COPY with 1 row: it counts CopyData messages).
+        // is none (pgwire then tags the COPY with 1 row: it counts CopyData messages). The
+        // binary trailer goes with the signature when there are no rows, as PostgreSQL sends
+        // it: tokio-postgres (ConnectorX) reads the signature and a tuple count from one
+        // message and failed on a signature alone.
         let prefix = Arc::new(std::sync::Mutex::new(format.prefix(fields.iter().map(|f| f.name().to_string()))));
         let unsent = prefix.clone();
         let count = fields.len();
         let binary = format.binary;
-        let batches = limits.run(async { df.execute_stream().await.map_err(from_datafusion) }).await?;
+        // Through `start_stream`, as query results: planned under the limits, timestamps shown
+        // in the session's time zone.
+        let batches = crate::query::start_stream(&limits, df).await?;
         let lines = encoded_ahead(fields, limits.stream(batches.map(|b| b.map_err(from_datafusion))))
             .map(move |row: PgWireResult<DataRow>| {
                 let mut line = prefix.lock().map_err(internal)?.take().unwrap_or_default();
@@ -117,11 +125,17 @@ impl Session {
                 Ok(CopyData::new(Bytes::from(line)))
             })
             .chain(stream::iter([()]).filter_map(move |()| {
-                let alone = unsent.lock().map(|mut p| p.take()).unwrap_or_default();
-                futures::future::ready(alone.map(|p| Ok(CopyData::new(Bytes::from(p)))))
+                let mut last = unsent.lock().map(|mut p| p.take()).unwrap_or_default();
+                if binary {
+                    last.get_or_insert_with(Vec::new).extend_from_slice(&BINARY_TRAILER);
+                }
+                futures::future::ready(last.map(|p| Ok(CopyData::new(Bytes::from(p)))))
             }));
-        // Format 1 makes pgwire send the binary trailer after the rows.
-        Ok(Response::CopyOut(CopyResponse::new(binary as i8, count, lines)))
+        // Made as text, then marked binary: `CopyResponse::new` of a binary response adds the
+        // trailer as a message of its own.
+        let mut response = CopyResponse::new(0, count, lines);
+        response.format = binary as i8;
+        Ok(Response::CopyOut(response))
     }
 
     /// Imports the spooled data in one commit; returns the number of rows.
