@@ -99,8 +99,9 @@ fn signed_clock(text: &str) -> Option<i32> {
     parts.next().is_none().then_some(sign * seconds)
 }
 
-/// `+05:30`, `-07`, `+00` as PostgreSQL writes an offset in a zone's name.
-fn offset_text(seconds: i32) -> String {
+/// `+05:30`, `-07`, `+00` as PostgreSQL writes an offset in a zone's name (and `to_char`'s
+/// `TZ` for a fixed offset).
+pub(crate) fn offset_text(seconds: i32) -> String {
     let sign = if seconds < 0 { '-' } else { '+' };
     let (hours, minutes) = (seconds.abs() / 3600, seconds.abs() % 3600 / 60);
     if minutes == 0 {

@@ -160,14 +160,7 @@ fn parse_offset(name: &str) -> Option<FixedOffset> {
 
 /// A fixed offset as PostgreSQL names it: `+05`, `-03:30`.
 fn offset_text(offset: FixedOffset) -> String {
-    let seconds = offset.local_minus_utc();
-    let sign = if seconds < 0 { '-' } else { '+' };
-    let (hours, minutes) = (seconds.abs() / 3600, seconds.abs() % 3600 / 60);
-    if minutes == 0 {
-        format!("{sign}{hours:02}")
-    } else {
-        format!("{sign}{hours:02}:{minutes:02}")
-    }
+    crate::time_zone_setting::offset_text(offset.local_minus_utc())
 }
 
 impl ScalarUDFImpl for ToChar {

@@ -23,7 +23,8 @@ use pgwire::error::PgWireResult;
 use pgwire::types::format::FormatOptions;
 
 use crate::errors::{error, from_datafusion, FEATURE_NOT_SUPPORTED};
-use crate::query::{plan, start_stream, with_names};
+use crate::query::{plan, with_names};
+use crate::result_stream::start_stream;
 use crate::row_batches::encode_batch;
 use crate::session::{OpenCursor, Session};
 

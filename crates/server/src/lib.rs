@@ -22,6 +22,7 @@ mod limits;
 mod query;
 mod relations;
 mod rename;
+mod result_stream;
 mod row_batches;
 mod session;
 mod settings;

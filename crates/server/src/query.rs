@@ -635,23 +635,10 @@ impl Session {
     ) -> PgWireResult<Response> {
         let schema = with_names(df.schema().as_arrow(), names);
         let fields = Arc::new(arrow_schema_to_pg_fields(&schema, format, options)?);
-        let batches = start_stream(&limits, df).await?.map(|b| b.map_err(from_datafusion));
+        let batches = crate::result_stream::start_stream(&limits, df).await?.map(|b| b.map_err(from_datafusion));
         let rows = encoded_ahead(fields.clone(), limits.stream(batches));
         Ok(Response::Query(QueryResponse::new(fields, rows)))
     }
-}
-
-/// Starts a result's stream: the optimizers and the physical planner run before the first
-/// batch, without awaiting, so they run on a blocking thread the statement's limits race.
-pub(crate) async fn start_stream(
-    limits: &StatementLimits,
-    df: datafusion::dataframe::DataFrame,
-) -> PgWireResult<datafusion::execution::SendableRecordBatchStream> {
-    let task = Arc::new(df.task_ctx());
-    let zone = task.session_config().options().execution.time_zone.clone();
-    let physical = limits.run_blocking(async move { df.create_physical_plan().await.map_err(from_datafusion) }).await?;
-    let stream = datafusion::physical_plan::execute_stream(physical, task).map_err(from_datafusion)?;
-    Ok(crate::time_zone::in_session_zone(stream, zone.as_deref()))
 }
 
 /// DataFusion's DML answers with one `count` row; PostgreSQL's tag carries it (`INSERT 0 n`).

@@ -117,7 +117,7 @@ impl Session {
         let binary = format.binary;
         // Through `start_stream`, as query results: planned under the limits, timestamps shown
         // in the session's time zone.
-        let batches = crate::query::start_stream(&limits, df).await?;
+        let batches = crate::result_stream::start_stream(&limits, df).await?;
         let lines = encoded_ahead(fields, limits.stream(batches.map(|b| b.map_err(from_datafusion))))
             .map(move |row: PgWireResult<DataRow>| {
                 let mut line = prefix.lock().map_err(internal)?.take().unwrap_or_default();
