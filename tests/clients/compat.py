@@ -32,7 +32,6 @@ CHECKS = {}
 
 # name -> why Northstar does not pass yet (docs/clients.md, "Known gaps").
 KNOWN_GAPS = {
-    "odbc_foreign_keys": "psqlODBC's query joins generate_series(array_lower(conkey, 1), …) AS i laterally and subscripts conkey[i]; DataFusion has no lateral set-returning functions",
     "pgcli_completions_and_backslash_commands": "current_schemas(true) lists public first, column types come back as oids, owners as postgres, and pgcli's function list casts pg_proc's oidvector text to regtype[]",
 }
 

@@ -8,6 +8,8 @@
 //!   DataFusion has no set-returning functions in the select list but zips `unnest`s the same
 //!   way, so it becomes `unnest(generate_series(1, cardinality(arr)))` (one dimension).
 //! - `x::name` becomes `x::text`: PostgreSQL's identifier type, unknown to DataFusion.
+//! - `generate_series(…)` as a select-list item (psqlODBC's foreign keys number `conkey` so)
+//!   becomes `unnest(generate_series(…))`: DataFusion's set-returning items are `unnest`s.
 //! - psqlODBC's key queries subscript the vector columns (`i.indkey[n]`, from 0 as in
 //!   PostgreSQL; `conkey[i]`, from 1) and take `array_lower`/`array_upper` of `conkey`.
 //! - pg_type's function columns (`typreceive`, `typsend` …) compared with 0 (ADBC): held as
@@ -42,7 +44,7 @@ use std::ops::ControlFlow;
 use datafusion::sql::sqlparser::ast::{
     visit_expressions_mut, AccessExpr, BinaryOperator, DataType, Expr, Function, FunctionArg, FunctionArgExpr,
     FunctionArguments, Ident, ObjectNamePart, Query, SelectItem, SetExpr, Statement, Subscript, TableAliasColumnDef,
-    TableFactor, Value, VisitMut, VisitorMut,
+    TableFactor, TableWithJoins, Value, VisitMut, VisitorMut,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
@@ -50,7 +52,7 @@ use datafusion::sql::sqlparser::parser::Parser;
 /// Every rewrite above, applied to one statement.
 pub fn rewrite_catalog_queries(mut statement: Statement) -> Statement {
     if let Statement::Query(query) = &mut statement {
-        null_reloptions(query);
+        select_list_rewrites(query);
     }
     let _ = visit_expressions_mut(&mut statement, |expr| {
         let replacement = match &*expr {
@@ -275,14 +277,36 @@ fn function_reference_against_zero(expr: &mut Expr) {
     }
 }
 
-fn null_reloptions(query: &mut Query) {
-    null_reloptions_in(&mut query.body);
+/// The rules on select lists, in `query` and the subqueries it reads from: `reloptions` as a
+/// NULL column, and `generate_series(…)` as an item (psqlODBC's foreign keys) as
+/// `unnest(generate_series(…))`, DataFusion's form of a set-returning item.
+fn select_list_rewrites(query: &mut Query) {
+    select_list_rewrites_in(&mut query.body);
 }
 
-fn null_reloptions_in(body: &mut SetExpr) {
+/// The select-list rules in the subqueries `table` reads, also inside parenthesized joins
+/// (psqlODBC nests its seven joins so).
+fn derived_tables_rewritten(table: &mut TableWithJoins) {
+    for factor in std::iter::once(&mut table.relation).chain(table.joins.iter_mut().map(|j| &mut j.relation)) {
+        match factor {
+            TableFactor::Derived { subquery, .. } => select_list_rewrites(subquery),
+            TableFactor::NestedJoin { table_with_joins, .. } => derived_tables_rewritten(table_with_joins),
+            _ => {}
+        }
+    }
+}
+
+fn select_list_rewrites_in(body: &mut SetExpr) {
     match body {
         SetExpr::Select(select) => {
             for item in select.projection.iter_mut() {
+                if let SelectItem::UnnamedExpr(expr) | SelectItem::ExprWithAlias { expr, .. } = item {
+                    let is_series = matches!(expr, Expr::Function(f)
+                        if f.name.to_string().to_ascii_lowercase().trim_start_matches("pg_catalog.") == "generate_series");
+                    if let Some(unnest) = is_series.then(|| parse_expr(&format!("unnest({expr})"))).flatten() {
+                        *expr = unnest;
+                    }
+                }
                 if let SelectItem::UnnamedExpr(Expr::CompoundIdentifier(parts)) = item {
                     if parts.last().is_some_and(|p| p.value.eq_ignore_ascii_case("reloptions")) {
                         *item = SelectItem::ExprWithAlias {
@@ -293,19 +317,13 @@ fn null_reloptions_in(body: &mut SetExpr) {
                 }
             }
             for table in select.from.iter_mut() {
-                for factor in
-                    std::iter::once(&mut table.relation).chain(table.joins.iter_mut().map(|j| &mut j.relation))
-                {
-                    if let TableFactor::Derived { subquery, .. } = factor {
-                        null_reloptions(subquery);
-                    }
-                }
+                derived_tables_rewritten(table);
             }
         }
-        SetExpr::Query(q) => null_reloptions(q),
+        SetExpr::Query(q) => select_list_rewrites(q),
         SetExpr::SetOperation { left, right, .. } => {
-            null_reloptions_in(left);
-            null_reloptions_in(right);
+            select_list_rewrites_in(left);
+            select_list_rewrites_in(right);
         }
         _ => {}
     }
@@ -348,6 +366,19 @@ mod tests {
     }
 
     #[test]
+    fn a_series_in_a_select_list_is_unnested() {
+        assert_eq!(
+            rewritten("SELECT * FROM (SELECT oid, generate_series(1, 3) AS i FROM c) AS r WHERE i > 1"),
+            "SELECT * FROM (SELECT oid, unnest(generate_series(1, 3)) AS i FROM c) AS r WHERE i > 1"
+        );
+        assert_eq!(
+            rewritten("SELECT r.i FROM ((SELECT generate_series(1, 2) AS i) r JOIN t ON t.a = r.i)"),
+            "SELECT r.i FROM ((SELECT unnest(generate_series(1, 2)) AS i) r JOIN t ON t.a = r.i)"
+        );
+        assert_eq!(rewritten("SELECT * FROM generate_series(1, 3)"), "SELECT * FROM generate_series(1, 3)");
+    }
+
+    #[test]
     fn function_references_compared_with_zero_compare_with_the_dash() {
         assert_eq!(
             rewritten("SELECT oid FROM pg_catalog.pg_type WHERE (typreceive != 0 OR t.typsend <> 0) AND typlen = 0"),
@@ -364,8 +395,8 @@ mod tests {
         assert_eq!(
             rewritten("SELECT conkey[i], generate_series(array_lower(conkey, 1), array_upper(conkey, 1)) FROM c"),
             "SELECT array_element(CAST(string_to_array(CAST(conkey AS TEXT), ' ') AS SMALLINT[]), (i) + 0), \
-             generate_series(array_lower(CAST(string_to_array(CAST(conkey AS TEXT), ' ') AS SMALLINT[]), 1), \
-             array_upper(CAST(string_to_array(CAST(conkey AS TEXT), ' ') AS SMALLINT[]), 1)) FROM c"
+             unnest(generate_series(array_lower(CAST(string_to_array(CAST(conkey AS TEXT), ' ') AS SMALLINT[]), 1), \
+             array_upper(CAST(string_to_array(CAST(conkey AS TEXT), ' ') AS SMALLINT[]), 1))) FROM c"
         );
         assert_eq!(rewritten("SELECT arr[1] FROM t"), "SELECT arr[1] FROM t", "other arrays are left alone");
         assert_eq!(
