@@ -20,6 +20,7 @@ mod bucket_aggregate_exec;
 mod bucket_aggregate_rule;
 mod bucket_routing_exec;
 mod event_date_rule;
+mod plan_expressions;
 mod session_time_zone_rule;
 mod single_stage_rule;
 mod text_equality_rule;

@@ -31,13 +31,14 @@ use std::sync::Arc;
 
 use datafusion::arrow::datatypes::{DataType, TimeUnit};
 use datafusion::common::config::ConfigOptions;
-use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::tree_node::Transformed;
 use datafusion::common::{DFSchema, Result};
 use datafusion::logical_expr::expr::{Cast, ScalarFunction, TryCast};
-use datafusion::logical_expr::expr_rewriter::NamePreserver;
 use datafusion::logical_expr::{Expr, ExprSchemable, LogicalPlan};
 use datafusion::optimizer::AnalyzerRule;
 use northstar_functions::is_utc_zone;
+
+use crate::plan_expressions::rewrite_expressions;
 
 /// Functions whose answer for a `timestamptz` depends on the zone it is seen in.
 const ZONED_FUNCTIONS: [&str; 3] = ["date_trunc", "date_part", "to_char"];
@@ -60,26 +61,8 @@ impl AnalyzerRule for SessionTimeZone {
     }
 }
 
-/// The schema `plan`'s expressions are written against: its inputs', or a scan's own.
-pub(crate) fn expression_schema(plan: &LogicalPlan) -> Result<DFSchema> {
-    let mut schema = DFSchema::empty();
-    for input in plan.inputs() {
-        schema.merge(input.schema());
-    }
-    if let LogicalPlan::TableScan(scan) = plan {
-        schema.merge(&DFSchema::try_from_qualified_schema(scan.table_name.clone(), &scan.source.schema())?);
-    }
-    Ok(schema)
-}
-
 fn in_zone(plan: LogicalPlan, zone: &Arc<str>) -> Result<Transformed<LogicalPlan>> {
-    let schema = expression_schema(&plan)?;
-    let names = NamePreserver::new(&plan);
-    plan.map_expressions(|expr| {
-        let name = names.save(&expr);
-        let rewritten = expr.transform_up(|e| in_zone_expr(e, &schema, zone))?;
-        Ok(if rewritten.transformed { rewritten.update_data(|e| name.restore(e)) } else { rewritten })
-    })
+    rewrite_expressions(plan, |e, schema| in_zone_expr(e, schema, zone))
 }
 
 fn in_zone_expr(expr: Expr, schema: &DFSchema, zone: &Arc<str>) -> Result<Transformed<Expr>> {

@@ -9,13 +9,14 @@
 
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::config::ConfigOptions;
-use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::tree_node::Transformed;
 use datafusion::common::{DFSchema, Result};
 use datafusion::logical_expr::expr::{Cast, TryCast};
-use datafusion::logical_expr::expr_rewriter::NamePreserver;
 use datafusion::logical_expr::{Expr, ExprSchemable, LogicalPlan};
 use datafusion::optimizer::AnalyzerRule;
 use northstar_functions::timestamp_text_udf;
+
+use crate::plan_expressions::rewrite_expressions;
 
 /// Writes casts of timestamps to text as `timestamp_text`.
 #[derive(Debug, Default)]
@@ -32,13 +33,7 @@ impl AnalyzerRule for TimestampText {
 }
 
 fn as_postgres_text(plan: LogicalPlan) -> Result<Transformed<LogicalPlan>> {
-    let schema = crate::session_time_zone_rule::expression_schema(&plan)?;
-    let names = NamePreserver::new(&plan);
-    plan.map_expressions(|expr| {
-        let name = names.save(&expr);
-        let rewritten = expr.transform_up(|e| text_of_timestamp(e, &schema))?;
-        Ok(if rewritten.transformed { rewritten.update_data(|e| name.restore(e)) } else { rewritten })
-    })
+    rewrite_expressions(plan, text_of_timestamp)
 }
 
 fn text_of_timestamp(expr: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {

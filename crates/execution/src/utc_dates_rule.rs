@@ -9,14 +9,15 @@
 //! ```
 
 use datafusion::arrow::datatypes::DataType;
-use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::tree_node::Transformed;
 use datafusion::common::{DFSchema, Result};
 use datafusion::logical_expr::expr::{Cast, TryCast};
-use datafusion::logical_expr::expr_rewriter::NamePreserver;
 use datafusion::logical_expr::{Expr, ExprSchemable, LogicalPlan};
 use datafusion::optimizer::optimizer::ApplyOrder;
 use datafusion::optimizer::{OptimizerConfig, OptimizerRule};
 use northstar_functions::{is_utc_zone, utc_date_udf};
+
+use crate::plan_expressions::rewrite_expressions;
 
 /// Rewrites casts of UTC timestamps to dates as `utc_date`.
 #[derive(Debug, Default)]
@@ -36,20 +37,7 @@ impl OptimizerRule for UtcDates {
     }
 
     fn rewrite(&self, plan: LogicalPlan, _config: &dyn OptimizerConfig) -> Result<Transformed<LogicalPlan>> {
-        // The schema the node's expressions are written against: its inputs', or a scan's own.
-        let mut schema = DFSchema::empty();
-        for input in plan.inputs() {
-            schema.merge(input.schema());
-        }
-        if let LogicalPlan::TableScan(scan) = &plan {
-            schema.merge(&DFSchema::try_from_qualified_schema(scan.table_name.clone(), &scan.source.schema())?);
-        }
-        let names = NamePreserver::new(&plan);
-        plan.map_expressions(|expr| {
-            let name = names.save(&expr);
-            let rewritten = expr.transform_up(|e| self.rewrite_cast(e, &schema))?;
-            Ok(if rewritten.transformed { rewritten.update_data(|e| name.restore(e)) } else { rewritten })
-        })
+        rewrite_expressions(plan, |e, schema| self.rewrite_cast(e, schema))
     }
 }
 
