@@ -8,6 +8,7 @@
 # streamed table (right after the stream, and after the next background compaction) against
 # the same rows bulk-imported.
 # Usage: benches/collector.sh [DURATION_SECONDS=300] [WORK_DIR=/tmp/nsbench-collector]
+# (SERVE_FLAGS adds flags to `serve`, e.g. SERVE_FLAGS="--max-commit-events 50000".)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 duration="${1:-300}"
@@ -22,11 +23,12 @@ ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 rm -rf "$work" && mkdir -p "$work"
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 pg=$(free_port); http=$(free_port)
-"$bin" serve --data "$work/streamed" --listen "127.0.0.1:$pg" --http "127.0.0.1:$http" > "$work/serve.log" 2>&1 &
+# shellcheck disable=SC2086 # SERVE_FLAGS is a list of flags
+"$bin" serve --data "$work/streamed" --listen "127.0.0.1:$pg" --http "127.0.0.1:$http" ${SERVE_FLAGS:-} > "$work/serve.log" 2>&1 &
 server=$!
 trap 'kill $server 2>/dev/null || true' EXIT
 for _ in $(seq 100); do grep -q "collecting on" "$work/serve.log" && break; sleep 0.1; done
-echo "== $duration s, $connections connections, batches of 100 events (commit $(git rev-parse --short HEAD))"
+echo "== $duration s, $connections connections, batches of 100 events (commit $(git rev-parse --short HEAD)${SERVE_FLAGS:+, serve $SERVE_FLAGS})"
 wrk -t2 -c"$connections" -d"${duration}s" --timeout 10s --latency -s benches/collector_load.lua "http://127.0.0.1:$http/batch/" | tee "$work/wrk.txt"
 curl -s "http://127.0.0.1:$http/metrics" > "$work/metrics.txt"
 grep -E "^northstar_collector_(events_committed_total|events_rejected_total|commits_total|compactions_total|events_duplicate_total) " "$work/metrics.txt"

@@ -32,7 +32,7 @@ CHECKS = {}
 
 # name -> why Northstar does not pass yet (docs/clients.md, "Known gaps").
 KNOWN_GAPS = {
-    "pgcli_completions_and_backslash_commands": "current_schemas(true) lists public first, column types come back as oids, owners as postgres, and pgcli's function list casts pg_proc's oidvector text to regtype[]",
+    "pgcli_completions_and_backslash_commands": "column types come back as oids (::regtype::text), owners as postgres, and pgcli's function list casts pg_proc's oidvector text to regtype[]",
 }
 
 
@@ -361,16 +361,21 @@ def psycopg3_named_cursor_fetches_in_batches():
 
 
 def copied_text(url, sql):
+    """The COPY's data, and its row count from the `COPY n` tag (psycopg's rowcount)."""
     with connect(url) as conn:
-        with conn.cursor().copy(sql) as copy:
-            return b"".join(copy).decode()
+        cur = conn.cursor()
+        with cur.copy(sql) as copy:
+            data = b"".join(copy).decode()
+        return {"data": data, "rowcount": cur.rowcount}
 
 
 def copied_rows(url, sql, types):
     with connect(url) as conn:
-        with conn.cursor().copy(sql) as copy:
+        cur = conn.cursor()
+        with cur.copy(sql) as copy:
             copy.set_types(types)
-            return [[plain(v) for v in r] for r in copy.rows()]
+            rows = [[plain(v) for v in r] for r in copy.rows()]
+        return {"rows": rows, "rowcount": cur.rowcount}
 
 
 @check
@@ -399,6 +404,13 @@ def copy_csv_out_of_nothing_keeps_its_header():
 
 
 @check
+def copy_binary_out_of_nothing():
+    return lambda url: copied_rows(
+        url, "COPY (SELECT user_id, event_date FROM events WHERE event = 'no such event') TO STDOUT (FORMAT binary)", ["text", "date"]
+    )
+
+
+@check
 def copy_binary_out_of_every_common_type():
     return lambda url: copied_rows(
         url,
@@ -410,6 +422,12 @@ def copy_binary_out_of_every_common_type():
 
 
 # --- session settings -----------------------------------------------------------------------
+
+
+@check
+def search_path_schemas():
+    """The schemas on the search path, as pgcli's completion and psql read them."""
+    return lambda url: rows(url, "SELECT current_schemas(true), current_schemas(false), current_schema()")
 
 
 @check

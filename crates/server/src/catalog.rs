@@ -172,7 +172,42 @@ pub async fn template_session(
     ctx.register_udf(constant("pg_type_is_visible", ScalarValue::Boolean(Some(true)), 1..=1));
     ctx.register_udf(constant("pg_function_is_visible", ScalarValue::Boolean(Some(true)), 1..=1));
     ctx.register_udf(ScalarUDF::from(PgTypeof { signature: Signature::any(1, Volatility::Immutable) }));
+    ctx.register_udf(current_schemas());
     Ok(ctx)
+}
+
+/// `current_schemas(include_implicit)` as PostgreSQL answers it on the default search path
+/// (`"$user", public`, no schema named after the role): `{pg_catalog,public}`, or `{public}`
+/// without the implicit schemas. datafusion-pg-catalog's lists `public` first and adds
+/// `information_schema`, which is not on PostgreSQL's path; pgcli completes from this list.
+fn current_schemas() -> ScalarUDF {
+    use datafusion::arrow::array::{AsArray, ListBuilder, StringBuilder};
+    use datafusion::arrow::datatypes::Field;
+    let list = DataType::List(Arc::new(Field::new("item", DataType::Utf8, true)));
+    let schemas = |args: &[ColumnarValue]| -> DfResult<ColumnarValue> {
+        let implicit = ColumnarValue::values_to_arrays(args)?;
+        let implicit = implicit[0].as_boolean();
+        let mut lists = ListBuilder::new(StringBuilder::new());
+        for row in 0..implicit.len() {
+            if implicit.is_null(row) {
+                lists.append_null();
+                continue;
+            }
+            if implicit.value(row) {
+                lists.values().append_value("pg_catalog");
+            }
+            lists.values().append_value("public");
+            lists.append(true);
+        }
+        Ok(ColumnarValue::Array(Arc::new(lists.finish())))
+    };
+    datafusion::logical_expr::create_udf(
+        "current_schemas",
+        vec![DataType::Boolean],
+        list,
+        Volatility::Stable,
+        Arc::new(schemas),
+    )
 }
 
 /// `version()` in PostgreSQL's shape: SQLAlchemy and others parse the number after "PostgreSQL".

@@ -504,7 +504,7 @@ impl Session {
                 *copy_in.lock().await = Some(copy);
                 Ok(response)
             }
-            Kind::CopyTo => self.copy_out(ast()?).await,
+            Kind::CopyTo => self.copy_out(client, ast()?).await,
             Kind::CopyFile => Err(refuse_server_file()),
             Kind::DataFusion => self.run_datafusion(client, prepared, params, format).await,
         }

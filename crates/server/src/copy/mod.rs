@@ -6,19 +6,20 @@ mod csv;
 mod options;
 mod text;
 
+use std::fmt::Debug;
 use std::io::{BufWriter, Write};
 use std::sync::Arc;
 
 use arrow_pg::datatypes::arrow_schema_to_pg_fields;
 use bytes::Bytes;
 use datafusion::sql::sqlparser::ast::{CopySource, Statement};
-use futures::{stream, StreamExt};
+use futures::{stream, Sink, SinkExt, StreamExt};
 use northstar_import::{ImportError, ImportOptions, Position};
 use pgwire::api::portal::Format;
-use pgwire::api::results::{CopyResponse, Response};
+use pgwire::api::results::{CopyResponse, Response, Tag};
 use pgwire::error::{PgWireError, PgWireResult};
-use pgwire::messages::copy::CopyData;
-use pgwire::messages::data::DataRow;
+use pgwire::messages::copy::{CopyData, CopyDone, CopyOutResponse};
+use pgwire::messages::PgWireBackendMessage;
 
 use self::options::CopyFormat;
 use crate::errors::{error, from_datafusion, internal, BAD_COPY_FORMAT, FEATURE_NOT_SUPPORTED, SYNTAX_ERROR};
@@ -88,8 +89,18 @@ impl Session {
         Ok((Response::CopyIn(CopyResponse::new(0, count, stream::empty())), copy))
     }
 
-    /// `COPY table|(query) TO STDOUT`: the result streamed as CopyData lines.
-    pub async fn copy_out(&self, statement: &Statement) -> PgWireResult<Response> {
+    /// `COPY table|(query) TO STDOUT`: the result streamed as CopyData lines, then tagged
+    /// `COPY n` with n the rows sent. Sent here rather than through pgwire's `CopyOut` response,
+    /// which tags the COPY with its count of data messages: a CSV header or a binary signature
+    /// alone made an empty result's tag `COPY 1` (psycopg's `rowcount`), where PostgreSQL says
+    /// `COPY 0`. An error after the first rows ends the COPY with an ErrorResponse, as
+    /// PostgreSQL does.
+    pub async fn copy_out<C>(&self, client: &mut C, statement: &Statement) -> PgWireResult<Response>
+    where
+        C: Sink<PgWireBackendMessage> + Unpin + Send,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
         let (source, format) = copy_parts(statement)?;
         let sql = match source {
             CopySource::Table { table_name, columns } if columns.is_empty() => format!("SELECT * FROM {table_name}"),
@@ -106,36 +117,37 @@ impl Session {
         let df = limits.run(async { self.ctx.sql(&sql).await.map_err(from_datafusion) }).await?;
         let row_format = if format.binary { Format::UnifiedBinary } else { Format::UnifiedText };
         let fields = Arc::new(arrow_schema_to_pg_fields(df.schema().as_arrow(), &row_format, None)?);
+        let columns = fields.len() as i16;
         // The CSV header or the binary signature goes with the first row, or alone when there
-        // is none (pgwire then tags the COPY with 1 row: it counts CopyData messages). The
-        // binary trailer goes with the signature when there are no rows, as PostgreSQL sends
-        // it: tokio-postgres (ConnectorX) reads the signature and a tuple count from one
-        // message and failed on a signature alone.
-        let prefix = Arc::new(std::sync::Mutex::new(format.prefix(fields.iter().map(|f| f.name().to_string()))));
-        let unsent = prefix.clone();
-        let count = fields.len();
-        let binary = format.binary;
+        // is none. The binary trailer goes with the signature when there are no rows, as
+        // PostgreSQL sends it: tokio-postgres (ConnectorX) reads the signature and a tuple
+        // count from one message and failed on a signature alone.
+        let mut prefix = format.prefix(fields.iter().map(|f| f.name().to_string()));
         // Through `start_stream`, as query results: planned under the limits, timestamps shown
         // in the session's time zone.
         let batches = crate::result_stream::start_stream(&limits, df).await?;
-        let lines = encoded_ahead(fields, limits.stream(batches.map(|b| b.map_err(from_datafusion))))
-            .map(move |row: PgWireResult<DataRow>| {
-                let mut line = prefix.lock().map_err(internal)?.take().unwrap_or_default();
-                format.encode_row(&row?, &mut line);
-                Ok(CopyData::new(Bytes::from(line)))
-            })
-            .chain(stream::iter([()]).filter_map(move |()| {
-                let mut last = unsent.lock().map(|mut p| p.take()).unwrap_or_default();
-                if binary {
-                    last.get_or_insert_with(Vec::new).extend_from_slice(&BINARY_TRAILER);
-                }
-                futures::future::ready(last.map(|p| Ok(CopyData::new(Bytes::from(p)))))
-            }));
-        // Made as text, then marked binary: `CopyResponse::new` of a binary response adds the
-        // trailer as a message of its own.
-        let mut response = CopyResponse::new(0, count, lines);
-        response.format = binary as i8;
-        Ok(Response::CopyOut(response))
+        let mut rows =
+            std::pin::pin!(encoded_ahead(fields, limits.stream(batches.map(|b| b.map_err(from_datafusion)))));
+        let binary = format.binary as i8;
+        let column_formats = vec![binary as i16; columns as usize];
+        client
+            .feed(PgWireBackendMessage::CopyOutResponse(CopyOutResponse::new(binary, columns, column_formats)))
+            .await?;
+        let mut sent = 0;
+        while let Some(row) = rows.next().await {
+            let mut line = prefix.take().unwrap_or_default();
+            format.encode_row(&row?, &mut line);
+            client.feed(PgWireBackendMessage::CopyData(CopyData::new(Bytes::from(line)))).await?;
+            sent += 1;
+        }
+        if format.binary {
+            prefix.get_or_insert_with(Vec::new).extend_from_slice(&BINARY_TRAILER);
+        }
+        if let Some(last) = prefix {
+            client.feed(PgWireBackendMessage::CopyData(CopyData::new(Bytes::from(last)))).await?;
+        }
+        client.feed(PgWireBackendMessage::CopyDone(CopyDone::new())).await?;
+        Ok(Response::Execution(Tag::new("COPY").with_rows(sent)))
     }
 
     /// Imports the spooled data in one commit; returns the number of rows.
