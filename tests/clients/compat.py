@@ -404,6 +404,17 @@ def copy_csv_out_of_nothing_keeps_its_header():
 
 
 @check
+def copy_out_among_other_statements_of_one_query():
+    """psql -c with several statements is one simple query: each result, COPY rows and tags
+    included, in statement order (a COPY after a SELECT, and one before)."""
+    copy = "COPY (SELECT user_id FROM events ORDER BY event_time, user_id, event LIMIT 2) TO STDOUT"
+    return lambda url: [
+        psql(url, "-c", f"SELECT 1 AS one; {copy}; SELECT 2 AS two"),
+        psql(url, "-c", f"{copy}; SELECT 3 AS three"),
+    ]
+
+
+@check
 def copy_binary_out_of_nothing():
     return lambda url: copied_rows(
         url, "COPY (SELECT user_id, event_date FROM events WHERE event = 'no such event') TO STDOUT (FORMAT binary)", ["text", "date"]

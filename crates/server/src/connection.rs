@@ -266,6 +266,7 @@ impl SimpleQueryHandler for Connection {
         let statements = self.parser.split(query)?;
         let mut responses = Vec::with_capacity(statements.len());
         for prepared in statements {
+            session.earlier_results_unsent.store(!responses.is_empty(), Ordering::Relaxed);
             match session.execute(client, &prepared, None, &Format::UnifiedText, &self.copy_in).await {
                 Ok(response) => responses.push(response),
                 Err(e) if responses.is_empty() => return Err(e),
@@ -276,6 +277,7 @@ impl SimpleQueryHandler for Connection {
                 }
             }
         }
+        session.earlier_results_unsent.store(false, Ordering::Relaxed);
         if responses.is_empty() {
             responses.push(Response::EmptyQuery);
         }

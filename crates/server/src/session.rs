@@ -92,6 +92,10 @@ pub struct Session {
     pub cursors: tokio::sync::Mutex<HashMap<String, OpenCursor>>,
     /// Tables this session made with `CREATE TEMPORARY TABLE`: dropped when it ends.
     temporary_tables: Mutex<Vec<(String, Weak<dyn TableProvider>)>>,
+    /// Set by the simple-query loop while earlier statements of the same query string have
+    /// results pgwire has not sent yet (it sends them once every statement has run): a
+    /// `COPY … TO STDOUT` then leaves its rows to pgwire too, so they come after them.
+    pub earlier_results_unsent: std::sync::atomic::AtomicBool,
 }
 
 impl Session {
@@ -145,6 +149,7 @@ impl Session {
             prepared: Mutex::default(),
             cursors: Default::default(),
             temporary_tables: Mutex::default(),
+            earlier_results_unsent: Default::default(),
         };
         session.apply_time_zone()?;
         Ok(session)

@@ -13,12 +13,13 @@ use std::sync::Arc;
 use arrow_pg::datatypes::arrow_schema_to_pg_fields;
 use bytes::Bytes;
 use datafusion::sql::sqlparser::ast::{CopySource, Statement};
-use futures::{stream, Sink, SinkExt, StreamExt};
+use futures::{stream, Sink, SinkExt, Stream, StreamExt};
 use northstar_import::{ImportError, ImportOptions, Position};
 use pgwire::api::portal::Format;
 use pgwire::api::results::{CopyResponse, Response, Tag};
 use pgwire::error::{PgWireError, PgWireResult};
 use pgwire::messages::copy::{CopyData, CopyDone, CopyOutResponse};
+use pgwire::messages::data::DataRow;
 use pgwire::messages::PgWireBackendMessage;
 
 use self::options::CopyFormat;
@@ -65,6 +66,40 @@ pub fn refuse_server_file() -> PgWireError {
 /// The binary format's end: a tuple count of -1.
 const BINARY_TRAILER: [u8; 2] = [0xFF, 0xFF];
 
+/// A COPY TO's CopyData messages, each with whether it holds a row. The CSV header or the
+/// binary signature (`prefix`) goes with the first row, or alone when there is none; the
+/// binary trailer goes last, with the signature when there are no rows, as PostgreSQL sends
+/// it: tokio-postgres (ConnectorX) reads the signature and a tuple count from one message and
+/// failed on a signature alone. An error ends the messages.
+fn copy_lines(
+    format: Arc<CopyFormat>,
+    prefix: Option<Vec<u8>>,
+    rows: impl Stream<Item = PgWireResult<DataRow>> + Send + 'static,
+) -> impl Stream<Item = PgWireResult<(CopyData, bool)>> + Send + 'static {
+    stream::unfold((Box::pin(rows), prefix, false), move |(mut rows, mut prefix, ended)| {
+        let format = format.clone();
+        async move {
+            if ended {
+                return None;
+            }
+            match rows.next().await {
+                Some(Ok(row)) => {
+                    let mut line = prefix.take().unwrap_or_default();
+                    format.encode_row(&row, &mut line);
+                    Some((Ok((CopyData::new(Bytes::from(line)), true)), (rows, None, false)))
+                }
+                Some(Err(e)) => Some((Err(e), (rows, None, true))),
+                None => {
+                    if format.binary {
+                        prefix.get_or_insert_with(Vec::new).extend_from_slice(&BINARY_TRAILER);
+                    }
+                    prefix.map(|last| (Ok((CopyData::new(Bytes::from(last)), false)), (rows, None, true)))
+                }
+            }
+        }
+    })
+}
+
 impl Session {
     /// Starts `COPY … FROM STDIN`: answers CopyInResponse; the data follows in CopyData.
     pub async fn copy_in_start(&self, statement: &Statement) -> PgWireResult<(Response, CopyIn)> {
@@ -94,7 +129,8 @@ impl Session {
     /// which tags the COPY with its count of data messages: a CSV header or a binary signature
     /// alone made an empty result's tag `COPY 1` (psycopg's `rowcount`), where PostgreSQL says
     /// `COPY 0`. An error after the first rows ends the COPY with an ErrorResponse, as
-    /// PostgreSQL does.
+    /// PostgreSQL does. After earlier statements of the same simple query, whose results
+    /// pgwire sends once all have run, the rows go through pgwire's response after them.
     pub async fn copy_out<C>(&self, client: &mut C, statement: &Statement) -> PgWireResult<Response>
     where
         C: Sink<PgWireBackendMessage> + Unpin + Send,
@@ -118,33 +154,30 @@ impl Session {
         let row_format = if format.binary { Format::UnifiedBinary } else { Format::UnifiedText };
         let fields = Arc::new(arrow_schema_to_pg_fields(df.schema().as_arrow(), &row_format, None)?);
         let columns = fields.len() as i16;
-        // The CSV header or the binary signature goes with the first row, or alone when there
-        // is none. The binary trailer goes with the signature when there are no rows, as
-        // PostgreSQL sends it: tokio-postgres (ConnectorX) reads the signature and a tuple
-        // count from one message and failed on a signature alone.
-        let mut prefix = format.prefix(fields.iter().map(|f| f.name().to_string()));
+        let prefix = format.prefix(fields.iter().map(|f| f.name().to_string()));
+        let binary = format.binary as i8;
         // Through `start_stream`, as query results: planned under the limits, timestamps shown
         // in the session's time zone.
         let batches = crate::result_stream::start_stream(&limits, df).await?;
-        let mut rows =
-            std::pin::pin!(encoded_ahead(fields, limits.stream(batches.map(|b| b.map_err(from_datafusion)))));
-        let binary = format.binary as i8;
+        let rows = encoded_ahead(fields, limits.stream(batches.map(|b| b.map_err(from_datafusion))));
+        let lines = copy_lines(Arc::new(format), prefix, rows);
+        if self.earlier_results_unsent.load(std::sync::atomic::Ordering::Relaxed) {
+            // Made as text, then marked binary: `CopyResponse::new` of a binary response adds
+            // the trailer as a message of its own. pgwire tags it with its count of messages.
+            let mut response = CopyResponse::new(0, columns as usize, lines.map(|line| line.map(|(data, _)| data)));
+            response.format = binary;
+            return Ok(Response::CopyOut(response));
+        }
         let column_formats = vec![binary as i16; columns as usize];
         client
             .feed(PgWireBackendMessage::CopyOutResponse(CopyOutResponse::new(binary, columns, column_formats)))
             .await?;
+        let mut lines = std::pin::pin!(lines);
         let mut sent = 0;
-        while let Some(row) = rows.next().await {
-            let mut line = prefix.take().unwrap_or_default();
-            format.encode_row(&row?, &mut line);
-            client.feed(PgWireBackendMessage::CopyData(CopyData::new(Bytes::from(line)))).await?;
-            sent += 1;
-        }
-        if format.binary {
-            prefix.get_or_insert_with(Vec::new).extend_from_slice(&BINARY_TRAILER);
-        }
-        if let Some(last) = prefix {
-            client.feed(PgWireBackendMessage::CopyData(CopyData::new(Bytes::from(last)))).await?;
+        while let Some(line) = lines.next().await {
+            let (data, is_row) = line?;
+            sent += is_row as usize;
+            client.feed(PgWireBackendMessage::CopyData(data)).await?;
         }
         client.feed(PgWireBackendMessage::CopyDone(CopyDone::new())).await?;
         Ok(Response::Execution(Tag::new("COPY").with_rows(sent)))
