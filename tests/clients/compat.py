@@ -31,9 +31,7 @@ from sqlalchemy import inspect, text
 CHECKS = {}
 
 # name -> why Northstar does not pass yet (docs/clients.md, "Known gaps").
-KNOWN_GAPS = {
-    "pgcli_completions_and_backslash_commands": "column types come back as oids (::regtype::text), owners as postgres, and pgcli's function list casts pg_proc's oidvector text to regtype[]",
-}
+KNOWN_GAPS = {}
 
 
 def check(f):
@@ -703,7 +701,13 @@ if importlib.util.find_spec("pgcli"):  # .venv only
                     "table_columns": public(executor.table_columns()),
                     "view_columns": public(executor.view_columns()),
                     "foreignkeys": public(executor.foreignkeys()),
-                    "functions": sorted(f.func_name for f in executor.functions() if f.schema_name == "public"),
+                    # Northstar's own functions are in `public`, where PostgreSQL has none:
+                    # compared are built-ins both have, with argument and result types.
+                    "functions": sorted(
+                        (f.func_name, tuple(f.arg_types or ()), f.return_type)
+                        for f in executor.functions()
+                        if f.schema_name == "pg_catalog" and f.func_name in ("upper", "now", "length", "date_trunc", "abs")
+                    ),
                     "datatypes": public(executor.datatypes()),
                 }
                 special = PGSpecial()

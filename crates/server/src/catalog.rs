@@ -163,6 +163,9 @@ pub async fn template_session(
     ctx.register_udf(constant("col_description", ScalarValue::Utf8(None), 2..=2));
     ctx.register_udf(constant("shobj_description", ScalarValue::Utf8(None), 2..=2));
     ctx.register_udf(constant("pg_get_indexdef", ScalarValue::Utf8(None), 1..=3));
+    // No column default, index expression or argument default exists whose expression tree it
+    // could print (datafusion-pg-catalog's answered '' even for NULL; pgcli shows that).
+    ctx.register_udf(constant("pg_get_expr", ScalarValue::Utf8(None), 2..=3));
     // No column is backed by a sequence (SQLAlchemy and pgjdbc ask for each column).
     ctx.register_udf(constant("pg_get_serial_sequence", ScalarValue::Utf8(None), 2..=2));
     // No session has a temporary schema of its own (temporary tables live in `public`):

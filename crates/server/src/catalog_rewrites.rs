@@ -8,6 +8,8 @@
 //!   DataFusion has no set-returning functions in the select list but zips `unnest`s the same
 //!   way, so it becomes `unnest(generate_series(1, cardinality(arr)))` (one dimension).
 //! - `x::name` becomes `x::text`: PostgreSQL's identifier type, unknown to DataFusion.
+//! - `x::regtype::text` and `x::regtype[]::text[]` (pgcli) become the type names, not the
+//!   oids datafusion-pg-catalog's integer `regtype` would print.
 //! - `generate_series(…)` as a select-list item (psqlODBC's foreign keys number `conkey` so)
 //!   becomes `unnest(generate_series(…))`: DataFusion's set-returning items are `unnest`s.
 //! - psqlODBC's key queries subscript the vector columns (`i.indkey[n]`, from 0 as in
@@ -20,6 +22,7 @@
 //!   from `pg_views` (relations.rs), looked up by the view's oid in `pg_class` as a scalar
 //!   subquery — an aggregate, so DataFusion can decorrelate it for `pg_get_viewdef(c.oid)`;
 //!   NULL for an oid that is not a view, as PostgreSQL answers.
+//! - `pg_get_userbyid(owner)` is the session's role: Northstar has no object owners.
 //! - `pg_class` has no `reloptions` (storage parameters; Northstar has none), which SQLAlchemy's
 //!   index reflection selects: a selected `….reloptions` becomes a NULL column of that name,
 //!   and any other use of it (psql's `\d+`) a NULL text array.
@@ -66,6 +69,7 @@ pub fn rewrite_catalog_queries(mut statement: Statement) -> Statement {
                 interval_times_number(left, right).or_else(|| interval_times_number(right, left))
             }
             Expr::CompoundFieldAccess { root, access_chain } => vector_element(root, access_chain),
+            Expr::Cast { expr: operand, data_type, .. } => regtype_as_text(operand, data_type),
             _ => None,
         };
         if let Some(replacement) = replacement {
@@ -220,6 +224,10 @@ fn function_replacement(function: &Function) -> Option<Expr> {
         "array_contains" | "array_has" if vector && args.len() == 2 => {
             format!("{name}({}, {})", vector_array(first, Some("SMALLINT")), args[1])
         }
+        // Northstar has no object owners (every writer may change every table): each session
+        // sees its own role as the owner, as a database with one role shows (psql's and
+        // pgcli's `\dt`). docs/clients.md.
+        "pg_get_userbyid" => "session_user()".to_string(),
         "pg_get_viewdef" => format!(
             "(SELECT max(v.definition) FROM pg_catalog.pg_views v JOIN pg_catalog.pg_namespace n ON n.nspname = v.schemaname \
              JOIN pg_catalog.pg_class c ON c.relname = v.viewname AND c.relnamespace = n.oid WHERE c.oid = ({first}))"
@@ -240,6 +248,41 @@ fn name_as_text(expr: &mut Expr) {
             }
         }
     }
+}
+
+/// `x::regtype::text` → `regtype_text(x)` and `x::regtype[]::text[]` →
+/// `regtype_array_text(x)`, also for each argument of a `COALESCE` cast so (pgcli's column
+/// and function listings): datafusion-pg-catalog plans `regtype` as a plain integer, so the
+/// text would be the oid where PostgreSQL prints the type's name.
+fn regtype_as_text(operand: &Expr, target: &DataType) -> Option<Expr> {
+    let type_name = |t: &DataType| t.to_string().to_ascii_lowercase().trim_start_matches("pg_catalog.").to_string();
+    let function = match type_name(target).as_str() {
+        "text" => crate::function_catalog::REGTYPE_TEXT,
+        "text[]" => crate::function_catalog::REGTYPE_ARRAY_TEXT,
+        _ => return None,
+    };
+    let regtype = if function == crate::function_catalog::REGTYPE_TEXT { "regtype" } else { "regtype[]" };
+    let oids = |e: &Expr| match e {
+        Expr::Cast { expr, data_type, .. } if type_name(data_type) == regtype => Some(expr.to_string()),
+        _ => None,
+    };
+    if let Some(oids) = oids(operand) {
+        return parse_expr(&format!("{function}({oids})"));
+    }
+    let Expr::Function(coalesce) = operand else { return None };
+    if !coalesce.name.to_string().eq_ignore_ascii_case("coalesce") {
+        return None;
+    }
+    let FunctionArguments::List(list) = &coalesce.args else { return None };
+    let each = list
+        .args
+        .iter()
+        .map(|a| match a {
+            FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => oids(e).map(|oids| format!("{function}({oids})")),
+            _ => None,
+        })
+        .collect::<Option<Vec<_>>>()?;
+    parse_expr(&format!("coalesce({})", each.join(", ")))
 }
 
 /// `flag = 't'` → `flag = true` for catalog flags, named so in PostgreSQL's catalogs.
@@ -376,6 +419,23 @@ mod tests {
             "SELECT r.i FROM ((SELECT unnest(generate_series(1, 2)) AS i) r JOIN t ON t.a = r.i)"
         );
         assert_eq!(rewritten("SELECT * FROM generate_series(1, 3)"), "SELECT * FROM generate_series(1, 3)");
+    }
+
+    #[test]
+    fn regtype_text_is_the_type_name() {
+        assert_eq!(
+            rewritten("SELECT prorettype::regtype::text FROM pg_proc"),
+            "SELECT regtype_text(prorettype) FROM pg_proc"
+        );
+        assert_eq!(
+            rewritten("SELECT COALESCE(proallargtypes::regtype[], proargtypes::regtype[])::text[] FROM pg_proc"),
+            "SELECT coalesce(regtype_array_text(proallargtypes), regtype_array_text(proargtypes)) FROM pg_proc"
+        );
+        // Compared as a regtype (an oid), it stays one.
+        assert_eq!(
+            rewritten("SELECT 1 WHERE p.prorettype::regtype <> 'trigger'::regtype"),
+            "SELECT 1 WHERE p.prorettype::regtype <> 'trigger'::regtype"
+        );
     }
 
     #[test]

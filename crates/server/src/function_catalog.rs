@@ -16,11 +16,11 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, Float32Array, Int16Array, Int32Array, ListBuilder, RecordBatch,
-    StringArray, StringBuilder,
+    Array, ArrayRef, AsArray, BooleanArray, Float32Array, Int16Array, Int32Array, Int32Builder, ListBuilder,
+    RecordBatch, StringArray, StringBuilder,
 };
 use datafusion::arrow::compute::{cast, concat_batches};
-use datafusion::arrow::datatypes::{DataType, Field, Int32Type, IntervalUnit, Schema, SchemaRef, TimeUnit};
+use datafusion::arrow::datatypes::{DataType, Field, Int32Type, Int64Type, IntervalUnit, Schema, SchemaRef, TimeUnit};
 use datafusion::catalog::{MemTable, SchemaProvider, TableProvider};
 use datafusion::common::{exec_err, DataFusionError, Result as DfResult, ScalarValue};
 use datafusion::logical_expr::function::WindowUDFFieldArgs;
@@ -218,6 +218,7 @@ pub async fn register(ctx: &SessionContext, catalog: &str) -> DfResult<()> {
     let texts = function_texts(&pg_proc, &type_names, &functions);
     let descriptions = descriptions(&pg_description);
     let pg_proc = with_text_arrays(&pg_proc, &["proacl", "proargnames", "proargmodes"])?;
+    let pg_proc = with_oid_arrays(&pg_proc, &["proallargtypes"])?;
 
     let wrapped = PgCatalogWithFunctions {
         inner,
@@ -234,6 +235,9 @@ pub async fn register(ctx: &SessionContext, catalog: &str) -> DfResult<()> {
     // No function here has a SQL-standard body (`prosqlbody`): NULL, as PostgreSQL returns.
     ctx.register_udf(OidText::udf("pg_get_function_sqlbody", HashMap::new()));
     ctx.register_udf(ScalarUDF::from(ObjDescription::new(descriptions)));
+    let type_names: HashMap<i64, String> = type_names.into_iter().map(|(oid, name)| (oid as i64, name)).collect();
+    ctx.register_udf(RegtypeText::udf(REGTYPE_TEXT, type_names.clone(), false));
+    ctx.register_udf(RegtypeText::udf(REGTYPE_ARRAY_TEXT, type_names, true));
     Ok(())
 }
 
@@ -248,7 +252,7 @@ async fn public_namespace_oid(pg_catalog: &dyn SchemaProvider) -> DfResult<i32> 
             continue;
         };
         let (oids, names) = (cast(oids, &DataType::Int64)?, cast(names, &DataType::Utf8)?);
-        let (oids, names) = (oids.as_primitive::<datafusion::arrow::datatypes::Int64Type>(), names.as_string::<i32>());
+        let (oids, names) = (oids.as_primitive::<Int64Type>(), names.as_string::<i32>());
         if let Some(i) = (0..batch.num_rows()).find(|&i| names.value(i) == "public") {
             return Ok(oids.value(i) as i32);
         }
@@ -434,9 +438,11 @@ fn with_text_arrays(batch: &RecordBatch, columns: &[&str]) -> DfResult<RecordBat
             match text {
                 None => lists.append_null(),
                 Some(text) => {
-                    let inner = text.trim().trim_start_matches('{').trim_end_matches('}');
-                    for item in inner.split(',').filter(|i| !i.is_empty()) {
-                        lists.values().append_value(item.trim_matches('"'));
+                    // `{a,b}` as PostgreSQL prints arrays, or `['a', 'b']` as some of
+                    // datafusion-pg-catalog's seed rows hold them.
+                    let inner = text.trim().trim_start_matches(['{', '[']).trim_end_matches(['}', ']']);
+                    for item in inner.split(',').map(|i| i.trim().trim_matches(['"', '\''])).filter(|i| !i.is_empty()) {
+                        lists.values().append_value(item);
                     }
                     lists.append(true);
                 }
@@ -449,6 +455,43 @@ fn with_text_arrays(batch: &RecordBatch, columns: &[&str]) -> DfResult<RecordBat
         arrays.push(list);
     }
     Ok(RecordBatch::try_new(Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone())), arrays)?)
+}
+
+/// `columns` of `batch`, text in datafusion-pg-catalog (`[1034, 26]`), as oid arrays
+/// (`oid[]` in PostgreSQL: `pg_proc.proallargtypes`).
+fn with_oid_arrays(batch: &RecordBatch, columns: &[&str]) -> DfResult<RecordBatch> {
+    let schema = batch.schema();
+    let mut fields = Vec::new();
+    let mut arrays = Vec::new();
+    for (field, array) in schema.fields().iter().zip(batch.columns()) {
+        if !columns.contains(&field.name().as_str()) || field.data_type() != &DataType::Utf8 {
+            fields.push(field.clone());
+            arrays.push(array.clone());
+            continue;
+        }
+        let mut lists = ListBuilder::new(Int32Builder::new());
+        for text in array.as_string::<i32>().iter() {
+            match text {
+                None => lists.append_null(),
+                Some(text) => {
+                    lists.values().extend(oids_in_text(text).map(|oid| Some(oid as i32)));
+                    lists.append(true);
+                }
+            }
+        }
+        let list: ArrayRef = Arc::new(lists.finish());
+        fields.push(Arc::new(
+            Field::new(field.name(), list.data_type().clone(), true).with_metadata(field.metadata().clone()),
+        ));
+        arrays.push(list);
+    }
+    Ok(RecordBatch::try_new(Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone())), arrays)?)
+}
+
+/// The oids of a vector's text, however it is written: `23 25` (oidvector), `{23,25}`,
+/// `[23, 25]`.
+fn oids_in_text(text: &str) -> impl Iterator<Item = i64> + '_ {
+    text.split(|c: char| !c.is_ascii_digit()).filter_map(|n| n.parse().ok())
 }
 
 /// `(classoid, objoid) → description` of the object-level rows of `pg_description`.
@@ -498,8 +541,96 @@ impl SchemaProvider for PgCatalogWithFunctions {
 /// Reads an oid argument of any integer type as `i64`, NULL where it is NULL.
 fn oids(value: &ColumnarValue, rows: usize) -> DfResult<Vec<Option<i64>>> {
     let array = cast(&value.to_array(rows)?, &DataType::Int64)?;
-    let array = array.as_primitive::<datafusion::arrow::datatypes::Int64Type>();
+    let array = array.as_primitive::<Int64Type>();
     Ok(array.iter().collect())
+}
+
+/// What `x::regtype::text` and `x::regtype[]::text[]` become (catalog_rewrites.rs):
+/// datafusion-pg-catalog plans `regtype` as a plain integer, so its text would be the number.
+pub const REGTYPE_TEXT: &str = "regtype_text";
+pub const REGTYPE_ARRAY_TEXT: &str = "regtype_array_text";
+
+/// A type oid (or a vector of them, as text or as an array) as PostgreSQL prints a
+/// `regtype`: the type's SQL name (`integer`, `text[]`), or the number for an oid that names
+/// no type.
+#[derive(Debug)]
+struct RegtypeText {
+    name: &'static str,
+    names: HashMap<i64, String>,
+    array: bool,
+    signature: Signature,
+}
+
+impl RegtypeText {
+    fn udf(name: &'static str, names: HashMap<i64, String>, array: bool) -> ScalarUDF {
+        ScalarUDF::from(RegtypeText { name, names, array, signature: Signature::any(1, Volatility::Stable) })
+    }
+
+    fn text(&self, oid: i64) -> String {
+        match self.names.get(&oid).map(String::as_str) {
+            // Names that are also keywords, quoted as PostgreSQL prints them.
+            Some(name @ ("any" | "char")) => format!("\"{name}\""),
+            Some(name) => name.to_string(),
+            None => oid.to_string(),
+        }
+    }
+}
+
+impl PartialEq for RegtypeText {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name && self.names.len() == other.names.len()
+    }
+}
+impl Eq for RegtypeText {}
+impl Hash for RegtypeText {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.name.hash(state)
+    }
+}
+
+impl ScalarUDFImpl for RegtypeText {
+    fn name(&self) -> &str {
+        self.name
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _: &[DataType]) -> DfResult<DataType> {
+        Ok(if self.array { DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))) } else { DataType::Utf8 })
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        if !self.array {
+            let texts: StringArray =
+                oids(&args.args[0], args.number_rows)?.into_iter().map(|oid| oid.map(|oid| self.text(oid))).collect();
+            return Ok(ColumnarValue::Array(Arc::new(texts)));
+        }
+        let vectors = args.args[0].to_array(args.number_rows)?;
+        let mut lists = ListBuilder::new(StringBuilder::new());
+        let mut append = |oids: Option<Vec<i64>>| match oids {
+            None => lists.append_null(),
+            Some(oids) => {
+                for oid in oids {
+                    lists.values().append_value(self.text(oid));
+                }
+                lists.append(true);
+            }
+        };
+        match vectors.data_type() {
+            DataType::List(_) => {
+                let vectors = cast(&vectors, &DataType::List(Arc::new(Field::new("item", DataType::Int64, true))))?;
+                for vector in vectors.as_list::<i32>().iter() {
+                    append(vector.map(|v| v.as_primitive::<Int64Type>().iter().flatten().collect()));
+                }
+            }
+            _ => {
+                let vectors = cast(&vectors, &DataType::Utf8)?;
+                for vector in vectors.as_string::<i32>().iter() {
+                    append(vector.map(|v| oids_in_text(v).collect()));
+                }
+            }
+        }
+        Ok(ColumnarValue::Array(Arc::new(lists.finish())))
+    }
 }
 
 /// A text looked up by an object's oid (`pg_get_function_result` and its kin): NULL for an
