@@ -236,8 +236,8 @@ pub async fn register(ctx: &SessionContext, catalog: &str) -> DfResult<()> {
     ctx.register_udf(OidText::udf("pg_get_function_sqlbody", HashMap::new()));
     ctx.register_udf(ScalarUDF::from(ObjDescription::new(descriptions)));
     let type_names: HashMap<i64, String> = type_names.into_iter().map(|(oid, name)| (oid as i64, name)).collect();
-    ctx.register_udf(RegtypeText::udf(REGTYPE_TEXT, type_names.clone(), false));
-    ctx.register_udf(RegtypeText::udf(REGTYPE_ARRAY_TEXT, type_names, true));
+    ctx.register_udf(OidText::of_form(REGTYPE_TEXT, type_names.clone(), OidTextForm::TypeName));
+    ctx.register_udf(OidText::of_form(REGTYPE_ARRAY_TEXT, type_names, OidTextForm::TypeNames));
     Ok(())
 }
 
@@ -423,16 +423,7 @@ fn function_texts(pg_proc: &RecordBatch, type_names: &HashMap<i32, String>, ours
 /// into lists of text: PostgreSQL's types (`aclitem[]`, `text[]`, `"char"[]`), which clients
 /// pass to array functions (`psql \df+` calls `array_to_string(p.proacl, …)`).
 fn with_text_arrays(batch: &RecordBatch, columns: &[&str]) -> DfResult<RecordBatch> {
-    let schema = batch.schema();
-    let mut fields = Vec::new();
-    let mut arrays = Vec::new();
-    for (field, array) in schema.fields().iter().zip(batch.columns()) {
-        if !columns.contains(&field.name().as_str()) || field.data_type() != &DataType::Utf8 {
-            fields.push(field.clone());
-            arrays.push(array.clone());
-            continue;
-        }
-        let texts = array.as_string::<i32>();
+    with_columns_as_lists(batch, columns, |texts| {
         let mut lists = ListBuilder::new(StringBuilder::new());
         for text in texts.iter() {
             match text {
@@ -448,18 +439,34 @@ fn with_text_arrays(batch: &RecordBatch, columns: &[&str]) -> DfResult<RecordBat
                 }
             }
         }
-        let list: ArrayRef = Arc::new(lists.finish());
-        fields.push(Arc::new(
-            Field::new(field.name(), list.data_type().clone(), true).with_metadata(field.metadata().clone()),
-        ));
-        arrays.push(list);
-    }
-    Ok(RecordBatch::try_new(Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone())), arrays)?)
+        Arc::new(lists.finish())
+    })
 }
 
 /// `columns` of `batch`, text in datafusion-pg-catalog (`[1034, 26]`), as oid arrays
 /// (`oid[]` in PostgreSQL: `pg_proc.proallargtypes`).
 fn with_oid_arrays(batch: &RecordBatch, columns: &[&str]) -> DfResult<RecordBatch> {
+    with_columns_as_lists(batch, columns, |texts| {
+        let mut lists = ListBuilder::new(Int32Builder::new());
+        for text in texts.iter() {
+            match text {
+                None => lists.append_null(),
+                Some(text) => {
+                    lists.values().extend(oids_in_text(text).map(|oid| Some(oid as i32)));
+                    lists.append(true);
+                }
+            }
+        }
+        Arc::new(lists.finish())
+    })
+}
+
+/// `batch` with each of the named text columns replaced by `to_list` of it.
+fn with_columns_as_lists(
+    batch: &RecordBatch,
+    columns: &[&str],
+    to_list: impl Fn(&StringArray) -> ArrayRef,
+) -> DfResult<RecordBatch> {
     let schema = batch.schema();
     let mut fields = Vec::new();
     let mut arrays = Vec::new();
@@ -469,17 +476,7 @@ fn with_oid_arrays(batch: &RecordBatch, columns: &[&str]) -> DfResult<RecordBatc
             arrays.push(array.clone());
             continue;
         }
-        let mut lists = ListBuilder::new(Int32Builder::new());
-        for text in array.as_string::<i32>().iter() {
-            match text {
-                None => lists.append_null(),
-                Some(text) => {
-                    lists.values().extend(oids_in_text(text).map(|oid| Some(oid as i32)));
-                    lists.append(true);
-                }
-            }
-        }
-        let list: ArrayRef = Arc::new(lists.finish());
+        let list = to_list(array.as_string::<i32>());
         fields.push(Arc::new(
             Field::new(field.name(), list.data_type().clone(), true).with_metadata(field.metadata().clone()),
         ));
@@ -550,107 +547,75 @@ fn oids(value: &ColumnarValue, rows: usize) -> DfResult<Vec<Option<i64>>> {
 pub const REGTYPE_TEXT: &str = "regtype_text";
 pub const REGTYPE_ARRAY_TEXT: &str = "regtype_array_text";
 
-/// A type oid (or a vector of them, as text or as an array) as PostgreSQL prints a
-/// `regtype`: the type's SQL name (`integer`, `text[]`), or the number for an oid that names
-/// no type.
+/// What an [`OidText`] function answers for an oid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OidTextForm {
+    /// The object's text, NULL for an oid that names none (`pg_get_function_result` …).
+    Object,
+    /// A type oid as PostgreSQL prints a `regtype`: the type's SQL name (`integer`,
+    /// `text[]`), the number for an oid that names no type.
+    TypeName,
+    /// A vector of type oids (text `23 25`, `{23,25}`, or an array) as `regtype[]::text[]`.
+    TypeNames,
+}
+
+/// A text looked up by an object's oid: `pg_get_function_result` and its kin, and the type
+/// names of `regtype` casts.
 #[derive(Debug)]
-struct RegtypeText {
+struct OidText {
     name: &'static str,
-    names: HashMap<i64, String>,
-    array: bool,
+    texts: HashMap<i64, String>,
+    form: OidTextForm,
     signature: Signature,
 }
 
-impl RegtypeText {
-    fn udf(name: &'static str, names: HashMap<i64, String>, array: bool) -> ScalarUDF {
-        ScalarUDF::from(RegtypeText { name, names, array, signature: Signature::any(1, Volatility::Stable) })
+impl OidText {
+    fn udf(name: &'static str, texts: HashMap<i64, String>) -> ScalarUDF {
+        Self::of_form(name, texts, OidTextForm::Object)
     }
 
-    fn text(&self, oid: i64) -> String {
-        match self.names.get(&oid).map(String::as_str) {
+    fn of_form(name: &'static str, texts: HashMap<i64, String>, form: OidTextForm) -> ScalarUDF {
+        ScalarUDF::from(OidText { name, texts, form, signature: Signature::any(1, Volatility::Stable) })
+    }
+
+    fn type_name(&self, oid: i64) -> String {
+        match self.texts.get(&oid).map(String::as_str) {
             // Names that are also keywords, quoted as PostgreSQL prints them.
             Some(name @ ("any" | "char")) => format!("\"{name}\""),
             Some(name) => name.to_string(),
             None => oid.to_string(),
         }
     }
-}
 
-impl PartialEq for RegtypeText {
-    fn eq(&self, other: &Self) -> bool {
-        self.name == other.name && self.names.len() == other.names.len()
-    }
-}
-impl Eq for RegtypeText {}
-impl Hash for RegtypeText {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        self.name.hash(state)
-    }
-}
-
-impl ScalarUDFImpl for RegtypeText {
-    fn name(&self) -> &str {
-        self.name
-    }
-    fn signature(&self) -> &Signature {
-        &self.signature
-    }
-    fn return_type(&self, _: &[DataType]) -> DfResult<DataType> {
-        Ok(if self.array { DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))) } else { DataType::Utf8 })
-    }
-    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
-        if !self.array {
-            let texts: StringArray =
-                oids(&args.args[0], args.number_rows)?.into_iter().map(|oid| oid.map(|oid| self.text(oid))).collect();
-            return Ok(ColumnarValue::Array(Arc::new(texts)));
-        }
-        let vectors = args.args[0].to_array(args.number_rows)?;
+    fn type_names(&self, vectors: ArrayRef) -> DfResult<ArrayRef> {
         let mut lists = ListBuilder::new(StringBuilder::new());
         let mut append = |oids: Option<Vec<i64>>| match oids {
             None => lists.append_null(),
             Some(oids) => {
                 for oid in oids {
-                    lists.values().append_value(self.text(oid));
+                    lists.values().append_value(self.type_name(oid));
                 }
                 lists.append(true);
             }
         };
-        match vectors.data_type() {
-            DataType::List(_) => {
-                let vectors = cast(&vectors, &DataType::List(Arc::new(Field::new("item", DataType::Int64, true))))?;
-                for vector in vectors.as_list::<i32>().iter() {
-                    append(vector.map(|v| v.as_primitive::<Int64Type>().iter().flatten().collect()));
-                }
+        if let DataType::List(_) = vectors.data_type() {
+            let vectors = cast(&vectors, &DataType::List(Arc::new(Field::new("item", DataType::Int64, true))))?;
+            for vector in vectors.as_list::<i32>().iter() {
+                append(vector.map(|v| v.as_primitive::<Int64Type>().iter().flatten().collect()));
             }
-            _ => {
-                let vectors = cast(&vectors, &DataType::Utf8)?;
-                for vector in vectors.as_string::<i32>().iter() {
-                    append(vector.map(|v| oids_in_text(v).collect()));
-                }
+        } else {
+            let vectors = cast(&vectors, &DataType::Utf8)?;
+            for vector in vectors.as_string::<i32>().iter() {
+                append(vector.map(|v| oids_in_text(v).collect()));
             }
         }
-        Ok(ColumnarValue::Array(Arc::new(lists.finish())))
-    }
-}
-
-/// A text looked up by an object's oid (`pg_get_function_result` and its kin): NULL for an
-/// oid that names no function, as PostgreSQL returns.
-#[derive(Debug)]
-struct OidText {
-    name: &'static str,
-    texts: HashMap<i64, String>,
-    signature: Signature,
-}
-
-impl OidText {
-    fn udf(name: &'static str, texts: HashMap<i64, String>) -> ScalarUDF {
-        ScalarUDF::from(OidText { name, texts, signature: Signature::any(1, Volatility::Stable) })
+        Ok(Arc::new(lists.finish()))
     }
 }
 
 impl PartialEq for OidText {
     fn eq(&self, other: &Self) -> bool {
-        self.name == other.name && self.texts.len() == other.texts.len()
+        self.name == other.name && self.form == other.form && self.texts.len() == other.texts.len()
     }
 }
 impl Eq for OidText {}
@@ -668,12 +633,24 @@ impl ScalarUDFImpl for OidText {
         &self.signature
     }
     fn return_type(&self, _: &[DataType]) -> DfResult<DataType> {
-        Ok(DataType::Utf8)
+        Ok(match self.form {
+            OidTextForm::TypeNames => DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))),
+            _ => DataType::Utf8,
+        })
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
-        let values = oids(&args.args[0], args.number_rows)?;
-        let out: StringArray = values.iter().map(|oid| oid.and_then(|oid| self.texts.get(&oid))).collect();
-        Ok(ColumnarValue::Array(Arc::new(out)))
+        let out: ArrayRef = match self.form {
+            OidTextForm::Object => {
+                let values = oids(&args.args[0], args.number_rows)?;
+                Arc::new(values.iter().map(|oid| oid.and_then(|oid| self.texts.get(&oid))).collect::<StringArray>())
+            }
+            OidTextForm::TypeName => {
+                let values = oids(&args.args[0], args.number_rows)?;
+                Arc::new(values.into_iter().map(|oid| oid.map(|oid| self.type_name(oid))).collect::<StringArray>())
+            }
+            OidTextForm::TypeNames => self.type_names(args.args[0].to_array(args.number_rows)?)?,
+        };
+        Ok(ColumnarValue::Array(out))
     }
 }
 
