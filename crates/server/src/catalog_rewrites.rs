@@ -262,8 +262,13 @@ fn regtype_as_text(operand: &Expr, target: &DataType) -> Option<Expr> {
         _ => return None,
     };
     let regtype = if function == crate::function_catalog::REGTYPE_TEXT { "regtype" } else { "regtype[]" };
+    // A single `regtype` stays cast, so that a type name (`'int4'::regtype`) is read as an
+    // oid by datafusion-pg-catalog first; a `regtype[]` is the vector itself (its text or
+    // array), which the function reads.
     let oids = |e: &Expr| match e {
-        Expr::Cast { expr, data_type, .. } if type_name(data_type) == regtype => Some(expr.to_string()),
+        Expr::Cast { expr, data_type, .. } if type_name(data_type) == regtype => {
+            Some(if regtype == "regtype" { e.to_string() } else { expr.to_string() })
+        }
         _ => None,
     };
     if let Some(oids) = oids(operand) {
@@ -425,7 +430,7 @@ mod tests {
     fn regtype_text_is_the_type_name() {
         assert_eq!(
             rewritten("SELECT prorettype::regtype::text FROM pg_proc"),
-            "SELECT regtype_text(prorettype) FROM pg_proc"
+            "SELECT regtype_text(prorettype::regtype) FROM pg_proc"
         );
         assert_eq!(
             rewritten("SELECT COALESCE(proallargtypes::regtype[], proargtypes::regtype[])::text[] FROM pg_proc"),
