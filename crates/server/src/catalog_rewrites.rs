@@ -256,23 +256,22 @@ fn name_as_text(expr: &mut Expr) {
 /// text would be the oid where PostgreSQL prints the type's name.
 fn regtype_as_text(operand: &Expr, target: &DataType) -> Option<Expr> {
     let type_name = |t: &DataType| t.to_string().to_ascii_lowercase().trim_start_matches("pg_catalog.").to_string();
-    let function = match type_name(target).as_str() {
-        "text" => crate::function_catalog::REGTYPE_TEXT,
-        "text[]" => crate::function_catalog::REGTYPE_ARRAY_TEXT,
-        _ => return None,
-    };
-    let regtype = if function == crate::function_catalog::REGTYPE_TEXT { "regtype" } else { "regtype[]" };
     // A single `regtype` stays cast, so that a type name (`'int4'::regtype`) is read as an
     // oid by datafusion-pg-catalog first; a `regtype[]` is the vector itself (its text or
     // array), which the function reads.
-    let oids = |e: &Expr| match e {
+    let (function, regtype, keeps_cast) = match type_name(target).as_str() {
+        "text" => (crate::function_catalog::REGTYPE_TEXT, "regtype", true),
+        "text[]" => (crate::function_catalog::REGTYPE_ARRAY_TEXT, "regtype[]", false),
+        _ => return None,
+    };
+    let call = |e: &Expr| match e {
         Expr::Cast { expr, data_type, .. } if type_name(data_type) == regtype => {
-            Some(if regtype == "regtype" { e.to_string() } else { expr.to_string() })
+            Some(format!("{function}({})", if keeps_cast { e } else { &**expr }))
         }
         _ => None,
     };
-    if let Some(oids) = oids(operand) {
-        return parse_expr(&format!("{function}({oids})"));
+    if let Some(call) = call(operand) {
+        return parse_expr(&call);
     }
     let Expr::Function(coalesce) = operand else { return None };
     if !coalesce.name.to_string().eq_ignore_ascii_case("coalesce") {
@@ -283,7 +282,7 @@ fn regtype_as_text(operand: &Expr, target: &DataType) -> Option<Expr> {
         .args
         .iter()
         .map(|a| match a {
-            FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => oids(e).map(|oids| format!("{function}({oids})")),
+            FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => call(e),
             _ => None,
         })
         .collect::<Option<Vec<_>>>()?;
