@@ -520,6 +520,31 @@ def interval_times_a_number():
     )
 
 
+# --- pgjdbc (Debian's libpostgresql-jdbc-java; DBeaver, Metabase, Tableau's JDBC path) ------
+
+
+if importlib.util.find_spec("asyncpg"):  # .venv only: the check runs Java, not Python
+
+    @check
+    def pgjdbc_database_metadata_as_dbeaver_and_metabase_call_it():
+        """DatabaseMetaData of a schema sync (schemas, tables, columns, keys, indexes, types), a
+        native query's result metadata, a prepared statement past pgjdbc's switch to a named
+        server-side statement, and a result read 100 rows per Execute (fetch size, autocommit off):
+        tests/clients/JdbcMetadata.java prints one line per row."""
+        def run(url):
+            u = urlparse(url)
+            program = os.path.join(os.path.dirname(os.path.abspath(__file__)), "JdbcMetadata.java")
+            out = subprocess.run(
+                ["java", "-cp", "/usr/share/java/postgresql.jar", program,
+                 u.hostname, str(u.port), u.username, u.path.lstrip("/")],
+                capture_output=True, text=True, timeout=120,
+            )
+            if out.returncode != 0:
+                raise RuntimeError(f"JdbcMetadata.java failed: {out.stderr.strip()[-2000:]}")
+            return out.stdout.splitlines()
+        return run
+
+
 # --- asyncpg (.venv; binary protocol throughout, its own portals for cursors) ---------------
 
 

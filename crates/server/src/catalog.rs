@@ -11,10 +11,11 @@ use std::time::{Duration, Instant};
 use datafusion::arrow::array::{Array, ArrayRef, StringArray};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::catalog::MemTable;
-use datafusion::common::{exec_err, Result as DfResult, ScalarValue};
+use datafusion::common::{exec_err, DataFusionError, Result as DfResult, ScalarValue};
 use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility};
 use datafusion::prelude::SessionContext;
 use datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
+use datafusion_pg_catalog::pg_catalog::{PgCatalogSchemaProvider, PgCatalogStaticTables};
 use northstar_engine::EngineOptions;
 use northstar_storage::{core_schema, DataLocation, EventStore, StorageError};
 use tokio::sync::Mutex;
@@ -155,6 +156,15 @@ pub async fn template_session(
     let catalog = ctx.state().config().options().catalog.default_catalog.clone();
     datafusion_pg_catalog::setup_pg_catalog(&ctx, &catalog, EmptyContextProvider)
         .map_err(|e| StorageError::DataFusion(*e))?;
+    // The same pg_catalog over the tables as PostgreSQL describes them (catalog_presets.rs).
+    let described = crate::catalog_presets::PostgresCatalogInfo(ctx.state().catalog_list().clone());
+    let static_tables = Arc::new(PgCatalogStaticTables::try_new().map_err(StorageError::DataFusion)?);
+    let pg_catalog = PgCatalogSchemaProvider::try_new(described, static_tables, EmptyContextProvider)
+        .map_err(StorageError::DataFusion)?;
+    ctx.catalog(&catalog)
+        .ok_or_else(|| StorageError::DataFusion(DataFusionError::Plan(format!("no catalog {catalog}"))))?
+        .register_schema("pg_catalog", Arc::new(pg_catalog))
+        .map_err(StorageError::DataFusion)?;
     crate::function_catalog::register(&ctx, &catalog).await.map_err(StorageError::DataFusion)?;
     crate::built_size::register(&ctx);
     ctx.add_analyzer_rule(Arc::new(crate::information_schema_types::InformationSchemaTypes));

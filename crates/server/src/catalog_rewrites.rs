@@ -15,7 +15,13 @@
 //! - psqlODBC's key queries subscript the vector columns (`i.indkey[n]`, from 0 as in
 //!   PostgreSQL; `conkey[i]`, from 1) and take `array_lower`/`array_upper` of `conkey`.
 //! - pg_type's function columns (`typreceive`, `typsend` …) compared with 0 (ADBC): held as
-//!   the names PostgreSQL prints, so 0 becomes `'-'`, its name for none.
+//!   the names PostgreSQL prints, so 0 becomes `'-'`, its name for none; compared with a
+//!   `'name'::regproc` (pgjdbc's `typinput = 'pg_catalog.array_in'::regproc`), with the name.
+//! - `information_schema._pg_expandarray(a)` (pgjdbc's primary keys and indexes), a
+//!   set-returning function of `(x, n)` rows, becomes a struct of two zipped `unnest`s, and
+//!   `(composite).field` DataFusion's `struct['field']`.
+//! - A scalar subquery reading one catalog row by its oid (pgjdbc's types) selects `max(…)`
+//!   of its item: DataFusion decorrelates scalar subqueries only when they aggregate.
 //! - A catalog flag compared with `'t'`/`'f'` (SQLAlchemy 1.4's `ix.indisprimary = 'f'`):
 //!   PostgreSQL reads the untyped literal as a boolean, DataFusion cannot compare text with one.
 //! - `pg_get_viewdef(oid [, pretty])` (psql's `\d+`, SQLAlchemy, Superset): the view's query
@@ -46,8 +52,8 @@ use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
     visit_expressions_mut, AccessExpr, BinaryOperator, DataType, Expr, Function, FunctionArg, FunctionArgExpr,
-    FunctionArguments, Ident, ObjectNamePart, Query, SelectItem, SetExpr, Statement, Subscript, TableAliasColumnDef,
-    TableFactor, TableWithJoins, Value, VisitMut, VisitorMut,
+    FunctionArguments, GroupByExpr, Ident, ObjectNamePart, Query, SelectItem, SetExpr, Statement, Subscript,
+    TableAliasColumnDef, TableFactor, TableWithJoins, Value, VisitMut, VisitorMut,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
@@ -59,7 +65,7 @@ pub fn rewrite_catalog_queries(mut statement: Statement) -> Statement {
     }
     let _ = visit_expressions_mut(&mut statement, |expr| {
         let replacement = match &*expr {
-            Expr::Function(function) => function_replacement(function),
+            Expr::Function(function) => function_replacement(function).or_else(|| expand_array(function)),
             Expr::CompoundIdentifier(parts)
                 if parts.last().is_some_and(|p| p.value.eq_ignore_ascii_case("reloptions")) =>
             {
@@ -68,7 +74,9 @@ pub fn rewrite_catalog_queries(mut statement: Statement) -> Statement {
             Expr::BinaryOp { left, op: BinaryOperator::Multiply, right } => {
                 interval_times_number(left, right).or_else(|| interval_times_number(right, left))
             }
-            Expr::CompoundFieldAccess { root, access_chain } => vector_element(root, access_chain),
+            Expr::CompoundFieldAccess { root, access_chain } => {
+                vector_element(root, access_chain).or_else(|| composite_field(root, access_chain))
+            }
             Expr::Cast { expr: operand, data_type, .. } => regtype_as_text(operand, data_type),
             _ => None,
         };
@@ -76,7 +84,10 @@ pub fn rewrite_catalog_queries(mut statement: Statement) -> Statement {
             *expr = replacement;
         }
         catalog_flag_as_boolean(expr);
-        function_reference_against_zero(expr);
+        function_reference_compared(expr);
+        if let Expr::Subquery(query) = expr {
+            catalog_row_by_oid(query);
+        }
         name_as_text(expr);
         ControlFlow::<()>::Continue(())
     });
@@ -308,19 +319,105 @@ fn catalog_flag_as_boolean(expr: &mut Expr) {
     value.value = Value::Boolean(truth);
 }
 
-/// `typreceive != 0` (ADBC's PostgreSQL driver lists the types it can read so): pg_type's
-/// function columns are `regproc`, which PostgreSQL compares with an oid and prints as a
-/// name, `-` for none; datafusion-pg-catalog holds the printed text, so 0 becomes `'-'`.
-fn function_reference_against_zero(expr: &mut Expr) {
+/// `typreceive != 0` (ADBC's PostgreSQL driver lists the types it can read so) and
+/// `typinput = 'pg_catalog.array_in'::regproc` (pgjdbc tells arrays so): pg_type's function
+/// columns are `regproc`, which PostgreSQL compares with an oid and prints as a name, `-` for
+/// none; datafusion-pg-catalog holds the printed text, so 0 becomes `'-'`, and a function
+/// named as a `regproc` (which datafusion-pg-catalog has made a `pg_proc` oid lookup) its name.
+fn function_reference_compared(expr: &mut Expr) {
     let Expr::BinaryOp { left, op: BinaryOperator::Eq | BinaryOperator::NotEq, right } = expr else { return };
-    let (Expr::CompoundIdentifier(_) | Expr::Identifier(_), Expr::Value(value)) = (&**left, &mut **right) else {
+    if !matches!(&**left, Expr::CompoundIdentifier(_) | Expr::Identifier(_)) {
         return;
-    };
+    }
     let column = left.to_string().rsplit('.').next().unwrap_or_default().to_ascii_lowercase();
     const REGPROC: [&str; 8] =
         ["typinput", "typoutput", "typreceive", "typsend", "typmodin", "typmodout", "typanalyze", "typsubscript"];
-    if REGPROC.contains(&column.as_str()) && matches!(&value.value, Value::Number(n, _) if n == "0") {
-        value.value = Value::SingleQuotedString("-".into());
+    if !REGPROC.contains(&column.as_str()) {
+        return;
+    }
+    let name = match &**right {
+        Expr::Value(value) if matches!(&value.value, Value::Number(n, _) if n == "0") => "-".to_string(),
+        Expr::Subquery(query) => match regproc_lookup(query) {
+            Some(name) => name.strip_prefix("pg_catalog.").unwrap_or(&name).to_string(),
+            None => return,
+        },
+        _ => return,
+    };
+    **right = Expr::value(Value::SingleQuotedString(name));
+}
+
+/// The function name of datafusion-pg-catalog's form of `'name'::regproc`:
+/// `(SELECT oid FROM pg_catalog.pg_proc WHERE proname = 'name')`.
+fn regproc_lookup(query: &Query) -> Option<String> {
+    let SetExpr::Select(select) = &*query.body else { return None };
+    let [from] = &select.from[..] else { return None };
+    if !from.joins.is_empty() || from.relation.to_string() != "pg_catalog.pg_proc" {
+        return None;
+    }
+    let Some(Expr::BinaryOp { left, op: BinaryOperator::Eq, right }) = &select.selection else { return None };
+    let Expr::Value(value) = &**right else { return None };
+    match (&value.value, left.to_string().as_str()) {
+        (Value::SingleQuotedString(name), "proname") => Some(name.clone()),
+        _ => None,
+    }
+}
+
+/// `information_schema._pg_expandarray(a)` (pgjdbc's primary keys and indexes): PostgreSQL's
+/// set-returning function of the rows `(x, n)`, each element with its position. DataFusion's
+/// set-returning items are `unnest`s, zipped row by row as PostgreSQL zips set-returning items,
+/// so it becomes `named_struct('x', unnest(a), 'n', unnest(generate_series(1, cardinality(a))))`
+/// (an int2vector column of `pg_index` read as its array).
+fn expand_array(function: &Function) -> Option<Expr> {
+    let name = function.name.to_string().to_ascii_lowercase();
+    if name.trim_start_matches("information_schema.") != "_pg_expandarray" {
+        return None;
+    }
+    let [array] = &arguments(function)[..] else { return None };
+    let array = if is_vector_column(array) { vector_array(array, Some("SMALLINT")) } else { array.clone() };
+    parse_expr(&format!("named_struct('x', unnest({array}), 'n', unnest(generate_series(1, cardinality({array}))))"))
+}
+
+/// `(composite).field` (pgjdbc's `(information_schema._pg_expandarray(i.indkey)).n`):
+/// DataFusion reads a struct's field by name as `struct['field']`.
+fn composite_field(root: &Expr, access_chain: &[AccessExpr]) -> Option<Expr> {
+    let (Expr::Nested(inner), [AccessExpr::Dot(Expr::Identifier(field))]) = (root, access_chain) else {
+        return None;
+    };
+    Some(Expr::CompoundFieldAccess {
+        root: inner.clone(),
+        access_chain: vec![AccessExpr::Subscript(Subscript::Index {
+            index: Expr::value(Value::SingleQuotedString(field.value.to_ascii_lowercase())),
+        })],
+    })
+}
+
+/// A scalar subquery that reads one catalog row by its oid (pgjdbc's types:
+/// `(SELECT c.relkind = 'c' FROM pg_catalog.pg_class c WHERE c.oid = t.typrelid)`) selects
+/// `max(…)` of its item: DataFusion runs a correlated scalar subquery only as an aggregate, and
+/// an oid names at most one row, so the answer is the same.
+fn catalog_row_by_oid(query: &mut Query) {
+    let SetExpr::Select(select) = &mut *query.body else { return };
+    let [from] = &select.from[..] else { return };
+    let TableFactor::Table { name, alias, .. } = &from.relation else { return };
+    let table = name.to_string().to_ascii_lowercase();
+    if !from.joins.is_empty() || !table.trim_start_matches("pg_catalog.").starts_with("pg_") {
+        return;
+    }
+    let qualifier =
+        alias.as_ref().map_or(table.rsplit('.').next().unwrap_or_default().to_string(), |a| a.name.value.clone());
+    let by_oid = |e: &Expr| e.to_string().eq_ignore_ascii_case(&format!("{qualifier}.oid"));
+    let keyed = matches!(&select.selection, Some(Expr::BinaryOp { left, op: BinaryOperator::Eq, right })
+        if by_oid(left) != by_oid(right));
+    let [SelectItem::UnnamedExpr(item) | SelectItem::ExprWithAlias { expr: item, .. }] = &mut select.projection[..]
+    else {
+        return;
+    };
+    let grouped = !matches!(&select.group_by, GroupByExpr::Expressions(keys, _) if keys.is_empty());
+    if !keyed || grouped || matches!(item, Expr::Function(_)) {
+        return;
+    }
+    if let Some(aggregated) = parse_expr(&format!("max({item})")) {
+        *item = aggregated;
     }
 }
 
@@ -448,6 +545,33 @@ mod tests {
             rewritten("SELECT oid FROM pg_catalog.pg_type WHERE (typreceive != 0 OR t.typsend <> 0) AND typlen = 0"),
             "SELECT oid FROM pg_catalog.pg_type WHERE (typreceive <> '-' OR t.typsend <> '-') AND typlen = 0"
         );
+    }
+
+    #[test]
+    fn pgjdbc_regproc_names_expanded_arrays_and_rows_by_oid() {
+        // datafusion-pg-catalog's parser has made `'pg_catalog.array_in'::regproc` this lookup.
+        assert_eq!(
+            rewritten("SELECT typinput = (SELECT oid FROM pg_catalog.pg_proc WHERE proname = 'pg_catalog.array_in') FROM pg_type"),
+            "SELECT typinput = 'array_in' FROM pg_type"
+        );
+        assert_eq!(
+            rewritten("SELECT (information_schema._pg_expandarray(i.indkey)).n AS k FROM pg_index i"),
+            "SELECT named_struct('x', unnest(CAST(string_to_array(CAST(i.indkey AS TEXT), ' ') AS SMALLINT[])), \
+             'n', unnest(generate_series(1, cardinality(CAST(string_to_array(CAST(i.indkey AS TEXT), ' ') AS SMALLINT[])))))['n'] \
+             AS k FROM pg_index i"
+        );
+        assert_eq!(rewritten("SELECT (r.keys).x FROM r"), "SELECT r.keys['x'] FROM r");
+        assert_eq!(
+            rewritten("SELECT 1 FROM pg_type t WHERE t.typrelid = 0 OR (SELECT c.relkind = 'c' FROM pg_catalog.pg_class c WHERE c.oid = t.typrelid)"),
+            "SELECT 1 FROM pg_type t WHERE t.typrelid = 0 OR (SELECT max(c.relkind = 'c') FROM pg_catalog.pg_class c WHERE c.oid = t.typrelid)"
+        );
+        // Not keyed by the oid (several rows may match), or already an aggregate: left alone.
+        for sql in [
+            "SELECT (SELECT c.relname FROM pg_catalog.pg_class c WHERE c.relnamespace = t.typnamespace) FROM pg_type t",
+            "SELECT (SELECT count(*) FROM pg_catalog.pg_class c WHERE c.oid = t.typrelid) FROM pg_type t",
+        ] {
+            assert_eq!(rewritten(sql), sql);
+        }
     }
 
     #[test]

@@ -22,7 +22,7 @@ use datafusion::arrow::array::{
 use datafusion::arrow::compute::{cast, concat_batches};
 use datafusion::arrow::datatypes::{DataType, Field, Int32Type, Int64Type, IntervalUnit, Schema, SchemaRef, TimeUnit};
 use datafusion::catalog::{MemTable, SchemaProvider, TableProvider};
-use datafusion::common::{exec_err, DataFusionError, Result as DfResult, ScalarValue};
+use datafusion::common::{exec_err, DataFusionError, Result as DfResult};
 use datafusion::logical_expr::function::WindowUDFFieldArgs;
 use datafusion::logical_expr::{
     ColumnarValue, Documentation, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, TypeSignature, Volatility,
@@ -30,6 +30,7 @@ use datafusion::logical_expr::{
 use datafusion::prelude::SessionContext;
 use datafusion_pg_catalog::pg_catalog::{ArrowTable, PgCatalogStaticTables};
 
+use crate::catalog_presets::batch_of;
 use crate::relations::{CatalogRelations, Relations};
 
 /// The first oid of Northstar's functions: above PostgreSQL's own (< 16384) and the oids
@@ -267,33 +268,6 @@ fn append(table: &ArrowTable, extra: impl FnOnce(&SchemaRef) -> DfResult<RecordB
     Ok(concat_batches(&schema, table.data().iter().chain([&extra]))?)
 }
 
-/// Builds a batch of `schema` column by column: `value(column)` gives a column's array, or
-/// `None` for its default (NULL where nullable, else zero, empty text or false).
-fn batch_of(schema: &SchemaRef, rows: usize, mut value: impl FnMut(&str) -> Option<ArrayRef>) -> DfResult<RecordBatch> {
-    let columns = schema
-        .fields()
-        .iter()
-        .map(|field| {
-            let array = match value(field.name()) {
-                Some(array) => array,
-                None if field.is_nullable() => datafusion::arrow::array::new_null_array(field.data_type(), rows),
-                None => default_value(field.data_type())?.to_array_of_size(rows)?,
-            };
-            Ok(cast(&array, field.data_type())?)
-        })
-        .collect::<DfResult<Vec<_>>>()?;
-    Ok(RecordBatch::try_new(schema.clone(), columns)?)
-}
-
-/// The value of a NOT NULL catalog column a row does not set: false, empty text or zero.
-fn default_value(data_type: &DataType) -> DfResult<ScalarValue> {
-    match data_type {
-        DataType::Boolean => Ok(ScalarValue::Boolean(Some(false))),
-        DataType::Utf8 => Ok(ScalarValue::Utf8(Some(String::new()))),
-        other => ScalarValue::new_zero(other),
-    }
-}
-
 fn texts<'a>(values: impl Iterator<Item = &'a str>) -> ArrayRef {
     Arc::new(StringArray::from_iter_values(values))
 }
@@ -526,6 +500,14 @@ impl SchemaProvider for PgCatalogWithFunctions {
             "pg_description" => Ok(Some(self.pg_description.clone())),
             "pg_tables" => Ok(Some(self.pg_tables.clone())),
             "pg_views" => Ok(Some(self.pg_views.clone())),
+            "pg_settings" => match self.inner.table(name).await? {
+                Some(listed) => Ok(Some(crate::catalog_presets::pg_settings(&listed.schema())?)),
+                None => Ok(None),
+            },
+            "pg_namespace" => match self.inner.table(name).await? {
+                Some(listed) => Ok(Some(crate::catalog_presets::pg_namespace(listed)?)),
+                None => Ok(None),
+            },
             _ => self.inner.table(name).await,
         }
     }

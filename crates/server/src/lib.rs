@@ -9,6 +9,7 @@
 mod auth;
 mod built_size;
 mod catalog;
+mod catalog_presets;
 mod catalog_rewrites;
 mod column_names;
 mod complexity;

@@ -93,28 +93,6 @@ async fn psycopg_and_sqlalchemy_like_superset() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pgjdbc_metadata_and_prepared_statements_like_dbeaver_and_metabase() {
-    let server = TestServer::start().await;
-    let port = server.port;
-    let jar = "/usr/share/java/postgresql.jar";
-    assert!(Path::new(jar).exists(), "pgjdbc missing: run scripts/setup-test-env.sh (Debian libpostgresql-jdbc-java)");
-    let out = blocking(move || {
-        Command::new("java")
-            .args(["-cp", jar])
-            .arg(format!("{CLIENTS}/JdbcClient.java"))
-            .arg(port.to_string())
-            .output()
-            .expect("java 17")
-    })
-    .await;
-    let printed = check(out, "pgjdbc client");
-    assert!(
-        printed.contains("server PostgreSQL 16.6") && printed.contains("column event_time timestamptz"),
-        "{printed}"
-    );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grafana_and_metabase_connect_queries_succeed() {
     let server = TestServer::start().await;
     let client = server.connect().await;

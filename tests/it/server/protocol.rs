@@ -289,6 +289,35 @@ async fn statement_timeout_is_per_connection_and_stops_execution() {
     );
 }
 
+/// Drivers (psycopg 3, asyncpg, JDBC, node `pg`) read results through the extended protocol
+/// with no row limit. Rows must flow while the scan runs, as in the simple protocol: a server
+/// that gathers a portal's rows before sending any holds the whole result in memory (1.36 GB
+/// for a 10M-row result, docs/benchmarks.md). An endless result under a statement timeout
+/// shows which: streamed, rows arrive and then the timeout's error; gathered, only the error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_extended_protocol_result_streams_while_its_scan_runs() {
+    let server = TestServer::start().await;
+    let client = server.connect().await;
+    client.batch_execute("SET statement_timeout = '1s'").await.unwrap();
+    let endless = "SELECT value FROM generate_series(1, 9223372036854775807)";
+    let rows = client.query_raw(endless, std::iter::empty::<i64>()).await.unwrap();
+    futures::pin_mut!(rows);
+    let mut received = 0u64;
+    let err = loop {
+        match rows.next().await {
+            Some(Ok(row)) => {
+                received += 1;
+                assert_eq!(row.get::<_, i64>(0), received as i64);
+            }
+            Some(Err(e)) => break e,
+            None => panic!("an endless result ended after {received} rows"),
+        }
+    };
+    assert_eq!(sqlstate(&err), "57014", "{}", message(&err));
+    assert!(received > 0, "no row arrived before the statement timed out: the result was gathered, not streamed");
+    // The connection serves the next statement.
+    assert_eq!(count(&client).await, SAMPLE_ROWS);
+}
 /// The value `SHOW name` answers, over the simple protocol.
 async fn show(client: &tokio_postgres::Client, name: &str) -> String {
     let shown = client.simple_query(&format!("SHOW {name}")).await.unwrap();
