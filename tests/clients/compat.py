@@ -358,6 +358,30 @@ def psycopg3_named_cursor_fetches_in_batches():
     return run
 
 
+@check
+def psycopg3_pipeline_mode():
+    """psycopg 3's pipeline: several statements sent before any result is read (Parse, Bind,
+    Execute for each, one Sync), then their results in order; an error in a pipeline fails the
+    statements after it (PostgreSQL skips to the Sync) and the connection goes on."""
+    def run(url):
+        with connect(url) as conn:
+            with conn.pipeline():
+                purchases = conn.execute("SELECT count(*) FROM events WHERE event = %s", ("purchase",))
+                days = conn.execute("SELECT min(event_date), max(event_date) FROM events")
+                users = conn.execute("SELECT user_id FROM events ORDER BY event_time, user_id, event LIMIT %s", (3,))
+                answers = [purchases.fetchone()[0], [str(d) for d in days.fetchone()], [r[0] for r in users.fetchall()]]
+            failed = []
+            try:
+                with conn.pipeline():
+                    conn.execute("SELECT 1 / (count(*) - count(*)) FROM events")
+                    conn.execute("SELECT 2")
+            except psycopg.Error as e:
+                failed.append(e.sqlstate)
+            failed.append(conn.execute("SELECT count(*) FROM events").fetchone()[0])
+            return [answers, failed]
+    return run
+
+
 def copied_text(url, sql):
     """The COPY's data, and its row count from the `COPY n` tag (psycopg's rowcount)."""
     with connect(url) as conn:
