@@ -383,10 +383,12 @@ fn composite_field(root: &Expr, access_chain: &[AccessExpr]) -> Option<Expr> {
     let (Expr::Nested(inner), [AccessExpr::Dot(Expr::Identifier(field))]) = (root, access_chain) else {
         return None;
     };
+    // An unquoted field name folds to lower case, as PostgreSQL folds it; a quoted one is kept.
+    let name = if field.quote_style.is_some() { field.value.clone() } else { field.value.to_lowercase() };
     Some(Expr::CompoundFieldAccess {
         root: inner.clone(),
         access_chain: vec![AccessExpr::Subscript(Subscript::Index {
-            index: Expr::value(Value::SingleQuotedString(field.value.to_ascii_lowercase())),
+            index: Expr::value(Value::SingleQuotedString(name)),
         })],
     })
 }
@@ -399,8 +401,10 @@ fn catalog_row_by_oid(query: &mut Query) {
     let SetExpr::Select(select) = &mut *query.body else { return };
     let [from] = &select.from[..] else { return };
     let TableFactor::Table { name, alias, .. } = &from.relation else { return };
+    // datafusion-pg-catalog's parser has qualified every `pg_…` table by now; the rule is for
+    // its catalog tables only, whose `oid` is a key (a user's table may repeat one).
     let table = name.to_string().to_ascii_lowercase();
-    if !from.joins.is_empty() || !table.trim_start_matches("pg_catalog.").starts_with("pg_") {
+    if !from.joins.is_empty() || !table.starts_with("pg_catalog.pg_") {
         return;
     }
     let qualifier =
@@ -560,7 +564,7 @@ mod tests {
              'n', unnest(generate_series(1, cardinality(CAST(string_to_array(CAST(i.indkey AS TEXT), ' ') AS SMALLINT[])))))['n'] \
              AS k FROM pg_index i"
         );
-        assert_eq!(rewritten("SELECT (r.keys).x FROM r"), "SELECT r.keys['x'] FROM r");
+        assert_eq!(rewritten("SELECT (r.keys).X, (r.keys).\"N\" FROM r"), "SELECT r.keys['x'], r.keys['N'] FROM r");
         assert_eq!(
             rewritten("SELECT 1 FROM pg_type t WHERE t.typrelid = 0 OR (SELECT c.relkind = 'c' FROM pg_catalog.pg_class c WHERE c.oid = t.typrelid)"),
             "SELECT 1 FROM pg_type t WHERE t.typrelid = 0 OR (SELECT max(c.relkind = 'c') FROM pg_catalog.pg_class c WHERE c.oid = t.typrelid)"
@@ -569,6 +573,7 @@ mod tests {
         for sql in [
             "SELECT (SELECT c.relname FROM pg_catalog.pg_class c WHERE c.relnamespace = t.typnamespace) FROM pg_type t",
             "SELECT (SELECT count(*) FROM pg_catalog.pg_class c WHERE c.oid = t.typrelid) FROM pg_type t",
+            "SELECT (SELECT c.name FROM pg_things c WHERE c.oid = t.thing) FROM t",
         ] {
             assert_eq!(rewritten(sql), sql);
         }
