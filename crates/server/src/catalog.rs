@@ -159,13 +159,13 @@ pub async fn template_session(
     // The same pg_catalog over the tables as PostgreSQL describes them (catalog_presets.rs).
     let described = crate::catalog_presets::PostgresCatalogInfo(ctx.state().catalog_list().clone());
     let static_tables = Arc::new(PgCatalogStaticTables::try_new().map_err(StorageError::DataFusion)?);
-    let pg_catalog = PgCatalogSchemaProvider::try_new(described, static_tables, EmptyContextProvider)
+    let pg_catalog = PgCatalogSchemaProvider::try_new(described, static_tables.clone(), EmptyContextProvider)
         .map_err(StorageError::DataFusion)?;
     ctx.catalog(&catalog)
         .ok_or_else(|| StorageError::DataFusion(DataFusionError::Plan(format!("no catalog {catalog}"))))?
         .register_schema("pg_catalog", Arc::new(pg_catalog))
         .map_err(StorageError::DataFusion)?;
-    crate::function_catalog::register(&ctx, &catalog).await.map_err(StorageError::DataFusion)?;
+    crate::function_catalog::register(&ctx, &catalog, &static_tables).await.map_err(StorageError::DataFusion)?;
     crate::built_size::register(&ctx);
     ctx.add_analyzer_rule(Arc::new(crate::information_schema_types::InformationSchemaTypes));
     ctx.register_udf(constant("version", ScalarValue::Utf8(Some(version_string())), 0..=0));

@@ -195,7 +195,7 @@ struct FunctionTexts {
 /// (set up by datafusion-pg-catalog before) and registers the catalog functions that read them.
 /// The rows come from datafusion-pg-catalog's static tables, read without running SQL (the
 /// session may plan on a Ballista cluster).
-pub async fn register(ctx: &SessionContext, catalog: &str) -> DfResult<()> {
+pub async fn register(ctx: &SessionContext, catalog: &str, tables: &PgCatalogStaticTables) -> DfResult<()> {
     let catalog_provider = ctx
         .catalog(catalog)
         .ok_or_else(|| DataFusionError::Plan(format!("no catalog {catalog} to add pg_catalog functions to")))?;
@@ -204,7 +204,6 @@ pub async fn register(ctx: &SessionContext, catalog: &str) -> DfResult<()> {
         .ok_or_else(|| DataFusionError::Plan("pg_catalog is not set up".to_string()))?;
     let public = public_namespace_oid(inner.as_ref()).await?;
     let functions = northstar_functions(public);
-    let tables = PgCatalogStaticTables::try_new()?;
     let pg_proc = append(&tables.pg_proc, |schema| pg_proc_rows(schema, &functions))?;
     let pg_description = append(&tables.pg_description, |schema| pg_description_rows(schema, &functions))?;
     let type_names: HashMap<i32, String> = {
