@@ -1,14 +1,15 @@
-//! A request body as the SDKs send it, to JSON: gzip (by `Content-Encoding`, posthog-js's
+//! A request body as the SDKs send it, to JSON text: gzip (by `Content-Encoding`, posthog-js's
 //! `compression=gzip-js` query parameter, or gzip's magic bytes), form bodies with a `data=`
 //! field (posthog-js: base64 or plain JSON), or JSON. Decompression stops at a size limit, so
-//! a small compressed body cannot expand without bound.
+//! a small compressed body cannot expand without bound. [`json`] then reads the text into a
+//! tree that borrows from it.
 
+use std::borrow::Cow;
 use std::io::Read;
 
 use base64::Engine as _;
-use serde_json::Value;
 
-use crate::message::Problem;
+use crate::message::{Json, Problem};
 
 /// Why a body could not be read: too large once decompressed, or not in a known shape.
 #[derive(Debug)]
@@ -24,17 +25,12 @@ pub struct BodyShape<'a> {
     pub compression: Option<&'a str>,
 }
 
-pub fn decode(bytes: &[u8], shape: &BodyShape, max_bytes: usize) -> Result<Value, BodyError> {
+/// The JSON text a body carries (the body itself when it is plain JSON).
+pub fn decode<'b>(bytes: &'b [u8], shape: &BodyShape, max_bytes: usize) -> Result<Cow<'b, [u8]>, BodyError> {
     let gzipped = shape.content_encoding.is_some_and(|e| e.eq_ignore_ascii_case("gzip"))
         || shape.compression.is_some_and(|c| c.starts_with("gzip"))
         || bytes.starts_with(&[0x1f, 0x8b]);
-    let inflated;
-    let bytes = if gzipped {
-        inflated = gunzip(bytes, max_bytes)?;
-        &inflated[..]
-    } else {
-        bytes
-    };
+    let bytes = if gzipped { Cow::Owned(gunzip(bytes, max_bytes)?) } else { Cow::Borrowed(bytes) };
     if shape.compression == Some("lz64") {
         return Err(invalid("compression", "lz64 bodies are not accepted; send gzip-js or base64"));
     }
@@ -44,12 +40,12 @@ pub fn decode(bytes: &[u8], shape: &BodyShape, max_bytes: usize) -> Result<Value
         && (shape.content_type.is_some_and(|t| t.starts_with("application/x-www-form-urlencoded"))
             || bytes.starts_with(b"data="));
     if form {
-        return form_body(bytes, shape.compression, max_bytes);
+        return form_body(&bytes, shape.compression, max_bytes).map(Cow::Owned);
     }
-    json(bytes)
+    Ok(bytes)
 }
 
-fn form_body(bytes: &[u8], compression: Option<&str>, max_bytes: usize) -> Result<Value, BodyError> {
+fn form_body(bytes: &[u8], compression: Option<&str>, max_bytes: usize) -> Result<Vec<u8>, BodyError> {
     let mut data = None;
     let mut compression = compression.map(str::to_string);
     for (key, value) in form_urlencoded::parse(bytes) {
@@ -62,16 +58,16 @@ fn form_body(bytes: &[u8], compression: Option<&str>, max_bytes: usize) -> Resul
     let data = data.ok_or_else(|| invalid("data", "a form body must carry the events in its data field"))?;
     let trimmed = data.trim();
     if trimmed.starts_with('{') || trimmed.starts_with('[') {
-        return json(trimmed.as_bytes());
+        return Ok(trimmed.as_bytes().to_vec());
     }
     let decoded = base64::engine::general_purpose::STANDARD
         .decode(trimmed)
         .or_else(|_| base64::engine::general_purpose::STANDARD_NO_PAD.decode(trimmed))
         .map_err(|e| invalid("data", format!("is neither JSON nor base64 ({e})")))?;
     if compression.as_deref().is_some_and(|c| c.starts_with("gzip")) || decoded.starts_with(&[0x1f, 0x8b]) {
-        return json(&gunzip(&decoded, max_bytes)?);
+        return gunzip(&decoded, max_bytes);
     }
-    json(&decoded)
+    Ok(decoded)
 }
 
 fn gunzip(bytes: &[u8], max_bytes: usize) -> Result<Vec<u8>, BodyError> {
@@ -86,8 +82,9 @@ fn gunzip(bytes: &[u8], max_bytes: usize) -> Result<Vec<u8>, BodyError> {
     Ok(out)
 }
 
-fn json(bytes: &[u8]) -> Result<Value, BodyError> {
-    serde_json::from_slice(bytes)
+/// The JSON of a decoded body, or a problem naming where it stops being JSON.
+pub fn json(text: &[u8]) -> Result<Json<'_>, BodyError> {
+    serde_json::from_slice(text)
         .map_err(|e| invalid("body", format!("is not valid JSON: {e} (line {}, column {})", e.line(), e.column())))
 }
 
@@ -112,7 +109,7 @@ mod tests {
     #[test]
     fn every_shape_the_sdks_send_decodes_to_the_same_json() {
         let event = br#"{"event":"e","distinct_id":"u"}"#;
-        let expected: Value = serde_json::from_slice(event).unwrap();
+        let expected: Json = serde_json::from_slice(event).unwrap();
         let b64 = base64::engine::general_purpose::STANDARD.encode(event);
         let gz_b64 = base64::engine::general_purpose::STANDARD.encode(gzip(event));
         let form =
@@ -131,7 +128,7 @@ mod tests {
             (event.to_vec(), &form_type),
         ];
         for (i, (bytes, shape)) in cases.iter().enumerate() {
-            assert_eq!(decode(bytes, shape, 1 << 20).unwrap(), expected, "case {i}");
+            assert_eq!(json(&decode(bytes, shape, 1 << 20).unwrap()).unwrap(), expected, "case {i}");
         }
     }
 
@@ -140,7 +137,9 @@ mod tests {
         let bomb = gzip(&vec![b' '; 10 << 20]);
         assert!(bomb.len() < 100_000);
         assert!(matches!(decode(&bomb, &PLAIN, 1 << 20), Err(BodyError::TooLarge(_))));
-        let Err(BodyError::Invalid(problem)) = decode(b"{\"event\": ", &PLAIN, 1 << 20) else { panic!() };
+        let Err(BodyError::Invalid(problem)) = json(&decode(b"{\"event\": ", &PLAIN, 1 << 20).unwrap()) else {
+            panic!()
+        };
         assert!(problem.message.contains("line 1, column 10"), "{}", problem.message);
         let Err(BodyError::Invalid(problem)) = decode(b"data=%%%", &PLAIN, 1 << 20) else { panic!() };
         assert_eq!(problem.field, "data");

@@ -17,6 +17,7 @@ mod posthog;
 mod record_batch;
 mod segment;
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -259,11 +260,16 @@ async fn segment_call(
         );
     }
     let received = received(&shared, &headers, peer);
-    let body = match decode(&shared, &headers, None, &bytes) {
+    let text = match decode(&shared, &headers, None, &bytes) {
+        Ok(text) => text,
+        Err(refusal) => return refusal.into_response(),
+    };
+    let body = match parse_json(&shared, &text) {
         Ok(body) => body,
         Err(refusal) => return refusal.into_response(),
     };
-    let body_key = body.get("writeKey").and_then(Value::as_str).map(str::to_string);
+    let body_key =
+        body.as_object().and_then(|o| message::get(o, "writeKey")).and_then(|k| k.as_str()).map(str::to_string);
     let keys: Vec<String> = basic_user(&headers).into_iter().chain(body_key).collect();
     if let Err(refusal) = authorize(&shared, &keys) {
         return refusal.into_response();
@@ -282,7 +288,11 @@ async fn posthog_capture(
     bytes: Bytes,
 ) -> Response {
     let received = received(&shared, &headers, peer);
-    let body = match decode(&shared, &headers, query.get("compression").map(String::as_str), &bytes) {
+    let text = match decode(&shared, &headers, query.get("compression").map(String::as_str), &bytes) {
+        Ok(text) => text,
+        Err(refusal) => return refusal.into_response(),
+    };
+    let body = match parse_json(&shared, &text) {
         Ok(body) => body,
         Err(refusal) => return refusal.into_response(),
     };
@@ -324,19 +334,32 @@ impl IntoResponse for Refusal {
     }
 }
 
-fn decode(shared: &Shared, headers: &HeaderMap, compression: Option<&str>, bytes: &[u8]) -> Result<Value, Refusal> {
+fn decode<'b>(
+    shared: &Shared,
+    headers: &HeaderMap,
+    compression: Option<&str>,
+    bytes: &'b [u8],
+) -> Result<Cow<'b, [u8]>, Refusal> {
     let shape = BodyShape {
         content_encoding: header_text(headers, header::CONTENT_ENCODING),
         content_type: header_text(headers, header::CONTENT_TYPE),
         compression,
     };
-    body::decode(bytes, &shape, shared.max_decompressed_bytes).map_err(|e| match e {
+    body::decode(bytes, &shape, shared.max_decompressed_bytes).map_err(|e| body_refusal(shared, e))
+}
+
+fn parse_json<'t>(shared: &Shared, text: &'t [u8]) -> Result<message::Json<'t>, Refusal> {
+    body::json(text).map_err(|e| body_refusal(shared, e))
+}
+
+fn body_refusal(shared: &Shared, error: BodyError) -> Refusal {
+    match error {
         BodyError::TooLarge(limit) => Refusal::Problems(
             StatusCode::PAYLOAD_TOO_LARGE,
             vec![Problem::request("body", format!("is larger than {limit} bytes once decompressed"))],
         ),
         BodyError::Invalid(problem) => refuse(shared, vec![problem]),
-    })
+    }
 }
 
 /// Every key the request carries must be one of the configured keys, and there must be one

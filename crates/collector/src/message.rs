@@ -4,7 +4,19 @@
 
 use chrono::{DateTime, Duration, NaiveDateTime, Utc};
 use serde::Serialize;
-use serde_json::{Map, Value};
+
+/// A request's JSON, borrowed from its body: strings point into the body (unless escaped) and
+/// an object is a list of its fields in the order sent. A `serde_json::Value` tree, with a hash
+/// map and a string allocated per field, was a third of the collector's CPU under load
+/// (docs/benchmarks.md, "HTTP collector").
+pub type Json<'a> = serde_json_borrow::Value<'a>;
+pub type Object<'a> = serde_json_borrow::ObjectAsVec<'a>;
+
+/// A field of an object. A key sent twice in one object: the last one counts, as in
+/// PostgreSQL's `json` operators and JavaScript's `JSON.parse`.
+pub fn get<'o, 'a>(object: &'o Object<'a>, key: &str) -> Option<&'o Json<'a>> {
+    object.iter().filter(|(k, _)| *k == key).last().map(|(_, value)| value)
+}
 
 /// An event as it will be written: the core columns, then the collector's own columns.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -110,12 +122,12 @@ impl Checker<'_> {
 
     /// A text field: strings as they are, numbers as their decimal text (SDKs send numeric
     /// user ids); anything else is a problem. Empty text counts as absent.
-    pub fn id(&mut self, object: &Map<String, Value>, field: &str) -> Option<String> {
-        match object.get(field) {
-            None | Some(Value::Null) => None,
-            Some(Value::String(s)) if s.is_empty() => None,
-            Some(Value::String(s)) => Some(s.clone()),
-            Some(Value::Number(n)) => Some(n.to_string()),
+    pub fn id(&mut self, object: &Object, field: &str) -> Option<String> {
+        match get(object, field) {
+            None | Some(Json::Null) => None,
+            Some(Json::Str(s)) if s.is_empty() => None,
+            Some(Json::Str(s)) => Some(s.to_string()),
+            Some(Json::Number(n)) => Some(number_text(n)),
             Some(other) => {
                 self.problem(field, format!("must be a string, not {}", json_kind(other)));
                 None
@@ -124,10 +136,10 @@ impl Checker<'_> {
     }
 
     /// A required, non-empty string field (an event's name); `missing` says why it is needed.
-    pub fn required_text(&mut self, object: &Map<String, Value>, field: &str, missing: &str) -> Option<String> {
-        match object.get(field) {
-            Some(Value::String(text)) if !text.is_empty() => Some(text.clone()),
-            Some(Value::String(_)) | None | Some(Value::Null) => {
+    pub fn required_text(&mut self, object: &Object, field: &str, missing: &str) -> Option<String> {
+        match get(object, field) {
+            Some(Json::Str(text)) if !text.is_empty() => Some(text.to_string()),
+            Some(Json::Str(_)) | None | Some(Json::Null) => {
                 self.problem(field, missing);
                 None
             }
@@ -139,10 +151,10 @@ impl Checker<'_> {
     }
 
     /// An optional JSON object field.
-    pub fn object<'v>(&mut self, object: &'v Map<String, Value>, field: &str) -> Option<&'v Map<String, Value>> {
-        match object.get(field) {
-            None | Some(Value::Null) => None,
-            Some(Value::Object(map)) => Some(map),
+    pub fn object<'o, 'a>(&mut self, object: &'o Object<'a>, field: &str) -> Option<&'o Object<'a>> {
+        match get(object, field) {
+            None | Some(Json::Null) => None,
+            Some(Json::Object(map)) => Some(map),
             Some(other) => {
                 self.problem(field, format!("must be an object, not {}", json_kind(other)));
                 None
@@ -151,10 +163,10 @@ impl Checker<'_> {
     }
 
     /// An optional ISO-8601 time field (with an offset, or UTC when it has none).
-    pub fn time(&mut self, object: &Map<String, Value>, field: &str) -> Option<DateTime<Utc>> {
-        match object.get(field) {
-            None | Some(Value::Null) => None,
-            Some(Value::String(s)) => match parse_time(s) {
+    pub fn time(&mut self, object: &Object, field: &str) -> Option<DateTime<Utc>> {
+        match get(object, field) {
+            None | Some(Json::Null) => None,
+            Some(Json::Str(s)) => match parse_time(s) {
                 Some(t) => Some(t),
                 None => {
                     self.problem(field, format!("'{s}' is not an ISO-8601 time"));
@@ -208,26 +220,36 @@ pub fn micros(time: DateTime<Utc>) -> i64 {
 }
 
 /// Text of a JSON value that is a string (or a number); `None` for anything else.
-pub fn text(value: Option<&Value>) -> Option<String> {
+pub fn text(value: Option<&Json>) -> Option<String> {
     match value? {
-        Value::String(s) if !s.is_empty() => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
+        Json::Str(s) if !s.is_empty() => Some(s.to_string()),
+        Json::Number(n) => Some(number_text(n)),
         _ => None,
     }
 }
 
+/// A number as serde_json writes it (a fraction in its shortest form, `1e21` not 22 digits).
+fn number_text(number: &serde_json_borrow::Number) -> String {
+    if number.is_f64() {
+        serde_json::to_string(number).expect("a JSON number always serializes")
+    } else {
+        number.to_string()
+    }
+}
+
 /// A nested field: `path(context, &["campaign", "source"])`.
-pub fn path<'v>(object: Option<&'v Map<String, Value>>, keys: &[&str]) -> Option<&'v Value> {
+pub fn path<'o, 'a>(object: Option<&'o Object<'a>>, keys: &[&str]) -> Option<&'o Json<'a>> {
     let (last, parents) = keys.split_last()?;
     let mut current = object?;
     for key in parents {
-        current = current.get(*key)?.as_object()?;
+        current = get(current, key)?.as_object()?;
     }
-    current.get(*last)
+    get(current, last)
 }
 
-pub fn json_text(object: Option<&Map<String, Value>>) -> Option<String> {
-    object.map(|o| serde_json::to_string(o).expect("a JSON map always serializes"))
+/// The compact JSON text of an object, its fields in the order sent.
+pub fn json_text(object: Option<&Object>) -> Option<String> {
+    object.map(|o| serde_json::to_string(o).expect("a JSON object always serializes"))
 }
 
 pub fn library(name: Option<String>, version: Option<String>) -> Option<String> {
@@ -237,14 +259,14 @@ pub fn library(name: Option<String>, version: Option<String>) -> Option<String> 
     }
 }
 
-pub fn json_kind(value: &Value) -> &'static str {
+pub fn json_kind(value: &Json) -> &'static str {
     match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
+        Json::Null => "null",
+        Json::Bool(_) => "a boolean",
+        Json::Number(_) => "a number",
+        Json::Str(_) => "a string",
+        Json::Array(_) => "an array",
+        Json::Object(_) => "an object",
     }
 }
 

@@ -3,33 +3,22 @@
 //! body, or as each event's `token` property as posthog-js sends it. How the body itself
 //! arrives (gzip, `data=` base64 forms) is `body.rs`'s job. Field mapping: docs/collector.md.
 
-use serde_json::{Map, Value};
-
 use crate::message::{
-    event_time, json_kind, json_text, library, micros, new_message_id, path, text, Checker, EventRow, Problem, Received,
+    event_time, get, json_kind, json_text, library, micros, new_message_id, path, text, Checker, EventRow, Json,
+    Object, Problem, Received,
 };
 
 /// Every project key the body carries: the request's, and each event's own or its `token`
 /// property.
-pub fn api_keys(body: &Value) -> Vec<String> {
-    let event_keys = |events: &Vec<Value>| -> Vec<String> {
-        events
-            .iter()
-            .filter_map(Value::as_object)
-            .flat_map(|event| {
-                let token = text(path(event.get("properties").and_then(Value::as_object), &["token"]));
-                request_key(event).into_iter().chain(token)
-            })
-            .collect()
-    };
+pub fn api_keys(body: &Json) -> Vec<String> {
     match body {
-        Value::Array(events) => event_keys(events),
-        Value::Object(request) => {
+        Json::Array(events) => event_keys(events),
+        Json::Object(request) => {
             let mut keys: Vec<String> = request_key(request).into_iter().collect();
-            match request.get("batch") {
-                Some(Value::Array(events)) => keys.extend(event_keys(events)),
+            match get(request, "batch") {
+                Some(Json::Array(events)) => keys.extend(event_keys(events)),
                 Some(_) => {}
-                None => keys = event_keys(&vec![body.clone()]),
+                None => keys = event_keys(std::slice::from_ref(body)),
             }
             keys
         }
@@ -37,21 +26,33 @@ pub fn api_keys(body: &Value) -> Vec<String> {
     }
 }
 
-pub fn parse(body: &Value, received: &Received) -> Result<Vec<EventRow>, Vec<Problem>> {
+/// Each event's own key and its `token` property.
+fn event_keys(events: &[Json]) -> Vec<String> {
+    events
+        .iter()
+        .filter_map(Json::as_object)
+        .flat_map(|event| {
+            let token = text(path(object_field(event, "properties"), &["token"]));
+            request_key(event).into_iter().chain(token)
+        })
+        .collect()
+}
+
+pub fn parse(body: &Json, received: &Received) -> Result<Vec<EventRow>, Vec<Problem>> {
     let mut problems = Vec::new();
-    let (events, sent_at): (Vec<&Value>, _) = match body {
-        Value::Array(events) => (events.iter().collect(), None),
-        Value::Object(request) if request.contains_key("batch") => {
+    let (events, sent_at): (&[Json], _) = match body {
+        Json::Array(events) => (events, None),
+        Json::Object(request) if request.contains_key("batch") => {
             let sent_at = Checker { index: None, problems: &mut problems }.time(request, "sent_at");
-            match request.get("batch") {
-                Some(Value::Array(events)) => (events.iter().collect(), sent_at),
+            match get(request, "batch") {
+                Some(Json::Array(events)) => (events, sent_at),
                 Some(other) => {
                     return Err(vec![Problem::request("batch", format!("must be an array, not {}", json_kind(other)))])
                 }
                 None => unreachable!("checked above"),
             }
         }
-        Value::Object(_) => (vec![body], None),
+        Json::Object(_) => (std::slice::from_ref(body), None),
         other => {
             return Err(vec![Problem::request(
                 "body",
@@ -59,11 +60,11 @@ pub fn parse(body: &Value, received: &Received) -> Result<Vec<EventRow>, Vec<Pro
             )])
         }
     };
-    let single = matches!(body, Value::Object(o) if !o.contains_key("batch"));
+    let single = matches!(body, Json::Object(o) if !o.contains_key("batch"));
     let mut rows = Vec::with_capacity(events.len());
-    for (index, event) in events.into_iter().enumerate() {
+    for (index, event) in events.iter().enumerate() {
         let mut check = Checker { index: (!single).then_some(index), problems: &mut problems };
-        let Value::Object(event) = event else {
+        let Json::Object(event) = event else {
             check.problem("", format!("an event must be a JSON object, not {}", json_kind(event)));
             continue;
         };
@@ -78,12 +79,17 @@ pub fn parse(body: &Value, received: &Received) -> Result<Vec<EventRow>, Vec<Pro
     }
 }
 
-fn request_key(object: &Map<String, Value>) -> Option<String> {
-    text(object.get("api_key")).or_else(|| text(object.get("token")))
+fn request_key(object: &Object) -> Option<String> {
+    text(get(object, "api_key")).or_else(|| text(get(object, "token")))
+}
+
+/// An object-valued field, or `None` (whatever else the field holds).
+fn object_field<'o, 'a>(object: &'o Object<'a>, key: &str) -> Option<&'o Object<'a>> {
+    get(object, key)?.as_object()
 }
 
 fn event_row(
-    event: &Map<String, Value>,
+    event: &Object,
     batch_sent_at: Option<chrono::DateTime<chrono::Utc>>,
     received: &Received,
     check: &mut Checker,
@@ -92,7 +98,7 @@ fn event_row(
     let properties = check.object(event, "properties");
     let distinct_id = check.id(event, "distinct_id").or_else(|| {
         let properties = properties?;
-        text(properties.get("distinct_id")).or_else(|| text(properties.get("$distinct_id")))
+        text(get(properties, "distinct_id")).or_else(|| text(get(properties, "$distinct_id")))
     });
     if distinct_id.is_none() && !check.problems.iter().any(|p| p.index == check.index && p.field == "distinct_id") {
         check.problem("distinct_id", "is missing (neither the event nor its properties carry one)");
@@ -100,18 +106,18 @@ fn event_row(
     let message_id = check.id(event, "uuid");
     let timestamp = check.time(event, "timestamp");
     let sent_at = check.time(event, "sent_at").or(batch_sent_at);
-    let offset = match event.get("offset") {
-        None | Some(Value::Null) => None,
-        Some(Value::Number(n)) if n.as_i64().is_some() => n.as_i64(),
+    let offset = match get(event, "offset") {
+        None | Some(Json::Null) => None,
+        Some(Json::Number(n)) if n.as_i64().is_some() => n.as_i64(),
         Some(other) => {
             check.problem("offset", format!("must be a whole number of milliseconds, not {}", json_kind(other)));
             None
         }
     };
     // SDKs put `$set` in the properties; some older senders beside them.
-    let set = check.object(event, "$set").or_else(|| properties.and_then(|p| p.get("$set")?.as_object()));
+    let set = check.object(event, "$set").or_else(|| properties.and_then(|p| object_field(p, "$set")));
     let (name, distinct_id) = (name?, distinct_id?);
-    let property = |key: &str| text(properties.and_then(|p| p.get(key)));
+    let property = |key: &str| text(properties.and_then(|p| get(p, key)));
     let is = |names: &[&str]| names.contains(&name.as_str());
     Some(EventRow {
         event_time: micros(event_time(timestamp, sent_at, offset, received.at)),
@@ -125,7 +131,7 @@ fn event_row(
         group_type: if is(&["$groupidentify"]) { property("$group_type") } else { None },
         group_id: if is(&["$groupidentify"]) { property("$group_key") } else { None },
         traits: if is(&["$groupidentify"]) {
-            json_text(properties.and_then(|p| p.get("$group_set")?.as_object()))
+            json_text(properties.and_then(|p| object_field(p, "$group_set")))
         } else {
             json_text(set)
         },
@@ -155,6 +161,17 @@ mod tests {
         received_for_tests(true, None)
     }
 
+    /// `parse` of the body as the collector reads it (a tree borrowed from the JSON text).
+    fn parse_value(body: &serde_json::Value) -> Result<Vec<EventRow>, Vec<Problem>> {
+        let text = body.to_string();
+        parse(&crate::body::json(text.as_bytes()).unwrap(), &received())
+    }
+
+    fn keys_of(body: &serde_json::Value) -> Vec<String> {
+        let text = body.to_string();
+        api_keys(&crate::body::json(text.as_bytes()).unwrap())
+    }
+
     #[test]
     fn a_batch_maps_identify_alias_groups_and_web_properties() {
         let body = json!({
@@ -172,8 +189,8 @@ mod tests {
                  "$group_key": "acme", "$group_set": {"plan": "pro"}}}
             ]
         });
-        assert_eq!(api_keys(&body), ["phc_1"]);
-        let rows = parse(&body, &received()).unwrap();
+        assert_eq!(keys_of(&body), ["phc_1"]);
+        let rows = parse_value(&body).unwrap();
         let [view, identify, alias, group] = &rows[..] else { panic!("4 rows") };
         assert_eq!(
             (view.event.as_str(), view.user_id.as_str(), view.message_id.as_str()),
@@ -197,15 +214,14 @@ mod tests {
     #[test]
     fn single_events_arrays_and_their_problems() {
         let body = json!({"event": "signup", "distinct_id": 42, "token": "phc_2", "offset": 1000});
-        let one = parse(&body, &received()).unwrap();
-        assert_eq!((one[0].user_id.as_str(), api_keys(&body)), ("42", vec!["phc_2".to_string()]));
+        let one = parse_value(&body).unwrap();
+        assert_eq!((one[0].user_id.as_str(), keys_of(&body)), ("42", vec!["phc_2".to_string()]));
         assert_eq!(one[0].event_time, micros(parse_time("2026-06-01T12:00:09Z").unwrap()));
         let from_js = json!([{"event": "$pageview", "properties": {"distinct_id": "a", "token": "phc_3"}}]);
-        assert_eq!(api_keys(&from_js), ["phc_3"]);
-        let problems = parse(
+        assert_eq!(keys_of(&from_js), ["phc_3"]);
+        let problems = parse_value(
             &json!([{"event": "a", "distinct_id": "u"}, {"distinct_id": "u"}, {"event": "b"}, {"event": "c",
                      "distinct_id": "u", "properties": [1], "timestamp": 5}]),
-            &received(),
         )
         .err()
         .unwrap();
@@ -214,7 +230,19 @@ mod tests {
             named,
             [(Some(1), "event"), (Some(2), "distinct_id"), (Some(3), "properties"), (Some(3), "timestamp")]
         );
-        let problems = parse(&json!({"event": "x"}), &received()).err().unwrap();
+        let problems = parse_value(&json!({"event": "x"})).err().unwrap();
         assert_eq!((problems[0].index, problems[0].field.as_str()), (None, "distinct_id"));
+    }
+
+    #[test]
+    fn properties_are_kept_as_sent_and_a_repeated_key_reads_its_last_value() {
+        let text = r#"{"event":"e","distinct_id":"u","properties":{"b\"q":"\u00e9t\u00e9","$session_id":"s1",
+            "$session_id":"s2","n":1.5e300,"list":[1,{"x":null}]}}"#;
+        let rows = parse(&crate::body::json(text.as_bytes()).unwrap(), &received()).unwrap();
+        assert_eq!(rows[0].session_id.as_deref(), Some("s2"));
+        assert_eq!(
+            rows[0].properties.as_deref(),
+            Some(r#"{"b\"q":"été","$session_id":"s1","$session_id":"s2","n":1.5e+300,"list":[1,{"x":null}]}"#)
+        );
     }
 }

@@ -3,10 +3,9 @@
 //! segment.com/docs/connections/sources/catalog/libraries/server/http-api). Field mapping:
 //! docs/collector.md.
 
-use serde_json::{Map, Value};
-
 use crate::message::{
-    event_time, json_kind, json_text, library, micros, new_message_id, path, text, Checker, EventRow, Problem, Received,
+    event_time, get, json_kind, json_text, library, micros, new_message_id, path, text, Checker, EventRow, Json,
+    Object, Problem, Received,
 };
 
 /// The calls of the tracking API, as the path and a batch message's `type` name them.
@@ -14,15 +13,15 @@ pub const CALLS: [&str; 6] = ["track", "identify", "page", "screen", "group", "a
 
 /// Reads the body of `/v1/<call>` (`call` one of [`CALLS`]) or, with `call` = `batch`,
 /// `/v1/batch`. Every problem of every message is reported; any problem refuses the request.
-pub fn parse(call: &str, body: &Value, received: &Received) -> Result<Vec<EventRow>, Vec<Problem>> {
-    let Value::Object(request) = body else {
+pub fn parse(call: &str, body: &Json, received: &Received) -> Result<Vec<EventRow>, Vec<Problem>> {
+    let Json::Object(request) = body else {
         return Err(vec![Problem::request("body", format!("must be a JSON object, not {}", json_kind(body)))]);
     };
     let mut problems = Vec::new();
     let mut rows = Vec::new();
     if call == "batch" {
-        let messages = match request.get("batch") {
-            Some(Value::Array(messages)) => messages,
+        let messages = match get(request, "batch") {
+            Some(Json::Array(messages)) => messages,
             Some(other) => {
                 return Err(vec![Problem::request("batch", format!("must be an array, not {}", json_kind(other)))])
             }
@@ -30,15 +29,15 @@ pub fn parse(call: &str, body: &Value, received: &Received) -> Result<Vec<EventR
         };
         let shared = Shared {
             sent_at: Checker { index: None, problems: &mut problems }.time(request, "sentAt"),
-            context: request.get("context").and_then(Value::as_object),
+            context: get(request, "context").and_then(Json::as_object),
         };
         for (index, message) in messages.iter().enumerate() {
             let mut check = Checker { index: Some(index), problems: &mut problems };
-            let Value::Object(message) = message else {
+            let Json::Object(message) = message else {
                 check.problem("", format!("a message must be a JSON object, not {}", json_kind(message)));
                 continue;
             };
-            let call = match message.get("type").and_then(Value::as_str) {
+            let call = match get(message, "type").and_then(Json::as_str) {
                 Some(t) if CALLS.contains(&t) => CALLS.iter().find(|c| **c == t).copied().expect("listed"),
                 Some(t) => {
                     check.problem("type", format!("'{t}' is not one of {}", CALLS.join(", ")));
@@ -67,14 +66,14 @@ pub fn parse(call: &str, body: &Value, received: &Received) -> Result<Vec<EventR
 }
 
 /// What a batch gives all its messages.
-struct Shared<'a> {
+struct Shared<'o, 'a> {
     sent_at: Option<chrono::DateTime<chrono::Utc>>,
-    context: Option<&'a Map<String, Value>>,
+    context: Option<&'o Object<'a>>,
 }
 
 fn message_row(
     call: &'static str,
-    message: &Map<String, Value>,
+    message: &Object,
     shared: &Shared,
     received: &Received,
     check: &mut Checker,
@@ -122,8 +121,11 @@ fn message_row(
     let mut properties = properties.cloned();
     if matches!(call, "page" | "screen") {
         for field in ["name", "category"] {
-            if let Some(value) = message.get(field).filter(|v| v.is_string()) {
-                properties.get_or_insert_with(Map::new).entry(field).or_insert_with(|| value.clone());
+            if let Some(value) = get(message, field).filter(|v| v.is_string()) {
+                let properties = properties.get_or_insert_with(Object::default);
+                if get(properties, field).is_none() {
+                    properties.insert(field, value.clone());
+                }
             }
         }
     }
@@ -131,7 +133,7 @@ fn message_row(
     // RudderStack's SDKs send an identify call's traits as `context.traits` (Segment's spec
     // allows both places); the root `traits` wins when both are there.
     let traits = match (traits, call) {
-        (None, "identify") => path(context, &["traits"]).and_then(Value::as_object).filter(|t| !t.is_empty()),
+        (None, "identify") => path(context, &["traits"]).and_then(Json::as_object).filter(|t| !t.is_empty()),
         (traits, _) => traits,
     };
     let context_text = |keys: &[&str]| text(path(context, keys));
@@ -164,16 +166,17 @@ fn message_row(
     })
 }
 
-/// A batch's context under the message's own (the message's keys win).
-fn merged_context(shared: Option<&Map<String, Value>>, own: Option<&Map<String, Value>>) -> Option<Map<String, Value>> {
-    match (shared, own) {
-        (None, None) => None,
-        (shared, own) => {
-            let mut merged = shared.cloned().unwrap_or_default();
-            merged.extend(own.into_iter().flatten().map(|(k, v)| (k.clone(), v.clone())));
-            Some(merged)
-        }
+/// A batch's context under the message's own: the batch's keys in order, each with the
+/// message's value when it has one, then the message's other keys.
+fn merged_context<'o>(shared: Option<&'o Object>, own: Option<&'o Object>) -> Option<Object<'o>> {
+    if shared.is_none() && own.is_none() {
+        return None;
     }
+    let shared_fields = shared.into_iter().flat_map(|s| s.iter());
+    let own_fields = own.into_iter().flat_map(|o| o.iter());
+    let overridden = shared_fields.map(|(key, value)| (key, own.and_then(|o| get(o, key)).unwrap_or(value).clone()));
+    let added = own_fields.filter(|(key, _)| !shared.is_some_and(|s| s.contains_key(key))).map(|(k, v)| (k, v.clone()));
+    Some(overridden.chain(added).collect())
 }
 
 #[cfg(test)]
@@ -184,6 +187,12 @@ mod tests {
 
     fn received() -> Received {
         received_for_tests(false, Some("curl/8"))
+    }
+
+    /// `parse` of the body as the collector reads it (a tree borrowed from the JSON text).
+    fn parse_value(call: &str, body: &serde_json::Value) -> Result<Vec<EventRow>, Vec<Problem>> {
+        let text = body.to_string();
+        parse(call, &crate::body::json(text.as_bytes()).unwrap(), &received())
     }
 
     #[test]
@@ -203,7 +212,7 @@ mod tests {
                 {"type": "group", "userId": "u1", "groupId": "acme", "traits": {"plan": "pro"}}
             ]
         });
-        let rows = parse("batch", &body, &received()).unwrap();
+        let rows = parse_value("batch", &body).unwrap();
         let [track, page, alias, group] = &rows[..] else { panic!("4 rows") };
         assert_eq!(track.event, "Order Completed");
         assert_eq!(track.user_id, "u1");
@@ -233,7 +242,7 @@ mod tests {
             {"type": "identify", "userId": "u2", "traits": {"email": "root@x"}, "context": {"traits": {"email": "ctx@x"}}},
             {"type": "track", "event": "e", "userId": "u3", "context": {"traits": {"email": "u3@x"}}}
         ]});
-        let rows = parse("batch", &body, &received()).unwrap();
+        let rows = parse_value("batch", &body).unwrap();
         let traits: Vec<Option<&str>> = rows.iter().map(|r| r.traits.as_deref()).collect();
         assert_eq!(traits, [Some(r#"{"email":"u1@x"}"#), Some(r#"{"email":"root@x"}"#), None]);
     }
@@ -248,7 +257,7 @@ mod tests {
             {"type": "alias", "userId": "u1"},
             "text"
         ]});
-        let problems = parse("batch", &body, &received()).err().unwrap();
+        let problems = parse_value("batch", &body).err().unwrap();
         let named: Vec<(Option<usize>, &str)> = problems.iter().map(|p| (p.index, p.field.as_str())).collect();
         assert_eq!(
             named,
@@ -262,7 +271,25 @@ mod tests {
                 (Some(5), "")
             ]
         );
-        let problems = parse("track", &json!([1]), &received()).err().unwrap();
+        let problems = parse_value("track", &json!([1])).err().unwrap();
         assert_eq!(problems[0].field, "body");
+    }
+
+    #[test]
+    fn a_batch_context_is_merged_under_each_message_context() {
+        let body = json!({"context": {"library": {"name": "lib"}, "ip": "1.1.1.1"}, "batch": [
+            {"type": "track", "event": "e", "userId": "u1", "context": {"page": {"url": "https://x.example"}, "ip": "2.2.2.2"}},
+            {"type": "track", "event": "e", "userId": "u2"}
+        ]});
+        let rows = parse_value("batch", &body).unwrap();
+        let contexts: Vec<Option<&str>> = rows.iter().map(|r| r.context.as_deref()).collect();
+        assert_eq!(
+            contexts,
+            [
+                Some(r#"{"library":{"name":"lib"},"ip":"2.2.2.2","page":{"url":"https://x.example"}}"#),
+                Some(r#"{"library":{"name":"lib"},"ip":"1.1.1.1"}"#)
+            ]
+        );
+        assert_eq!((rows[0].library.as_deref(), rows[0].url.as_deref()), (Some("lib"), Some("https://x.example")));
     }
 }
