@@ -168,7 +168,10 @@ impl Collector {
                 max_pending_events: options.max_pending_events.max(1),
                 dedupe_window: options.dedupe_window,
                 dedupe_max_ids: options.dedupe_max_ids,
-                layout: options.layout.clone(),
+                layout: WriterLayout {
+                    plain_columns: message::DISTINCT_COLUMNS.map(str::to_string).to_vec(),
+                    ..options.layout.clone()
+                },
                 on_commit: options.on_commit.clone(),
             },
             metrics.clone(),
@@ -186,6 +189,7 @@ impl Collector {
                     // few times at most while the day's files grow (docs/collector.md).
                     layout: WriterLayout {
                         target_file_bytes: options.layout.target_file_bytes.min(COMPACTED_FILE_BYTES),
+                        plain_columns: Vec::new(),
                         ..options.layout.clone()
                     },
                 },

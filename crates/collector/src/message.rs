@@ -80,6 +80,10 @@ pub const TEXT_COLUMNS: [TextColumn; 17] = [
     ("user_agent", |r| r.user_agent.as_deref()),
 ];
 pub const IP: &str = "ip";
+/// The columns whose values are nearly all distinct (ids and JSON): group commits write them
+/// without a dictionary (`WriterLayout::plain_columns`; docs/collector.md).
+pub const DISTINCT_COLUMNS: [&str; 8] =
+    ["message_id", "properties", "traits", "context", "session_id", "anonymous_id", "previous_id", IP];
 pub const RECEIVED_AT: &str = "received_at";
 
 /// Why a request was refused: which message of the batch (`None`: the request itself), which

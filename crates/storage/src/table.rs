@@ -39,17 +39,28 @@ pub struct WriterLayout {
     pub target_file_bytes: u64,
     /// Rows written before every open file is finished (bounds an import's memory).
     pub chunk_rows: usize,
+    /// Text columns written PLAIN, without a dictionary and with statistics for the whole
+    /// column chunk only. For the collector's group commits: their ids and JSON are nearly all
+    /// distinct, so a dictionary is built for every value only to be dropped, and compaction
+    /// rewrites those files (with this list empty) within minutes. Empty by default.
+    pub plain_columns: Vec<String>,
 }
 
 impl Default for WriterLayout {
     fn default() -> Self {
-        Self { zstd_level: 1, row_group_rows: 1024 * 1024, target_file_bytes: 256 << 20, chunk_rows: 2 << 20 }
+        Self {
+            zstd_level: 1,
+            row_group_rows: 1024 * 1024,
+            target_file_bytes: 256 << 20,
+            chunk_rows: 2 << 20,
+            plain_columns: Vec::new(),
+        }
     }
 }
 
 impl WriterLayout {
     pub fn writer_properties(&self) -> WriterProperties {
-        WriterProperties::builder()
+        let mut builder = WriterProperties::builder()
             .set_writer_version(WriterVersion::PARQUET_2_0)
             .set_compression(Compression::ZSTD(ZstdLevel::try_new(self.zstd_level).expect("zstd level 1..=22")))
             .set_dictionary_enabled(true)
@@ -58,8 +69,14 @@ impl WriterLayout {
             // Timestamps rarely repeat, so a dictionary fails and falls back to 8 plain bytes a
             // row for ZSTD to chew through on every read; their deltas pack into a few bits.
             .set_column_dictionary_enabled(EVENT_TIME.into(), false)
-            .set_column_encoding(EVENT_TIME.into(), Encoding::DELTA_BINARY_PACKED)
-            .build()
+            .set_column_encoding(EVENT_TIME.into(), Encoding::DELTA_BINARY_PACKED);
+        for column in &self.plain_columns {
+            builder = builder
+                .set_column_dictionary_enabled(column.as_str().into(), false)
+                .set_column_encoding(column.as_str().into(), Encoding::PLAIN)
+                .set_column_statistics_enabled(column.as_str().into(), EnabledStatistics::Chunk);
+        }
+        builder.build()
     }
 }
 
@@ -476,4 +493,40 @@ fn add_user_bucket(
     let mut columns = batch.columns().to_vec();
     columns.push(Arc::new(buckets));
     RecordBatch::try_new(schema.clone(), columns)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use datafusion::arrow::array::{RecordBatch, StringArray};
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    use datafusion::parquet::arrow::ArrowWriter;
+    use datafusion::parquet::basic::Encoding;
+    use datafusion::parquet::file::reader::{FileReader, SerializedFileReader};
+
+    use super::WriterLayout;
+
+    #[test]
+    fn plain_columns_are_written_without_a_dictionary_and_the_others_with_one() {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("user_id", DataType::Utf8, false),
+            Field::new("properties", DataType::Utf8, false),
+        ]));
+        let values: Vec<String> = (0..1000).map(|i| format!("{{\"n\":{}}}", i % 10)).collect();
+        let column = || Arc::new(StringArray::from(values.clone()));
+        let batch = RecordBatch::try_new(schema.clone(), vec![column(), column()]).unwrap();
+        let layout = WriterLayout { plain_columns: vec!["properties".into()], ..WriterLayout::default() };
+        let mut file = Vec::new();
+        let mut writer = ArrowWriter::try_new(&mut file, schema, Some(layout.writer_properties())).unwrap();
+        writer.write(&batch).unwrap();
+        writer.close().unwrap();
+        let reader = SerializedFileReader::new(bytes::Bytes::from(file)).unwrap();
+        let group = reader.metadata().row_group(0);
+        let encodings = |i: usize| group.column(i).encodings().collect::<Vec<_>>();
+        assert!(encodings(0).contains(&Encoding::RLE_DICTIONARY), "{:?}", encodings(0));
+        assert!(!encodings(1).contains(&Encoding::RLE_DICTIONARY), "{:?}", encodings(1));
+        assert!(encodings(1).contains(&Encoding::PLAIN), "{:?}", encodings(1));
+        assert!(group.column(1).statistics().is_some(), "the chunk keeps its statistics");
+    }
 }
