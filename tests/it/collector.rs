@@ -473,6 +473,17 @@ fn acknowledged_events_survive_kill_9_exactly_once() {
     for sender in senders {
         sender.join().unwrap();
     }
+    // /health names the newest version, whether a group commit or a compaction pass made it.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let newest = log_entries(&s.path("data")) - 1;
+        let health = request(collector.http, "GET", "/health", &[], b"").unwrap().body;
+        if health.contains(&format!(r#""table_version":{newest},"#)) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "/health is behind version {newest}: {health}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
     let acknowledged = acknowledged.lock().unwrap().len();
     eprintln!("{acknowledged} events acknowledged across 10 kills");
     assert!(acknowledged > 10 * BATCH, "too little traffic to test anything: {acknowledged}");

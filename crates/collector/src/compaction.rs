@@ -11,6 +11,7 @@ use datafusion::prelude::SessionContext;
 use northstar_storage::{DataLocation, EventStore, WriterLayout};
 
 use crate::metrics::Metrics;
+use crate::TableState;
 
 pub struct CompactionOptions {
     pub interval: Duration,
@@ -20,7 +21,7 @@ pub struct CompactionOptions {
     pub layout: WriterLayout,
 }
 
-pub fn spawn(location: DataLocation, options: CompactionOptions, metrics: Arc<Metrics>) {
+pub fn spawn(location: DataLocation, options: CompactionOptions, metrics: Arc<Metrics>, table: Arc<TableState>) {
     tokio::spawn(async move {
         let mut ticks = tokio::time::interval(options.interval);
         ticks.tick().await;
@@ -28,8 +29,9 @@ pub fn spawn(location: DataLocation, options: CompactionOptions, metrics: Arc<Me
         loop {
             ticks.tick().await;
             match pass(&location, &options, files_after_last_pass).await {
-                Ok(Some((files, rewrote))) => {
+                Ok(Some(Pass { version, files, rewrote })) => {
                     if rewrote {
+                        table.saw(version, files);
                         metrics.compactions.inc();
                     }
                     files_after_last_pass = Some(files)
@@ -41,13 +43,20 @@ pub fn spawn(location: DataLocation, options: CompactionOptions, metrics: Arc<Me
     });
 }
 
-/// One pass; returns the file count after it and whether files were rewritten, or `None`
-/// when too few files were added to make it worth it.
+/// What a pass left: the table's version and file count after it, and whether it rewrote
+/// files.
+struct Pass {
+    version: u64,
+    files: usize,
+    rewrote: bool,
+}
+
+/// One pass, or `None` when too few files were added to make it worth it.
 async fn pass(
     location: &DataLocation,
     options: &CompactionOptions,
     files_after_last_pass: Option<usize>,
-) -> Result<Option<(usize, bool)>, northstar_storage::StorageError> {
+) -> Result<Option<Pass>, northstar_storage::StorageError> {
     let mut store = EventStore::open(location).await?;
     if store.version().is_none() {
         return Ok(None);
@@ -66,5 +75,6 @@ async fn pass(
         vacuumed.files_deleted,
         store.file_count()
     );
-    Ok(Some((store.file_count(), summary.files_removed > 0)))
+    let version = store.version().unwrap_or(summary.version);
+    Ok(Some(Pass { version, files: store.file_count(), rewrote: summary.files_removed > 0 }))
 }

@@ -142,8 +142,25 @@ struct Shared {
     write_keys: HashSet<String>,
     collect_ip: bool,
     max_decompressed_bytes: usize,
-    /// The table version of the last commit, and its data file count.
-    table: std::sync::Mutex<(Option<u64>, usize)>,
+    table: Arc<TableState>,
+}
+
+/// The newest table version the collector committed (a group commit or a compaction pass),
+/// and its data file count, for `/health`.
+pub(crate) struct TableState(std::sync::Mutex<(Option<u64>, usize)>);
+
+impl TableState {
+    /// Records `version` with `files` unless a newer version was recorded already.
+    pub(crate) fn saw(&self, version: u64, files: usize) {
+        let mut table = self.0.lock().unwrap();
+        if table.0.is_none_or(|v| v < version) {
+            *table = (Some(version), files);
+        }
+    }
+
+    fn get(&self) -> (Option<u64>, usize) {
+        *self.0.lock().unwrap()
+    }
 }
 
 impl Collector {
@@ -158,7 +175,7 @@ impl Collector {
             )));
         }
         let store = EventStore::open(location).await?;
-        let table = (store.version(), store.file_count());
+        let table = Arc::new(TableState(std::sync::Mutex::new((store.version(), store.file_count()))));
         let metrics = Arc::new(Metrics::new());
         let committer = Committer::start(
             store,
@@ -194,6 +211,7 @@ impl Collector {
                     },
                 },
                 metrics.clone(),
+                table.clone(),
             );
         }
         let shared = Arc::new(Shared {
@@ -202,7 +220,7 @@ impl Collector {
             write_keys: options.write_keys.iter().cloned().collect(),
             collect_ip: options.collect_ip,
             max_decompressed_bytes: options.max_decompressed_bytes,
-            table: std::sync::Mutex::new(table),
+            table,
         });
         let listener =
             TcpListener::bind(options.listen).await.map_err(|e| CollectorError::Listen(options.listen, e))?;
@@ -235,7 +253,7 @@ fn router(shared: Arc<Shared>, max_body_bytes: usize) -> Router {
 }
 
 async fn health(State(shared): State<Arc<Shared>>) -> Json<Value> {
-    let (version, files) = *shared.table.lock().unwrap();
+    let (version, files) = shared.table.get();
     Json(json!({"status": "ok", "table_version": version, "data_files": files}))
 }
 
@@ -401,10 +419,7 @@ async fn commit(shared: &Shared, rows: Vec<EventRow>, vendor: Vendor) -> Respons
     match answer.await {
         Ok(Ok(committed)) => {
             if let Some(version) = committed.version {
-                let mut table = shared.table.lock().unwrap();
-                if table.0.is_none_or(|v| v < version) {
-                    *table = (Some(version), committed.files);
-                }
+                shared.table.saw(version, committed.files);
             }
             accepted(vendor)
         }
