@@ -29,12 +29,12 @@ pub fn spawn(location: DataLocation, options: CompactionOptions, metrics: Arc<Me
         loop {
             ticks.tick().await;
             match pass(&location, &options, files_after_last_pass).await {
-                Ok(Some(Pass { version, files, rewrote })) => {
+                Ok(Some(Pass { version, files, files_it_left, rewrote })) => {
                     if rewrote {
                         table.saw(version, files);
                         metrics.compactions.inc();
                     }
-                    files_after_last_pass = Some(files)
+                    files_after_last_pass = Some(files_it_left)
                 }
                 Ok(None) => {}
                 Err(e) => tracing::warn!("background compaction failed (tried again in {:?}): {e}", options.interval),
@@ -43,11 +43,13 @@ pub fn spawn(location: DataLocation, options: CompactionOptions, metrics: Arc<Me
     });
 }
 
-/// What a pass left: the table's version and file count after it, and whether it rewrote
-/// files.
+/// What a pass left: the table's version and file count after it, the files of the version
+/// it compacted once rewritten (those committed while it ran are new to the next pass), and
+/// whether it rewrote files.
 struct Pass {
     version: u64,
     files: usize,
+    files_it_left: usize,
     rewrote: bool,
 }
 
@@ -76,5 +78,9 @@ async fn pass(
         store.file_count()
     );
     let version = store.version().unwrap_or(summary.version);
-    Ok(Some(Pass { version, files: store.file_count(), rewrote: summary.files_removed > 0 }))
+    // Counted from the version the pass read, not from the table after it: files committed
+    // while a pass runs (a minute of a busy stream) would otherwise never count as new, and
+    // stay small once the stream stops.
+    let files_it_left = (files + summary.files_added as usize).saturating_sub(summary.files_removed as usize);
+    Ok(Some(Pass { version, files: store.file_count(), files_it_left, rewrote: summary.files_removed > 0 }))
 }
