@@ -275,31 +275,39 @@ async fn segment_call(
     headers: HeaderMap,
     bytes: Bytes,
 ) -> Response {
-    if call != "batch" && !segment::CALLS.contains(&call.as_str()) {
-        return problems(
+    match segment_rows(&shared, &call, peer, &headers, &bytes) {
+        Ok(rows) => {
+            // The body is not kept while the events wait for their commit (about a second).
+            drop(bytes);
+            commit(&shared, rows, Vendor::Segment).await
+        }
+        Err(refusal) => refusal.into_response(),
+    }
+}
+
+/// The rows of a tracking-API request, or the answer refusing it. The decoded body and the
+/// tree borrowed from it live only here.
+fn segment_rows(
+    shared: &Shared,
+    call: &str,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+    bytes: &[u8],
+) -> Result<Vec<EventRow>, Refusal> {
+    if call != "batch" && !segment::CALLS.contains(&call) {
+        return Err(Refusal::Problems(
             StatusCode::NOT_FOUND,
             vec![Problem::request("path", format!("/v1/{call} is not a call of the tracking API"))],
-        );
+        ));
     }
-    let received = received(&shared, &headers, peer);
-    let text = match decode(&shared, &headers, None, &bytes) {
-        Ok(text) => text,
-        Err(refusal) => return refusal.into_response(),
-    };
-    let body = match parse_json(&shared, &text) {
-        Ok(body) => body,
-        Err(refusal) => return refusal.into_response(),
-    };
+    let received = received(shared, headers, peer);
+    let text = decode(shared, headers, None, bytes)?;
+    let body = parse_json(shared, &text)?;
     let body_key =
         body.as_object().and_then(|o| message::get(o, "writeKey")).and_then(|k| k.as_str()).map(str::to_string);
-    let keys: Vec<String> = basic_user(&headers).into_iter().chain(body_key).collect();
-    if let Err(refusal) = authorize(&shared, &keys) {
-        return refusal.into_response();
-    }
-    match segment::parse(&call, &body, &received) {
-        Ok(rows) => commit(&shared, rows, Vendor::Segment).await,
-        Err(found) => refuse(&shared, found).into_response(),
-    }
+    let keys: Vec<String> = basic_user(headers).into_iter().chain(body_key).collect();
+    authorize(shared, &keys)?;
+    segment::parse(call, &body, &received).map_err(|found| refuse(shared, found))
 }
 
 async fn posthog_capture(
@@ -309,25 +317,31 @@ async fn posthog_capture(
     headers: HeaderMap,
     bytes: Bytes,
 ) -> Response {
-    let received = received(&shared, &headers, peer);
-    let text = match decode(&shared, &headers, query.get("compression").map(String::as_str), &bytes) {
-        Ok(text) => text,
-        Err(refusal) => return refusal.into_response(),
-    };
-    let body = match parse_json(&shared, &text) {
-        Ok(body) => body,
-        Err(refusal) => return refusal.into_response(),
-    };
+    match posthog_rows(&shared, &query, peer, &headers, &bytes) {
+        Ok(rows) => {
+            drop(bytes);
+            commit(&shared, rows, Vendor::PostHog).await
+        }
+        Err(refusal) => refusal.into_response(),
+    }
+}
+
+/// The rows of a capture request, or the answer refusing it (as `segment_rows`).
+fn posthog_rows(
+    shared: &Shared,
+    query: &HashMap<String, String>,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+    bytes: &[u8],
+) -> Result<Vec<EventRow>, Refusal> {
+    let received = received(shared, headers, peer);
+    let text = decode(shared, headers, query.get("compression").map(String::as_str), bytes)?;
+    let body = parse_json(shared, &text)?;
     let mut keys = posthog::api_keys(&body);
     keys.extend(query.get("token").or(query.get("api_key")).cloned());
-    keys.extend(bearer(&headers));
-    if let Err(refusal) = authorize(&shared, &keys) {
-        return refusal.into_response();
-    }
-    match posthog::parse(&body, &received) {
-        Ok(rows) => commit(&shared, rows, Vendor::PostHog).await,
-        Err(found) => refuse(&shared, found).into_response(),
-    }
+    keys.extend(bearer(headers));
+    authorize(shared, &keys)?;
+    posthog::parse(&body, &received).map_err(|found| refuse(shared, found))
 }
 
 fn received(shared: &Shared, headers: &HeaderMap, peer: SocketAddr) -> Received {
