@@ -7,6 +7,7 @@
 # With ACCOUNTS > 0 users belong to that many accounts (`generate --accounts`), and the derived
 # `persons` table, a funnel by=company and a funnel broken down by a person property are timed.
 # Usage: benches/identity.sh [EVENTS=20000000] [SHARE=0.3] [WORK_DIR=/tmp/nsbench-identity] [ACCOUNTS=5000]
+# (RUNS sets the timed runs per query, default 3.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 events="${1:-20000000}"
@@ -26,10 +27,11 @@ q "SELECT count(*) AS persons, count(*) FILTER (WHERE ids >= 2) AS with_two_or_m
 # Rows of an id merged into another id's person: at most these move between buckets.
 q "SELECT count(*) AS rows, count(*) FILTER (WHERE user_id <> person_id) AS rows_of_merged_ids FROM events"
 
-timed() { # label, sql: the answer once, then three timed runs
+runs="${RUNS:-3}"
+timed() { # label, sql: the answer once, then RUNS timed runs
   q "$2" > "$work/$1.csv"
   local times=()
-  for _ in 1 2 3; do
+  for _ in $(seq "$runs"); do
     start=$(date +%s.%N); q "$2" >/dev/null; end=$(date +%s.%N)
     times+=("$(python3 -c "print(f'{$end-$start:.2f}')")")
   done

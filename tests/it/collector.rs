@@ -227,6 +227,15 @@ signed_up,ph-user,,,,,ph-session,ads,https://app.example/signup,,
     assert_eq!(posthog, expected);
     let counts = query(&data, "SELECT count(*) AS events, count(DISTINCT message_id) AS ids FROM events");
     assert_eq!(counts, "events,ids\n23,23\n", "each event exactly once");
+    // The identify and alias calls link ids into persons (docs/identity.md): each SDK's
+    // anonymous id and its user are one person.
+    let persons = query(
+        &data,
+        "SELECT DISTINCT person_id FROM events WHERE user_id IN ('node-anon', 'node-user') \
+         UNION ALL SELECT DISTINCT person_id FROM events WHERE user_id IN ('ph-anon', 'ph-user') \
+         UNION ALL SELECT DISTINCT person_id FROM events WHERE user_id IN ('pn-anon', 'pn-user')",
+    );
+    assert_eq!(persons.lines().count(), 4, "one person per SDK's pair of ids: {persons}");
 }
 
 #[test]

@@ -11,7 +11,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::json;
 
-use crate::support::{fails, northstar, ok, run, Scratch};
+use crate::support::{fails, northstar, ok, run, scalar, Scratch};
 
 const RESERVED: [&str; 10] =
     ["", "null", "anonymous", "Anonymous", "undefined", "'undefined'", "NaN", "[object Object]", "0", "guest"];
@@ -275,47 +275,100 @@ fn persons_are_brought_up_to_date_by_a_reader_when_the_writer_did_not() {
     assert_eq!(persons_in(&data).get("a1").map(String::as_str), Some("u1"));
 }
 
+/// Every entry of `from` but `keep` copied into `to` after every entry of `to` but `keep` is
+/// removed: the table at `to` replaced by the one at `from`, `keep` left as it was.
+fn replace_table_but(from: &std::path::Path, to: &std::path::Path, keep: &str) {
+    for entry in std::fs::read_dir(to).unwrap().map(Result::unwrap).filter(|e| e.file_name() != keep) {
+        let path = entry.path();
+        if path.is_dir() { std::fs::remove_dir_all(path) } else { std::fs::remove_file(path) }.unwrap();
+    }
+    let status = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "cd '{}' && tar cf - --exclude='./{keep}' . | (cd '{}' && tar xf -)",
+            from.display(),
+            to.display()
+        ))
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn a_saved_state_of_another_table_at_the_same_version_number_is_not_trusted() {
+    // Two tables made the same way reach the same version numbers with other files and links;
+    // the saved persons of one must not answer for the other if it replaces it in place.
+    let s = Scratch::new();
+    let (first, second) = (s.path("first").display().to_string(), s.path("second").display().to_string());
+    let (rows_a, _, _) = world(11, 24, 60);
+    let (rows_b, links_b, _) = world(12, 24, 60);
+    import_split(&s, &first, &rows_a, 1, 11);
+    import_split(&s, &second, &rows_b, 1, 12);
+    let persons_a = persons_in(&first);
+    let persons_b = persons_in(&second);
+    assert_ne!(persons_a, persons_b, "the two worlds must differ for this test to tell them apart");
+    let table = |data: &str| std::path::Path::new(data).join("events");
+    assert!(table(&first).join("_northstar_identity/links.parquet").exists(), "the first table's state was saved");
+    replace_table_but(&table(&second), &table(&first), "_northstar_identity");
+    let got = persons_in(&first);
+    let ids: BTreeSet<String> = got.keys().cloned().collect();
+    assert_eq!(got, expected_persons(&links_b, &ids));
+    assert_eq!(got, persons_b);
+}
+
 #[test]
 fn a_killed_import_never_leaves_persons_that_disagree_with_the_rows() {
     let s = Scratch::new();
     let data = s.data();
-    let (rows, _, _) = world(7, 4_000, 6_000);
-    // Many rows so that an import lasts long enough to be killed in the middle.
-    let mut text = String::new();
-    for copy in 0..8 {
-        for row in &rows {
-            let mut row = row.clone();
-            row["session_id"] = json!(format!("copy-{copy}"));
-            text.push_str(&format!("{row}\n"));
+    // Each trial imports another world over the same ids, so a trial that commits changes the
+    // persons: a mapping left from an earlier version would disagree. Many copies of each
+    // world's rows, so that an import lasts long enough to be killed in the middle.
+    let world_file = |seed: u64| {
+        let (rows, _, _) = world(seed, 4_000, 6_000);
+        let mut text = String::new();
+        for copy in 0..8 {
+            for row in &rows {
+                let mut row = row.clone();
+                row["session_id"] = json!(format!("copy-{copy}"));
+                text.push_str(&format!("{row}\n"));
+            }
         }
-    }
-    let file = s.write("links.ndjson", &text);
+        s.write(&format!("links-{seed}.ndjson"), &text)
+    };
     // The table exists, with the link columns, before the first kill.
     let base = json!({"event_time": "2026-01-01T00:00:00Z", "user_id": "anon-1", "event": "page_view",
         "message_type": "track", "anonymous_id": "anon-1", "previous_id": "", "properties": {"alias": ""}});
     let base = s.write("base.ndjson", &format!("{base}\n"));
     ok(&["import", "--data", &data, &base]);
     let probe = s.path("probe").display().to_string();
+    let first = world_file(100);
     let started = Instant::now();
-    ok(&["import", "--data", &probe, &file]);
+    ok(&["import", "--data", &probe, &first]);
     let full = started.elapsed();
-    let mut rng = ChaCha8Rng::seed_from_u64(20261206);
-    let mut outcomes = HashSet::new();
-    for trial in 0..4 {
-        let delay = full.mul_f64(0.3 + rng.random::<f64>() * 0.8);
+    // Kills at these shares of a whole import's time: early, late, about at the commit, and
+    // after it had finished (so at least one trial surely commits).
+    let shares = [0.4, 0.8, 1.0, 3.0];
+    let mut counts = vec![];
+    let mut persons_seen = HashSet::new();
+    for (trial, share) in shares.into_iter().enumerate() {
+        let file = if trial == 0 { first.clone() } else { world_file(100 + trial as u64) };
+        let delay = full.mul_f64(share);
         let mut child = northstar().args(["import", "--data", &data, &file]).spawn().unwrap();
         std::thread::sleep(delay);
-        child.kill().unwrap();
+        let _ = child.kill(); // it may have finished
         child.wait().unwrap();
         // The persons a reader sees are exactly those of the link rows it sees.
-        let seen = ok(&["query", "--data", &data, "--format", "csv", "SELECT count(*) AS n FROM events"]);
-        outcomes.insert(seen.clone());
+        let seen = scalar(&data, "SELECT count(*) FROM events");
         let visible = visible_links(&data);
         let got = persons_in(&data);
         let ids: BTreeSet<String> = got.keys().cloned().collect();
-        assert_eq!(got, expected_persons(&visible, &ids), "trial {trial}, killed after {delay:?}, {seen}");
+        assert_eq!(got, expected_persons(&visible, &ids), "trial {trial}, killed after {delay:?}, {seen} rows");
+        counts.push(seen);
+        persons_seen.insert(format!("{got:?}"));
     }
-    eprintln!("kill trials saw row counts {outcomes:?}");
+    eprintln!("kill trials saw row counts {counts:?}");
+    assert!(counts.first() != counts.last(), "no trial committed: {counts:?}");
+    assert!(persons_seen.len() >= 2, "the committed trials did not change the persons; the test tells nothing");
 }
 
 /// The links in the rows a reader sees, read back with plain SQL.
@@ -415,4 +468,51 @@ fn person_properties_accounts_and_every_report_count_persons_or_accounts() {
     };
     assert_eq!(arms("person"), "variant,users,value\ncontrol,1,0.0\ntest,1,1.0\n");
     assert_eq!(arms("user"), "variant,users,value\ncontrol,1,0.0\ntest,1,0.0\n");
+
+    // The other reports: ana's three ids are one person, the two people are two accounts.
+    let by = |report: &str, by: &str| {
+        q(&format!("{} FROM {report}('{}by={by}')", report_select(report), report_options(report)))
+    };
+    for (report, person, user, company) in [
+        ("trends", "2", "4", "2"),
+        ("stickiness", "1:1 3:1", "1:3 3:1", "1:1 3:1"),
+        ("lifecycle", "2", "4", "2"),
+        ("paths", "1", "0", "1"),
+    ] {
+        for (counted, expected) in [("person", person), ("user", user), ("company", company)] {
+            let got = by(report, counted);
+            assert_eq!(got.lines().nth(1).unwrap_or(""), expected, "{report} by={counted}: {got}");
+        }
+    }
+    // An account's own properties (`groups`) where the report counts accounts.
+    assert_eq!(
+        funnel("by=company; breakdown=json_get_int(group_properties, ''employees'')"),
+        "breakdown,step,users\n50,1,1\n50,2,1\n900,1,1\n900,2,0\n"
+    );
+    let refused = fails(&["query", "--data", &data, "SELECT * FROM funnel(['a'], 'breakdown=group_properties')"]);
+    assert!(refused.contains("by=<group type>"), "{refused}");
+}
+
+/// A one-row summary of each report over TWO_PEOPLE_TWO_ACCOUNTS, to compare how it counts.
+fn report_select(report: &str) -> &'static str {
+    match report {
+        // Active in January (all the events).
+        "trends" => "SELECT max(active_users) AS active",
+        // How many were active on how many days of the month, as `days:users …`.
+        "stickiness" => "SELECT string_agg(CAST(days_active AS TEXT) || ':' || CAST(users AS TEXT), ' ' ORDER BY days_active) \
+             FILTER (WHERE users > 0) AS days_users",
+        // Who was new on some day.
+        "lifecycle" => "SELECT sum(users) FILTER (WHERE status = 'new') AS new",
+        // Who went from the flag's call to an identify in one session (only ana's person did).
+        _ => "SELECT coalesce(sum(users) FILTER (WHERE from_event = '$feature_flag_called' AND to_event = 'identify'), 0) AS users",
+    }
+}
+
+fn report_options(report: &str) -> &'static str {
+    match report {
+        "trends" => "interval=month; ",
+        "stickiness" => "period=month; ",
+        "lifecycle" => "period=day; ",
+        _ => "",
+    }
 }

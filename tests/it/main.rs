@@ -6,6 +6,7 @@ mod collector;
 mod crash;
 mod damage;
 mod dates;
+mod demo;
 mod distributed;
 mod experiments;
 mod functions;

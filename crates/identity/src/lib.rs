@@ -31,7 +31,10 @@ pub use person_events::{PersonEvents, PersonOf, PERSON_ID};
 pub use reserved::is_reserved_id;
 pub use resolve::{resolve, Persons};
 pub use state::{IdentityState, SAVED_STATE};
-pub use tables::{derived_tables, rows_by_account, DerivedTable, DEFAULT_GROUP_TYPE, PERSON_COLUMNS};
+pub use tables::{
+    derived_tables, rows_by_account, rows_with_account_columns, DerivedTable, DEFAULT_GROUP_TYPE, GROUP_COLUMNS,
+    PERSON_COLUMNS,
+};
 
 /// The newest identity state this process made of each table (by location), shared by all
 /// its sessions: a new version starts from it and reads only the files it has not read.
@@ -45,23 +48,26 @@ pub async fn identity_at(store: &EventStore, state: &SessionState, schema: &Sche
     let key = spec.table_url.clone();
     let mut states = STATES.lock().await;
     let known = states.get(&key).cloned();
-    if let Some(known) = known.as_ref().filter(|k| k.version == spec.version) {
+    if let Some(known) = known.as_ref().filter(|k| k.is_of(&spec)) {
         return Ok(known.clone());
     }
     let start = match known {
         Some(known) => Some(known),
         None => load_saved(store).await.map(Arc::new),
     };
-    // A saved state of exactly this version is this version's: decoding it resolved its persons
-    // already, and bringing it "up to date" would only resolve them again.
+    // A saved state of exactly this version (number and files) is this version's: decoding it
+    // resolved its persons already, and bringing it "up to date" would only resolve them again.
     let identity = match &start {
-        Some(saved) if saved.version == spec.version => saved.clone(),
+        Some(saved) if saved.is_of(&spec) => saved.clone(),
         _ => Arc::new(IdentityState::bring_to(start.as_deref(), state, &spec, schema).await?),
     };
-    if start.as_ref().is_none_or(|s| s.version < identity.version) {
+    // Older states are replaced, and one of this version's number but other files.
+    let replaces =
+        |s: &Arc<IdentityState>| s.version < identity.version || (s.version == identity.version && !s.is_of(&spec));
+    if start.as_ref().is_none_or(replaces) {
         save(store, &identity).await;
     }
-    if states.get(&key).is_none_or(|s| s.version < identity.version) {
+    if states.get(&key).is_none_or(replaces) {
         states.insert(key, identity.clone());
     }
     Ok(identity)

@@ -53,6 +53,15 @@ impl IdentityState {
         self.links.len()
     }
 
+    /// Whether this is the state of exactly the version `spec` describes: its number and its
+    /// files (a table recreated at the same location may reach the same version number with
+    /// other files; then the state is brought to it like any other).
+    pub fn is_of(&self, spec: &EventSnapshotSpec) -> bool {
+        self.version == spec.version
+            && self.files_read.len() == spec.files.len()
+            && spec.files.iter().all(|f| self.files_read.contains(f.path.as_str()))
+    }
+
     /// The state of the version `spec` describes, from `previous` (of any version) and the
     /// files it has not read.
     pub async fn bring_to(

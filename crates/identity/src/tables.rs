@@ -32,6 +32,9 @@ pub const PERSON_COLUMNS: [&str; 8] = [
     "initial_referrer",
 ];
 
+/// The columns of `groups` a report may name as `group_<column>` when it counts accounts.
+pub const GROUP_COLUMNS: [&str; 3] = ["properties", "first_seen", "last_seen"];
+
 /// The group type of a Segment `group` call, which names no type (docs/identity.md).
 pub const DEFAULT_GROUP_TYPE: &str = "company";
 
@@ -194,5 +197,17 @@ pub fn rows_by_account(table: &str, group_type: &str) -> String {
           FROM {table} AS t LEFT JOIN (SELECT person_id AS __northstar_member, group_key FROM group_members WHERE group_type = '{group_type}') AS m \
           ON t.person_id = m.__northstar_member) AS rows_with_accounts \
          WHERE __northstar_account IS NOT NULL)"
+    )
+}
+
+/// `rows` (the rows of a report counting accounts of `group_type`, `user_id` the account) with
+/// the account's `groups` columns named in `columns` added as `group_<column>`; NULL for an
+/// account that no call described. `group_type` must be a plain word (the reports check it).
+pub fn rows_with_account_columns(rows: &str, group_type: &str, columns: &[&str]) -> String {
+    let picked: Vec<String> = columns.iter().map(|c| format!("g.{c} AS group_{c}")).collect();
+    format!(
+        "(SELECT a.*, {} FROM {rows} AS a LEFT JOIN (SELECT * FROM groups WHERE group_type = '{group_type}') AS g \
+         ON a.user_id = g.group_key)",
+        picked.join(", ")
     )
 }

@@ -259,13 +259,32 @@ impl<'d> Options<'d> {
                 picked.join(", ")
             );
         }
+        // The account's columns (`groups`), where the report counts accounts.
+        let group_columns: Vec<&str> = northstar_identity::GROUP_COLUMNS
+            .iter()
+            .copied()
+            .filter(|c| self.values.values().any(|v| mentions(v, &format!("group_{c}"))))
+            .collect();
+        if let (Some(column), false) = (group_columns.first(), matches!(counted, Counted::Account(_))) {
+            return plan_err!(
+                "{}: group_{column} is the counted account's column: it needs by=<group type>, e.g. by=company",
+                self.report
+            );
+        }
         // Counting persons or accounts: the rows as they are, with each user_id replaced by
         // its person or the event's account, so every report's SQL stays as it is.
         table = match counted {
             Counted::User if person_columns.is_empty() => return self.filtered(named),
             Counted::User => table,
             Counted::Person => format!("(SELECT * REPLACE (person_id AS user_id) FROM {table})"),
-            Counted::Account(group_type) => northstar_identity::rows_by_account(&table, &group_type),
+            Counted::Account(group_type) if group_columns.is_empty() => {
+                northstar_identity::rows_by_account(&table, &group_type)
+            }
+            Counted::Account(group_type) => northstar_identity::rows_with_account_columns(
+                &northstar_identity::rows_by_account(&table, &group_type),
+                &group_type,
+                &group_columns,
+            ),
         };
         // Under the table's own name where it is one word, so `where=` may qualify it.
         let alias = if named.contains('.') || named.contains('"') { "report_rows" } else { named.as_str() };

@@ -532,3 +532,61 @@ async fn reports_count_utc_days_under_any_session_time_zone() {
     assert_eq!(rows(reports).await, utc_report);
     assert_ne!(rows(days).await, utc_days, "plain SQL counts the session's days");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identity_links_sent_by_insert_and_copy_merge_persons_in_the_same_session() {
+    let server = TestServer::start().await;
+    let client = server.connect().await;
+    let person_of = |id: &'static str| {
+        let client = &client;
+        async move {
+            let row = client
+                .query_one("SELECT DISTINCT person_id FROM events WHERE user_id = $1", &[&id])
+                .await
+                .unwrap_or_else(|e| panic!("{id}: {}", message(&e)));
+            row.get::<_, String>(0)
+        }
+    };
+    client
+        .batch_execute(
+            "INSERT INTO events (event_time, user_id, event) VALUES \
+             ('2026-01-01 10:00:00', 'wire-laptop', 'page_view'), ('2026-01-01 11:00:00', 'wire-ana', 'purchase')",
+        )
+        .await
+        .unwrap();
+    assert_eq!(person_of("wire-laptop").await, "wire-laptop", "no link yet");
+    // PostHog's $identify, written by INSERT: the session's next statement sees one person.
+    client
+        .batch_execute(
+            "INSERT INTO events (event_time, user_id, event, properties) VALUES \
+             ('2026-01-01 10:30:00', 'wire-ana', '$identify', '{\"$anon_distinct_id\": \"wire-laptop\"}')",
+        )
+        .await
+        .unwrap();
+    assert_eq!(person_of("wire-laptop").await, "wire-ana");
+    // And by COPY: a phone's visit and its $identify.
+    let sink = client
+        .copy_in("COPY events (event_time, user_id, event, properties) FROM STDIN WITH (FORMAT csv)")
+        .await
+        .unwrap();
+    futures::pin_mut!(sink);
+    sink.send(bytes::Bytes::from_static(
+        b"2026-01-01 12:00:00,wire-phone,page_view,\n2026-01-01 12:05:00,wire-ana,$identify,\"{\"\"$anon_distinct_id\"\": \"\"wire-phone\"\"}\"\n",
+    ))
+    .await
+    .unwrap();
+    assert_eq!(sink.finish().await.unwrap(), 2);
+    assert_eq!(person_of("wire-phone").await, "wire-ana");
+    // The funnel from the anonymous visit to the identified purchase counts one person.
+    let users: Vec<i64> = client
+        .query(
+            "SELECT users FROM funnel(['page_view', 'purchase'], 'window=1 day; by=person; where=person_id = ''wire-ana''') ORDER BY step",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(users, [1, 1]);
+}
