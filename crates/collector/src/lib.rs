@@ -275,12 +275,15 @@ async fn segment_call(
     headers: HeaderMap,
     bytes: Bytes,
 ) -> Response {
-    match segment_rows(&shared, &call, peer, &headers, &bytes) {
-        Ok(rows) => {
-            // The body is not kept while the events wait for their commit (about a second).
-            drop(bytes);
-            commit(&shared, rows, Vendor::Segment).await
-        }
+    let rows = segment_rows(&shared, &call, peer, &headers, &bytes);
+    // The body is not kept while the events wait for their commit (about a second).
+    drop(bytes);
+    commit_or_refuse(&shared, rows, Vendor::Segment).await
+}
+
+async fn commit_or_refuse(shared: &Shared, rows: Result<Vec<EventRow>, Refusal>, vendor: Vendor) -> Response {
+    match rows {
+        Ok(rows) => commit(shared, rows, vendor).await,
         Err(refusal) => refusal.into_response(),
     }
 }
@@ -317,13 +320,9 @@ async fn posthog_capture(
     headers: HeaderMap,
     bytes: Bytes,
 ) -> Response {
-    match posthog_rows(&shared, &query, peer, &headers, &bytes) {
-        Ok(rows) => {
-            drop(bytes);
-            commit(&shared, rows, Vendor::PostHog).await
-        }
-        Err(refusal) => refusal.into_response(),
-    }
+    let rows = posthog_rows(&shared, &query, peer, &headers, &bytes);
+    drop(bytes);
+    commit_or_refuse(&shared, rows, Vendor::PostHog).await
 }
 
 /// The rows of a capture request, or the answer refusing it (as `segment_rows`).

@@ -62,8 +62,7 @@ pub async fn identity_at(store: &EventStore, state: &SessionState, schema: &Sche
         _ => Arc::new(IdentityState::bring_to(start.as_deref(), state, &spec, schema).await?),
     };
     // Older states are replaced, and one of this version's number but other files.
-    let replaces =
-        |s: &Arc<IdentityState>| s.version < identity.version || (s.version == identity.version && !s.is_of(&spec));
+    let replaces = |s: &Arc<IdentityState>| s.version <= identity.version && !s.is_of(&spec);
     if start.as_ref().is_none_or(replaces) {
         save(store, &identity).await;
     }

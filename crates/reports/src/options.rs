@@ -247,11 +247,7 @@ impl<'d> Options<'d> {
         let mut table = named.clone();
         // The person's columns, joined only when an option names one (it costs a pass over
         // the events to derive `persons`).
-        let person_columns: Vec<&str> = northstar_identity::PERSON_COLUMNS
-            .iter()
-            .copied()
-            .filter(|c| self.values.values().any(|v| mentions(v, &format!("person_{c}"))))
-            .collect();
+        let person_columns = self.named_columns("person_", &northstar_identity::PERSON_COLUMNS);
         if !person_columns.is_empty() {
             let picked = person_columns.iter().map(|c| format!("p.{c} AS person_{c}")).collect::<Vec<_>>();
             table = format!(
@@ -260,11 +256,7 @@ impl<'d> Options<'d> {
             );
         }
         // The account's columns (`groups`), where the report counts accounts.
-        let group_columns: Vec<&str> = northstar_identity::GROUP_COLUMNS
-            .iter()
-            .copied()
-            .filter(|c| self.values.values().any(|v| mentions(v, &format!("group_{c}"))))
-            .collect();
+        let group_columns = self.named_columns("group_", &northstar_identity::GROUP_COLUMNS);
         if let (Some(column), false) = (group_columns.first(), matches!(counted, Counted::Account(_))) {
             return plan_err!(
                 "{}: group_{column} is the counted account's column: it needs by=<group type>, e.g. by=company",
@@ -289,6 +281,11 @@ impl<'d> Options<'d> {
         // Under the table's own name where it is one word, so `where=` may qualify it.
         let alias = if named.contains('.') || named.contains('"') { "report_rows" } else { named.as_str() };
         self.filtered(format!("{table} AS {alias}"))
+    }
+
+    /// The `columns` that some option names as `<prefix><column>`.
+    fn named_columns(&self, prefix: &str, columns: &[&'static str]) -> Vec<&'static str> {
+        columns.iter().copied().filter(|c| self.values.values().any(|v| mentions(v, &format!("{prefix}{c}")))).collect()
     }
 
     /// Whom the report counts: option `by`, else users with `table=`, else the session's default.
