@@ -80,6 +80,31 @@ def questions(src):
             "clickhouse": f"SELECT uniqExact(user_id) FROM {ch} WHERE event_time >= toDateTime64('2025-02-01 00:00:00', 6, 'UTC') AND event_time < toDateTime64('2025-02-08 00:00:00', 6, 'UTC')",
             "duckdb": f"SELECT count(DISTINCT user_id) FROM {dk} WHERE event_time >= TIMESTAMPTZ '2025-02-01 00:00:00+00' AND event_time < TIMESTAMPTZ '2025-02-08 00:00:00+00'",
         }),
+        # The cohort matrix and sessions as an analyst writes them without Northstar's functions
+        # (issue 22): a join of the events with each user's first week, and a window over each
+        # user's events (ties in time give the same gap whichever row comes first).
+        ("weekly cohort matrix, join with each user's first week", {
+            "northstar": "WITH first_week AS (SELECT user_id, date_trunc('week', min(event_time)) AS cohort FROM events GROUP BY user_id) "
+                         "SELECT CAST(f.cohort AS DATE) AS cohort, CAST(date_part('day', date_trunc('week', e.event_time) - f.cohort) / 7 AS BIGINT) AS week, "
+                         "count(DISTINCT e.user_id) AS users FROM events e JOIN first_week f ON e.user_id = f.user_id GROUP BY 1, 2 ORDER BY 1, 2",
+            "clickhouse": f"WITH first_week AS (SELECT user_id, toMonday(min(event_time)) AS cohort FROM {ch} GROUP BY user_id) "
+                          f"SELECT f.cohort, intDiv(dateDiff('day', f.cohort, toMonday(e.event_time)), 7) AS week, uniqExact(e.user_id) "
+                          f"FROM {ch} AS e INNER JOIN first_week AS f ON e.user_id = f.user_id GROUP BY 1, 2 ORDER BY 1, 2",
+            "duckdb": f"WITH first_week AS (SELECT user_id, date_trunc('week', min(event_time)) AS cohort FROM {dk} GROUP BY user_id) "
+                      f"SELECT CAST(f.cohort AS DATE), date_diff('day', f.cohort, date_trunc('week', e.event_time)) // 7 AS week, count(DISTINCT e.user_id) "
+                      f"FROM {dk} e JOIN first_week f ON e.user_id = f.user_id GROUP BY 1, 2 ORDER BY 1, 2",
+        }),
+        ("sessions per day, lag over each user's events", {
+            "northstar": "SELECT CAST(event_time AS DATE) AS d, count(*) AS sessions FROM (SELECT event_time, "
+                         "event_time - lag(event_time) OVER (PARTITION BY user_id ORDER BY event_time) AS gap FROM events) "
+                         "WHERE gap IS NULL OR gap > INTERVAL '30 minutes' GROUP BY 1 ORDER BY 1",
+            "clickhouse": f"SELECT toDate(event_time) AS d, count() FROM (SELECT event_time, lagInFrame(event_time, 1, toDateTime64(0, 6, 'UTC')) "
+                          f"OVER (PARTITION BY user_id ORDER BY event_time ROWS BETWEEN 1 PRECEDING AND CURRENT ROW) AS prev FROM {ch}) "
+                          f"WHERE prev = toDateTime64(0, 6, 'UTC') OR toUnixTimestamp64Micro(event_time) - toUnixTimestamp64Micro(prev) > 1800000000 GROUP BY d ORDER BY d",
+            "duckdb": f"SELECT CAST(event_time AS DATE) AS d, count(*) FROM (SELECT event_time, "
+                      f"event_time - lag(event_time) OVER (PARTITION BY user_id ORDER BY event_time) AS gap FROM {dk}) "
+                      f"WHERE gap IS NULL OR gap > INTERVAL 30 MINUTE GROUP BY 1 ORDER BY 1",
+        }),
         # ClickHouse has no per-step times (funnel_step_times), so the answers compared are the
         # counts and conversions; Northstar still computes the whole report, times included
         # (its finish computes every column and projects after).

@@ -21,8 +21,8 @@ const PER_USER: [&str; 7] = [
 ];
 const DICTIONARY_GROUPED: usize = 5;
 
-/// A join on user_id above two per-user aggregates: DataFusion may pair their partitions
-/// by its own hash, so these aggregates must keep their repartition.
+/// A join on user_id above two per-user aggregates: both sides run per bucket, and the join
+/// pairs bucket with bucket.
 const JOINED: &str = "SELECT count(*), sum(a.n), sum(b.days) FROM (SELECT user_id, count(*) AS n FROM events GROUP BY user_id) a JOIN (SELECT user_id, count(DISTINCT event_date) AS days FROM events GROUP BY user_id) b ON a.user_id = b.user_id";
 
 async fn answer(data: &str, partitions: usize, two_stage: bool, sql: &str) -> (String, String) {
@@ -80,10 +80,44 @@ async fn per_user_aggregates_read_whole_buckets_and_agree_with_two_stage_plans()
     let (result, plan) = answer(&data, 2, false, JOINED).await;
     assert_eq!(result, reference);
     assert!(plan.contains("HashJoinExec: mode=Partitioned"), "{plan}");
-    assert!(
-        plan.contains("RepartitionExec: partitioning=Hash([user_id"),
-        "the join's inputs keep DataFusion's hash partitions:\n{plan}"
-    );
+    assert!(!plan.contains("RepartitionExec: partitioning=Hash([user_id"), "the join's inputs by bucket:\n{plan}");
+}
+
+/// Joins and windows on `user_id` as analysts write them (a cohort matrix as a join with each
+/// user's first week, IN a subquery, outer joins, sessions by `lag`, first events by
+/// `row_number`): their inputs are read by bucket instead of hash-repartitioned, and the
+/// answers are those of DataFusion's plan. A grouping by the column an outer join may leave
+/// NULL keeps the repartition (a NULL group would otherwise appear in every bucket).
+#[tokio::test]
+async fn joins_and_windows_by_user_read_buckets_and_agree_with_datafusions_plans() {
+    let s = Scratch::new();
+    let data = s.imported(30_000, 13);
+    let signed_up = "(SELECT user_id, min(event_time) AS t FROM events WHERE event = 'signup' GROUP BY user_id)";
+    let bought = "(SELECT user_id, max(event_time) AS t FROM events WHERE event = 'purchase' GROUP BY user_id)";
+    let queries = [
+        ("WITH first_week AS (SELECT user_id, date_trunc('week', min(event_time)) AS cohort FROM events GROUP BY user_id) \
+          SELECT f.cohort, date_trunc('week', e.event_time) AS w, count(DISTINCT e.user_id) FROM events e \
+          JOIN first_week f ON e.user_id = f.user_id GROUP BY 1, 2 ORDER BY 1, 2".to_string(), true),
+        ("SELECT count(DISTINCT user_id), count(*) FROM events WHERE event = 'app_open' AND user_id IN (SELECT user_id FROM events WHERE event = 'purchase')".to_string(), true),
+        (format!("SELECT count(*), count(b.user_id), sum(CASE WHEN b.t > a.t THEN 1 ELSE 0 END) FROM {signed_up} a LEFT JOIN {bought} b ON a.user_id = b.user_id"), true),
+        (format!("SELECT count(*), count(a.user_id), count(b.user_id) FROM {signed_up} a FULL JOIN {bought} b ON a.user_id = b.user_id"), true),
+        (format!("SELECT n, count(*) FROM (SELECT a.user_id, count(*) AS n FROM {signed_up} a FULL JOIN {bought} b ON a.user_id = b.user_id GROUP BY a.user_id) GROUP BY n ORDER BY n"), false),
+        ("SELECT count(*) FROM (SELECT event_time - lag(event_time) OVER (PARTITION BY user_id ORDER BY event_time) AS gap FROM events) \
+          WHERE gap IS NULL OR gap > INTERVAL '30 minutes'".to_string(), true),
+        ("SELECT event, count(*) FROM (SELECT event, row_number() OVER (PARTITION BY user_id ORDER BY event_time, event) AS n FROM events) \
+          WHERE n = 1 GROUP BY event ORDER BY event".to_string(), true),
+    ];
+    for (sql, by_bucket) in &queries {
+        let reference = answer(&data, 2, true, sql).await.0;
+        for partitions in [1, 2, 3, 4, 8] {
+            let (result, plan) = answer(&data, partitions, false, sql).await;
+            assert_eq!(&result, &reference, "{partitions} partitions: {sql}");
+            let repartitioned = plan.contains("RepartitionExec: partitioning=Hash([user_id");
+            if (2..=4).contains(&partitions) {
+                assert_eq!(repartitioned, !by_bucket, "{partitions} partitions, by bucket: {by_bucket}:\n{plan}");
+            }
+        }
+    }
 }
 
 /// `count(DISTINCT user_id)` by period (and any grouping with `user_id` among its keys):

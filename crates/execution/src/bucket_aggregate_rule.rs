@@ -16,15 +16,16 @@
 //!         DataSourceExec: files of the version
 //! ```
 //! (also from `SinglePartitioned ← RepartitionExec`, the form `SingleStageEventAggregates`
-//! leaves). Rewritten only where nothing above relies on the aggregate's output being
-//! hash-partitioned the way DataFusion hashes (a partitioned join, a window on `user_id`):
-//! bucket partitions are user-disjoint but not DataFusion's hash partitions.
+//! leaves). A hash join on `user_id` and a window partitioned by it read their inputs by bucket
+//! the same way ([`by_bucket`]), both join sides alike. Rewritten only where nothing above
+//! relies on the output being hash-partitioned the way DataFusion hashes: bucket partitions
+//! are user-disjoint but not DataFusion's hash partitions.
 
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::common::config::ConfigOptions;
-use datafusion::common::{Result, ScalarValue};
+use datafusion::common::{internal_datafusion_err, JoinSide, JoinType, Result, ScalarValue};
 use datafusion::datasource::physical_plan::{
     FileGroup, FileScanConfig, FileScanConfigBuilder, FileSource, ParquetSource,
 };
@@ -40,16 +41,20 @@ use datafusion::physical_plan::execution_plan::{
     replace_children_if_necessary, ChildrenPropertiesMode, ReplaceChildrenOptions,
 };
 use datafusion::physical_plan::filter::FilterExec;
+use datafusion::physical_plan::joins::utils::{build_join_schema, ColumnIndex};
+use datafusion::physical_plan::joins::{HashJoinExec, PartitionMode};
 use datafusion::physical_plan::projection::ProjectionExec;
 use datafusion::physical_plan::repartition::RepartitionExec;
+use datafusion::physical_plan::sorts::sort::SortExec;
 use datafusion::physical_plan::sorts::sort_preserving_merge::SortPreservingMergeExec;
 use datafusion::physical_plan::union::InterleaveExec;
-use datafusion::physical_plan::{Distribution, ExecutionPlan, Partitioning};
+use datafusion::physical_plan::{Distribution, ExecutionPlan, ExecutionPlanProperties, Partitioning};
 use northstar_identity::PersonOf;
 use northstar_storage::columns::{EVENT_DATE, USER_BUCKET, USER_ID};
 use northstar_storage::USER_BUCKETS;
 
 use crate::bucket_aggregate_exec::BucketAggregateExec;
+use crate::bucket_partitions_exec::BucketPartitionsExec;
 use crate::bucket_routing_exec::BucketRoutingExec;
 use crate::user_id_dictionary::user_id_dictionary_type;
 
@@ -100,7 +105,10 @@ enum Place {
 /// relies on how `plan`'s output rows are spread over partitions.
 fn rewrite(plan: Arc<dyn ExecutionPlan>, partitioning_matters: bool, place: Place) -> Result<Arc<dyn ExecutionPlan>> {
     if !partitioning_matters {
-        if let Some(rewritten) = aggregate_by_bucket(&plan, place)? {
+        if let Some((rewritten, _)) = aggregate_by_bucket(&plan, place)? {
+            return Ok(rewritten);
+        }
+        if let Some(rewritten) = inputs_by_bucket(&plan, place)? {
             return Ok(rewritten);
         }
     }
@@ -126,12 +134,24 @@ fn rewrite(plan: Arc<dyn ExecutionPlan>, partitioning_matters: bool, place: Plac
     replace_children_if_necessary(plan, new_children)
 }
 
+/// A plan whose partitions hold one user bucket each, by the value of one of its output
+/// columns (the index): partition `i` holds exactly the rows whose value has
+/// `user_bucket(value) % partitions == i`, and no row without one.
+type Bucketed = (Arc<dyn ExecutionPlan>, usize);
+
 /// The one-stage, bucket-partitioned form of `plan` when it is a hash-repartitioned
-/// aggregate grouped by the events table's `user_id` (alone or with other keys); otherwise
-/// `None`.
-fn aggregate_by_bucket(plan: &Arc<dyn ExecutionPlan>, place: Place) -> Result<Option<Arc<dyn ExecutionPlan>>> {
+/// aggregate grouped by the events table's `user_id` (alone or with other keys), with the
+/// output column of the key its partitions follow; otherwise `None`.
+fn aggregate_by_bucket(plan: &Arc<dyn ExecutionPlan>, place: Place) -> Result<Option<Bucketed>> {
     let Some(last) = plan.downcast_ref::<AggregateExec>() else { return Ok(None) };
-    let Some(repartition) = last.input().downcast_ref::<RepartitionExec>() else { return Ok(None) };
+    let Some(repartition) = last.input().downcast_ref::<RepartitionExec>() else {
+        // Over an input partitioned by the key already (a join on it): by bucket if the input
+        // can be.
+        if *last.mode() == AggregateMode::SinglePartitioned && last.group_expr().is_single() {
+            return aggregate_by_bucket_and_more(last, last, last.input(), USER_BUCKETS as usize, place);
+        }
+        return Ok(None);
+    };
     let Partitioning::Hash(_, partitions) = repartition.partitioning() else { return Ok(None) };
     if repartition.preserve_order() || *partitions > USER_BUCKETS as usize {
         return Ok(None);
@@ -156,7 +176,12 @@ fn aggregate_by_bucket(plan: &Arc<dyn ExecutionPlan>, place: Place) -> Result<Op
     let Some(key) = group.expr()[0].0.downcast_ref::<Column>() else { return Ok(None) };
     let Some(by_bucket) = scan_by_bucket(input, key.index(), partitions)? else {
         if place == Place::SingleNode && partitions > 1 {
-            return aggregate_by_person_bucket(last, grouped, key.index(), input, partitions);
+            // Over a join or window of bucket partitions, or grouped by person.
+            if let Some(input) = by_bucket(input, key.index(), place)? {
+                let single = single_stage(last, grouped, input)?;
+                return Ok((single.schema() == last.schema()).then(|| (Arc::new(single) as Arc<dyn ExecutionPlan>, 0)));
+            }
+            return Ok(aggregate_by_person_bucket(last, grouped, key.index(), input, partitions)?.map(|p| (p, 0)));
         }
         return Ok(None);
     };
@@ -169,11 +194,11 @@ fn aggregate_by_bucket(plan: &Arc<dyn ExecutionPlan>, place: Place) -> Result<Op
         if let Some(dictionary_input) = rewrite_scan(&by_bucket, key.index(), Uses::PassThroughOnly, &dictionary_scan)?
         {
             if let Some(exec) = BucketAggregateExec::try_new(&single, key.index(), dictionary_input) {
-                return Ok(Some(Arc::new(exec)));
+                return Ok(Some((Arc::new(exec), 0)));
             }
         }
     }
-    Ok((place == Place::SingleNode).then(|| Arc::new(single) as Arc<dyn ExecutionPlan>))
+    Ok((place == Place::SingleNode).then(|| (Arc::new(single) as Arc<dyn ExecutionPlan>, 0)))
 }
 
 /// The aggregate `last` (with its partial step `grouped`, or `grouped` itself) in one stage
@@ -201,17 +226,190 @@ fn aggregate_by_bucket_and_more(
     input: &Arc<dyn ExecutionPlan>,
     partitions: usize,
     place: Place,
-) -> Result<Option<Arc<dyn ExecutionPlan>>> {
+) -> Result<Option<Bucketed>> {
     if place == Place::Cluster || partitions == 1 {
         return Ok(None);
     }
-    for (expr, _) in grouped.group_expr().expr() {
+    for (position, (expr, _)) in grouped.group_expr().expr().iter().enumerate() {
         let Some(key) = expr.downcast_ref::<Column>() else { continue };
-        let Some(by_bucket) = scan_by_bucket(input, key.index(), partitions)? else { continue };
-        let single = single_stage(last, grouped, by_bucket)?;
-        return Ok((single.schema() == last.schema()).then(|| Arc::new(single) as Arc<dyn ExecutionPlan>));
+        let Some(bucketed) = by_bucket(input, key.index(), place)? else { continue };
+        let single = single_stage(last, grouped, bucketed)?;
+        return Ok((single.schema() == last.schema()).then(|| (Arc::new(single) as Arc<dyn ExecutionPlan>, position)));
     }
     Ok(None)
+}
+
+/// `plan` rewritten so that its [`USER_BUCKETS`] partitions hold one user bucket each by its
+/// output column `column` (see [`Bucketed`]); `None` when `plan` has no such form. One node
+/// only ([`Place::Cluster`] says why). Looks through filters, projections, batch coalescing
+/// and sorts within partitions; a hash or round-robin repartition is dropped (the buckets
+/// spread the rows by user already); it ends at
+/// - an events scan whose `user_id` the column is: read whole buckets per partition;
+/// - an aggregate grouped by the column ([`aggregate_by_bucket`]);
+/// - a hash join on the column, each side by bucket ([`join_by_bucket`]).
+fn by_bucket(plan: &Arc<dyn ExecutionPlan>, column: usize, place: Place) -> Result<Option<Arc<dyn ExecutionPlan>>> {
+    // A single partition stays single: what reads it may rely on that.
+    if place == Place::Cluster || plan.output_partitioning().partition_count() == 1 {
+        return Ok(None);
+    }
+    let rebuilt = |input| rebuilt_over(plan, input);
+    if let Some(projection) = plan.downcast_ref::<ProjectionExec>() {
+        let Some(source) = projection.expr().get(column).and_then(|e| e.expr.downcast_ref::<Column>()) else {
+            return Ok(None);
+        };
+        return by_bucket(projection.input(), source.index(), place)?.map(rebuilt).transpose();
+    }
+    if let Some(filter) = plan.downcast_ref::<FilterExec>() {
+        let column = filter.projection().as_ref().map_or(column, |p| p[column]);
+        return by_bucket(filter.input(), column, place)?.map(rebuilt).transpose();
+    }
+    let within_partitions =
+        plan.downcast_ref::<SortExec>().is_some_and(|s| s.preserve_partitioning() && s.fetch().is_none())
+            || plan.name() == "CoalesceBatchesExec";
+    if within_partitions {
+        return by_bucket(plan.children()[0], column, place)?.map(rebuilt).transpose();
+    }
+    if let Some(repartition) = plan.downcast_ref::<RepartitionExec>() {
+        // With more partitions than buckets, DataFusion's plan stays (as for aggregates).
+        let spreads_by_column = match repartition.partitioning() {
+            Partitioning::Hash(exprs, n) => *n <= USER_BUCKETS as usize && exprs.iter().any(|e| is_column(e, column)),
+            Partitioning::RoundRobinBatch(n) => *n <= USER_BUCKETS as usize,
+            _ => false,
+        };
+        if !spreads_by_column || repartition.preserve_order() {
+            return Ok(None);
+        }
+        return by_bucket(repartition.input(), column, place);
+    }
+    if plan.downcast_ref::<AggregateExec>().is_some() {
+        let bucketed = aggregate_by_bucket(plan, place)?;
+        return Ok(bucketed.filter(|(p, key)| *key == column && has_bucket_partitions(p)).map(|(p, _)| p));
+    }
+    if let Some(join) = plan.downcast_ref::<HashJoinExec>() {
+        return join_by_bucket(join, Some(column), place);
+    }
+    let Some(config) = events_scan(plan) else { return Ok(None) };
+    if plan.schema().field(column).name() != USER_ID || !reads_user_id_as_stored(config, column) {
+        return Ok(None);
+    }
+    bucket_scan(config, column, USER_BUCKETS as usize, None)
+}
+
+/// Whether `plan` is an aggregate, under row-preserving operators: at most one row per group.
+fn is_aggregated(plan: &Arc<dyn ExecutionPlan>) -> bool {
+    let mut plan = plan;
+    loop {
+        if plan.downcast_ref::<AggregateExec>().is_some() || plan.downcast_ref::<BucketAggregateExec>().is_some() {
+            return true;
+        }
+        let passes_rows = plan.downcast_ref::<ProjectionExec>().is_some()
+            || plan.downcast_ref::<FilterExec>().is_some()
+            || plan.downcast_ref::<SortExec>().is_some()
+            || plan.downcast_ref::<BucketPartitionsExec>().is_some()
+            || plan.name() == "CoalesceBatchesExec";
+        match plan.children().as_slice() {
+            [child] if passes_rows => plan = child,
+            _ => return false,
+        }
+    }
+}
+
+fn is_column(expr: &Arc<dyn PhysicalExpr>, column: usize) -> bool {
+    expr.downcast_ref::<Column>().is_some_and(|c| c.index() == column)
+}
+
+fn has_bucket_partitions(plan: &Arc<dyn ExecutionPlan>) -> bool {
+    plan.output_partitioning().partition_count() == USER_BUCKETS as usize
+}
+
+/// `plan` with the inputs it wants hash-partitioned by a user read by bucket instead: a
+/// partitioned join on `user_id` (both sides) or a window partitioned by it (the events of a
+/// user, sorted, per bucket), without repartitioning every row. `None` for other plans.
+fn inputs_by_bucket(plan: &Arc<dyn ExecutionPlan>, place: Place) -> Result<Option<Arc<dyn ExecutionPlan>>> {
+    if let Some(join) = plan.downcast_ref::<HashJoinExec>() {
+        return join_by_bucket(join, None, place);
+    }
+    if plan.downcast_ref::<AggregateExec>().is_some() || plan.children().len() != 1 {
+        return Ok(None);
+    }
+    let requirements = plan.input_distribution_requirements().into_per_child();
+    let [Distribution::KeyPartitioned(keys)] = requirements.as_slice() else { return Ok(None) };
+    for key in keys {
+        let Some(key) = key.downcast_ref::<Column>() else { continue };
+        if let Some(input) = by_bucket(plan.children()[0], key.index(), place)? {
+            return rebuilt_over(plan, input).map(Some);
+        }
+    }
+    Ok(None)
+}
+
+/// `join` over inputs read by bucket: a partitioned join on a key pair both of whose sides
+/// can be, or a join that collects its left side once over a right side that can be. With
+/// `column`, the join's output column that must follow the buckets (a key present in every
+/// output row). The rebuilt partitioned join drops its dynamic filter: DataFusion routes that
+/// filter's probe rows by its own hash partitioning, which bucket partitions are not.
+fn join_by_bucket(join: &HashJoinExec, column: Option<usize>, place: Place) -> Result<Option<Arc<dyn ExecutionPlan>>> {
+    if place == Place::Cluster {
+        return Ok(None);
+    }
+    let (_, sides) = build_join_schema(&join.left().schema(), &join.right().schema(), join.join_type());
+    let output: Vec<ColumnIndex> = match &join.projection {
+        Some(projection) => projection.iter().map(|&i| sides[i].clone()).collect(),
+        None => sides,
+    };
+    let wanted = match column {
+        Some(c) => Some(output.get(c).cloned().ok_or_else(|| internal_datafusion_err!("join has no column {c}"))?),
+        None => None,
+    };
+    // Whether every output row holds the side's columns (outer joins fill the other with NULL).
+    let (left_kept, right_kept) = match join.join_type() {
+        JoinType::Inner => (true, true),
+        JoinType::Left | JoinType::LeftSemi | JoinType::LeftAnti | JoinType::LeftMark => (true, false),
+        JoinType::Right | JoinType::RightSemi | JoinType::RightAnti | JoinType::RightMark => (false, true),
+        JoinType::Full => (false, false),
+    };
+    match join.partition_mode() {
+        PartitionMode::Partitioned => {
+            for (left_key, right_key) in join.on() {
+                let (Some(l), Some(r)) = (left_key.downcast_ref::<Column>(), right_key.downcast_ref::<Column>()) else {
+                    continue;
+                };
+                let follows = wanted.as_ref().is_none_or(|w| match w.side {
+                    JoinSide::Left => left_kept && w.index == l.index(),
+                    JoinSide::Right => right_kept && w.index == r.index(),
+                    JoinSide::None => false,
+                });
+                if !follows {
+                    continue;
+                }
+                let Some(left) = by_bucket(join.left(), l.index(), place)? else { continue };
+                let Some(right) = by_bucket(join.right(), r.index(), place)? else { continue };
+                if !has_bucket_partitions(&left) || !has_bucket_partitions(&right) {
+                    continue;
+                }
+                let (left_keys, right_keys): (Vec<_>, Vec<_>) = join.on().iter().cloned().unzip();
+                let left = Arc::new(BucketPartitionsExec::new(left, left_keys));
+                let right = Arc::new(BucketPartitionsExec::new(right, right_keys));
+                let rebuilt = join.builder().with_new_children(vec![left, right])?.reset_state().build()?;
+                // DataFusion builds its hash table from the left input and, without row
+                // counts, keeps the order written: `events e JOIN (per-user aggregate) f`
+                // built a table of every event (14 s at 20M) instead of one row per user.
+                if is_aggregated(rebuilt.right()) && !is_aggregated(rebuilt.left()) {
+                    return rebuilt.swap_inputs(PartitionMode::Partitioned).map(Some);
+                }
+                return Ok(Some(Arc::new(rebuilt)));
+            }
+            Ok(None)
+        }
+        // The left side is whole in every partition; the output follows the right side's.
+        PartitionMode::CollectLeft => {
+            let Some(w) = wanted.filter(|w| w.side == JoinSide::Right && right_kept) else { return Ok(None) };
+            let Some(right) = by_bucket(join.right(), w.index, place)? else { return Ok(None) };
+            let left = rewrite(join.left().clone(), true, place)?;
+            join.builder().with_new_children(vec![left, right])?.build_exec().map(Some)
+        }
+        PartitionMode::Auto => Ok(None),
+    }
 }
 
 /// `GROUP BY person_id` (the person of each stored `user_id`, `northstar_identity::PersonOf`)
@@ -234,7 +432,11 @@ fn aggregate_by_person_bucket(
     }
     let Some(dictionary_input) = person_input(input, key, partitions, true)? else { return Ok(None) };
     let Some(string_input) = person_input(input, key, partitions, false)? else { return Ok(None) };
-    let routed: Arc<dyn ExecutionPlan> = Arc::new(BucketRoutingExec::new(dictionary_input, key));
+    let mut routing = BucketRoutingExec::new(dictionary_input.clone(), key);
+    if let Some(person) = person_under(&dictionary_input, key) {
+        routing = routing.with_persons_over_buckets(person.persons().clone(), person.mapped_dictionaries().clone());
+    }
+    let routed: Arc<dyn ExecutionPlan> = Arc::new(routing);
     // The replaced aggregate over the routed rows, as BucketAggregateExec takes it (with the
     // input schema of the string key, which the fall-back uses; it never runs itself).
     let single = single_stage(last, grouped, Arc::new(BucketRoutingExec::new(string_input, key)))?;
@@ -288,6 +490,23 @@ fn person_input(
     // The person computed in the scan's own projection (DataFusion pushes projections in).
     let Some(config) = events_scan(plan) else { return Ok(None) };
     bucket_scan(config, column, partitions, dictionary.then_some(Key::PersonOfUserId))
+}
+
+/// The `PersonOf` that computes output column `column` of `plan` (a plan [`person_input`]
+/// made: projections and filters over an events scan).
+fn person_under(plan: &Arc<dyn ExecutionPlan>, column: usize) -> Option<&PersonOf> {
+    if let Some(projection) = plan.downcast_ref::<ProjectionExec>() {
+        let expr = &projection.expr().get(column)?.expr;
+        if let Some(person) = expr.downcast_ref::<PersonOf>() {
+            return Some(person);
+        }
+        return person_under(projection.input(), expr.downcast_ref::<Column>()?.index());
+    }
+    if let Some(filter) = plan.downcast_ref::<FilterExec>() {
+        return person_under(filter.input(), filter.projection().as_ref().map_or(column, |p| p[column]));
+    }
+    let source = events_scan(plan)?.file_source().downcast_ref::<ParquetSource>()?;
+    source.projection()?.iter().nth(column)?.expr.downcast_ref::<PersonOf>()
 }
 
 /// `config` reading whole buckets per partition (`partitions` of them), with `user_id` read as

@@ -31,6 +31,7 @@ use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, ExecutionPlanProperties, Partitioning, PlanProperties,
 };
 use futures::{Stream, StreamExt};
+use northstar_identity::{MappedDictionaries, Persons, OWN_BUCKET};
 use northstar_storage::user_bucket;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
@@ -47,6 +48,11 @@ pub struct BucketRoutingExec {
     /// The channels of the current execution, shared by the copies of this node that
     /// `replace_children` makes (the user-bucket operator rebuilds its input per partition).
     routes: Arc<Mutex<Routes>>,
+    /// Set when the key is the person of the stored `user_id` and each input partition reads
+    /// whole user buckets (`partition = bucket % partitions`): a row then leaves its input
+    /// partition only when its person is the person of a merged id, and only those persons
+    /// are hashed (hashing every id of every chunk cost more than the routing itself).
+    persons: Option<(Arc<Persons>, MappedDictionaries)>,
 }
 
 /// Per partition: the senders its input's rows go out by (one per partition), and the
@@ -76,7 +82,16 @@ impl BucketRoutingExec {
             EmissionType::Incremental,
             Boundedness::Bounded,
         );
-        Self { input, key, properties: Arc::new(properties), routes: Default::default() }
+        Self { input, key, properties: Arc::new(properties), routes: Default::default(), persons: None }
+    }
+
+    /// Routing by the person of `user_id` over an input that reads whole user buckets per
+    /// partition (see the field `persons`).
+    /// `mapped`: the dictionaries the persons were mapped from, where each value's bucket is
+    /// found without a lookup (`persons` looks up what is not found there).
+    pub fn with_persons_over_buckets(mut self, persons: Arc<Persons>, mapped: MappedDictionaries) -> Self {
+        self.persons = Some((persons, mapped));
+        self
     }
 
     fn partitions(&self) -> usize {
@@ -127,9 +142,16 @@ impl ExecutionPlan for BucketRoutingExec {
         }
         let input = children.swap_remove(0);
         if input.output_partitioning().partition_count() != self.partitions() {
+            // Other partitions are other buckets: every key is hashed.
             return Ok(Arc::new(Self::new(input, self.key)));
         }
-        Ok(Arc::new(Self { input, key: self.key, properties: self.properties.clone(), routes: self.routes.clone() }))
+        Ok(Arc::new(Self {
+            input,
+            key: self.key,
+            properties: self.properties.clone(),
+            routes: self.routes.clone(),
+            persons: self.persons.clone(),
+        }))
     }
 
     fn execute(&self, partition: usize, context: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
@@ -138,6 +160,7 @@ impl ExecutionPlan for BucketRoutingExec {
             Some(senders) => Some((self.input.execute(partition, context.clone())?, senders)),
             None => None,
         };
+        let reading = input.as_ref().map(|_| partition);
         Ok(Box::pin(RoutedStream {
             schema: self.schema(),
             input,
@@ -148,6 +171,8 @@ impl ExecutionPlan for BucketRoutingExec {
             context,
             routes: self.routes.clone(),
             dictionary_targets: None,
+            reading,
+            persons: self.persons.clone(),
         }))
     }
 }
@@ -169,6 +194,9 @@ struct RoutedStream {
     /// dictionary, so its values are hashed once per chunk, not once per batch (hashing
     /// every batch's dictionary cost about as much as hashing every row).
     dictionary_targets: Option<(ArrayRef, Vec<u8>)>,
+    /// The input partition being read.
+    reading: Option<usize>,
+    persons: Option<(Arc<Persons>, MappedDictionaries)>,
 }
 
 impl RoutedStream {
@@ -181,22 +209,28 @@ impl RoutedStream {
             let mut routes = self.routes.lock().expect("not poisoned");
             routes.senders.iter_mut().enumerate().find_map(|(q, s)| s.take().map(|s| (q, s)))
         };
+        let next_reading = next.as_ref().map(|(q, _)| *q);
         self.input = match next {
             Some((q, senders)) => Some((self.plan.execute(q, self.context.clone())?, senders)),
             None => None,
         };
+        self.reading = next_reading;
+        // Targets of "stays in its input partition" were of the previous input.
+        self.dictionary_targets = None;
         Ok(())
     }
 
     /// The partition of each row of `keys`: its user bucket modulo `partitions`.
     fn targets(&mut self, keys: &ArrayRef, partitions: usize) -> Result<Vec<u8>> {
-        let Some(dictionary) = keys.as_dictionary_opt::<Int32Type>() else { return targets(keys, partitions) };
+        let Some(dictionary) = keys.as_dictionary_opt::<Int32Type>() else {
+            return self.value_targets(keys, partitions);
+        };
         let values = dictionary.values();
         let known = self.dictionary_targets.as_ref().filter(|(known, _)| known.to_data().ptr_eq(&values.to_data()));
         let value_targets = match known {
             Some((_, value_targets)) => value_targets,
             None => {
-                let value_targets = targets(values, partitions)?;
+                let value_targets = self.value_targets(values, partitions)?;
                 &self.dictionary_targets.insert((values.clone(), value_targets)).1
             }
         };
@@ -205,6 +239,20 @@ impl RoutedStream {
         Ok((0..keys.len())
             .map(|i| if nulls.is_some_and(|n| n.is_null(i)) { 0 } else { value_targets[keys[i] as usize] })
             .collect())
+    }
+
+    /// The partition of each text key in `keys`.
+    fn value_targets(&self, keys: &ArrayRef, partitions: usize) -> Result<Vec<u8>> {
+        let (Some((persons, mapped)), Some(home)) = (&self.persons, self.reading) else {
+            return targets(keys, partitions);
+        };
+        match mapped.buckets_of(keys) {
+            Some(buckets) => Ok(buckets
+                .iter()
+                .map(|&bucket| if bucket == OWN_BUCKET { home as u8 } else { (bucket as usize % partitions) as u8 })
+                .collect()),
+            None => person_targets(keys, persons, home, partitions),
+        }
     }
 
     /// Sends `batch`'s rows of other partitions to them; its rows of this one, if any.
@@ -237,7 +285,21 @@ impl RoutedStream {
 /// The partition of each row's text key: its user bucket modulo `partitions` (dictionaries:
 /// `RoutedStream::targets`).
 fn targets(keys: &ArrayRef, partitions: usize) -> Result<Vec<u8>> {
-    let of = |id: &str| (user_bucket(id) as usize % partitions) as u8;
+    targets_by(keys, &|id| (user_bucket(id) as usize % partitions) as u8)
+}
+
+/// The partition of each person in `keys` (persons of the stored `user_id`s read from input
+/// partition `home`, which holds whole user buckets): the bucket of the person of a merged id,
+/// `home` for any other id, which is its own person, stored in its own bucket.
+fn person_targets(keys: &ArrayRef, persons: &Persons, home: usize, partitions: usize) -> Result<Vec<u8>> {
+    targets_by(keys, &|id| match persons.bucket_of_merged_person(id) {
+        Some(bucket) => (bucket as usize % partitions) as u8,
+        None => home as u8,
+    })
+}
+
+/// `of` each row's text key (a null key goes to partition 0).
+fn targets_by(keys: &ArrayRef, of: &dyn Fn(&str) -> u8) -> Result<Vec<u8>> {
     let per_row = |ids: &mut dyn Iterator<Item = Option<&str>>| ids.map(|id| id.map_or(0, of)).collect();
     Ok(match keys.data_type() {
         DataType::Dictionary(_, _) => return exec_err!("BucketRoutingExec: a dictionary key must have Int32 keys"),
@@ -341,5 +403,53 @@ mod tests {
         let mut expected = ids.clone();
         expected.sort();
         assert_eq!(seen, expected);
+    }
+
+    /// Routing by person over inputs that hold whole buckets: only the rows whose person is
+    /// another bucket's move, whichever partition reads which input (the second partition's
+    /// input is read by the first), and every row ends in its person's bucket.
+    #[tokio::test]
+    async fn persons_over_buckets_move_only_the_rows_of_merged_ids_of_another_bucket() {
+        use northstar_identity::{resolve, Link, LinkKind};
+        let ids: Vec<String> = (0..300).map(|i| format!("id{i}")).collect();
+        // Every third id is merged into the next one (a person often of the other bucket).
+        let links: Vec<Link> = (0..100)
+            .map(|i| Link {
+                time: i,
+                user: ids[3 * i as usize + 1].clone(),
+                other: Some(ids[3 * i as usize].clone()),
+                kind: LinkKind::Identify,
+            })
+            .collect();
+        let persons = Arc::new(resolve(&links));
+        let person_batch = |bucket: usize| {
+            let mine: Vec<&str> = ids
+                .iter()
+                .filter(|id| user_bucket(id) as usize % 2 == bucket)
+                .map(|id| persons.person_of(id))
+                .collect();
+            batch(&mine)
+        };
+        let (a, b) = (person_batch(0), person_batch(1));
+        let input = MemorySourceConfig::try_new_exec(&[vec![a.clone()], vec![b]], a.schema(), None).unwrap();
+        let routing =
+            BucketRoutingExec::new(input, 0).with_persons_over_buckets(persons.clone(), MappedDictionaries::default());
+        let context = Arc::new(TaskContext::default());
+        let mut seen = vec![];
+        for partition in 0..2 {
+            let batches: Vec<RecordBatch> =
+                routing.execute(partition, context.clone()).unwrap().try_collect().await.unwrap();
+            for batch in batches {
+                for person in batch.column(0).as_string::<i32>().iter().flatten() {
+                    assert_eq!(user_bucket(person) as usize % 2, partition, "{person}");
+                    seen.push(person.to_string());
+                }
+            }
+        }
+        seen.sort();
+        let mut expected: Vec<String> = ids.iter().map(|id| persons.person_of(id).to_string()).collect();
+        expected.sort();
+        assert_eq!(seen, expected);
+        assert!(ids.iter().any(|id| user_bucket(id) % 2 != user_bucket(persons.person_of(id)) % 2), "rows must move");
     }
 }

@@ -14,10 +14,12 @@
 //! - [`SingleStageEventAggregates`]: the event-list functions aggregate in one stage;
 //! - [`BucketAggregateRule`]: `GROUP BY user_id` (alone or with other keys) runs per user
 //!   bucket, without a repartition, in [`BucketAggregateExec`] where it can; `GROUP BY person_id` likewise, with
-//!   [`BucketRoutingExec`] moving the rows of persons whose ids span buckets.
+//!   [`BucketRoutingExec`] moving the rows of persons whose ids span buckets; joins and
+//!   windows on `user_id` read their inputs bucket by bucket instead of repartitioning them.
 
 mod bucket_aggregate_exec;
 mod bucket_aggregate_rule;
+mod bucket_partitions_exec;
 mod bucket_routing_exec;
 mod event_date_rule;
 mod plan_expressions;
@@ -31,6 +33,7 @@ mod utc_dates_rule;
 
 pub use bucket_aggregate_exec::BucketAggregateExec;
 pub use bucket_aggregate_rule::BucketAggregateRule;
+pub use bucket_partitions_exec::BucketPartitionsExec;
 pub use bucket_routing_exec::BucketRoutingExec;
 pub use event_date_rule::DatesFromEventDate;
 pub use session_time_zone_rule::SessionTimeZone;

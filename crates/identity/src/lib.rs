@@ -27,7 +27,7 @@ use northstar_storage::EventStore;
 
 pub use extract::{ANONYMOUS_ID, MESSAGE_TYPE, PREVIOUS_ID};
 pub use links::{link_of, Link, LinkColumns, LinkKind};
-pub use person_events::{PersonEvents, PersonOf, PERSON_ID};
+pub use person_events::{MappedDictionaries, PersonEvents, PersonOf, OWN_BUCKET, PERSON_ID};
 pub use reserved::is_reserved_id;
 pub use resolve::{resolve, Persons};
 pub use state::{IdentityState, SAVED_STATE};

@@ -127,14 +127,42 @@ impl TableProvider for PersonEvents {
 pub struct PersonOf {
     user_id: Arc<dyn PhysicalExpr>,
     persons: Arc<Persons>,
-    /// The last dictionaries mapped, with their persons: the batches of a Parquet column chunk
-    /// share one dictionary, and handing out the same persons array for each lets the
-    /// user-bucket operator look its values up once per chunk, as it does for `user_id`.
-    dictionaries: std::sync::Mutex<Vec<(ArrayData, ArrayRef)>>,
+    dictionaries: MappedDictionaries,
 }
+
+/// The last dictionaries a [`PersonOf`] mapped, with their persons: the batches of a Parquet
+/// column chunk share one dictionary, and handing out the same persons array for each lets
+/// the user-bucket operator look its values up once per chunk, as it does for `user_id`.
+/// Shared with the routing that reads the persons (`BucketRoutingExec`), which finds there
+/// where each value's rows belong without looking any id up again.
+#[derive(Debug, Clone, Default)]
+pub struct MappedDictionaries(Arc<std::sync::Mutex<Vec<MappedDictionary>>>);
+
+#[derive(Debug)]
+struct MappedDictionary {
+    ids: ArrayData,
+    persons: ArrayRef,
+    /// Per value: the user bucket of the person of a merged id, else [`OWN_BUCKET`].
+    buckets: Arc<[i32]>,
+}
+
+/// In [`MappedDictionaries::buckets_of`]: the id is its own person, so its rows are in the
+/// bucket they were stored in.
+pub const OWN_BUCKET: i32 = -1;
 
 /// Dictionaries of recent column chunks kept mapped (a few per partition).
 const MAPPED_DICTIONARIES: usize = 16;
+
+impl MappedDictionaries {
+    /// For `persons`, an array of persons this mapping handed out: per value, the user bucket
+    /// of its person when the id was merged into another's, else [`OWN_BUCKET`]. `None` when
+    /// the array is not (or no longer) among the mapped ones.
+    pub fn buckets_of(&self, persons: &ArrayRef) -> Option<Arc<[i32]>> {
+        let data = persons.to_data();
+        let mapped = self.0.lock().expect("not poisoned");
+        mapped.iter().rev().find(|m| m.persons.to_data().ptr_eq(&data)).map(|m| m.buckets.clone())
+    }
+}
 
 impl PersonOf {
     fn new(user_id: Arc<dyn PhysicalExpr>, persons: Arc<Persons>) -> Self {
@@ -145,16 +173,26 @@ impl PersonOf {
     fn dictionary_persons(&self, ids: &ArrayRef) -> Result<ArrayRef> {
         // The same dictionary is the same buffers (arrow's pointer equality), not equal text.
         let data = ids.to_data();
-        let mut mapped = self.dictionaries.lock().expect("not poisoned");
-        if let Some((_, persons)) = mapped.iter().find(|(known, _)| known.ptr_eq(&data)) {
-            return Ok(persons.clone());
+        let mut mapped = self.dictionaries.0.lock().expect("not poisoned");
+        if let Some(known) = mapped.iter().find(|m| m.ids.ptr_eq(&data)) {
+            return Ok(known.persons.clone());
         }
-        let persons = persons_of(&self.persons, ids)?;
+        let (persons, buckets) = persons_of(&self.persons, ids)?;
         if mapped.len() == MAPPED_DICTIONARIES {
             mapped.remove(0);
         }
-        mapped.push((data, persons.clone()));
+        mapped.push(MappedDictionary { ids: data, persons: persons.clone(), buckets: buckets.into() });
         Ok(persons)
+    }
+
+    /// The dictionaries this expression mapped (see [`MappedDictionaries`]).
+    pub fn mapped_dictionaries(&self) -> &MappedDictionaries {
+        &self.dictionaries
+    }
+
+    /// The persons ids are resolved to.
+    pub fn persons(&self) -> &Arc<Persons> {
+        &self.persons
     }
 
     /// The `user_id` expression persons are resolved from.
@@ -200,7 +238,7 @@ impl PhysicalExpr for PersonOf {
                     let persons = self.dictionary_persons(dictionary.values())?;
                     ColumnarValue::Array(Arc::new(dictionary.with_values(persons)))
                 }
-                _ => ColumnarValue::Array(persons_of(&self.persons, &ids)?),
+                _ => ColumnarValue::Array(persons_of(&self.persons, &ids)?.0),
             },
             ColumnarValue::Scalar(id) => ColumnarValue::Scalar(match id.try_as_str() {
                 Some(Some(text)) => {
@@ -224,32 +262,36 @@ impl PhysicalExpr for PersonOf {
     }
 }
 
-/// The person of every id in `ids`; the ids themselves when no id belongs to another person.
-fn persons_of(persons: &Persons, ids: &ArrayRef) -> Result<ArrayRef> {
+/// The person of every id in `ids` (the ids themselves when no id belongs to another person),
+/// with the bucket of each value's person ([`MappedDictionaries::buckets_of`]).
+fn persons_of(persons: &Persons, ids: &ArrayRef) -> Result<(ArrayRef, Vec<i32>)> {
     if persons.is_trivial() {
-        return Ok(ids.clone());
+        return Ok((ids.clone(), vec![OWN_BUCKET; ids.len()]));
     }
-    Ok(match ids.data_type() {
-        DataType::Utf8View => Arc::new(
-            ids.as_string_view().iter().map(|id| id.map(|id| persons.person_of(id))).collect::<StringViewArray>(),
-        ),
-        DataType::Utf8 => {
-            // Most ids of a chunk's dictionary are their own person: then the ids are the
-            // persons, and no array is built.
-            let strings = ids.as_string::<i32>();
-            let persons: Vec<Option<&str>> = strings.iter().map(|id| id.map(|id| persons.person_of(id))).collect();
-            let unchanged = persons.iter().zip(strings.iter()).all(|(p, id)| match (p, id) {
-                (Some(p), Some(id)) => *p == id,
-                (p, id) => p.is_none() && id.is_none(),
-            });
-            if unchanged {
-                return Ok(ids.clone());
-            }
-            Arc::new(StringArray::from(persons))
-        }
-        DataType::LargeUtf8 => Arc::new(
-            ids.as_string::<i64>().iter().map(|id| id.map(|id| persons.person_of(id))).collect::<LargeStringArray>(),
-        ),
+    let texts: Vec<Option<&str>> = match ids.data_type() {
+        DataType::Utf8View => ids.as_string_view().iter().collect(),
+        DataType::Utf8 => ids.as_string::<i32>().iter().collect(),
+        DataType::LargeUtf8 => ids.as_string::<i64>().iter().collect(),
         other => return plan_err!("{USER_ID} must be text to resolve persons, not {other}"),
-    })
+    };
+    let mut buckets = Vec::with_capacity(texts.len());
+    let mut changed = false;
+    let mut mapped: Vec<Option<&str>> = Vec::with_capacity(texts.len());
+    for id in texts {
+        let person = id.and_then(|id| persons.person_of_merged_id(id));
+        buckets.push(person.map_or(OWN_BUCKET, |(_, bucket)| bucket));
+        changed |= person.is_some();
+        mapped.push(person.map(|(person, _)| person).or(id));
+    }
+    // Most ids of a chunk's dictionary are their own person: then the ids are the persons,
+    // and no array is built.
+    if !changed {
+        return Ok((ids.clone(), buckets));
+    }
+    let persons: ArrayRef = match ids.data_type() {
+        DataType::Utf8View => Arc::new(StringViewArray::from(mapped)),
+        DataType::LargeUtf8 => Arc::new(LargeStringArray::from(mapped)),
+        _ => Arc::new(StringArray::from(mapped)),
+    };
+    Ok((persons, buckets))
 }

@@ -123,7 +123,9 @@ impl IdentityState {
         if reader.schema().fields() != saved_schema().fields() {
             return Err(exec_datafusion_err!("unexpected columns {:?}", reader.schema()));
         }
-        let mut links = Vec::new();
+        let mut links = Vec::with_capacity(reader.metadata().file_metadata().num_rows() as usize);
+        // The links of a file are saved together: one shared path per run of them.
+        let mut file: Arc<str> = Arc::from("");
         for batch in reader.build()? {
             let batch = batch?;
             let text = |i: usize| batch.column(i).as_string::<i32>().clone();
@@ -134,7 +136,10 @@ impl IdentityState {
                     .ok_or_else(|| exec_datafusion_err!("unknown link kind {}", kinds.value(row)))?;
                 let other = others.is_valid(row).then(|| others.value(row).to_string());
                 let link = Link { time: times.value(row), user: users.value(row).into(), other, kind };
-                links.push((Arc::from(files.value(row)), link));
+                if file.as_ref() != files.value(row) {
+                    file = Arc::from(files.value(row));
+                }
+                links.push((file.clone(), link));
             }
         }
         let persons = Arc::new(resolve(links.iter().map(|(_, link)| link)));
