@@ -47,7 +47,7 @@ use datafusion::physical_plan::execution_plan::{ChildrenPropertiesMode, ReplaceC
 use datafusion::physical_plan::metrics::{BaselineMetrics, Count, ExecutionPlanMetricsSet, MetricBuilder, MetricsSet};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
-use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties};
+use datafusion::physical_plan::{apply_expression_roots, DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties};
 use futures::{stream, StreamExt, TryStreamExt};
 use hashbrown::{DefaultHashBuilder, HashTable};
 
@@ -174,12 +174,7 @@ impl ExecutionPlan for BucketAggregateExec {
     ) -> Result<TreeNodeRecursion> {
         let arguments = self.aggregates.iter().flat_map(|a| a.expressions());
         let filters = self.filters.iter().flatten().cloned();
-        for expr in self.group_by.input_exprs().into_iter().chain(arguments).chain(filters) {
-            if f(&expr)? == TreeNodeRecursion::Stop {
-                return Ok(TreeNodeRecursion::Stop);
-            }
-        }
-        Ok(TreeNodeRecursion::Continue)
+        apply_expression_roots(self.group_by.input_exprs().into_iter().chain(arguments).chain(filters), f)
     }
 
     // Each partition must stay one bucket: a repartition below (DataFusion's distribution rule

@@ -177,9 +177,8 @@ fn aggregate_by_bucket(plan: &Arc<dyn ExecutionPlan>, place: Place) -> Result<Op
     let Some(by_bucket) = scan_by_bucket(input, key.index(), partitions)? else {
         if place == Place::SingleNode && partitions > 1 {
             // Over a join or window of bucket partitions, or grouped by person.
-            if let Some(input) = by_bucket(input, key.index(), place)? {
-                let single = single_stage(last, grouped, input)?;
-                return Ok((single.schema() == last.schema()).then(|| (Arc::new(single) as Arc<dyn ExecutionPlan>, 0)));
+            if let Some(bucketed) = aggregate_by_bucket_and_more(last, grouped, input, partitions, place)? {
+                return Ok(Some(bucketed));
             }
             return Ok(aggregate_by_person_bucket(last, grouped, key.index(), input, partitions)?.map(|p| (p, 0)));
         }
@@ -216,10 +215,11 @@ fn single_stage(last: &AggregateExec, grouped: &AggregateExec, input: Arc<dyn Ex
 }
 
 /// `GROUP BY user_id, <other keys>` (the inner step of `count(DISTINCT user_id) … GROUP BY
-/// <period>`, among others) in one stage per bucket: every group's rows share a user, so lie
-/// in one bucket. DataFusion's `SinglePartitioned` aggregate over the bucket scan, which saves
-/// the repartition and the final merge of the partial groups (a quarter of DAU's time, docs/
-/// benchmarks.md); one node only ([`Place::Cluster`] says why).
+/// <period>`, among others), or by `user_id` alone over an input that is not a plain scan (a
+/// join or window on it), in one stage per bucket: every group's rows share a user, so lie
+/// in one bucket. DataFusion's `SinglePartitioned` aggregate over the input read by bucket
+/// ([`by_bucket`]), which saves the repartition and the final merge of the partial groups (a
+/// quarter of DAU's time, docs/benchmarks.md); one node only ([`Place::Cluster`] says why).
 fn aggregate_by_bucket_and_more(
     last: &AggregateExec,
     grouped: &AggregateExec,
