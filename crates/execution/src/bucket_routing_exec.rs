@@ -18,8 +18,10 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch, UInt32Array};
-use datafusion::arrow::compute::take_record_batch;
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, BooleanBufferBuilder, RecordBatch, UInt32Array,
+};
+use datafusion::arrow::compute::{cast, filter_record_batch, take_record_batch};
 use datafusion::arrow::datatypes::{DataType, Int32Type, SchemaRef};
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::{exec_err, Result};
@@ -220,25 +222,29 @@ impl RoutedStream {
         Ok(())
     }
 
-    /// The partition of each row of `keys`: its user bucket modulo `partitions`.
-    fn targets(&mut self, keys: &ArrayRef, partitions: usize) -> Result<Vec<u8>> {
-        let Some(dictionary) = keys.as_dictionary_opt::<Int32Type>() else {
-            return self.value_targets(keys, partitions);
+    /// Sends `batch`'s rows of other partitions to them; returns its rows of this one, if any.
+    /// A chunk's batches share one dictionary, so its values' partitions are found once per
+    /// chunk (`dictionary_targets`), not once per batch.
+    fn route_batch(&mut self, batch: RecordBatch, senders: &[Sender]) -> Result<Option<RecordBatch>> {
+        let keys = batch.column(self.key);
+        let Some(dictionary) = keys.as_dictionary_opt::<Int32Type>().filter(|d| d.null_count() == 0) else {
+            // Text keys, or a dictionary with null keys (a null key goes to partition 0).
+            let text = match keys.data_type() {
+                DataType::Dictionary(_, values) => cast(keys, values)?,
+                _ => keys.clone(),
+            };
+            let targets = self.value_targets(&text, senders.len())?;
+            return self.route(batch, |row| targets[row], senders);
         };
         let values = dictionary.values();
         let known = self.dictionary_targets.as_ref().filter(|(known, _)| known.to_data().ptr_eq(&values.to_data()));
-        let value_targets = match known {
-            Some((_, value_targets)) => value_targets,
-            None => {
-                let value_targets = self.value_targets(values, partitions)?;
-                &self.dictionary_targets.insert((values.clone(), value_targets)).1
-            }
-        };
-        let nulls = dictionary.keys().nulls();
+        if known.is_none() {
+            let value_targets = self.value_targets(values, senders.len())?;
+            self.dictionary_targets = Some((values.clone(), value_targets));
+        }
+        let value_targets = &self.dictionary_targets.as_ref().expect("just set").1;
         let keys = dictionary.keys().values();
-        Ok((0..keys.len())
-            .map(|i| if nulls.is_some_and(|n| n.is_null(i)) { 0 } else { value_targets[keys[i] as usize] })
-            .collect())
+        self.route(batch.clone(), |row| value_targets[keys[row] as usize], senders)
     }
 
     /// The partition of each text key in `keys`.
@@ -255,30 +261,39 @@ impl RoutedStream {
         }
     }
 
-    /// Sends `batch`'s rows of other partitions to them; its rows of this one, if any.
-    fn route(&self, batch: RecordBatch, targets: Vec<u8>, senders: &[Sender]) -> Result<Option<RecordBatch>> {
-        let partitions = senders.len();
-        if targets.iter().all(|&t| t as usize == self.partition) {
+    /// Sends `batch`'s rows whose target (`target_of` each row) is another partition to it;
+    /// returns the rest. Most rows stay (all but the rows of ids merged into a person of
+    /// another bucket): only the rows that leave are listed, and the batch passes whole when
+    /// none does.
+    fn route(
+        &self,
+        batch: RecordBatch,
+        target_of: impl Fn(usize) -> u8,
+        senders: &[Sender],
+    ) -> Result<Option<RecordBatch>> {
+        let own = self.partition as u8;
+        let leaving: Vec<u32> =
+            (0..batch.num_rows()).filter(|&row| target_of(row) != own).map(|row| row as u32).collect();
+        if leaving.is_empty() {
             return Ok(Some(batch));
         }
-        let mut rows: Vec<Vec<u32>> = vec![vec![]; partitions];
-        for (row, &target) in targets.iter().enumerate() {
-            rows[target as usize].push(row as u32);
+        let mut rows: Vec<Vec<u32>> = vec![vec![]; senders.len()];
+        for &row in &leaving {
+            rows[target_of(row as usize) as usize].push(row);
         }
-        let mut own = None;
-        for (target, rows) in rows.into_iter().enumerate() {
-            if rows.is_empty() {
-                continue;
-            }
-            let part = take_record_batch(&batch, &UInt32Array::from(rows))?;
-            if target == self.partition {
-                own = Some(part);
-            } else {
-                // A closed channel: that partition's consumer stopped reading; nothing waits.
-                let _ = senders[target].send(Ok(part));
-            }
+        for (target, rows) in rows.into_iter().enumerate().filter(|(_, rows)| !rows.is_empty()) {
+            // A closed channel: that partition's consumer stopped reading; nothing waits.
+            let _ = senders[target].send(Ok(take_record_batch(&batch, &UInt32Array::from(rows))?));
         }
-        Ok(own)
+        if leaving.len() == batch.num_rows() {
+            return Ok(None);
+        }
+        let mut staying = BooleanBufferBuilder::new(batch.num_rows());
+        staying.append_n(batch.num_rows(), true);
+        for &row in &leaving {
+            staying.set_bit(row as usize, false);
+        }
+        Ok(Some(filter_record_batch(&batch, &BooleanArray::new(staying.finish(), None))?))
     }
 }
 
@@ -324,14 +339,10 @@ impl Stream for RoutedStream {
             let Some((input, _)) = self.input.as_mut() else { return Poll::Pending };
             match input.poll_next_unpin(cx) {
                 Poll::Ready(Some(Ok(batch))) => {
-                    let partitions = self.input.as_ref().expect("reading").1.len();
-                    let key = self.key;
-                    let targets = match self.targets(batch.column(key), partitions) {
-                        Ok(targets) => targets,
-                        Err(e) => return Poll::Ready(Some(Err(e))),
-                    };
-                    let (_, senders) = self.input.as_ref().expect("reading");
-                    match self.route(batch, targets, senders) {
+                    let (input, senders) = self.input.take().expect("reading");
+                    let routed = self.route_batch(batch, &senders);
+                    self.input = Some((input, senders));
+                    match routed {
                         Ok(Some(own)) => return Poll::Ready(Some(Ok(own))),
                         Ok(None) => continue,
                         Err(e) => return Poll::Ready(Some(Err(e))),

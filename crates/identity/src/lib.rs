@@ -10,6 +10,7 @@
 //! `persons`, `groups` and `group_members` are SQL over it (`tables.rs`).
 
 mod extract;
+mod id_map;
 mod links;
 mod person_events;
 mod reserved;

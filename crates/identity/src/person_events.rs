@@ -254,7 +254,15 @@ impl PhysicalExpr for PersonOf {
     }
 
     fn with_new_children(self: Arc<Self>, children: Vec<Arc<dyn PhysicalExpr>>) -> Result<Arc<dyn PhysicalExpr>> {
-        Ok(Arc::new(PersonOf::new(children[0].clone(), self.persons.clone())))
+        // The mapped dictionaries stay shared: DataFusion rewrites a scan's expressions for
+        // each file it opens (column indexes), and the routing reads the buckets of what the
+        // rewritten copies map (with a fresh cache it found none and looked every id up again).
+        // Shared is safe: a dictionary's persons do not depend on which expression read it.
+        Ok(Arc::new(PersonOf {
+            user_id: children[0].clone(),
+            persons: self.persons.clone(),
+            dictionaries: self.dictionaries.clone(),
+        }))
     }
 
     fn fmt_sql(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -268,30 +276,70 @@ fn persons_of(persons: &Persons, ids: &ArrayRef) -> Result<(ArrayRef, Vec<i32>)>
     if persons.is_trivial() {
         return Ok((ids.clone(), vec![OWN_BUCKET; ids.len()]));
     }
-    let texts: Vec<Option<&str>> = match ids.data_type() {
-        DataType::Utf8View => ids.as_string_view().iter().collect(),
-        DataType::Utf8 => ids.as_string::<i32>().iter().collect(),
-        DataType::LargeUtf8 => ids.as_string::<i64>().iter().collect(),
+    let mut buckets = Vec::with_capacity(ids.len());
+    let mapped = match ids.data_type() {
+        DataType::Utf8View => map_ids(persons, ids.as_string_view().iter(), &mut buckets),
+        DataType::Utf8 => map_ids(persons, ids.as_string::<i32>().iter(), &mut buckets),
+        DataType::LargeUtf8 => map_ids(persons, ids.as_string::<i64>().iter(), &mut buckets),
         other => return plan_err!("{USER_ID} must be text to resolve persons, not {other}"),
     };
-    let mut buckets = Vec::with_capacity(texts.len());
-    let mut changed = false;
-    let mut mapped: Vec<Option<&str>> = Vec::with_capacity(texts.len());
-    for id in texts {
-        let person = id.and_then(|id| persons.person_of_merged_id(id));
-        buckets.push(person.map_or(OWN_BUCKET, |(_, bucket)| bucket));
-        changed |= person.is_some();
-        mapped.push(person.map(|(person, _)| person).or(id));
-    }
     // Most ids of a chunk's dictionary are their own person: then the ids are the persons,
     // and no array is built.
-    if !changed {
-        return Ok((ids.clone(), buckets));
-    }
+    let Some(mapped) = mapped else { return Ok((ids.clone(), buckets)) };
     let persons: ArrayRef = match ids.data_type() {
         DataType::Utf8View => Arc::new(StringViewArray::from(mapped)),
         DataType::LargeUtf8 => Arc::new(LargeStringArray::from(mapped)),
         _ => Arc::new(StringArray::from(mapped)),
     };
     Ok((persons, buckets))
+}
+
+/// The person of each of `ids`, `None` when every id is its own; pushes each one's bucket to
+/// `buckets` ([`OWN_BUCKET`] for an id that is its own person).
+fn map_ids<'a>(
+    persons: &'a Persons,
+    ids: impl Iterator<Item = Option<&'a str>>,
+    buckets: &mut Vec<i32>,
+) -> Option<Vec<Option<&'a str>>> {
+    let mut mapped: Vec<Option<&str>> = Vec::with_capacity(buckets.capacity());
+    let mut changed = false;
+    for id in ids {
+        let person = id.and_then(|id| persons.person_of_merged_id(id));
+        buckets.push(person.map_or(OWN_BUCKET, |(_, bucket)| bucket));
+        changed |= person.is_some();
+        mapped.push(person.map(|(person, _)| person).or(id));
+    }
+    changed.then_some(mapped)
+}
+
+#[cfg(test)]
+mod tests {
+    use datafusion::arrow::array::DictionaryArray;
+
+    use super::*;
+    use crate::links::{Link, LinkKind};
+    use crate::resolve::resolve;
+
+    /// DataFusion rewrites a scan's expressions for each file it opens; the routing holds the
+    /// mapped dictionaries of the expression it planned with, so a rewritten copy must fill the
+    /// same ones (else every chunk's ids are looked up a second time by the routing).
+    #[test]
+    fn a_rewritten_person_of_maps_into_the_dictionaries_the_plan_holds() {
+        let link = Link { time: 1, user: "u1".into(), other: Some("a1".into()), kind: LinkKind::Identify };
+        let persons = Arc::new(resolve([&link]));
+        let planned = Arc::new(PersonOf::new(Arc::new(Column::new(USER_ID, 0)), persons.clone()));
+        let rewritten = planned.clone().with_new_children(vec![Arc::new(Column::new(USER_ID, 0))]).unwrap();
+        let ids: DictionaryArray<Int32Type> = vec!["a1", "stranger", "a1"].into_iter().collect();
+        let schema = Arc::new(Schema::new(vec![Field::new(USER_ID, ids.data_type().clone(), false)]));
+        let batch = RecordBatch::try_new(schema, vec![Arc::new(ids)]).unwrap();
+        let ColumnarValue::Array(mapped) = rewritten.evaluate(&batch).unwrap() else { panic!("an array") };
+        let mapped = mapped.as_dictionary::<Int32Type>();
+        let texts: Vec<&str> = mapped.downcast_dict::<StringArray>().unwrap().into_iter().flatten().collect();
+        assert_eq!(texts, ["u1", "stranger", "u1"]);
+        let buckets = planned.mapped_dictionaries().buckets_of(mapped.values()).expect("mapped by the copy");
+        let a1 = mapped.values().as_string::<i32>().iter().position(|v| v == Some("u1")).unwrap();
+        assert_eq!(buckets[a1], northstar_storage::user_bucket("u1"));
+        let stranger = mapped.values().as_string::<i32>().iter().position(|v| v == Some("stranger")).unwrap();
+        assert_eq!(buckets[stranger], OWN_BUCKET);
+    }
 }

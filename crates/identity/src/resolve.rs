@@ -11,12 +11,12 @@
 //! stored at all.
 
 use std::fmt;
-use std::hash::BuildHasher;
 use std::sync::Arc;
 
 use datafusion::common::HashMap;
-use hashbrown::{DefaultHashBuilder, HashTable};
 use northstar_storage::user_bucket;
+
+use crate::id_map::IdMap;
 
 use crate::links::Link;
 use crate::reserved::is_reserved_id;
@@ -24,20 +24,17 @@ use crate::reserved::is_reserved_id;
 /// Distinct id → person id, for every id merged into another id's person (every other id is
 /// its own person).
 ///
-/// Looked up for every distinct id of every column chunk a query by person reads (some 10M
-/// lookups over a 20M-row table), so the lookup is built for ids that are *not* merged: one
-/// hash, one bit of a filter that stays in cache, and only for the few that pass it the hash
-/// table (whose 100k's of names do not stay in cache).
+/// Looked up for every distinct id of every column chunk a query by person reads (some 2.6M
+/// lookups over a 20M-row table), so the lookup is built for ids that are *not* merged (one
+/// hash, one bit of a filter that stays in cache) and, for those that are, one table slot
+/// holding the id, its person and the person's bucket ([`IdMap`]).
 #[derive(Clone, Default)]
 pub struct Persons {
-    /// The ids merged into another id's person.
-    merged: IdIndex,
-    /// For each merged id (by index), the index of its person in `persons`.
-    person_of_merged: Vec<u32>,
-    /// The persons that merged ids belong to (named by their root id), with their user
-    /// buckets: where a row of a merged id goes when rows are grouped by person.
-    persons: IdIndex,
-    person_buckets: Vec<i32>,
+    /// Each merged id with its person (a view of a name in `persons`) and the person's user
+    /// bucket: where a row of a merged id goes when rows are grouped by person.
+    merged: IdMap<(u128, i32)>,
+    /// The persons that merged ids belong to (named by their root id), with their buckets.
+    persons: IdMap<i32>,
 }
 
 impl Persons {
@@ -49,34 +46,32 @@ impl Persons {
     /// The person of `distinct_id` when it is merged into another id's person, with that
     /// person's user bucket.
     pub fn person_of_merged_id(&self, distinct_id: &str) -> Option<(&str, i32)> {
-        let i = self.merged.get(distinct_id)?;
-        let person = self.person_of_merged[i as usize] as usize;
-        Some((&self.persons.names[person], self.person_buckets[person]))
+        let (person, bucket) = self.merged.get(distinct_id)?;
+        Some((self.persons.text(person), *bucket))
     }
 
     /// The user bucket of `person` when ids of other buckets may belong to it (it is the
     /// person of a merged id); `None` for every other id, whose rows are all in its own bucket.
     pub fn bucket_of_merged_person(&self, person: &str) -> Option<i32> {
-        self.persons.get(person).map(|i| self.person_buckets[i as usize])
+        self.persons.get(person).copied()
     }
 
     /// Whether every distinct id is its own person (nothing merged).
     pub fn is_trivial(&self) -> bool {
-        self.person_of_merged.is_empty()
+        self.merged.is_empty()
     }
 
     /// Every merged distinct id with its person, by distinct id.
     pub fn pairs(&self) -> Vec<(&str, &str)> {
-        let mut pairs: Vec<(&str, &str)> = (self.merged.names.iter().zip(&self.person_of_merged))
-            .map(|(id, &p)| (id.as_ref(), self.persons.names[p as usize].as_ref()))
-            .collect();
+        let mut pairs: Vec<(&str, &str)> =
+            self.merged.iter().map(|(id, (person, _))| (id, self.persons.text(person))).collect();
         pairs.sort_unstable();
         pairs
     }
 
     /// Number of distinct ids that belong to another id's person.
     pub fn merged_ids(&self) -> usize {
-        self.person_of_merged.len()
+        self.merged.len()
     }
 }
 
@@ -90,57 +85,8 @@ impl fmt::Debug for Persons {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Persons")
             .field("merged_ids", &self.merged_ids())
-            .field("persons_with_merged_ids", &self.persons.names.len())
+            .field("persons_with_merged_ids", &self.persons.len())
             .finish()
-    }
-}
-
-/// Names numbered in insertion order, behind a one-bit-per-hash filter: a name the filter has
-/// no bit for is not there, and is told so without touching the table.
-#[derive(Clone, Default)]
-struct IdIndex {
-    names: Vec<Arc<str>>,
-    table: HashTable<u32>,
-    /// One bit per hash value modulo its length in bits (a power of two, about 8 per name).
-    filter: Vec<u64>,
-    hasher: DefaultHashBuilder,
-}
-
-impl IdIndex {
-    /// An index of `names`, numbered in their order (they are distinct).
-    fn of(names: Vec<Arc<str>>) -> Self {
-        let bits = (names.len() * 8).next_power_of_two().max(64);
-        let mut index = IdIndex {
-            table: HashTable::with_capacity(names.len()),
-            filter: vec![0; bits / 64],
-            names: Vec::new(),
-            hasher: DefaultHashBuilder::default(),
-        };
-        for (i, name) in names.iter().enumerate() {
-            let hash = index.hasher.hash_one(name.as_ref());
-            index.table.insert_unique(hash, i as u32, |&j| index.hasher.hash_one(names[j as usize].as_ref()));
-            let bit = index.bit(hash);
-            index.filter[bit / 64] |= 1 << (bit % 64);
-        }
-        index.names = names;
-        index
-    }
-
-    fn bit(&self, hash: u64) -> usize {
-        // The high bits: hashbrown's table takes its buckets from the low ones.
-        (hash >> 32) as usize & (self.filter.len() * 64 - 1)
-    }
-
-    fn get(&self, name: &str) -> Option<u32> {
-        if self.names.is_empty() {
-            return None;
-        }
-        let hash = self.hasher.hash_one(name);
-        let bit = self.bit(hash);
-        if self.filter[bit / 64] & (1 << (bit % 64)) == 0 {
-            return None;
-        }
-        self.table.find(hash, |&i| self.names[i as usize].as_ref() == name).copied()
     }
 }
 
@@ -210,25 +156,25 @@ impl Resolver {
     }
 
     fn finish(mut self) -> Persons {
-        let mut merged = Vec::new();
-        let mut person_of_merged = Vec::new();
-        let mut person_index: HashMap<u32, u32> = HashMap::default();
-        let mut persons = Vec::new();
-        for i in 0..self.names.len() as u32 {
-            let root = self.root(i);
-            if root == i {
-                continue;
-            }
-            let next = person_index.len() as u32;
-            let person = *person_index.entry(root).or_insert_with(|| {
-                persons.push(self.names[root as usize].clone());
-                next
-            });
-            merged.push(self.names[i as usize].clone());
-            person_of_merged.push(person);
+        // Each merged id with the index of its root (its person).
+        let merged: Vec<(u32, u32)> =
+            (0..self.names.len() as u32).map(|i| (i, self.root(i))).filter(|&(i, root)| root != i).collect();
+        let mut roots: Vec<u32> = merged.iter().map(|&(_, root)| root).collect();
+        roots.sort_unstable();
+        roots.dedup();
+        let mut persons = IdMap::with_capacity(roots.len());
+        // Per root (by name index): its view in `persons` and its bucket.
+        let mut person_of_root: HashMap<u32, (u128, i32)> = HashMap::with_capacity(roots.len());
+        for root in roots {
+            let name = &self.names[root as usize];
+            let bucket = user_bucket(name);
+            person_of_root.insert(root, (persons.insert_new(name, bucket), bucket));
         }
-        let person_buckets = persons.iter().map(|p| user_bucket(p)).collect();
-        Persons { merged: IdIndex::of(merged), person_of_merged, persons: IdIndex::of(persons), person_buckets }
+        let mut merged_ids = IdMap::with_capacity(merged.len());
+        for (i, root) in merged {
+            merged_ids.insert_new(&self.names[i as usize], person_of_root[&root]);
+        }
+        Persons { merged: merged_ids, persons }
     }
 }
 
