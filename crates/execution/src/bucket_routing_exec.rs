@@ -18,9 +18,8 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
-use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, BooleanBufferBuilder, RecordBatch, UInt32Array,
-};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch, UInt32Array};
+use datafusion::arrow::buffer::BooleanBuffer;
 use datafusion::arrow::compute::{cast, filter_record_batch, take_record_batch};
 use datafusion::arrow::datatypes::{DataType, Int32Type, SchemaRef};
 use datafusion::common::tree_node::TreeNodeRecursion;
@@ -272,33 +271,29 @@ impl RoutedStream {
         senders: &[Sender],
     ) -> Result<Option<RecordBatch>> {
         let own = self.partition as u8;
-        let leaving: Vec<u32> =
-            (0..batch.num_rows()).filter(|&row| target_of(row) != own).map(|row| row as u32).collect();
-        if leaving.is_empty() {
+        let rows = batch.num_rows();
+        let staying = BooleanBuffer::collect_bool(rows, |row| target_of(row) == own);
+        let stay = staying.count_set_bits();
+        if stay == rows {
             return Ok(Some(batch));
         }
-        let mut rows: Vec<Vec<u32>> = vec![vec![]; senders.len()];
-        for &row in &leaving {
-            rows[target_of(row as usize) as usize].push(row);
+        let mut leaving: Vec<Vec<u32>> = vec![vec![]; senders.len()];
+        for row in (!&staying).set_indices() {
+            leaving[target_of(row) as usize].push(row as u32);
         }
-        for (target, rows) in rows.into_iter().enumerate().filter(|(_, rows)| !rows.is_empty()) {
+        for (target, rows) in leaving.into_iter().enumerate().filter(|(_, rows)| !rows.is_empty()) {
             // A closed channel: that partition's consumer stopped reading; nothing waits.
             let _ = senders[target].send(Ok(take_record_batch(&batch, &UInt32Array::from(rows))?));
         }
-        if leaving.len() == batch.num_rows() {
+        if stay == 0 {
             return Ok(None);
         }
-        let mut staying = BooleanBufferBuilder::new(batch.num_rows());
-        staying.append_n(batch.num_rows(), true);
-        for &row in &leaving {
-            staying.set_bit(row as usize, false);
-        }
-        Ok(Some(filter_record_batch(&batch, &BooleanArray::new(staying.finish(), None))?))
+        Ok(Some(filter_record_batch(&batch, &BooleanArray::new(staying, None))?))
     }
 }
 
 /// The partition of each row's text key: its user bucket modulo `partitions` (dictionaries:
-/// `RoutedStream::targets`).
+/// `RoutedStream::route_batch`).
 fn targets(keys: &ArrayRef, partitions: usize) -> Result<Vec<u8>> {
     targets_by(keys, &|id| (user_bucket(id) as usize % partitions) as u8)
 }

@@ -142,6 +142,8 @@ pub struct MappedDictionaries(Arc<std::sync::Mutex<Vec<MappedDictionary>>>);
 struct MappedDictionary {
     ids: ArrayData,
     persons: ArrayRef,
+    /// `persons`' data, kept to compare pointers with (made once, not per comparison).
+    persons_data: ArrayData,
     /// Per value: the user bucket of the person of a merged id, else [`OWN_BUCKET`].
     buckets: Arc<[i32]>,
 }
@@ -160,7 +162,7 @@ impl MappedDictionaries {
     pub fn buckets_of(&self, persons: &ArrayRef) -> Option<Arc<[i32]>> {
         let data = persons.to_data();
         let mapped = self.0.lock().expect("not poisoned");
-        mapped.iter().rev().find(|m| m.persons.to_data().ptr_eq(&data)).map(|m| m.buckets.clone())
+        mapped.iter().rev().find(|m| m.persons_data.ptr_eq(&data)).map(|m| m.buckets.clone())
     }
 }
 
@@ -181,7 +183,8 @@ impl PersonOf {
         if mapped.len() == MAPPED_DICTIONARIES {
             mapped.remove(0);
         }
-        mapped.push(MappedDictionary { ids: data, persons: persons.clone(), buckets: buckets.into() });
+        let persons_data = persons.to_data();
+        mapped.push(MappedDictionary { ids: data, persons: persons.clone(), persons_data, buckets: buckets.into() });
         Ok(persons)
     }
 
