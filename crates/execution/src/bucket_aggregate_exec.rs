@@ -26,8 +26,7 @@ use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex};
 
 use datafusion::arrow::array::{
-    make_view, Array, ArrayRef, AsArray, BooleanArray, DictionaryArray, RecordBatch, StringArray, StringViewArray,
-    MAX_INLINE_VIEW_LEN,
+    Array, ArrayRef, AsArray, BooleanArray, DictionaryArray, RecordBatch, StringArray, StringViewArray,
 };
 use datafusion::arrow::buffer::{Buffer, ScalarBuffer};
 use datafusion::arrow::compute::cast;
@@ -50,6 +49,7 @@ use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
 use datafusion::physical_plan::{apply_expression_roots, DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties};
 use futures::{stream, StreamExt, TryStreamExt};
 use hashbrown::{DefaultHashBuilder, HashTable};
+use northstar_storage::id_views::{id_view, probe_view, view_bytes, view_is};
 
 use crate::user_id_dictionary::DictionaryUserIdReaderFactory;
 
@@ -516,39 +516,26 @@ impl UserIds {
 
     fn find(&self, id: &str) -> Option<u32> {
         let hash = self.hasher.hash_one(id.as_bytes());
-        let probe = make_view(id.as_bytes(), 0, 0);
+        let probe = probe_view(id.as_bytes());
         self.table.find(hash, |&group| self.is(group, id, probe)).copied()
     }
 
     fn find_or_insert(&mut self, id: &str) -> u32 {
         let hash = self.hasher.hash_one(id.as_bytes());
-        let probe = make_view(id.as_bytes(), 0, 0);
+        let probe = probe_view(id.as_bytes());
         if let Some(&group) = self.table.find(hash, |&group| self.is(group, id, probe)) {
             return group;
         }
         let group = self.views.len() as u32;
-        let view = if id.len() <= MAX_INLINE_VIEW_LEN as usize {
-            probe
-        } else {
-            let offset = self.long_ids.len() as u32;
-            self.long_ids.extend_from_slice(id.as_bytes());
-            make_view(id.as_bytes(), 0, offset)
-        };
-        self.views.push(view);
+        self.views.push(id_view(id.as_bytes(), &mut self.long_ids));
         let (views, long_ids, hasher) = (&self.views, &self.long_ids, &self.hasher);
-        self.table.insert_unique(hash, group, |&g| hash_of(views[g as usize], long_ids, hasher));
+        self.table.insert_unique(hash, group, |&g| hasher.hash_one(view_bytes(&views[g as usize], long_ids)));
         group
     }
 
-    /// Whether group `group` is `id`, whose inline view (offset 0) is `probe`.
+    /// Whether group `group` is `id`, whose probe view is `probe`.
     fn is(&self, group: u32, id: &str, probe: u128) -> bool {
-        let view = self.views[group as usize];
-        if id.len() <= MAX_INLINE_VIEW_LEN as usize {
-            view == probe
-        } else {
-            // Length and 4-byte prefix first, in the view's low 64 bits.
-            view as u64 == probe as u64 && long_id(view, &self.long_ids) == id.as_bytes()
-        }
+        view_is(self.views[group as usize], id.as_bytes(), probe, &self.long_ids)
     }
 
     fn size(&self) -> usize {
@@ -561,22 +548,6 @@ impl UserIds {
         let buffers = if self.long_ids.is_empty() { vec![] } else { vec![Buffer::from_vec(self.long_ids)] };
         Ok(StringViewArray::try_new(ScalarBuffer::from(self.views), buffers, None)?)
     }
-}
-
-/// The hash of the id whose view is `view`, as [`UserIds::find`] computes it.
-fn hash_of(view: u128, long_ids: &[u8], hasher: &DefaultHashBuilder) -> u64 {
-    let len = view as u32 as usize;
-    if len <= MAX_INLINE_VIEW_LEN as usize {
-        return hasher.hash_one(&view.to_le_bytes()[4..4 + len]);
-    }
-    hasher.hash_one(long_id(view, long_ids))
-}
-
-/// The bytes of a long id (over 12 bytes) from its view.
-fn long_id(view: u128, long_ids: &[u8]) -> &[u8] {
-    let len = view as u32 as usize;
-    let offset = (view >> 96) as u32 as usize;
-    &long_ids[offset..offset + len]
 }
 
 #[cfg(test)]

@@ -4,8 +4,8 @@
 
 use std::hash::BuildHasher;
 
-use datafusion::arrow::array::{make_view, MAX_INLINE_VIEW_LEN};
 use hashbrown::{DefaultHashBuilder, HashTable};
+use northstar_storage::id_views::{id_view, probe_view, view_bytes, view_is};
 
 /// Ids and their values. An id the filter (one bit per hash, about 8 bits per id, so it stays
 /// in cache) has no bit for is told absent without touching the table. The table holds each id
@@ -37,17 +37,10 @@ impl<T: Copy> IdMap<T> {
     /// [`IdMap::text`] turns back into the id.
     pub fn insert_new(&mut self, id: &str, value: T) -> u128 {
         let bytes = id.as_bytes();
-        let view = match bytes.len() <= MAX_INLINE_VIEW_LEN as usize {
-            true => make_view(bytes, 0, 0),
-            false => {
-                let offset = u32::try_from(self.long_ids.len()).expect("under 4 GiB of long ids");
-                self.long_ids.extend_from_slice(bytes);
-                make_view(bytes, 0, offset)
-            }
-        };
+        let view = id_view(bytes, &mut self.long_ids);
         let hash = self.hasher.hash_one(bytes);
         let (hasher, long_ids) = (&self.hasher, &self.long_ids);
-        self.table.insert_unique(hash, (view, value), |(v, _)| hasher.hash_one(id_bytes(v, long_ids)));
+        self.table.insert_unique(hash, (view, value), |(v, _)| hasher.hash_one(view_bytes(v, long_ids)));
         let bit = self.bit(hash);
         self.filter[bit / 64] |= 1 << (bit % 64);
         view
@@ -61,21 +54,15 @@ impl<T: Copy> IdMap<T> {
         if self.filter[bit / 64] & (1 << (bit % 64)) == 0 {
             return None;
         }
-        let probe = make_view(bytes, 0, 0);
-        let inline = bytes.len() <= MAX_INLINE_VIEW_LEN as usize;
-        let is = |(view, _): &(u128, T)| match inline {
-            // Length and bytes, zero-padded: one compare.
-            true => *view == probe,
-            // Length and 4-byte prefix first (the view's low 64 bits).
-            false => *view as u64 == probe as u64 && id_bytes(view, &self.long_ids) == bytes,
-        };
+        let probe = probe_view(bytes);
+        let is = |(view, _): &(u128, T)| view_is(*view, bytes, probe, &self.long_ids);
         self.table.find(hash, is).map(|(_, value)| value)
     }
 
     /// The id a view from [`IdMap::insert_new`] of this map stands for.
     pub fn text<'a>(&'a self, view: &'a u128) -> &'a str {
         // Views are only made from `&str`s (whole ones: a long id's bytes are copied whole).
-        std::str::from_utf8(id_bytes(view, &self.long_ids)).expect("ids are text")
+        std::str::from_utf8(view_bytes(view, &self.long_ids)).expect("ids are text")
     }
 
     /// Every id with its value, in no particular order.
@@ -95,20 +82,6 @@ impl<T: Copy> IdMap<T> {
         // The high bits: hashbrown's table takes its buckets from the low ones.
         (hash >> 32) as usize & (self.filter.len() * 64 - 1)
     }
-}
-
-// An inline view's bytes follow its 4-byte length in memory on little-endian machines only.
-const _: () = assert!(cfg!(target_endian = "little"), "inline string views are read as little-endian");
-
-/// The bytes of the id `view` holds (inline, or in `long_ids` at its offset).
-fn id_bytes<'a>(view: &'a u128, long_ids: &'a [u8]) -> &'a [u8] {
-    let len = *view as u32 as usize;
-    if len <= MAX_INLINE_VIEW_LEN as usize {
-        // The bytes after the length, in memory (as Arrow's own `inline_value` reads them).
-        return &bytemuck::bytes_of(view)[4..4 + len];
-    }
-    let offset = (*view >> 96) as u32 as usize;
-    &long_ids[offset..offset + len]
 }
 
 #[cfg(test)]

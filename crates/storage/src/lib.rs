@@ -10,6 +10,7 @@
 pub mod columns;
 mod date_pruning;
 mod derived;
+pub mod id_views;
 mod location;
 mod log_check;
 mod saved_tables;
