@@ -120,6 +120,51 @@ async fn joins_and_windows_by_user_read_buckets_and_agree_with_datafusions_plans
     }
 }
 
+/// A window partitioned by `user_id` and ordered by one time column sorts each bucket by one
+/// (user number, time) key instead of by the id's text, then partitions by the number: the
+/// same answers as DataFusion's plan for `lag`, `lead` in descending order, a sliding count,
+/// and NULL times placed first or last as asked.
+#[tokio::test]
+async fn windows_by_user_and_time_sort_by_user_number_and_agree_with_datafusions_plans() {
+    let s = Scratch::new();
+    let data = s.imported(30_000, 17);
+    let some_null = "(SELECT user_id, CASE WHEN event = 'signup' THEN NULL ELSE event_time END AS t FROM events)";
+    let queries = [
+        "SELECT CAST(event_time AS DATE) AS d, count(*) FROM (SELECT event_time, event_time - lag(event_time) OVER (PARTITION BY user_id ORDER BY event_time) AS gap FROM events) \
+         WHERE gap IS NULL OR gap > INTERVAL '30 minutes' GROUP BY 1 ORDER BY 1".to_string(),
+        "SELECT count(*), count(later) FROM (SELECT event_time, lead(event_time) OVER (PARTITION BY user_id ORDER BY event_time DESC) AS later FROM events) \
+         WHERE later IS NULL OR later < event_time - INTERVAL '1 hour'".to_string(),
+        // Not `GROUP BY n`: on one partition DataFusion 55 takes this count as sorted and
+        // groups it in sorted mode, splitting the groups (docs/decisions.md).
+        "SELECT count(*), sum(n), sum(n * n) FROM (SELECT count(*) OVER (PARTITION BY user_id ORDER BY event_time ROWS BETWEEN 2 PRECEDING AND CURRENT ROW) AS n FROM events)".to_string(),
+        format!("SELECT count(*), count(p), sum(CASE WHEN t IS NULL THEN 1 ELSE 0 END) FROM \
+         (SELECT t, lag(t) OVER (PARTITION BY user_id ORDER BY t ASC NULLS FIRST) AS p FROM {some_null}) WHERE p IS NULL OR p < t - INTERVAL '1 day'"),
+        format!("SELECT count(*), count(p) FROM \
+         (SELECT t, lag(t) OVER (PARTITION BY user_id ORDER BY t DESC NULLS LAST) AS p FROM {some_null}) WHERE p IS NULL OR p > t + INTERVAL '1 day'"),
+    ];
+    for sql in &queries {
+        let reference = answer(&data, 2, true, sql).await.0;
+        for partitions in [1, 2, 3, 4, 8] {
+            let (result, plan) = answer(&data, partitions, false, sql).await;
+            assert_eq!(result, reference, "{partitions} partitions: {sql}");
+            if (2..=4).contains(&partitions) {
+                assert!(plan.contains("UserNumbersExec"), "{partitions} partitions, numbered users expected:\n{plan}");
+                assert!(!plan.contains("RepartitionExec: partitioning=Hash([user_id"), "{plan}");
+            }
+        }
+    }
+    // Ordered by user above the window: the window keeps DataFusion's sort by the id's text,
+    // whose order the merge above relies on.
+    let ordered = "SELECT user_id, event_time, lag(event_time) OVER (PARTITION BY user_id ORDER BY event_time) AS p \
+                   FROM events ORDER BY user_id, event_time LIMIT 40";
+    let reference = answer(&data, 2, true, ordered).await.0;
+    for partitions in [2, 4] {
+        let (result, plan) = answer(&data, partitions, false, ordered).await;
+        assert_eq!(result, reference, "{partitions} partitions: {ordered}");
+        assert!(!plan.contains("UserNumbersExec"), "{plan}");
+    }
+}
+
 /// `count(DISTINCT user_id)` by period (and any grouping with `user_id` among its keys):
 /// each group's rows share a user, so the grouping of user and period runs in one stage per
 /// bucket, with the answers of DataFusion's two-stage plan.

@@ -57,6 +57,7 @@ use crate::bucket_aggregate_exec::BucketAggregateExec;
 use crate::bucket_partitions_exec::BucketPartitionsExec;
 use crate::bucket_routing_exec::BucketRoutingExec;
 use crate::user_id_dictionary::user_id_dictionary_type;
+use crate::user_number_sort::window_by_user_number;
 
 /// Plans `GROUP BY user_id` over the events table in one stage per user bucket, in
 /// [`BucketAggregateExec`] where it can.
@@ -66,7 +67,7 @@ pub struct BucketAggregateRule;
 impl PhysicalOptimizerRule for BucketAggregateRule {
     fn optimize(&self, plan: Arc<dyn ExecutionPlan>, config: &ConfigOptions) -> Result<Arc<dyn ExecutionPlan>> {
         let on_cluster = config.extensions.iter().any(|(prefix, _)| prefix == "ballista");
-        rewrite(plan, false, if on_cluster { Place::Cluster } else { Place::SingleNode })
+        rewrite(plan, false, false, if on_cluster { Place::Cluster } else { Place::SingleNode })
     }
 
     // Kept from before the type's rename: EXPLAIN VERBOSE shows it, and earlier notes name it.
@@ -102,13 +103,19 @@ enum Place {
 }
 
 /// `plan` with its eligible aggregates rewritten. `partitioning_matters`: something above
-/// relies on how `plan`'s output rows are spread over partitions.
-fn rewrite(plan: Arc<dyn ExecutionPlan>, partitioning_matters: bool, place: Place) -> Result<Arc<dyn ExecutionPlan>> {
+/// relies on how `plan`'s output rows are spread over partitions; `order_matters`: something
+/// above requires the order of `plan`'s output rows within a partition.
+fn rewrite(
+    plan: Arc<dyn ExecutionPlan>,
+    partitioning_matters: bool,
+    order_matters: bool,
+    place: Place,
+) -> Result<Arc<dyn ExecutionPlan>> {
     if !partitioning_matters {
         if let Some((rewritten, _)) = aggregate_by_bucket(&plan, place)? {
             return Ok(rewritten);
         }
-        if let Some(rewritten) = inputs_by_bucket(&plan, place)? {
+        if let Some(rewritten) = inputs_by_bucket(&plan, order_matters, place)? {
             return Ok(rewritten);
         }
     }
@@ -120,8 +127,12 @@ fn rewrite(plan: Arc<dyn ExecutionPlan>, partitioning_matters: bool, place: Plac
     let interleaves = plan.downcast_ref::<InterleaveExec>().is_some();
     let children: Vec<Arc<dyn ExecutionPlan>> = plan.children().into_iter().cloned().collect();
     let requirements = plan.input_distribution_requirements().into_per_child();
+    let orderings = plan.required_input_ordering();
+    let maintains_order = plan.maintains_input_order();
     let mut new_children = Vec::with_capacity(children.len());
-    for (child, requirement) in children.into_iter().zip(requirements) {
+    for (index, (child, requirement)) in children.into_iter().zip(requirements).enumerate() {
+        let order_matters = orderings.get(index).is_some_and(Option::is_some)
+            || (order_matters && maintains_order.get(index).copied().unwrap_or(false));
         let matters = !resets
             && (interleaves
                 || match requirement {
@@ -129,7 +140,7 @@ fn rewrite(plan: Arc<dyn ExecutionPlan>, partitioning_matters: bool, place: Plac
                     Distribution::UnspecifiedDistribution => partitioning_matters,
                     _ => true,
                 });
-        new_children.push(rewrite(child, matters, place)?);
+        new_children.push(rewrite(child, matters, order_matters, place)?);
     }
     replace_children_if_necessary(plan, new_children)
 }
@@ -324,8 +335,14 @@ fn has_bucket_partitions(plan: &Arc<dyn ExecutionPlan>) -> bool {
 
 /// `plan` with the inputs it wants hash-partitioned by a user read by bucket instead: a
 /// partitioned join on `user_id` (both sides) or a window partitioned by it (the events of a
-/// user, sorted, per bucket), without repartitioning every row. `None` for other plans.
-fn inputs_by_bucket(plan: &Arc<dyn ExecutionPlan>, place: Place) -> Result<Option<Arc<dyn ExecutionPlan>>> {
+/// user, sorted, per bucket), without repartitioning every row; such a window sorts by user
+/// number unless `order_matters` (its output is then not in `user_id` order). `None` for
+/// other plans.
+fn inputs_by_bucket(
+    plan: &Arc<dyn ExecutionPlan>,
+    order_matters: bool,
+    place: Place,
+) -> Result<Option<Arc<dyn ExecutionPlan>>> {
     if let Some(join) = plan.downcast_ref::<HashJoinExec>() {
         return join_by_bucket(join, None, place);
     }
@@ -337,7 +354,11 @@ fn inputs_by_bucket(plan: &Arc<dyn ExecutionPlan>, place: Place) -> Result<Optio
     for key in keys {
         let Some(key) = key.downcast_ref::<Column>() else { continue };
         if let Some(input) = by_bucket(plan.children()[0], key.index(), place)? {
-            return rebuilt_over(plan, input).map(Some);
+            let rebuilt = rebuilt_over(plan, input)?;
+            if order_matters {
+                return Ok(Some(rebuilt));
+            }
+            return Ok(Some(window_by_user_number(&rebuilt)?.unwrap_or(rebuilt)));
         }
     }
     Ok(None)
@@ -405,7 +426,7 @@ fn join_by_bucket(join: &HashJoinExec, column: Option<usize>, place: Place) -> R
         PartitionMode::CollectLeft => {
             let Some(w) = wanted.filter(|w| w.side == JoinSide::Right && right_kept) else { return Ok(None) };
             let Some(right) = by_bucket(join.right(), w.index, place)? else { return Ok(None) };
-            let left = rewrite(join.left().clone(), true, place)?;
+            let left = rewrite(join.left().clone(), true, false, place)?;
             join.builder().with_new_children(vec![left, right])?.build_exec().map(Some)
         }
         PartitionMode::Auto => Ok(None),

@@ -15,7 +15,9 @@
 //! - [`BucketAggregateRule`]: `GROUP BY user_id` (alone or with other keys) runs per user
 //!   bucket, without a repartition, in [`BucketAggregateExec`] where it can; `GROUP BY person_id` likewise, with
 //!   [`BucketRoutingExec`] moving the rows of persons whose ids span buckets; joins and
-//!   windows on `user_id` read their inputs bucket by bucket instead of repartitioning them.
+//!   windows on `user_id` read their inputs bucket by bucket instead of repartitioning them;
+//!   a window by `user_id` and one time column sorts each bucket by a user number and the
+//!   time in one key (`user_number_sort`).
 
 mod bucket_aggregate_exec;
 mod bucket_aggregate_rule;
@@ -29,6 +31,8 @@ mod text_equality_rule;
 mod timestamp_text_rule;
 mod unnest_dependencies_rule;
 mod user_id_dictionary;
+mod user_ids;
+mod user_number_sort;
 mod utc_dates_rule;
 
 pub use bucket_aggregate_exec::BucketAggregateExec;
