@@ -83,11 +83,18 @@ async fn per_user_aggregates_read_whole_buckets_and_agree_with_two_stage_plans()
     assert!(!plan.contains("RepartitionExec: partitioning=Hash([user_id"), "the join's inputs by bucket:\n{plan}");
 }
 
+/// A join on `user_id` by bucket joins on user numbers, the events' numbered by dictionary.
+const JOINED_BY_NUMBER: &str = "JoinUserNumbersExec: user=user_id by dictionary";
+/// Two per-user aggregates joined: each side's ids numbered as text.
+const AGGREGATES_JOINED_BY_NUMBER: &str = "JoinUserNumbersExec: user=user_id by text";
+
 /// Joins and windows on `user_id` as analysts write them (a cohort matrix as a join with each
 /// user's first week, IN a subquery, outer joins, sessions by `lag`, first events by
 /// `row_number`): their inputs are read by bucket instead of hash-repartitioned, and the
-/// answers are those of DataFusion's plan. A grouping by the column an outer join may leave
-/// NULL keeps the repartition (a NULL group would otherwise appear in every bucket).
+/// answers are those of DataFusion's plan; joins by bucket compare user numbers instead of ids
+/// (an aggregate side numbered by text, an events side by its Parquet dictionary). A grouping
+/// by the column an outer join may leave NULL keeps the repartition (a NULL group would
+/// otherwise appear in every bucket).
 #[tokio::test]
 async fn joins_and_windows_by_user_read_buckets_and_agree_with_datafusions_plans() {
     let s = Scratch::new();
@@ -97,17 +104,17 @@ async fn joins_and_windows_by_user_read_buckets_and_agree_with_datafusions_plans
     let queries = [
         ("WITH first_week AS (SELECT user_id, date_trunc('week', min(event_time)) AS cohort FROM events GROUP BY user_id) \
           SELECT f.cohort, date_trunc('week', e.event_time) AS w, count(DISTINCT e.user_id) FROM events e \
-          JOIN first_week f ON e.user_id = f.user_id GROUP BY 1, 2 ORDER BY 1, 2".to_string(), true),
-        ("SELECT count(DISTINCT user_id), count(*) FROM events WHERE event = 'app_open' AND user_id IN (SELECT user_id FROM events WHERE event = 'purchase')".to_string(), true),
-        (format!("SELECT count(*), count(b.user_id), sum(CASE WHEN b.t > a.t THEN 1 ELSE 0 END) FROM {signed_up} a LEFT JOIN {bought} b ON a.user_id = b.user_id"), true),
-        (format!("SELECT count(*), count(a.user_id), count(b.user_id) FROM {signed_up} a FULL JOIN {bought} b ON a.user_id = b.user_id"), true),
-        (format!("SELECT n, count(*) FROM (SELECT a.user_id, count(*) AS n FROM {signed_up} a FULL JOIN {bought} b ON a.user_id = b.user_id GROUP BY a.user_id) GROUP BY n ORDER BY n"), false),
+          JOIN first_week f ON e.user_id = f.user_id GROUP BY 1, 2 ORDER BY 1, 2".to_string(), true, JOINED_BY_NUMBER),
+        ("SELECT count(DISTINCT user_id), count(*) FROM events WHERE event = 'app_open' AND user_id IN (SELECT user_id FROM events WHERE event = 'purchase')".to_string(), true, JOINED_BY_NUMBER),
+        (format!("SELECT count(*), count(b.user_id), sum(CASE WHEN b.t > a.t THEN 1 ELSE 0 END) FROM {signed_up} a LEFT JOIN {bought} b ON a.user_id = b.user_id"), true, AGGREGATES_JOINED_BY_NUMBER),
+        (format!("SELECT count(*), count(a.user_id), count(b.user_id) FROM {signed_up} a FULL JOIN {bought} b ON a.user_id = b.user_id"), true, AGGREGATES_JOINED_BY_NUMBER),
+        (format!("SELECT n, count(*) FROM (SELECT a.user_id, count(*) AS n FROM {signed_up} a FULL JOIN {bought} b ON a.user_id = b.user_id GROUP BY a.user_id) GROUP BY n ORDER BY n"), false, ""),
         ("SELECT count(*) FROM (SELECT event_time - lag(event_time) OVER (PARTITION BY user_id ORDER BY event_time) AS gap FROM events) \
-          WHERE gap IS NULL OR gap > INTERVAL '30 minutes'".to_string(), true),
+          WHERE gap IS NULL OR gap > INTERVAL '30 minutes'".to_string(), true, "UserNumbersExec"),
         ("SELECT event, count(*) FROM (SELECT event, row_number() OVER (PARTITION BY user_id ORDER BY event_time, event) AS n FROM events) \
-          WHERE n = 1 GROUP BY event ORDER BY event".to_string(), true),
+          WHERE n = 1 GROUP BY event ORDER BY event".to_string(), true, ""),
     ];
-    for (sql, by_bucket) in &queries {
+    for (sql, by_bucket, numbered) in &queries {
         let reference = answer(&data, 2, true, sql).await.0;
         for partitions in [1, 2, 3, 4, 8] {
             let (result, plan) = answer(&data, partitions, false, sql).await;
@@ -115,6 +122,7 @@ async fn joins_and_windows_by_user_read_buckets_and_agree_with_datafusions_plans
             let repartitioned = plan.contains("RepartitionExec: partitioning=Hash([user_id");
             if (2..=4).contains(&partitions) {
                 assert_eq!(repartitioned, !by_bucket, "{partitions} partitions, by bucket: {by_bucket}:\n{plan}");
+                assert!(plan.contains(numbered), "{partitions} partitions, {numbered} expected:\n{plan}");
             }
         }
     }
@@ -123,7 +131,9 @@ async fn joins_and_windows_by_user_read_buckets_and_agree_with_datafusions_plans
 /// A window partitioned by `user_id` and ordered by one time column sorts each bucket by one
 /// (user number, time) key instead of by the id's text, then partitions by the number: the
 /// same answers as DataFusion's plan for `lag`, `lead` in descending order, a sliding count,
-/// and NULL times placed first or last as asked.
+/// and NULL times placed first or last as asked. Users are numbered from the Parquet
+/// dictionary of `user_id` unless something below the window reads the id, and the window
+/// passes the ids on as text either way.
 #[tokio::test]
 async fn windows_by_user_and_time_sort_by_user_number_and_agree_with_datafusions_plans() {
     let s = Scratch::new();
@@ -141,14 +151,23 @@ async fn windows_by_user_and_time_sort_by_user_number_and_agree_with_datafusions
          (SELECT t, lag(t) OVER (PARTITION BY user_id ORDER BY t ASC NULLS FIRST) AS p FROM {some_null}) WHERE p IS NULL OR p < t - INTERVAL '1 day'"),
         format!("SELECT count(*), count(p) FROM \
          (SELECT t, lag(t) OVER (PARTITION BY user_id ORDER BY t DESC NULLS LAST) AS p FROM {some_null}) WHERE p IS NULL OR p > t + INTERVAL '1 day'"),
+        // The ids come out of the window as text, whichever way they were numbered.
+        "SELECT min(user_id), max(user_id), count(DISTINCT user_id), count(*) FROM (SELECT user_id, event_time - lag(event_time) OVER (PARTITION BY user_id ORDER BY event_time) AS gap FROM events) \
+         WHERE gap IS NULL OR gap > INTERVAL '1 day'".to_string(),
+        // A filter on the id keeps it text below the window: numbered by text.
+        "SELECT min(user_id), count(*), count(p) FROM (SELECT user_id, event_time, lag(event_time) OVER (PARTITION BY user_id ORDER BY event_time) AS p FROM events WHERE user_id > 'u0000100') \
+         WHERE p IS NULL OR p < event_time - INTERVAL '2 hours'".to_string(),
     ];
-    for sql in &queries {
+    let by_text = queries.len() - 1;
+    for (query, sql) in queries.iter().enumerate() {
         let reference = answer(&data, 2, true, sql).await.0;
         for partitions in [1, 2, 3, 4, 8] {
             let (result, plan) = answer(&data, partitions, false, sql).await;
             assert_eq!(result, reference, "{partitions} partitions: {sql}");
             if (2..=4).contains(&partitions) {
-                assert!(plan.contains("UserNumbersExec"), "{partitions} partitions, numbered users expected:\n{plan}");
+                let numbered = if query == by_text { "by text" } else { "by dictionary" };
+                let numbered = format!("UserNumbersExec: user=user_id {numbered}");
+                assert!(plan.contains(&numbered), "{partitions} partitions, {numbered} expected:\n{plan}");
                 assert!(!plan.contains("RepartitionExec: partitioning=Hash([user_id"), "{plan}");
             }
         }
@@ -227,6 +246,28 @@ async fn bucket_aggregates_fall_back_to_spilling_aggregates_when_memory_runs_out
         }
         assert_eq!(pretty(&ctx, sql).await, reference, "{sql}");
     }
+}
+
+/// When the memory pool refuses `UserSortExec` its partition's rows, the partition goes to
+/// DataFusion's sort, which spills; the answers stay those of DataFusion's own plan.
+#[tokio::test]
+async fn user_sorts_fall_back_to_spilling_sorts_when_memory_runs_out() {
+    let s = Scratch::new();
+    let data = s.imported(120_000, 19);
+    let sql = "SELECT CAST(event_time AS DATE) AS d, count(*) FROM (SELECT event_time, event_time - lag(event_time) OVER (PARTITION BY user_id ORDER BY event_time) AS gap FROM events) \
+               WHERE gap IS NULL OR gap > INTERVAL '30 minutes' GROUP BY 1 ORDER BY 1";
+    let reference = answer(&data, 2, true, sql).await.0;
+    let options = EngineOptions { target_partitions: Some(2), memory_limit: Some(4 << 20), ..Default::default() };
+    let ctx = open_session(&DataLocation::parse(&data).unwrap(), &options).await.unwrap();
+    // Scaled to this tiny pool, as for the bucket aggregates above.
+    for setting in ["sort_spill_reservation_bytes = 32768", "batch_size = 256"] {
+        ctx.sql(&format!("SET datafusion.execution.{setting}")).await.unwrap().collect().await.unwrap();
+    }
+    let plan = pretty(&ctx, &format!("EXPLAIN ANALYZE {sql}")).await;
+    let fell_back = regex::Regex::new(r"UserSortExec.*fell_back=(\d+)").unwrap();
+    let fallbacks: usize = fell_back.captures_iter(&plan).map(|c| c[1].parse::<usize>().unwrap()).sum();
+    assert!(fallbacks > 0, "a 4 MiB pool must make the user sort fall back:\n{plan}");
+    assert_eq!(pretty(&ctx, sql).await, reference);
 }
 
 /// A repeated per-user query finds the files' footers in the session's metadata cache, as

@@ -24,13 +24,11 @@
 use std::fmt;
 use std::sync::{Arc, Mutex};
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, DictionaryArray, RecordBatch, StringArray};
+use datafusion::arrow::array::{ArrayRef, AsArray, BooleanArray, RecordBatch};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{Int32Type, Schema, SchemaRef};
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::{exec_err, internal_datafusion_err, Result};
-use datafusion::datasource::physical_plan::{FileScanConfig, FileScanConfigBuilder, ParquetSource};
-use datafusion::datasource::source::DataSourceExec;
 use datafusion::execution::memory_pool::{MemoryConsumer, MemoryReservation};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::EmitTo;
@@ -45,8 +43,8 @@ use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
 use datafusion::physical_plan::{apply_expression_roots, DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties};
 use futures::{stream, StreamExt, TryStreamExt};
 
-use crate::user_id_dictionary::DictionaryUserIdReaderFactory;
-use crate::user_ids::UserIds;
+use crate::user_id_dictionary::with_dictionary_reader;
+use crate::user_ids::DictionaryUserIds;
 
 /// One stage of `GROUP BY user_id` over bucket partitions whose `user_id` column is a
 /// dictionary. Built by [`crate::BucketAggregateRule`]; answers exactly as the
@@ -113,29 +111,6 @@ impl BucketAggregateExec {
             self.string_input_schema.clone(),
         )
     }
-}
-
-/// `plan` with its Parquet reader set to read `user_id` as a dictionary: the scan's own
-/// reader wrapped, or one of the task's object store (known only at execution).
-fn with_dictionary_reader(plan: &Arc<dyn ExecutionPlan>, context: &TaskContext) -> Result<Arc<dyn ExecutionPlan>> {
-    let Some(scan) = plan.downcast_ref::<DataSourceExec>() else {
-        let children =
-            plan.children().into_iter().map(|c| with_dictionary_reader(c, context)).collect::<Result<Vec<_>>>()?;
-        return plan.clone().replace_children(children, ReplaceChildrenOptions::new(ChildrenPropertiesMode::Keep));
-    };
-    let config = scan
-        .data_source()
-        .downcast_ref::<FileScanConfig>()
-        .ok_or_else(|| internal_datafusion_err!("a dictionary scan reads files"))?;
-    let source = config
-        .file_source()
-        .downcast_ref::<ParquetSource>()
-        .ok_or_else(|| internal_datafusion_err!("a dictionary scan reads Parquet"))?;
-    let store = context.runtime_env().object_store(&config.object_store_url)?;
-    let reader = DictionaryUserIdReaderFactory::new(source.parquet_file_reader_factory().cloned(), store);
-    let source = source.clone().with_parquet_file_reader_factory(Arc::new(reader));
-    let config = FileScanConfigBuilder::from(config.clone()).with_source(Arc::new(source)).build();
-    Ok(DataSourceExec::from_data_source(config))
 }
 
 impl DisplayAs for BucketAggregateExec {
@@ -309,7 +284,7 @@ fn batches_of(batch: &RecordBatch, context: &TaskContext) -> Vec<Result<RecordBa
 }
 
 /// A one-partition plan that yields `stream` once.
-fn one_shot(schema: SchemaRef, stream: SendableRecordBatchStream) -> Result<Arc<dyn ExecutionPlan>> {
+pub(crate) fn one_shot(schema: SchemaRef, stream: SendableRecordBatchStream) -> Result<Arc<dyn ExecutionPlan>> {
     let partition: Arc<dyn PartitionStream> =
         Arc::new(OneShot { schema: schema.clone(), stream: Mutex::new(Some(stream)) });
     Ok(Arc::new(StreamingTableExec::try_new(schema, vec![partition], None, [], false, None)?))
@@ -364,35 +339,15 @@ fn arguments(
 
 /// The groups of one partition: a group per user id, and each aggregate's accumulator.
 struct UserGroups {
-    ids: UserIds,
-    /// The dictionaries of the last batches, newest last (holding one keeps its buffers'
-    /// addresses from being reused while later batches are compared with it), each with the
-    /// group of each of its values, `UNSEEN` until a row uses it: a filtered batch keeps ids
-    /// none of its rows has. Several, because grouped by person, batches moved from other
-    /// partitions (`BucketRoutingExec`) come between the batches of one column chunk.
-    dictionaries: Vec<(StringArray, Vec<u32>)>,
+    ids: DictionaryUserIds,
     group_indices: Vec<usize>,
     accumulators: Vec<Box<dyn GroupsAccumulator>>,
-}
-
-const UNSEEN: u32 = u32::MAX;
-
-/// Dictionaries kept with their groups: a partition's own chunk and a few moved ones.
-const KEPT_DICTIONARIES: usize = 4;
-
-/// Whether `a` and `b` are the same strings in memory. Each batch of a column chunk has its
-/// own array object around the chunk's one dictionary, so the buffers are compared.
-fn same_strings(a: &StringArray, b: &StringArray) -> bool {
-    a.len() == b.len()
-        && a.value_offsets().as_ptr() == b.value_offsets().as_ptr()
-        && a.values().as_ptr() == b.values().as_ptr()
 }
 
 impl UserGroups {
     fn try_new(aggregates: &[Arc<AggregateFunctionExpr>]) -> Result<Self> {
         Ok(Self {
-            ids: UserIds::default(),
-            dictionaries: Vec::new(),
+            ids: DictionaryUserIds::default(),
             group_indices: Vec::new(),
             accumulators: aggregates.iter().map(|a| a.create_groups_accumulator()).collect::<Result<_>>()?,
         })
@@ -403,7 +358,9 @@ impl UserGroups {
             .column(plan.key)
             .as_dictionary_opt::<Int32Type>()
             .ok_or_else(|| internal_datafusion_err!("user_id is not read as a dictionary"))?;
-        self.assign(ids)?;
+        self.group_indices.clear();
+        let group_indices = &mut self.group_indices;
+        self.ids.number(ids, |group| group_indices.push(group as usize))?;
         let total_groups = self.ids.len();
         for ((accumulator, aggregate), filter) in self.accumulators.iter_mut().zip(&plan.aggregates).zip(&plan.filters)
         {
@@ -413,52 +370,9 @@ impl UserGroups {
         Ok(())
     }
 
-    /// Sets `group_indices` to the group of each row of `ids`, adding groups for new ids.
-    fn assign(&mut self, ids: &DictionaryArray<Int32Type>) -> Result<()> {
-        let strings = ids
-            .values()
-            .as_string_opt::<i32>()
-            .ok_or_else(|| internal_datafusion_err!("user_id's dictionary is not Utf8"))?;
-        if ids.null_count() > 0 || strings.null_count() > 0 {
-            return exec_err!("user_id is NULL in an events file (the table declares it NOT NULL)");
-        }
-        let known = self.dictionaries.iter().position(|(d, _)| same_strings(d, strings));
-        let Self { ids: table, dictionaries, group_indices, .. } = self;
-        let at = match known {
-            Some(at) => at,
-            None => {
-                // Most ids of a new dictionary are known users whose table entries are not in
-                // the cache. Looked up in one loop of independent lookups, their cache misses
-                // overlap; looked up as rows first use them, each waits on its own. Only when
-                // the batch uses most of the dictionary, so that the loop is not mostly wasted.
-                let groups = if ids.len() >= strings.len() {
-                    (0..strings.len()).map(|i| table.find(strings.value(i)).unwrap_or(UNSEEN)).collect()
-                } else {
-                    vec![UNSEEN; strings.len()]
-                };
-                if dictionaries.len() == KEPT_DICTIONARIES {
-                    dictionaries.remove(0);
-                }
-                dictionaries.push((strings.clone(), groups));
-                dictionaries.len() - 1
-            }
-        };
-        let groups = &mut dictionaries[at].1;
-        group_indices.clear();
-        for &key in ids.keys().values() {
-            let slot = &mut groups[key as usize];
-            if *slot == UNSEEN {
-                *slot = table.find_or_insert(strings.value(key as usize));
-            }
-            group_indices.push(*slot as usize);
-        }
-        Ok(())
-    }
-
     /// Bytes held, for the memory pool.
     fn size(&self) -> usize {
         self.ids.size()
-            + self.dictionaries.iter().map(|(_, groups)| groups.capacity() * size_of::<u32>()).sum::<usize>()
             + self.group_indices.capacity() * size_of::<usize>()
             + self.accumulators.iter().map(|a| a.size()).sum::<usize>()
     }

@@ -34,6 +34,7 @@ use datafusion::datasource::table_schema::TableSchema;
 use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_expr::utils::collect_columns;
 use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_expr_common::physical_expr::snapshot_physical_expr;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::aggregates::{AggregateExec, AggregateMode};
 use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
@@ -57,6 +58,7 @@ use crate::bucket_aggregate_exec::BucketAggregateExec;
 use crate::bucket_partitions_exec::BucketPartitionsExec;
 use crate::bucket_routing_exec::BucketRoutingExec;
 use crate::user_id_dictionary::user_id_dictionary_type;
+use crate::user_number_join::{numbered_join, NumberedJoin};
 use crate::user_number_sort::window_by_user_number;
 
 /// Plans `GROUP BY user_id` over the events table in one stage per user bucket, in
@@ -358,10 +360,16 @@ fn inputs_by_bucket(
             if order_matters {
                 return Ok(Some(rebuilt));
             }
-            return Ok(Some(window_by_user_number(&rebuilt)?.unwrap_or(rebuilt)));
+            return Ok(Some(window_by_user_number(&rebuilt, &dictionary_input)?.unwrap_or(rebuilt)));
         }
     }
     Ok(None)
+}
+
+/// `input` (filters and projections over an events scan) with the scan reading `user_id`
+/// (output column `column`) as a dictionary, where nothing between reads the id.
+fn dictionary_input(input: &Arc<dyn ExecutionPlan>, column: usize) -> Result<Option<Arc<dyn ExecutionPlan>>> {
+    rewrite_scan(input, column, Uses::PassThroughOnly, &dictionary_scan)
 }
 
 /// `join` over inputs read by bucket: a partitioned join on a key pair both of whose sides
@@ -408,14 +416,28 @@ fn join_by_bucket(join: &HashJoinExec, column: Option<usize>, place: Place) -> R
                 if !has_bucket_partitions(&left) || !has_bucket_partitions(&right) {
                     continue;
                 }
-                let (left_keys, right_keys): (Vec<_>, Vec<_>) = join.on().iter().cloned().unzip();
-                let left = Arc::new(BucketPartitionsExec::new(left, left_keys));
-                let right = Arc::new(BucketPartitionsExec::new(right, right_keys));
-                let rebuilt = join.builder().with_new_children(vec![left, right])?.reset_state().build()?;
                 // DataFusion builds its hash table from the left input and, without row
                 // counts, keeps the order written: `events e JOIN (per-user aggregate) f`
                 // built a table of every event (14 s at 20M) instead of one row per user.
-                if is_aggregated(rebuilt.right()) && !is_aggregated(rebuilt.left()) {
+                let swap = is_aggregated(&right) && !is_aggregated(&left);
+                let pair = join.on().iter().position(|(a, b)| is_column(a, l.index()) && is_column(b, r.index()));
+                let numbered = match pair {
+                    Some(pair) => numbered_join(join, pair, left.clone(), right.clone(), &dictionary_input)?,
+                    None => None,
+                };
+                let mut builder = join.builder();
+                let (left, right, on) = match numbered {
+                    Some(NumberedJoin { left, right, on, projection }) => {
+                        builder = builder.with_on(on.clone()).with_projection(Some(projection));
+                        (left, right, on)
+                    }
+                    None => (left, right, join.on().to_vec()),
+                };
+                let (left_keys, right_keys): (Vec<_>, Vec<_>) = on.into_iter().unzip();
+                let left = Arc::new(BucketPartitionsExec::new(left, left_keys));
+                let right = Arc::new(BucketPartitionsExec::new(right, right_keys));
+                let rebuilt = builder.with_new_children(vec![left, right])?.reset_state().build()?;
+                if swap {
                     return rebuilt.swap_inputs(PartitionMode::Partitioned).map(Some);
                 }
                 return Ok(Some(Arc::new(rebuilt)));
@@ -640,7 +662,11 @@ fn dictionary_scan_of(config: &FileScanConfig, column: usize, key: Key) -> Resul
         Key::PersonOfUserId => e.downcast_ref::<PersonOf>().is_some_and(|p| is_user_id(p.user_id())),
     });
     let others = exprs.iter().enumerate().filter(|(i, _)| *i != column).map(|(_, e)| e.clone());
-    if !passes_through || references(others, file_column) || references(source.filter(), file_column) {
+    // Dynamic filters as they stand now: one on `user_id` pushed down by a hash join this rule
+    // replaces is never filled in (and, typed for text, could not read the dictionary);
+    // dropping a dynamic filter's later updates only reads rows it might have skipped.
+    let predicate = source.filter().map(snapshot_physical_expr).transpose()?;
+    if !passes_through || references(others, file_column) || references(predicate.clone(), file_column) {
         return Ok(None);
     }
     let mut fields: Vec<Field> = table_schema.file_schema().fields().iter().map(|f| f.as_ref().clone()).collect();
@@ -654,7 +680,7 @@ fn dictionary_scan_of(config: &FileScanConfig, column: usize, key: Key) -> Resul
         dictionary = dictionary.with_metadata_size_hint(hint);
     }
     dictionary = dictionary.with_table_parquet_options(options);
-    if let Some(predicate) = source.filter() {
+    if let Some(predicate) = predicate {
         dictionary = dictionary.with_predicate(predicate);
     }
     // The reader too (DataFusion's cached one): execution wraps it to read the dictionary.

@@ -17,7 +17,8 @@
 //!   [`BucketRoutingExec`] moving the rows of persons whose ids span buckets; joins and
 //!   windows on `user_id` read their inputs bucket by bucket instead of repartitioning them;
 //!   a window by `user_id` and one time column sorts each bucket by a user number and the
-//!   time in one key (`user_number_sort`).
+//!   time (`user_number_sort`), and a join by bucket joins on user numbers
+//!   (`user_number_join`).
 
 mod bucket_aggregate_exec;
 mod bucket_aggregate_rule;
@@ -32,6 +33,7 @@ mod timestamp_text_rule;
 mod unnest_dependencies_rule;
 mod user_id_dictionary;
 mod user_ids;
+mod user_number_join;
 mod user_number_sort;
 mod utc_dates_rule;
 

@@ -1,4 +1,5 @@
-//! Reading `user_id` from Parquet as a dictionary column, for `BucketAggregateExec`.
+//! Reading `user_id` from Parquet as a dictionary column, for `BucketAggregateExec` and
+//! `UserNumbersExec`.
 //!
 //! Why: a Parquet file stores `user_id` dictionary-encoded (each of an event file's ~50k rows
 //! names one of a few thousand users). Read as a string column, every row's id is rebuilt
@@ -15,14 +16,20 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::common::{internal_datafusion_err, Result};
 use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::physical_plan::parquet::{DefaultParquetFileReaderFactory, ParquetFileReaderFactory};
+use datafusion::datasource::physical_plan::{FileScanConfig, FileScanConfigBuilder, ParquetSource};
+use datafusion::datasource::source::DataSourceExec;
+use datafusion::execution::TaskContext;
 use datafusion::parquet::arrow::arrow_reader::ArrowReaderOptions;
 use datafusion::parquet::arrow::async_reader::AsyncFileReader;
 use datafusion::parquet::arrow::{encode_arrow_schema, parquet_to_arrow_schema, ARROW_SCHEMA_META_KEY};
 use datafusion::parquet::errors::Result as ParquetResult;
 use datafusion::parquet::file::metadata::{FileMetaData, KeyValue, ParquetMetaData, ParquetMetaDataBuilder};
+use datafusion::physical_plan::execution_plan::{ChildrenPropertiesMode, ReplaceChildrenOptions};
 use datafusion::physical_plan::metrics::ExecutionPlanMetricsSet;
+use datafusion::physical_plan::ExecutionPlan;
 use futures::future::BoxFuture;
 use futures::FutureExt;
 use northstar_storage::columns::USER_ID;
@@ -55,7 +62,7 @@ impl ParquetFileReaderFactory for DictionaryUserIdReaderFactory {
         file: PartitionedFile,
         metadata_size_hint: Option<usize>,
         metrics: &ExecutionPlanMetricsSet,
-    ) -> datafusion::common::Result<Box<dyn AsyncFileReader + Send>> {
+    ) -> Result<Box<dyn AsyncFileReader + Send>> {
         let inner = self.inner.create_reader(partition_index, file, metadata_size_hint, metrics)?;
         Ok(Box::new(DictionaryUserIdReader { inner }))
     }
@@ -125,6 +132,32 @@ fn with_dictionary_user_ids(metadata: &ParquetMetaData) -> ParquetResult<Parquet
         .set_column_index(metadata.column_index().cloned())
         .set_offset_index(metadata.offset_index().cloned())
         .build())
+}
+
+/// `plan` with its Parquet reader set to read `user_id` as a dictionary: the scan's own
+/// reader wrapped, or one of the task's object store (known only at execution).
+pub(crate) fn with_dictionary_reader(
+    plan: &Arc<dyn ExecutionPlan>,
+    context: &TaskContext,
+) -> Result<Arc<dyn ExecutionPlan>> {
+    let Some(scan) = plan.downcast_ref::<DataSourceExec>() else {
+        let children =
+            plan.children().into_iter().map(|c| with_dictionary_reader(c, context)).collect::<Result<Vec<_>>>()?;
+        return plan.clone().replace_children(children, ReplaceChildrenOptions::new(ChildrenPropertiesMode::Keep));
+    };
+    let config = scan
+        .data_source()
+        .downcast_ref::<FileScanConfig>()
+        .ok_or_else(|| internal_datafusion_err!("a dictionary scan reads files"))?;
+    let source = config
+        .file_source()
+        .downcast_ref::<ParquetSource>()
+        .ok_or_else(|| internal_datafusion_err!("a dictionary scan reads Parquet"))?;
+    let store = context.runtime_env().object_store(&config.object_store_url)?;
+    let reader = DictionaryUserIdReaderFactory::new(source.parquet_file_reader_factory().cloned(), store);
+    let source = source.clone().with_parquet_file_reader_factory(Arc::new(reader));
+    let config = FileScanConfigBuilder::from(config.clone()).with_source(Arc::new(source)).build();
+    Ok(DataSourceExec::from_data_source(config))
 }
 
 #[cfg(test)]
