@@ -84,9 +84,9 @@ async fn per_user_aggregates_read_whole_buckets_and_agree_with_two_stage_plans()
 }
 
 /// A join on `user_id` by bucket joins on user numbers, the events' numbered by dictionary.
-const JOINED_BY_NUMBER: &str = "JoinUserNumbersExec: user=user_id by dictionary";
+const JOINED_BY_NUMBER: &str = "UserNumbersExec: user=user_id by dictionary";
 /// Two per-user aggregates joined: each side's ids numbered as text.
-const AGGREGATES_JOINED_BY_NUMBER: &str = "JoinUserNumbersExec: user=user_id by text";
+const AGGREGATES_JOINED_BY_NUMBER: &str = "UserNumbersExec: user=user_id by text";
 
 /// Joins and windows on `user_id` as analysts write them (a cohort matrix as a join with each
 /// user's first week, IN a subquery, outer joins, sessions by `lag`, first events by

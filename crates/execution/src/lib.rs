@@ -35,6 +35,7 @@ mod user_id_dictionary;
 mod user_ids;
 mod user_number_join;
 mod user_number_sort;
+mod user_numbers_exec;
 mod utc_dates_rule;
 
 pub use bucket_aggregate_exec::BucketAggregateExec;

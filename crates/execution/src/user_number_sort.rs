@@ -7,7 +7,7 @@
 //! Arrow's row format (each row's id copied into it, each step a `memcmp`); the window then
 //! compares ids again to find each user's rows (docs/benchmarks.md, session sixteen). Here each
 //! partition numbers its users as they arrive (from the Parquet dictionary of `user_id` where
-//! the scan can read it so, [`DictionaryUserIds`]: one hash lookup per distinct id of a column
+//! the scan can read it so, `DictionaryUserIds`: one hash lookup per distinct id of a column
 //! chunk, one array read per row; else one hash lookup per row), [`UserSortExec`] places the
 //! rows by number (dense from 0: a counting sort) and sorts each user's few rows by time, and
 //! the window partitions by the number.
@@ -31,9 +31,9 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, Decimal128Array, RecordBatch, UInt32Array};
 use datafusion::arrow::compute::{cast, interleave_record_batch, take, SortOptions};
-use datafusion::arrow::datatypes::{DataType, Field, Int32Type, Int64Type, Schema, SchemaRef, UInt32Type};
+use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef, UInt32Type};
 use datafusion::common::tree_node::TreeNodeRecursion;
-use datafusion::common::{exec_err, internal_datafusion_err, Result};
+use datafusion::common::{exec_err, Result};
 use datafusion::execution::memory_pool::{MemoryConsumer, MemoryReservation};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_expr::expressions::Column;
@@ -52,11 +52,9 @@ use datafusion::physical_plan::{
 use futures::{stream, StreamExt, TryStreamExt};
 
 use crate::bucket_aggregate_exec::one_shot;
-use crate::user_id_dictionary::with_dictionary_reader;
-use crate::user_ids::{DictionaryUserIds, SharedUserIds};
+use crate::user_ids::SharedUserIds;
+use crate::user_numbers_exec::{UserNumbersExec, USER_NUMBER};
 
-/// The column holding each row's user number (UInt32, distinct per user of a partition).
-const USER_NUMBER: &str = "__user_number";
 /// The column holding each row's sort key when [`UserSortExec`] hands a partition to
 /// DataFusion's sort (Decimal128, used as an unsigned 97-bit integer).
 const USER_TIME: &str = "__user_time";
@@ -106,7 +104,9 @@ pub(crate) fn window_by_user_number(
     let input = dictionary_input(sort.input(), user_id.index())?.unwrap_or_else(|| sort.input().clone());
     let partitions = input.output_partitioning().partition_count();
     let shared = Arc::new(SharedUserIds::new(partitions));
-    let numbered: Arc<dyn ExecutionPlan> = Arc::new(UserNumbersExec::try_new(input, user_id.index(), shared.clone())?);
+    // The ids leave as read: the sort sets them from the table, which it takes.
+    let numbered: Arc<dyn ExecutionPlan> =
+        Arc::new(UserNumbersExec::try_new(input, user_id.index(), None, shared.clone(), None)?);
     let ordered: Arc<dyn ExecutionPlan> =
         Arc::new(UserSortExec::try_new(numbered, user_id.index(), user_id_type, shared, by_time.clone())?);
     let rebuilt: Arc<dyn ExecutionPlan> = if window.downcast_ref::<BoundedWindowAggExec>().is_some() {
@@ -138,124 +138,6 @@ fn partitioned_by(window: &Arc<dyn WindowExpr>, number: usize) -> Option<Arc<dyn
     // Sliding aggregate windows rebuild themselves with their filter.
     let expressions = window.all_expressions();
     window.with_new_expressions(expressions.args, partition_by, expressions.order_by_exprs)
-}
-
-/// Adds to each row the number of its user within the partition (in arrival order), in the
-/// partition's table shared with the [`UserSortExec`] above, which gives the ids back as text
-/// from that table (an input that reads `user_id` as a dictionary is numbered by dictionary).
-#[derive(Debug)]
-pub struct UserNumbersExec {
-    input: Arc<dyn ExecutionPlan>,
-    user_id: usize,
-    shared: Arc<SharedUserIds>,
-    properties: Arc<PlanProperties>,
-    metrics: ExecutionPlanMetricsSet,
-}
-
-impl UserNumbersExec {
-    fn try_new(input: Arc<dyn ExecutionPlan>, user_id: usize, shared: Arc<SharedUserIds>) -> Result<Self> {
-        let partitions = input.output_partitioning().partition_count();
-        if partitions != shared.partitions() {
-            return exec_err!("UserNumbersExec: {partitions} partitions, {} tables", shared.partitions());
-        }
-        let mut fields: Vec<Field> = input.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
-        fields.push(Field::new(USER_NUMBER, DataType::UInt32, false));
-        let schema = Arc::new(Schema::new_with_metadata(fields, input.schema().metadata().clone()));
-        let properties = PlanProperties::new(
-            EquivalenceProperties::new(schema),
-            Partitioning::UnknownPartitioning(input.output_partitioning().partition_count()),
-            input.pipeline_behavior(),
-            input.boundedness(),
-        );
-        Ok(Self { input, user_id, shared, properties: Arc::new(properties), metrics: Default::default() })
-    }
-}
-
-impl DisplayAs for UserNumbersExec {
-    fn fmt_as(&self, _format: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
-        let schema = self.input.schema();
-        let user_id = schema.field(self.user_id);
-        let read = if matches!(user_id.data_type(), DataType::Dictionary(_, _)) { "dictionary" } else { "text" };
-        write!(f, "UserNumbersExec: user={} by {read}", user_id.name())
-    }
-}
-
-impl ExecutionPlan for UserNumbersExec {
-    fn name(&self) -> &'static str {
-        "UserNumbersExec"
-    }
-
-    fn properties(&self) -> &Arc<PlanProperties> {
-        &self.properties
-    }
-
-    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
-        vec![&self.input]
-    }
-
-    // Its column is an index into the input, which no expression rewrite touches.
-    fn apply_expressions(
-        &self,
-        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
-    ) -> Result<TreeNodeRecursion> {
-        Ok(TreeNodeRecursion::Continue)
-    }
-
-    fn with_new_children(self: Arc<Self>, mut children: Vec<Arc<dyn ExecutionPlan>>) -> Result<Arc<dyn ExecutionPlan>> {
-        if children.len() != 1 {
-            return exec_err!("UserNumbersExec takes one input, got {}", children.len());
-        }
-        Ok(Arc::new(Self::try_new(children.swap_remove(0), self.user_id, self.shared.clone())?))
-    }
-
-    fn execute(&self, partition: usize, context: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
-        let by_dictionary = matches!(self.input.schema().field(self.user_id).data_type(), DataType::Dictionary(_, _));
-        let input = if by_dictionary { with_dictionary_reader(&self.input, &context)? } else { self.input.clone() };
-        let input = input.execute(partition, context.clone())?;
-        let reservation = MemoryConsumer::new(format!("UserNumbersExec[{partition}]")).register(context.memory_pool());
-        let baseline = BaselineMetrics::new(&self.metrics, partition);
-        let (schema, user_id, shared) = (self.schema(), self.user_id, self.shared.clone());
-        let output = input.map(move |batch| {
-            let _timer = baseline.elapsed_compute().timer();
-            let batch = batch?;
-            let numbers = {
-                let mut ids = shared.table(partition)?;
-                let numbers = number_users(&mut ids, batch.column(user_id))?;
-                reservation.try_resize(ids.size())?;
-                numbers
-            };
-            let mut columns = batch.columns().to_vec();
-            columns.push(Arc::new(numbers));
-            baseline.record_output(batch.num_rows());
-            Ok(RecordBatch::try_new(schema.clone(), columns)?)
-        });
-        Ok(Box::pin(RecordBatchStreamAdapter::new(self.schema(), output)))
-    }
-
-    fn metrics(&self) -> Option<MetricsSet> {
-        Some(self.metrics.clone_inner())
-    }
-}
-
-/// Each row's user number in `ids` (new users numbered as they come).
-pub(crate) fn number_users(ids: &mut DictionaryUserIds, user_id: &ArrayRef) -> Result<UInt32Array> {
-    if user_id.null_count() > 0 {
-        return exec_err!("UserNumbersExec: user_id has nulls");
-    }
-    let numbers: Vec<u32> = match user_id.data_type() {
-        DataType::Dictionary(_, _) => {
-            let dictionary = user_id
-                .as_dictionary_opt::<Int32Type>()
-                .ok_or_else(|| internal_datafusion_err!("UserNumbersExec: user_id's dictionary keys are not Int32"))?;
-            let mut numbers = Vec::with_capacity(user_id.len());
-            ids.number(dictionary, |number| numbers.push(number))?;
-            numbers
-        }
-        DataType::Utf8View => user_id.as_string_view().iter().map(|id| ids.find_or_insert(id.unwrap_or(""))).collect(),
-        DataType::Utf8 => user_id.as_string::<i32>().iter().map(|id| ids.find_or_insert(id.unwrap_or(""))).collect(),
-        other => return exec_err!("UserNumbersExec: user_id is {other}, not text"),
-    };
-    Ok(UInt32Array::from(numbers))
 }
 
 /// Sorts each partition of its input (whose last column is the user number) by user number,
