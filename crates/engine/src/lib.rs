@@ -16,8 +16,8 @@ use datafusion::execution::{SessionState, SessionStateBuilder};
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use northstar_execution::{
-    BucketAggregateRule, DatesFromEventDate, FastTextEquality, SessionTimeZone, SingleStageEventAggregates,
-    SortKeysAfterUnnest, TimestampText, UtcDates,
+    BucketAggregateRule, DatesFromEventDate, DurationComparisons, FastTextEquality, SessionTimeZone,
+    SingleStageEventAggregates, SortKeysAfterUnnest, TimestampText, UtcDates,
 };
 use northstar_storage::{DataLocation, EventStore, StorageError};
 
@@ -169,6 +169,7 @@ pub fn session_state(config: SessionConfig, runtime: Arc<RuntimeEnv>) -> Result<
         .with_query_planner(deltalake::delta_datafusion::planner::DeltaPlanner::new())
         .with_analyzer_rule(Arc::new(SessionTimeZone))
         .with_analyzer_rule(Arc::new(TimestampText))
+        .with_analyzer_rule(Arc::new(DurationComparisons))
         .with_optimizer_rule(Arc::new(UtcDates))
         .with_optimizer_rule(Arc::new(DatesFromEventDate))
         // Text equality first: the bucket rule may replace AggregateExec by its own operator,

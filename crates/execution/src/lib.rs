@@ -5,7 +5,8 @@
 //! An analyzer rule runs after DataFusion's type coercion: [`SessionTimeZone`] computes
 //! `date_trunc`, `date_part`, `to_char` and casts of UTC timestamps in the session's time zone
 //! when that is not UTC; then [`TimestampText`] writes casts of timestamps to text as
-//! PostgreSQL does (`timestamp_text`). Two logical rules run after DataFusion's own: [`UtcDates`] (`CAST(t AS DATE)` of a UTC
+//! PostgreSQL does (`timestamp_text`); then [`DurationComparisons`] compares durations with
+//! clock-time interval literals as durations (`gap > INTERVAL '30 minutes'`). Two logical rules run after DataFusion's own: [`UtcDates`] (`CAST(t AS DATE)` of a UTC
 //! timestamp becomes `utc_date(t)`) and [`DatesFromEventDate`] (`utc_date(event_time)` of the
 //! events table reads `event_date`); and [`SortKeysAfterUnnest`] stands in for DataFusion's
 //! `eliminate_duplicated_expr`, which lost ORDER BY keys after `unnest`. The physical rules run in this order (as the engine
@@ -24,6 +25,7 @@ mod bucket_aggregate_exec;
 mod bucket_aggregate_rule;
 mod bucket_partitions_exec;
 mod bucket_routing_exec;
+mod duration_comparison_rule;
 mod event_date_rule;
 mod plan_expressions;
 mod session_time_zone_rule;
@@ -42,6 +44,7 @@ pub use bucket_aggregate_exec::BucketAggregateExec;
 pub use bucket_aggregate_rule::BucketAggregateRule;
 pub use bucket_partitions_exec::BucketPartitionsExec;
 pub use bucket_routing_exec::BucketRoutingExec;
+pub use duration_comparison_rule::DurationComparisons;
 pub use event_date_rule::DatesFromEventDate;
 pub use session_time_zone_rule::SessionTimeZone;
 pub use single_stage_rule::SingleStageEventAggregates;
