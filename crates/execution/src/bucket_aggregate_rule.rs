@@ -399,7 +399,7 @@ fn join_by_bucket(join: &HashJoinExec, column: Option<usize>, place: Place) -> R
     };
     match join.partition_mode() {
         PartitionMode::Partitioned => {
-            for (left_key, right_key) in join.on() {
+            for (pair, (left_key, right_key)) in join.on().iter().enumerate() {
                 let (Some(l), Some(r)) = (left_key.downcast_ref::<Column>(), right_key.downcast_ref::<Column>()) else {
                     continue;
                 };
@@ -420,11 +420,7 @@ fn join_by_bucket(join: &HashJoinExec, column: Option<usize>, place: Place) -> R
                 // counts, keeps the order written: `events e JOIN (per-user aggregate) f`
                 // built a table of every event (14 s at 20M) instead of one row per user.
                 let swap = is_aggregated(&right) && !is_aggregated(&left);
-                let pair = join.on().iter().position(|(a, b)| is_column(a, l.index()) && is_column(b, r.index()));
-                let numbered = match pair {
-                    Some(pair) => numbered_join(join, pair, left.clone(), right.clone(), &dictionary_input)?,
-                    None => None,
-                };
+                let numbered = numbered_join(join, pair, left.clone(), right.clone(), &dictionary_input)?;
                 let mut builder = join.builder();
                 let (left, right, on) = match numbered {
                     Some(NumberedJoin { left, right, on, projection }) => {

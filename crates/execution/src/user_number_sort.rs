@@ -53,7 +53,7 @@ use futures::{stream, StreamExt, TryStreamExt};
 
 use crate::bucket_aggregate_exec::one_shot;
 use crate::user_ids::SharedUserIds;
-use crate::user_numbers_exec::{UserNumbersExec, USER_NUMBER};
+use crate::user_numbers_exec::{with_user_id_type, UserNumbersExec, USER_NUMBER};
 
 /// The column holding each row's sort key when [`UserSortExec`] hands a partition to
 /// DataFusion's sort (Decimal128, used as an unsigned 97-bit integer).
@@ -172,8 +172,7 @@ impl UserSortExec {
         shared: Arc<SharedUserIds>,
         time: PhysicalSortExpr,
     ) -> Result<Self> {
-        let mut fields: Vec<Field> = input.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
-        fields[user_id] = fields[user_id].clone().with_data_type(user_id_type.clone());
+        let fields = with_user_id_type(&input.schema(), user_id, user_id_type.clone());
         let schema = Arc::new(Schema::new_with_metadata(fields, input.schema().metadata().clone()));
         let number = schema.fields().len() - 1;
         if schema.field(number).name() != USER_NUMBER || user_id == number {

@@ -57,10 +57,8 @@ impl UserNumbersExec {
         if partitions != shared.partitions() {
             return exec_err!("UserNumbersExec: {partitions} partitions, {} tables", shared.partitions());
         }
-        let mut fields: Vec<Field> = input.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
-        if let Some(text) = &ids_as {
-            fields[user_id] = fields[user_id].clone().with_data_type(text.clone());
-        }
+        let ids_type = ids_as.clone().unwrap_or_else(|| input.schema().field(user_id).data_type().clone());
+        let mut fields = with_user_id_type(&input.schema(), user_id, ids_type);
         fields.push(Field::new(USER_NUMBER, DataType::UInt32, false));
         let schema = Arc::new(Schema::new_with_metadata(fields, input.schema().metadata().clone()));
         let properties = PlanProperties::new(
@@ -155,6 +153,13 @@ impl ExecutionPlan for UserNumbersExec {
     fn metrics(&self) -> Option<MetricsSet> {
         Some(self.metrics.clone_inner())
     }
+}
+
+/// The fields of `schema`, with column `user_id` of type `ids_type`.
+pub(crate) fn with_user_id_type(schema: &Schema, user_id: usize, ids_type: DataType) -> Vec<Field> {
+    let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+    fields[user_id] = fields[user_id].clone().with_data_type(ids_type);
+    fields
 }
 
 /// Each row's user number in `ids` (new users numbered as they come).
